@@ -1,0 +1,214 @@
+"""Import speed against the raw driver, on SQLite and PostgreSQL, in one run.
+
+Generates a large demo history once (default 50,000 customers, about 1.2M events), then per
+store:
+
+1. *import*: the JSON Lines import path on an empty store — parse/validate every line
+   (``parse_command``), then ``engine.record_many`` (domain rules, event mapping, bulk
+   writes); the time of each part is reported;
+2. *raw*: the same number of event-shaped rows, with the real encoded states read back from
+   the store, inserted by the driver alone into an equivalent table: SQLite ``executemany``
+   in one transaction, PostgreSQL binary ``COPY``.
+
+It prints events/s for both and the ratio import/raw (target >= 0.5). Usage::
+
+    python bench/import_bench.py [--customers 50000] [--stores sqlite,postgres]
+        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--profile FILE]
+
+Results and their breakdown are recorded in docs/performance.md ("Import").
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import platform
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import orjson
+
+from lifecycle_es import LifecycleEngine
+from lifecycle_es.commands import Command, parse_command
+from lifecycle_es.demo import generate
+from lifecycle_es.domain.stage_model import PRESETS
+from lifecycle_es.gcpause import without_cyclic_gc
+from lifecycle_es.stores.url import StoreURL
+
+UNTIL = date(2026, 11, 1)
+Row = tuple[Any, int, str, bytes]
+
+
+class Clock:
+    """Accumulates the time spent in wrapped calls."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def wrap(self, func: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+        return timed
+
+
+@contextmanager
+def profiled(path: str | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    prof = cProfile.Profile()
+    prof.enable()
+    try:
+        yield
+    finally:
+        prof.disable()
+        prof.dump_stats(path)
+
+
+@without_cyclic_gc  # as engine.import_lines does
+def parse_lines(lines: list[bytes]) -> list[Command]:
+    return [parse_command(line, n) for n, line in enumerate(lines, 1)]
+
+
+def import_run(url: str, lines: list[bytes], model: str,
+               profile: str | None) -> tuple[dict[str, float], str]:
+    """Import ``lines`` into the empty store at ``url``; seconds per part, events table."""
+    engine = LifecycleEngine(url, stage_model=model)
+    table = str(engine.recorder.events_table_name)  # type: ignore[attr-defined]
+    write, insert = Clock(), Clock()
+    engine._write_events = write.wrap(engine._write_events)  # type: ignore[method-assign]
+    engine.recorder.insert_events = insert.wrap(  # type: ignore[method-assign]
+        engine.recorder.insert_events)
+    try:
+        with profiled(profile):
+            started = time.perf_counter()
+            commands = parse_lines(lines)
+            parsed = time.perf_counter()
+            result = engine.record_many(commands)
+            done = time.perf_counter()
+    finally:
+        engine.close()
+    assert result.events == len(lines)
+    return {
+        "total": done - started,
+        "parse": parsed - started,
+        "domain": (done - parsed) - write.seconds,
+        "encode": write.seconds - insert.seconds,
+        "insert": insert.seconds,
+    }, table
+
+
+def sqlite_raw(path: str, table: str) -> tuple[int, float]:
+    """Read the stored rows back and insert them into an equivalent table (executemany)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    rows: list[Row] = conn.execute(
+        f"SELECT originator_id, originator_version, topic, state FROM {table} "
+        "ORDER BY rowid").fetchall()
+    ddl = conn.execute("SELECT sql FROM sqlite_master WHERE type IN ('table', 'index') AND "
+                       "tbl_name=? AND sql IS NOT NULL", (table,)).fetchall()
+    for (sql,) in ddl:
+        conn.execute(sql.replace(table, "raw_events"))
+    started = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO raw_events (originator_id, originator_version, topic, state) "
+                     "VALUES (?, ?, ?, ?)", rows)
+    conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.close()
+    return len(rows), seconds
+
+
+def postgres_raw(url: str, table_name: str) -> tuple[int, float]:
+    """Read the stored rows back and COPY them (binary) into an equivalent table."""
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    store = StoreURL.parse(url)
+    with psycopg.connect(store.psycopg_conninfo(), autocommit=True) as conn:
+        table = SQL("{}.{}").format(Identifier(store.schema), Identifier(table_name))
+        raw = SQL("{}.{}").format(Identifier(store.schema), Identifier("raw_events"))
+        rows: list[Row] = conn.execute(SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {} "
+            "ORDER BY notification_id").format(table)).fetchall()
+        conn.execute(SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(raw, table))
+        started = time.perf_counter()
+        copy_sql = SQL("COPY {} (originator_id, originator_version, topic, state) "
+                       "FROM STDIN (FORMAT BINARY)").format(raw)
+        with conn.transaction(), conn.cursor() as cur, cur.copy(copy_sql) as copy:
+            copy.set_types(["uuid", "int8", "text", "bytea"])
+            for row in rows:
+                copy.write_row(row)
+        seconds = time.perf_counter() - started
+    return len(rows), seconds
+
+
+def drop_schema(url: str) -> None:
+    import psycopg
+
+    store = StoreURL.parse(url)
+    with psycopg.connect(store.psycopg_conninfo(), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--customers", type=int, default=50_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--model", default="classic", choices=sorted(PRESETS))
+    ap.add_argument("--stores", default="sqlite,postgres")
+    ap.add_argument("--postgres", default=os.environ.get(
+        "LIFECYCLE_ES_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"))
+    ap.add_argument("--profile", help="write a cProfile of the import to FILE.<store>")
+    args = ap.parse_args()
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {platform.system()} "
+          f"{platform.release()}, Python {platform.python_version()}")
+    started = time.perf_counter()
+    commands = generate(args.customers, args.seed, PRESETS[args.model], UNTIL)
+    lines = [orjson.dumps(c) for c in commands]
+    events = len(lines)
+    print(f"generated {args.customers} customers, {events} events "
+          f"({sum(map(len, lines)) / 1e6:.0f} MB of JSON Lines) in "
+          f"{time.perf_counter() - started:.1f}s")
+    for kind in args.stores.split(","):
+        tmp = tempfile.mkdtemp(prefix="import_bench_")
+        if kind == "sqlite":
+            path = os.path.join(tmp, "bench.db")
+            url = f"sqlite:///{path}"
+        else:
+            sep = "&" if "?" in args.postgres else "?"
+            url = f"{args.postgres}{sep}schema=bench_{uuid.uuid4().hex[:8]}"
+        try:
+            parts, table = import_run(url, lines, args.model,
+                                      f"{args.profile}.{kind}" if args.profile else None)
+            n, raw_s = (sqlite_raw(path, table) if kind == "sqlite"
+                        else postgres_raw(url, table))
+        finally:
+            if kind != "sqlite":
+                drop_schema(url)
+        assert n == events
+        imp_rate, raw_rate = events / parts["total"], events / raw_s
+        print(f"\n[{kind}] {StoreURL.parse(url).redacted()}")
+        print(f"  raw driver insert : {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
+        print(f"  import            : {imp_rate:>10,.0f} events/s ({parts['total']:.1f}s)  "
+              f"ratio {imp_rate / raw_rate:.2f}x raw")
+        for part in ("parse", "domain", "encode", "insert"):
+            print(f"    {part:<8}{parts[part]:>8.1f}s  {parts[part] / parts['total']:>5.0%}")
+        print(f"  import without parse/validate: "
+              f"{events / (parts['total'] - parts['parse']):,.0f} events/s, ratio "
+              f"{events / (parts['total'] - parts['parse']) / raw_rate:.2f}x raw")
+
+
+if __name__ == "__main__":
+    main()

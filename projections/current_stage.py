@@ -1,0 +1,127 @@
+"""current_stage: per customer the stage, since when, owner, owning team, paying, regressions.
+
+Counts per stage are a ``GROUP BY stage`` over this table (``lifecycle-es stage``).
+"""
+
+from __future__ import annotations
+
+from lifecycle_es.domain import Customer
+from lifecycle_es.projection import Projection, Table, Tables, on
+
+
+class CurrentStage(Projection):
+    name = "current_stage"
+    version = 1
+    description = "per customer: stage, since, owner, owning team, paying, regressions"
+    tables = (
+        Table(
+            "current_stage",
+            key=("customer",),
+            columns={
+                "customer": "text",
+                "name": "text",
+                "segment": "text",
+                "stage": "text",
+                "since": "timestamp",
+                "stage_team": "text",
+                "owner": "text",
+                "owner_team": "text",
+                "paying": "bool",
+                "mrr": "int",
+                "currency": "text",
+                "regressions": "int",
+                "registered_at": "timestamp",
+                "last_event_at": "timestamp",
+            },
+            indexes=(("stage",), ("owner",)),
+            doc={
+                "customer": "external id of the customer",
+                "name": "customer name (personal data)",
+                "segment": "segment given at registration",
+                "stage": "current stage, or 'churned'",
+                "since": "business time the customer entered the stage",
+                "stage_team": "team owning the stage in the stage model",
+                "owner": "person owning the customer, NULL when unowned",
+                "owner_team": "team of the owner",
+                "paying": "has a purchase or win-back not followed by churn",
+                "mrr": "current MRR in minor units",
+                "currency": "ISO 4217 currency of the customer's money",
+                "regressions": "number of backward stage moves",
+                "registered_at": "business time of registration",
+                "last_event_at": "business time of the latest event",
+            },
+        ),
+    )
+
+    def _set(self, db: Tables, e: Customer.Event, **changes: object) -> None:
+        db["current_stage"].update(e.customer, last_event_at=e.occurred_at, **changes)
+
+    def _team(self, stage: str) -> str:
+        return self.model.stage(stage).team if self.model.has_stage(stage) else ""
+
+    @on(Customer.Registered)
+    def registered(self, e: Customer.Registered, db: Tables) -> None:
+        db["current_stage"].put({
+            "customer": e.customer, "name": e.name, "segment": e.segment, "stage": e.stage,
+            "since": e.occurred_at, "stage_team": self._team(e.stage), "owner": None,
+            "owner_team": None, "paying": False, "mrr": 0, "currency": None,
+            "regressions": 0, "registered_at": e.occurred_at, "last_event_at": e.occurred_at,
+        })
+
+    @on(Customer.StageChanged)
+    def moved(self, e: Customer.StageChanged, db: Tables) -> None:
+        row = db["current_stage"].get(e.customer)
+        if row is not None:
+            self._set(db, e, stage=e.to_stage, since=e.occurred_at,
+                      stage_team=self._team(e.to_stage),
+                      regressions=row["regressions"] + int(e.regression))
+
+    @on(Customer.OwnerAssigned)
+    def owner_assigned(self, e: Customer.OwnerAssigned, db: Tables) -> None:
+        self._set(db, e, owner=e.owner, owner_team=e.team)
+
+    @on(Customer.OwnerReleased)
+    def owner_released(self, e: Customer.OwnerReleased, db: Tables) -> None:
+        self._set(db, e, owner=None, owner_team=None)
+
+    @on(Customer.HandoverAccepted)
+    def handover_accepted(self, e: Customer.HandoverAccepted, db: Tables) -> None:
+        self._set(db, e, owner=e.actor, owner_team=e.team)
+
+    @on(Customer.Purchased)
+    def purchased(self, e: Customer.Purchased, db: Tables) -> None:
+        self._set(db, e, paying=True, mrr=e.mrr, currency=e.currency)
+
+    @on(Customer.PaymentReceived)
+    def paid(self, e: Customer.PaymentReceived, db: Tables) -> None:
+        self._set(db, e, currency=e.currency)
+
+    @on(Customer.Renewed)
+    def renewed(self, e: Customer.Renewed, db: Tables) -> None:
+        if e.new_mrr is not None:
+            self._set(db, e, mrr=e.new_mrr)
+        else:
+            self._set(db, e)
+
+    @on(Customer.Expanded, Customer.Contracted)
+    def mrr_changed(self, e: Customer.Expanded | Customer.Contracted, db: Tables) -> None:
+        row = db["current_stage"].get(e.customer)
+        if row is not None:
+            sign = 1 if isinstance(e, Customer.Expanded) else -1
+            self._set(db, e, mrr=max(0, row["mrr"] + sign * e.mrr_delta))
+
+    @on(Customer.Churned)
+    def churned(self, e: Customer.Churned, db: Tables) -> None:
+        self._set(db, e, paying=False, mrr=0, stage="churned", since=e.occurred_at,
+                  stage_team=self._team("churned"))
+
+    @on(Customer.WonBack)
+    def won_back(self, e: Customer.WonBack, db: Tables) -> None:
+        self._set(db, e, paying=True, mrr=e.mrr, stage=e.stage, since=e.occurred_at,
+                  stage_team=self._team(e.stage))
+
+    @on(Customer.Touchpoint, Customer.HandoverSent, Customer.HandoverRejected,
+        Customer.NpsAnswered, Customer.CsatAnswered, Customer.CheckedIn,
+        Customer.AdvocacyRequested, Customer.AdvocacyGiven)
+    def touched(self, e: Customer.Event, db: Tables) -> None:
+        self._set(db, e)

@@ -1,0 +1,260 @@
+"""gaps_facts: time-stamped facts the gap checks and the health score ask "as of" any time.
+
+Three customer tables and one campaign table:
+
+- ``gap_spans``: intervals of a customer's stage, owner and money (paying, MRR, contract
+  end). A span is open from ``start_at`` until ``end_at`` (NULL: still open), so the value
+  at time t is the span with ``start_at <= t AND (end_at IS NULL OR end_at > t)``.
+- ``gap_open``: which span of each kind is open now (bookkeeping for the handlers).
+- ``gap_points``: dated facts — check-ins, NPS answers, advocacy requests and gifts, and
+  touchpoints citing a campaign.
+- ``gap_campaigns``: every version of every campaign of the registry (announce, amend, end),
+  so "was the campaign running on that day, as the registry said at time t" is answerable.
+
+Pending handovers come from ``handover_history``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from lifecycle_es.domain import Campaign, Customer
+from lifecycle_es.projection import Projection, Table, Tables, on
+
+STAGE, OWNER, MONEY = "stage", "owner", "money"
+CHURNED_MONEY = "money_before_churn"
+
+
+class GapsFacts(Projection):
+    name = "gaps_facts"
+    version = 1
+    description = "stage/owner/money spans, check-ins, NPS, advocacy, offers, campaign versions"
+    tables = (
+        Table(
+            "gap_spans",
+            key=("customer", "kind", "seq"),
+            columns={
+                "customer": "text",
+                "kind": "text",
+                "seq": "int",
+                "start_at": "timestamp",
+                "end_at": "timestamp",
+                "value": "text",
+                "extra": "text",
+                "number": "int",
+                "day": "date",
+            },
+            indexes=(("kind", "start_at"), ("kind", "end_at")),
+            doc={
+                "customer": "external id of the customer",
+                "kind": "stage | owner | money",
+                "seq": "version of the customer event that opened the span",
+                "start_at": "business time the span began",
+                "end_at": "business time it ended (NULL: open)",
+                "value": "stage name | owner (NULL: unowned) | currency",
+                "extra": "owner: the owner's team",
+                "number": "money: MRR in minor units",
+                "day": "money: contract end date",
+            },
+        ),
+        Table(
+            "gap_open",
+            key=("customer", "kind"),
+            columns={"customer": "text", "kind": "text", "seq": "int"},
+            doc={"seq": "seq of the customer's open span of this kind (money_before_churn: "
+                        "the money span a churn closed)"},
+        ),
+        Table(
+            "gap_points",
+            key=("customer", "seq"),
+            columns={
+                "customer": "text",
+                "seq": "int",
+                "kind": "text",
+                "at": "timestamp",
+                "score": "int",
+                "ref": "text",
+                "actor": "text",
+                "team": "text",
+            },
+            indexes=(("kind", "at"),),
+            doc={
+                "kind": "check_in | nps | advocacy_requested | advocacy_given | offer",
+                "at": "business time",
+                "score": "nps: the score 0-10",
+                "ref": "offer: the campaign id cited by the touchpoint",
+                "actor": "who recorded it",
+                "team": "team that recorded it",
+            },
+        ),
+        Table(
+            "gap_campaigns",
+            key=("campaign", "seq"),
+            partition=None,
+            columns={
+                "campaign": "text",
+                "seq": "int",
+                "at": "timestamp",
+                "name": "text",
+                "starts": "date",
+                "ends": "date",
+                "ended_at": "timestamp",
+            },
+            doc={
+                "campaign": "campaign id in the shared registry",
+                "seq": "campaign event version (one row per version)",
+                "at": "business time of that version",
+                "starts": "first day the offer runs",
+                "ends": "last day the offer runs",
+                "ended_at": "when it was ended early (NULL: not ended)",
+            },
+        ),
+    )
+
+    # --------------------------------------------------------------- spans
+
+    def _open(self, db: Tables, e: Customer.Event, kind: str, **values: Any) -> None:
+        """Close the customer's open span of ``kind`` (if any) and open a new one."""
+        self._close(db, e, kind)
+        row = {"customer": e.customer, "kind": kind, "seq": e.originator_version,
+               "start_at": e.occurred_at, "end_at": None, "value": None, "extra": None,
+               "number": None, "day": None}
+        db["gap_spans"].put({**row, **values})
+        db["gap_open"].put({"customer": e.customer, "kind": kind, "seq": e.originator_version})
+
+    def _close(self, db: Tables, e: Customer.Event, kind: str) -> dict[str, Any] | None:
+        """Close the open span of ``kind``; returns it as it was (None if none was open)."""
+        current = db["gap_open"].get(e.customer, kind)
+        if current is None:
+            return None
+        db["gap_open"].delete(e.customer, kind)
+        span = db["gap_spans"].get(e.customer, kind, current["seq"])
+        db["gap_spans"].update(e.customer, kind, current["seq"], end_at=e.occurred_at)
+        return span
+
+    def _money(self, db: Tables, e: Customer.Event, **changes: Any) -> None:
+        """Open a new money span carrying the open one's values, with ``changes``."""
+        before = self._close(db, e, MONEY)
+        carried = {k: before[k] for k in ("value", "number", "day")} if before else {}
+        self._open(db, e, MONEY, **{**carried, **changes})
+
+    @on(Customer.Registered)
+    def registered(self, e: Customer.Registered, db: Tables) -> None:
+        self._open(db, e, STAGE, value=e.stage)
+        self._open(db, e, OWNER)
+
+    @on(Customer.StageChanged)
+    def moved(self, e: Customer.StageChanged, db: Tables) -> None:
+        self._open(db, e, STAGE, value=e.to_stage)
+
+    @on(Customer.OwnerAssigned)
+    def owner_assigned(self, e: Customer.OwnerAssigned, db: Tables) -> None:
+        self._open(db, e, OWNER, value=e.owner, extra=e.team)
+
+    @on(Customer.HandoverAccepted)
+    def handover_accepted(self, e: Customer.HandoverAccepted, db: Tables) -> None:
+        self._open(db, e, OWNER, value=e.actor, extra=e.team)
+
+    @on(Customer.OwnerReleased)
+    def owner_released(self, e: Customer.OwnerReleased, db: Tables) -> None:
+        self._open(db, e, OWNER)
+
+    @on(Customer.Purchased)
+    def purchased(self, e: Customer.Purchased, db: Tables) -> None:
+        self._money(db, e, value=e.currency, number=e.mrr, day=e.contract_end)
+
+    @on(Customer.Renewed)
+    def renewed(self, e: Customer.Renewed, db: Tables) -> None:
+        if db["gap_open"].get(e.customer, MONEY) is None:
+            return
+        changes: dict[str, Any] = {"day": e.new_contract_end}
+        if e.new_mrr is not None:
+            changes["number"] = e.new_mrr
+        self._money(db, e, **changes)
+
+    @on(Customer.Expanded, Customer.Contracted)
+    def mrr_changed(self, e: Customer.Expanded | Customer.Contracted, db: Tables) -> None:
+        current = db["gap_open"].get(e.customer, MONEY)
+        if current is None:
+            return
+        span = db["gap_spans"].get(e.customer, MONEY, current["seq"])
+        mrr = int(span["number"] or 0) if span else 0
+        sign = 1 if isinstance(e, Customer.Expanded) else -1
+        self._money(db, e, number=max(0, mrr + sign * e.mrr_delta))
+
+    @on(Customer.Churned)
+    def churned(self, e: Customer.Churned, db: Tables) -> None:
+        span = self._close(db, e, MONEY)
+        if span is not None:  # remembered so a win-back keeps currency and contract end
+            db["gap_open"].put({"customer": e.customer, "kind": CHURNED_MONEY,
+                                "seq": span["seq"]})
+        self._open(db, e, STAGE, value="churned")
+
+    @on(Customer.WonBack)
+    def won_back(self, e: Customer.WonBack, db: Tables) -> None:
+        last = db["gap_open"].get(e.customer, CHURNED_MONEY)
+        span = db["gap_spans"].get(e.customer, MONEY, last["seq"]) if last else None
+        carried = {"value": span["value"], "day": span["day"]} if span else {}
+        self._open(db, e, MONEY, **carried, number=e.mrr)
+        self._open(db, e, STAGE, value=e.stage)
+
+    # -------------------------------------------------------------- points
+
+    def _point(self, db: Tables, e: Customer.Event, kind: str, score: int | None = None,
+               ref: str | None = None) -> None:
+        db["gap_points"].put({
+            "customer": e.customer, "seq": e.originator_version, "kind": kind,
+            "at": e.occurred_at, "score": score, "ref": ref, "actor": e.actor, "team": e.team,
+        })
+
+    @on(Customer.CheckedIn)
+    def checked_in(self, e: Customer.CheckedIn, db: Tables) -> None:
+        self._point(db, e, "check_in")
+
+    @on(Customer.NpsAnswered)
+    def nps(self, e: Customer.NpsAnswered, db: Tables) -> None:
+        self._point(db, e, "nps", score=e.score)
+
+    @on(Customer.AdvocacyRequested)
+    def advocacy_requested(self, e: Customer.AdvocacyRequested, db: Tables) -> None:
+        self._point(db, e, "advocacy_requested", ref=e.kind)
+
+    @on(Customer.AdvocacyGiven)
+    def advocacy_given(self, e: Customer.AdvocacyGiven, db: Tables) -> None:
+        self._point(db, e, "advocacy_given", ref=e.kind)
+
+    @on(Customer.Touchpoint)
+    def touchpoint(self, e: Customer.Touchpoint, db: Tables) -> None:
+        if e.campaign_id:
+            self._point(db, e, "offer", ref=e.campaign_id)
+
+    # ----------------------------------------------------------- campaigns
+
+    def _version(self, db: Tables, e: Campaign.Event, **values: Any) -> None:
+        before = db["gap_campaigns"].get(e.campaign, e.originator_version - 1) or {}
+        db["gap_campaigns"].put({
+            **before, "campaign": e.campaign, "seq": e.originator_version,
+            "at": e.occurred_at, **values,
+        })
+
+    @on(Campaign.Announced)
+    def announced(self, e: Campaign.Announced, db: Tables) -> None:
+        self._version(db, e, name=e.name, starts=e.starts, ends=e.ends, ended_at=None)
+
+    @on(Campaign.Amended)
+    def amended(self, e: Campaign.Amended, db: Tables) -> None:
+        changes = {k: _as_date(v) for k, v in e.changes.items() if k in ("starts", "ends")}
+        if "name" in e.changes:
+            changes["name"] = e.changes["name"]
+        self._version(db, e, **changes)
+
+    @on(Campaign.Ended)
+    def ended(self, e: Campaign.Ended, db: Tables) -> None:
+        self._version(db, e, ended_at=e.occurred_at)
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value))

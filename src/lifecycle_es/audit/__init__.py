@@ -1,0 +1,1 @@
+"""Audit trail: queries over the immutable log (``queries``) and its hash chain (``verify``)."""

@@ -1,0 +1,196 @@
+"""What the gap checks and the health score know about customers "as of" a time.
+
+Everything is read from the ``gaps_facts`` and ``handover_history`` read models with queries
+bounded by ``as_of`` (facts with business time <= as_of), so a past date gives the answer
+that was true then, however many events were recorded since.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from lifecycle_es.domain.campaign import Campaign
+from lifecycle_es.metrics.calc import When, instant
+from lifecycle_es.projection.db import ReadStore
+
+if TYPE_CHECKING:
+    from lifecycle_es.engine import LifecycleEngine
+
+#: the read models these queries read
+READ_MODELS = ("gaps_facts", "handover_history")
+
+
+@dataclass
+class CustomerFacts:
+    """One customer at one time."""
+
+    customer: str
+    stage: str
+    stage_since: datetime
+    owner: str | None = None
+    owner_team: str | None = None
+    owner_since: datetime | None = None
+    paying: bool = False
+    mrr: int = 0
+    currency: str | None = None
+    contract_end: date | None = None
+    last_check_in: datetime | None = None
+    last_nps: int | None = None
+    last_nps_at: datetime | None = None
+    last_advocacy_ask: datetime | None = None  # latest advocacy request or gift
+    advocacy_given: int = 0
+
+
+@dataclass(frozen=True)
+class CampaignVersion:
+    """A campaign as the registry described it at some time."""
+
+    campaign: str
+    name: str | None
+    starts: date
+    ends: date
+    ended_at: datetime | None
+
+    def running_on(self, day: date) -> bool:
+        """Whether it ran on ``day`` (the rule of :meth:`Campaign.running_on`)."""
+        c = object.__new__(Campaign)
+        c.details, c.ended_at = {"starts": self.starts, "ends": self.ends}, self.ended_at
+        return c.running_on(day)
+
+
+def as_utc(value: When | None, field: str = "as_of") -> datetime:
+    """``value`` (default: now) as an aware UTC datetime: a date is midnight UTC, a naive
+    time is UTC, text is ISO 8601 (bad text raises InvalidInput naming ``field``)."""
+    return datetime.now(UTC) if value is None else instant(value, field)
+
+
+def reader_for(engine: LifecycleEngine) -> FactsReader:
+    """A reader over the engine's read models, caught up with the log first."""
+    engine.projections.catch_up(list(READ_MODELS))
+    return FactsReader(engine.projections.read)
+
+
+class FactsReader:
+    """Queries over the facts read models, each bounded by an ``as_of`` time."""
+
+    def __init__(self, read: ReadStore) -> None:
+        self.read = read
+
+    def _t(self, value: datetime) -> Any:
+        return self.read.encode("timestamp", value)
+
+    def _ts(self, value: Any) -> datetime | None:
+        decoded = self.read.decode("timestamp", value)
+        return None if decoded is None else as_utc(decoded)
+
+    def _rows(self, sql: str, params: list[Any], customer: str | None,
+              tail: str = "") -> list[tuple[Any, ...]]:
+        """Run ``sql`` (ending in a WHERE clause), restricted to ``customer`` if given."""
+        if customer is not None:
+            sql += " AND customer = ?"
+            params = [*params, customer]
+        return self.read.fetchall(sql + tail, params)
+
+    def _spans(self, at: datetime, kinds: tuple[str, ...],
+               customer: str | None) -> list[tuple[Any, ...]]:
+        marks = ", ".join("?" * len(kinds))
+        return self._rows(
+            "SELECT customer, kind, start_at, value, extra, number, day FROM gap_spans "
+            f"WHERE kind IN ({marks}) AND start_at <= ? AND (end_at IS NULL OR end_at > ?)",
+            [*kinds, self._t(at), self._t(at)], customer,
+        )
+
+    def customers(self, as_of: datetime, customer: str | None = None) -> dict[str, CustomerFacts]:
+        """Every customer registered at ``as_of`` (or just ``customer``), with its facts."""
+        out: dict[str, CustomerFacts] = {}
+        spans = self._spans(as_of, ("stage", "owner", "money"), customer)
+        for cust, kind, start, value, _, _, _ in spans:
+            if kind == "stage":
+                out[cust] = CustomerFacts(cust, value, self._ts(start) or as_of)
+        for cust, kind, start, value, extra, number, day in spans:
+            f = out.get(cust)
+            if f is None:
+                continue
+            if kind == "owner":
+                f.owner, f.owner_team, f.owner_since = value, extra, self._ts(start)
+            elif kind == "money":
+                f.paying, f.mrr, f.currency = True, int(number or 0), value
+                f.contract_end = self.read.decode("date", day)
+        t = self._t(as_of)
+        for cust, check_in, ask, given in self._rows(
+            "SELECT customer, MAX(CASE WHEN kind='check_in' THEN at END), "
+            "MAX(CASE WHEN kind<>'check_in' THEN at END), "
+            "SUM(CASE WHEN kind='advocacy_given' THEN 1 ELSE 0 END) FROM gap_points "
+            "WHERE kind IN ('check_in','advocacy_requested','advocacy_given') AND at <= ?",
+            [t], customer, tail=" GROUP BY customer",
+        ):
+            f = out.get(cust)
+            if f is not None:
+                f.last_check_in, f.last_advocacy_ask = self._ts(check_in), self._ts(ask)
+                f.advocacy_given = int(given or 0)
+        for cust, at, score in self._rows(
+            "SELECT customer, at, score FROM (SELECT customer, at, score, ROW_NUMBER() OVER "
+            "(PARTITION BY customer ORDER BY at DESC, seq DESC) AS rn FROM gap_points "
+            "WHERE kind='nps' AND at <= ?) AS latest WHERE rn = 1", [t], customer,
+        ):
+            f = out.get(cust)
+            if f is not None:
+                f.last_nps, f.last_nps_at = int(score), self._ts(at)
+        return out
+
+    def mrr_at(self, at: datetime, customer: str | None = None) -> dict[str, int]:
+        """MRR of every customer paying at ``at``."""
+        return {cust: int(number or 0)
+                for cust, _, _, _, _, number, _ in self._spans(at, ("money",), customer)}
+
+    def pending_handovers(self, as_of: datetime, sent_before: datetime,
+                          customer: str | None = None) -> list[dict[str, Any]]:
+        """Handovers sent before ``sent_before`` and still undecided at ``as_of``."""
+        cols = ("customer", "handover_id", "from_team", "to_team", "from_person", "to_person",
+                "sent_at")
+        rows = self._rows(
+            f"SELECT {', '.join(cols)} FROM handover_history WHERE sent_at < ? "
+            "AND (decided_at IS NULL OR decided_at > ?)",
+            [self._t(min(sent_before, as_of)), self._t(as_of)], customer,
+        )
+        out = [dict(zip(cols, r, strict=True)) for r in rows]
+        for r in out:
+            r["sent_at"] = self._ts(r["sent_at"])
+        return out
+
+    def offers(self, as_of: datetime, after: datetime | None,
+               customer: str | None = None) -> list[dict[str, Any]]:
+        """Touchpoints citing a campaign, at or before ``as_of`` (and after ``after``)."""
+        sql = ("SELECT customer, seq, at, ref, actor, team FROM gap_points "
+               "WHERE kind='offer' AND at <= ?")
+        params = [self._t(as_of)]
+        if after is not None:
+            sql += " AND at > ?"
+            params.append(self._t(after))
+        cols = ("customer", "seq", "at", "campaign", "actor", "team")
+        out = [dict(zip(cols, r, strict=True)) for r in self._rows(sql, params, customer)]
+        for r in out:
+            r["at"] = self._ts(r["at"])
+        return out
+
+    def campaigns(self, as_of: datetime) -> dict[str, CampaignVersion]:
+        """Every campaign announced at ``as_of``, as the registry described it then."""
+        rows = self.read.fetchall(
+            "SELECT campaign, name, starts, ends, ended_at FROM (SELECT campaign, name, "
+            "starts, ends, ended_at, ROW_NUMBER() OVER (PARTITION BY campaign ORDER BY seq "
+            "DESC) AS rn FROM gap_campaigns WHERE at <= ?) AS latest WHERE rn = 1",
+            [self._t(as_of)],
+        )
+        dec = self.read.decode
+        return {
+            c: CampaignVersion(c, name, dec("date", s), dec("date", e),
+                               self._ts(ended) if ended is not None else None)
+            for c, name, s, e, ended in rows
+        }
+
+
+def days(delta: timedelta) -> float:
+    """A duration in days (fractional)."""
+    return delta.total_seconds() / 86400

@@ -1,0 +1,112 @@
+"""Health score: a configurable weighted scorecard, 0-100 per customer, for any time.
+
+Each factor turns a value (last NPS, days since the last check-in, open gaps, MRR trend,
+days stalled beyond the stage's limit, advocacy given) into points 0-100 by configured steps;
+the score is the weighted mean of the points. Each factor's *contribution* is
+``weight x points / total weight``, so the contributions add up to the score.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from lifecycle_es.checks.facts import CustomerFacts, as_utc, days, reader_for
+from lifecycle_es.checks.gaps import Detector, stall_limit
+from lifecycle_es.config import Config, load_config
+from lifecycle_es.errors import UnknownCustomer
+from lifecycle_es.metrics.calc import When
+
+if TYPE_CHECKING:
+    from lifecycle_es.engine import LifecycleEngine
+
+
+@dataclass(frozen=True)
+class FactorScore:
+    """One factor of one customer's score."""
+
+    name: str
+    value: float | None  # None: the customer has no value for it
+    points: float  # 0-100
+    weight: float
+    contribution: float  # weight x points / total weight
+
+
+@dataclass(frozen=True)
+class Health:
+    """A customer's score at a time, and why."""
+
+    customer: str
+    score: float
+    band: str  # healthy | at risk | critical
+    stage: str
+    owner: str | None
+    factors: tuple[FactorScore, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "customer": self.customer, "score": self.score, "band": self.band,
+            "stage": self.stage, "owner": self.owner,
+            "factors": {f.name: {"value": f.value, "points": f.points, "weight": f.weight,
+                                 "contribution": f.contribution} for f in self.factors},
+        }
+
+
+def health_scores(engine: LifecycleEngine, customer: str | None = None,
+                  as_of: When | None = None, *,
+                  config: Config | None = None) -> list[Health]:
+    """Scores at ``as_of`` (default now): of ``customer``, or of every paying customer
+    (every customer when ``health.paying_only`` is false), worst first."""
+    at = as_utc(as_of)
+    cfg = config or load_config()
+    reader = reader_for(engine)
+    facts = reader.customers(at, customer)
+    if customer is not None and customer not in facts:
+        raise UnknownCustomer(customer)
+    detector = Detector(engine.stage_model, cfg.gaps, at)
+    open_gaps = Counter(g.customer for g in detector.all(reader, facts, customer))
+    before = reader.mrr_at(at - timedelta(days=cfg.health.trend_days), customer)
+    out = []
+    for f in facts.values():
+        if customer is None and cfg.health.paying_only and not f.paying:
+            continue
+        values = factor_values(engine, cfg, f, at, open_gaps[f.customer], before.get(f.customer))
+        out.append(score(cfg, f, values))
+    return sorted(out, key=lambda h: (h.score, h.customer))
+
+
+def factor_values(engine: LifecycleEngine, cfg: Config, f: CustomerFacts, at: datetime,
+                  open_gaps: int, mrr_before: int | None) -> dict[str, float | None]:
+    """The raw value of every factor for one customer at ``at``."""
+    limit = stall_limit(engine.stage_model, cfg.gaps, f.stage)
+    stalled = 0.0 if limit is None else max(0.0, days(at - f.stage_since) - limit)
+    trend = None
+    if mrr_before:
+        now = f.mrr if f.paying else 0
+        trend = round(100 * (now - mrr_before) / mrr_before, 2)
+    return {
+        "last_nps": f.last_nps,
+        "days_since_check_in": None if f.last_check_in is None
+        else round(days(at - f.last_check_in), 2),
+        "open_gaps": open_gaps,
+        "mrr_trend": trend,
+        "stalled_days": round(stalled, 2),
+        "advocacy_given": f.advocacy_given,
+    }
+
+
+def score(cfg: Config, f: CustomerFacts, values: dict[str, float | None]) -> Health:
+    """Weigh the factors' points into a score."""
+    factors = cfg.health.factors
+    total = sum(factor.weight for factor in factors.values())
+    scored = []
+    for name, factor in factors.items():
+        points = factor.points(values[name])
+        scored.append(FactorScore(name, values[name], points, factor.weight,
+                                  round(factor.weight * points / total, 2)))
+    value = round(sum(factor.weight * s.points for factor, s in
+                      zip(factors.values(), scored, strict=True)) / total, 2)
+    return Health(f.customer, value, cfg.health.bands.band(value), f.stage, f.owner,
+                  tuple(scored))

@@ -1,0 +1,1 @@
+"""The ``lifecycle-es`` command line (Typer + rich)."""

@@ -1,0 +1,144 @@
+"""`lifecycle-es gaps`, `health` and `report`: customers left hanging, health scores, HTML."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from lifecycle_es.checks.facts import as_utc
+from lifecycle_es.checks.gaps import KINDS
+from lifecycle_es.cli.context import state
+from lifecycle_es.cli.output import console, emit, print_json
+from lifecycle_es.config import ENV_VAR, load_config
+from lifecycle_es.errors import LifecycleError
+
+if TYPE_CHECKING:
+    from lifecycle_es.engine import LifecycleEngine
+
+GAP_COLUMNS = ("customer", "kind", "since", "days_open", "team", "owner", "stage", "detail",
+               "ref")
+HEALTH_COLUMNS = ("customer", "score", "band", "stage", "owner")
+
+ConfigFile = Annotated[str | None, typer.Option(
+    "--config", help=f"thresholds and health scorecard (TOML) [env {ENV_VAR}]",
+    show_default=False)]
+AsOf = Annotated[str | None, typer.Option(
+    "--as-of", help="answer as of this time (ISO 8601 date or time, UTC unless an offset "
+                    "is given; a date is midnight) [default: now]", show_default=False)]
+Json = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("gaps")(gaps)
+    app.command("health")(health)
+    app.command("report")(report)
+
+
+def gaps(
+    ctx: typer.Context,
+    as_of: AsOf = None,
+    kind: Annotated[str | None, typer.Option(
+        help=f"only this kind: {', '.join(KINDS)}", show_default=False)] = None,
+    team: Annotated[str | None, typer.Option(help="only gaps this team must close",
+                                             show_default=False)] = None,
+    as_json: Json = False,
+    config: ConfigFile = None,
+) -> None:
+    """Customers slipping through the cracks between teams, oldest gap first."""
+    at = as_utc(as_of)
+    found = state(ctx).engine().gaps(at, kind, team, config=load_config(config))
+    rows = [g.as_dict(at) for g in found]
+    emit(rows, GAP_COLUMNS, as_json=as_json,
+         title=f"{len(rows)} gap(s) as of {at:%Y-%m-%d %H:%M} UTC")
+
+
+def health(
+    ctx: typer.Context,
+    customer: Annotated[str | None, typer.Option(help="one customer, factor by factor",
+                                                 show_default=False)] = None,
+    as_of: AsOf = None,
+    as_json: Json = False,
+    config: ConfigFile = None,
+) -> None:
+    """Health scores 0-100 and why: each factor's value, points, weight and contribution."""
+    at = as_utc(as_of)
+    scores = state(ctx).engine().health(customer, at, config=load_config(config))
+    if as_json:
+        print_json([h.as_dict() for h in scores])
+        return
+    if customer is not None:
+        h = scores[0]
+        rows = [{"factor": f.name, "value": f.value, "points": f.points, "weight": f.weight,
+                 "contribution": f.contribution} for f in h.factors]
+        emit(rows, ("factor", "value", "points", "weight", "contribution"),
+             title=f"{h.customer}: {h.score} ({h.band}) as of {at:%Y-%m-%d %H:%M} UTC, "
+                   f"stage {h.stage}, owner {h.owner or '-'}")
+        return
+    names = [f.name for f in scores[0].factors] if scores else []
+    rows = [{**{c: getattr(h, c) for c in HEALTH_COLUMNS},
+             **{f.name: f.contribution for f in h.factors}} for h in scores]
+    emit(rows, (*HEALTH_COLUMNS, *names),
+         title=f"health of {len(rows)} customer(s) as of {at:%Y-%m-%d %H:%M} UTC "
+               "(factor columns: contribution to the score)")
+
+
+def report(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("report.html"),
+    start: Annotated[str | None, typer.Option(
+        "--from", help="period start (date or time) [default: Jan 1 of the as-of year]",
+        show_default=False)] = None,
+    end: Annotated[str | None, typer.Option(
+        "--to", help="period end, exclusive [default: as-of]", show_default=False)] = None,
+    as_of: AsOf = None,
+    config: ConfigFile = None,
+) -> None:
+    """Write one self-contained HTML report: stages, funnel, MRR, NPS, cohorts, health, gaps."""
+    from lifecycle_es.report import build_report
+
+    at = as_utc(as_of)
+    t1 = as_utc(end, "to") if end is not None else at
+    t0 = as_utc(start, "from") if start is not None else datetime(t1.year, 1, 1, tzinfo=UTC)
+    html = build_report(state(ctx).engine(), t0, t1, at, config=load_config(config))
+    try:
+        out.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise LifecycleError(f"--out {str(out)!r}: {exc.strerror}") from None
+    console.print(f"wrote {out} ({len(html) // 1024} KiB); open it with: "
+                  f"xdg-open {out}", highlight=False)
+
+
+def print_overview(engine: LifecycleEngine, as_of: datetime | None = None) -> None:
+    """This year's metrics, the top gaps and how to get the report (the demo's ending)."""
+    from lifecycle_es.cli.metrics import num, pct
+
+    at = as_utc(as_of)
+    year = datetime(at.year, 1, 1, tzinfo=UTC)
+    s = engine.metrics.summary(year, at)
+    rows = [
+        {"metric": "paying customers (start -> now)",
+         "value": f"{s.paying_at_start} -> {s.paying_at_end}"},
+        {"metric": "customer retention rate", "value": pct(s.retention_rate)},
+        {"metric": "churn rate", "value": pct(s.churn_rate)},
+        *({"metric": f"GRR / NRR ({r.currency})", "value": f"{pct(r.grr)} / {pct(r.nrr)}"}
+          for r in s.revenue),
+        {"metric": f"NPS ({s.nps.answers} answers)", "value": num(s.nps.score, 1)},
+        {"metric": f"CSAT ({s.csat.answers} answers)", "value": pct(s.csat.share)},
+    ]
+    emit(rows, ("metric", "value"), title=f"This year: {year:%Y-%m-%d} -> {at:%Y-%m-%d}")
+    found = engine.gaps(at)
+    counts = Counter(g.kind for g in found)
+    emit([{"kind": k, "gaps": counts.get(k, 0)} for k in KINDS], ("kind", "gaps"),
+         title=f"{len(found)} gap(s) now (lifecycle-es gaps)")
+    oldest: dict[str, dict[str, Any]] = {}
+    for g in found:  # oldest first
+        oldest.setdefault(g.kind, g.as_dict(at))
+    emit(list(oldest.values()), ("customer", "kind", "days_open", "team", "owner", "detail"),
+         title="the oldest gap of each kind")
+    store = engine.store.redacted()
+    console.print(f"report: lifecycle-es --store {store} report --out report.html "
+                  "&& xdg-open report.html", highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,183 @@
+"""`lifecycle-es projections rebuild|run|status` and the `stage` / `handovers` queries."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+
+from lifecycle_es.cli.context import state
+from lifecycle_es.cli.output import console, emit, print_json
+from lifecycle_es.logs import get_logger
+from lifecycle_es.projection import queries
+from lifecycle_es.projection.runner import DEFAULT_BATCH, Progress
+
+PROGRESS_LOGGER = "lifecycle_es.progress"
+LOG_EVERY = 2.0  # seconds between progress lines when stdout is not a terminal
+
+group = typer.Typer(help="Build, follow and inspect read models.", no_args_is_help=True)
+
+Names = Annotated[list[str] | None, typer.Argument(
+    help="read models (default: all; see 'projections status')", show_default=False)]
+BatchSize = Annotated[int, typer.Option(min=1, help="events per transaction")]
+Json = Annotated[bool, typer.Option("--json", help="print JSON")]
+NoCatchUp = Annotated[bool, typer.Option(
+    "--no-catch-up", help="read the read models as they are (a 'projections run' keeps them "
+                          "fresh) instead of catching them up first")]
+
+HANDOVER_TABLE = ("customer", "handover_id", "from_team", "to_team", "to_person", "status",
+                  "sent_at", "latency_seconds")
+STATUS_COLUMNS = ("name", "state", "version", "stored_version", "position", "head", "lag",
+                  "rows", "rebuilt_at", "rebuild_position")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(group, name="projections")
+    app.command("stage")(stage)
+    app.command("handovers")(handovers)
+
+
+class _LogProgress:
+    """Progress as structlog lines (at most one every LOG_EVERY seconds, plus the last)."""
+
+    def __init__(self, what: str) -> None:
+        logging.getLogger(PROGRESS_LOGGER).setLevel(logging.INFO)
+        self.log = get_logger(PROGRESS_LOGGER)
+        self.what = what
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < LOG_EVERY and done < total:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        eta = (total - done) / rate if rate else None
+        self.log.info(self.what, events=done, total=total, events_per_s=round(rate),
+                      eta_s=None if eta is None else round(eta, 1))
+
+
+def _with_progress(what: str, work: Any) -> Any:
+    """Run ``work(progress)`` with a rich bar on a terminal, else periodic log lines."""
+    if not sys.stdout.isatty():
+        return work(_LogProgress(what))
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("events"), TaskProgressColumn(),
+               TextColumn("{task.fields[rate]:>9,.0f} ev/s"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(what, total=None, rate=0.0)
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            rate = done / max(time.monotonic() - started, 1e-9)
+            bar.update(task, completed=done, total=max(total, done), rate=rate)
+
+        return work(progress)
+
+
+@group.command("rebuild")
+def rebuild(
+    ctx: typer.Context, names: Names = None, batch_size: BatchSize = DEFAULT_BATCH,
+    json: Json = False,
+) -> None:
+    """Rebuild read models from the whole log into shadow tables, then swap them in.
+
+    Readers keep the old tables until the swap. A killed rebuild resumes on the next run.
+    """
+    pm = state(ctx).engine().projections
+    selected = [p.name for p in pm.select(names)]
+    started = time.perf_counter()
+
+    def work(progress: Progress) -> int:
+        return pm.rebuild(selected, batch_size=batch_size, progress=progress)
+
+    done = _with_progress("rebuild", work)
+    seconds = time.perf_counter() - started
+    result = {"projections": selected, "events": done, "seconds": round(seconds, 3),
+              "events_per_s": round(done / seconds) if seconds else 0}
+    if json:
+        print_json(result)
+    else:
+        console.print(f"rebuilt {', '.join(selected)}: {done} events in {seconds:.2f}s "
+                      f"({result['events_per_s']} events/s)", highlight=False,
+                      soft_wrap=True)
+
+
+@group.command("run")
+def run(
+    ctx: typer.Context, names: Names = None, once: Annotated[bool, typer.Option(
+        "--once", help="catch up and exit instead of following new events")] = False,
+    batch_size: BatchSize = DEFAULT_BATCH,
+    poll: Annotated[float, typer.Option(
+        min=0.05, help="seconds between polls (PostgreSQL also wakes on NOTIFY)")] = 2.0,
+) -> None:
+    """Catch read models up with the log, then follow new events (Ctrl-C to stop).
+
+    Several runners may run at once: each read model is advanced by one at a time.
+    A read model whose code version changed is refused until it is rebuilt.
+    """
+    pm = state(ctx).engine().projections
+    if once:
+        done = pm.catch_up(names, batch_size=batch_size)
+        console.print(f"caught up: {done} events applied (head {pm.head()})", highlight=False,
+                      soft_wrap=True)
+        return
+    log = get_logger("lifecycle_es.cli")
+    log.info("projections.follow", projections=names or pm.names)
+    try:
+        pm.follow(names, batch_size=batch_size, poll_interval=poll)
+    except KeyboardInterrupt:  # Ctrl-C is how a follower is stopped: not an error
+        log.info("projections.stopped")
+
+
+@group.command("status")
+def status(ctx: typer.Context, names: Names = None, json: Json = False) -> None:
+    """Per read model: state, versions, position, log head, lag, rows, last rebuild."""
+    rows = [asdict(s) for s in state(ctx).engine().projections.status(names)]
+    emit(rows, STATUS_COLUMNS, as_json=json, title="read models")
+
+
+def stage(
+    ctx: typer.Context,
+    customer: Annotated[str | None, typer.Option(help="one customer's row")] = None,
+    json: Json = False, no_catch_up: NoCatchUp = False,
+) -> None:
+    """Current stage of one customer, or the number of customers per stage."""
+    pm = state(ctx).engine().projections
+    if customer is not None:
+        row = queries.customer_stage(pm, customer, catch_up=not no_catch_up)
+        emit([row], queries.STAGE_COLUMNS, as_json=json, title=f"customer {customer}")
+    else:
+        rows = queries.stage_counts(pm, catch_up=not no_catch_up)
+        emit(rows, queries.COUNT_COLUMNS, as_json=json, title="customers per stage")
+
+
+def handovers(
+    ctx: typer.Context,
+    customer: Annotated[str | None, typer.Option(help="only this customer's")] = None,
+    pending: Annotated[bool, typer.Option("--pending", help="only pending ones")] = False,
+    older_than: Annotated[str | None, typer.Option(
+        help="only those sent more than this long ago: 30m, 12h, 3d")] = None,
+    json: Json = False, no_catch_up: NoCatchUp = False,
+) -> None:
+    """Handovers between teams, oldest first (e.g. --pending --older-than 2d: SLA misses)."""
+    age = queries.parse_age(older_than) if older_than is not None else None
+    rows = queries.handovers(state(ctx).engine().projections, customer=customer,
+                             pending=pending, older_than=age, catch_up=not no_catch_up)
+    columns = queries.HANDOVER_COLUMNS if json else HANDOVER_TABLE
+    emit(rows, columns, as_json=json, title="handovers")

@@ -1,0 +1,67 @@
+"""Writing commands: ``import`` (JSON Lines, all or nothing) and ``demo``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lifecycle_es.cli.context import state
+from lifecycle_es.cli.output import console, err_console, print_json
+from lifecycle_es.engine import DEFAULT_WRITE_BATCH, iter_jsonl
+from lifecycle_es.errors import InvalidInput, LifecycleError
+
+MAX_SHOWN = 50
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_)
+    app.command("demo")(demo)
+
+
+def import_(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(help="JSON Lines file of commands, or - for stdin")],
+    batch_size: Annotated[int, typer.Option(min=1, help="events per write transaction")] =
+        DEFAULT_WRITE_BATCH,
+    json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Import commands from JSON Lines. Any bad line: every problem listed, nothing written."""
+    engine = state(ctx).engine()
+    try:
+        result = engine.import_lines(iter_jsonl(file), batch_size=batch_size)
+    except OSError as exc:
+        raise LifecycleError(f"file={file!r}: {exc.strerror}") from None
+    except InvalidInput as exc:
+        for problem in exc.problems[:MAX_SHOWN]:
+            err_console.print(str(problem), highlight=False, markup=False, soft_wrap=True)
+        more = len(exc.problems) - MAX_SHOWN
+        if more > 0:
+            err_console.print(f"... and {more} more problems", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"error: {len(exc.problems)} problem(s) in {file}; nothing was written",
+            highlight=False, markup=False, soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
+    if json:
+        print_json(vars(result))
+    else:
+        console.print(
+            f"imported {result.commands} commands ({result.events} events, "
+            f"{result.customers_created} new customers, {result.campaigns_created} new "
+            f"campaigns) in {result.seconds:.2f}s"
+        )
+
+
+def demo(
+    ctx: typer.Context,
+    customers: Annotated[int, typer.Option(min=1, help="number of customers")] = 500,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same history)")] = 7,
+    until: Annotated[str | None, typer.Option(
+        help="the history ends just before this date, YYYY-MM-DD "
+             "(default: first day of the current UTC month)")] = None,
+) -> None:
+    """Write a deterministic, realistic multi-year history through the import path."""
+    from lifecycle_es.demo import parse_until, run_demo
+
+    run_demo(state(ctx).engine(), customers=customers, seed=seed, until=parse_until(until))

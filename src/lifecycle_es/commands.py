@@ -1,0 +1,453 @@
+"""Typed, validated commands: one pydantic model per thing that can happen.
+
+The same models serve the library (``engine.purchase(...)``) and the JSON Lines import
+(``{"type": "purchase", ...}``). Each knows which aggregate it targets and how to apply itself;
+the engine only loads, applies and saves. See ``docs/commands.md`` for every field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+from lifecycle_es.domain.campaign import Campaign
+from lifecycle_es.domain.customer import ADVOCACY_KINDS, Customer
+from lifecycle_es.domain.stage_model import StageModel
+from lifecycle_es.errors import FieldProblem, InvalidInput, InvariantViolation
+
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+FreeText = Annotated[str, Field(max_length=10_000)]
+Minor = Annotated[StrictInt, Field(ge=0, description="amount in minor units (cents)")]
+Delta = Annotated[StrictInt, Field(gt=0, description="MRR change in minor units")]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+AdvocacyKind = Literal["testimonial", "case_study", "review", "referral"]
+assert set(ADVOCACY_KINDS) == set(AdvocacyKind.__args__)  # type: ignore[attr-defined]
+
+
+class HandoverDocument(BaseModel):
+    """The standardized handover document (seed 000): what the receiving team must know."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    goals: list[Text] = Field(default_factory=list)
+    features_of_interest: list[Text] = Field(default_factory=list)
+    features_known: list[Text] = Field(default_factory=list)
+    risks: list[Text] = Field(default_factory=list)
+    notes: FreeText | None = None
+
+
+class Command(BaseModel):
+    """Fields every command carries: business time, who, for which team, and tracing ids."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    type: str
+    at: AwareDatetime = Field(description="when it happened (business time, with timezone)")
+    actor: Text = Field(description="who did it")
+    team: Text = Field(description="the team the actor acted for")
+    correlation_id: Text | None = None
+    causation_id: Text | None = None
+
+    #: "customer" or "campaign": which aggregate the command targets.
+    target: ClassVar[str] = "customer"
+    #: True when the command creates its aggregate.
+    creates: ClassVar[bool] = False
+
+    @property
+    def key(self) -> str:
+        """External id of the target aggregate."""
+        raise NotImplementedError
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "occurred_at": self.at,
+            "actor": self.actor,
+            "team": self.team,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+        }
+
+    def teams_named(self) -> dict[str, str]:
+        """Fields naming a team, checked against the stage model's teams."""
+        return {"team": self.team}
+
+
+class CustomerCommand(Command):
+    customer: Text = Field(description="the caller's external id of the customer")
+
+    @property
+    def key(self) -> str:
+        return self.customer
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        """Check the rules on ``c`` and trigger the event (raises InvariantViolation)."""
+        raise NotImplementedError
+
+    def fields(self, *names: str) -> dict[str, Any]:
+        return {n: getattr(self, n) for n in names}
+
+
+class RegisterCustomer(CustomerCommand):
+    type: Literal["customer_registered"] = "customer_registered"
+    name: Text
+    segment: Text
+    source: Text = Field(description="source channel, e.g. web, referral, event")
+    stage: Text | None = Field(None, description="initial stage (default: the model's first)")
+    creates: ClassVar[bool] = True
+
+    def create(self, model: StageModel) -> Customer:
+        stage = self.stage or model.first_stage
+        if stage not in model.names:  # churned is reached by a churned event only
+            raise InvariantViolation(
+                "stage", stage, f"not a stage of model {model.name!r} ({', '.join(model.names)})"
+            )
+        return Customer.register(
+            customer=self.customer, stage=stage, meta=self.meta(),
+            **self.fields("name", "segment", "source"),
+        )
+
+
+class RecordTouchpoint(CustomerCommand):
+    type: Literal["touchpoint"] = "touchpoint"
+    channel: Text
+    campaign_id: Text | None = None
+    notes: FreeText | None = None
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.record(c.Touchpoint, self.meta(), **self.fields("channel", "campaign_id", "notes"))
+
+
+class ChangeStage(CustomerCommand):
+    type: Literal["stage_changed"] = "stage_changed"
+    to_stage: Text
+    reason: FreeText | None = None
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.change_stage(model, self.to_stage, self.reason, self.meta())
+
+
+class AssignOwner(CustomerCommand):
+    type: Literal["owner_assigned"] = "owner_assigned"
+    owner: Text
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.assign_owner(self.owner, self.meta())
+
+
+class ReleaseOwner(CustomerCommand):
+    type: Literal["owner_released"] = "owner_released"
+    reason: FreeText | None = None
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.release_owner(self.reason, self.meta())
+
+
+class SendHandover(CustomerCommand):
+    type: Literal["handover_sent"] = "handover_sent"
+    handover_id: Text
+    from_team: Text
+    to_team: Text
+    to_person: Text | None = None
+    document: HandoverDocument = Field(default_factory=HandoverDocument)
+
+    def teams_named(self) -> dict[str, str]:
+        return {"team": self.team, "from_team": self.from_team, "to_team": self.to_team}
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.send_handover(
+            self.meta(), self.handover_id, from_team=self.from_team, to_team=self.to_team,
+            to_person=self.to_person, document=self.document.model_dump(),
+        )
+
+
+class AcceptHandover(CustomerCommand):
+    type: Literal["handover_accepted"] = "handover_accepted"
+    handover_id: Text
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.accept_handover(self.handover_id, self.meta())
+
+
+class RejectHandover(CustomerCommand):
+    type: Literal["handover_rejected"] = "handover_rejected"
+    handover_id: Text
+    reason: FreeText
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.reject_handover(self.handover_id, self.reason, self.meta())
+
+
+class Purchase(CustomerCommand):
+    type: Literal["purchase"] = "purchase"
+    plan: Text
+    mrr: Minor
+    currency: Currency
+    contract_start: date
+    contract_end: date
+
+    @model_validator(mode="after")
+    def _contract_order(self) -> Purchase:
+        if self.contract_end < self.contract_start:
+            raise ValueError(
+                f"contract_end={self.contract_end.isoformat()!r} is before contract_start="
+                f"{self.contract_start.isoformat()!r}"
+            )
+        return self
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.purchase(
+            self.meta(),
+            **self.fields("plan", "mrr", "currency", "contract_start", "contract_end"),
+        )
+
+
+class Payment(CustomerCommand):
+    type: Literal["payment"] = "payment"
+    amount: Minor
+    currency: Currency
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.pay(self.amount, self.currency, self.meta())
+
+
+class Renewal(CustomerCommand):
+    type: Literal["renewal"] = "renewal"
+    new_contract_end: date
+    new_mrr: Minor | None = None
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.renew(self.new_contract_end, self.new_mrr, self.meta())
+
+
+class Expansion(CustomerCommand):
+    type: Literal["expansion"] = "expansion"
+    mrr_delta: Delta
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.expand(self.mrr_delta, self.meta())
+
+
+class Contraction(CustomerCommand):
+    type: Literal["contraction"] = "contraction"
+    mrr_delta: Delta
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.contract(self.mrr_delta, self.meta())
+
+
+class Churn(CustomerCommand):
+    type: Literal["churned"] = "churned"
+    reason: FreeText | None = None
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.churn(self.reason, self.meta())
+
+
+class WinBack(CustomerCommand):
+    type: Literal["won_back"] = "won_back"
+    mrr: Minor
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.win_back(model, self.mrr, self.meta())
+
+
+class NpsAnswer(CustomerCommand):
+    type: Literal["nps_answer"] = "nps_answer"
+    score: Annotated[StrictInt, Field(ge=0, le=10)]
+    comment: FreeText | None = None
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.record(c.NpsAnswered, self.meta(), score=self.score, comment=self.comment)
+
+
+class CsatAnswer(CustomerCommand):
+    type: Literal["csat_answer"] = "csat_answer"
+    score: Annotated[StrictInt, Field(ge=1, le=5)]
+    comment: FreeText | None = None
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.record(c.CsatAnswered, self.meta(), score=self.score, comment=self.comment)
+
+
+class CheckIn(CustomerCommand):
+    type: Literal["check_in"] = "check_in"
+    notes: FreeText | None = None
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.record(c.CheckedIn, self.meta(), notes=self.notes)
+
+
+class RequestAdvocacy(CustomerCommand):
+    type: Literal["advocacy_requested"] = "advocacy_requested"
+    kind: AdvocacyKind
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.record(c.AdvocacyRequested, self.meta(), kind=self.kind)
+
+
+class GiveAdvocacy(CustomerCommand):
+    type: Literal["advocacy_given"] = "advocacy_given"
+    kind: AdvocacyKind
+    referred_customer: Text | None = None
+    details: FreeText | None = None
+
+    @model_validator(mode="after")
+    def _referral_names_customer(self) -> GiveAdvocacy:
+        if (self.kind == "referral") != (self.referred_customer is not None):
+            raise ValueError(
+                "referred_customer is required for kind='referral' and only for it "
+                f"(kind={self.kind!r}, referred_customer={self.referred_customer!r})"
+            )
+        return self
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.record(c.AdvocacyGiven, self.meta(), **self.fields("kind", "referred_customer",
+                                                              "details"))
+
+
+class VoidEvent(CustomerCommand):
+    type: Literal["event_voided"] = "event_voided"
+    voided_version: Annotated[StrictInt, Field(ge=1)]
+    reason: Text
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.void(self.voided_version, self.reason, self.meta())
+
+
+class CampaignCommand(Command):
+    campaign: Text = Field(description="the campaign's id in the shared registry")
+    target: ClassVar[str] = "campaign"
+
+    @property
+    def key(self) -> str:
+        return self.campaign
+
+    def apply(self, c: Campaign, model: StageModel) -> None:
+        raise NotImplementedError
+
+
+class AnnounceCampaign(CampaignCommand):
+    type: Literal["campaign_announced"] = "campaign_announced"
+    name: Text
+    offer: FreeText
+    discount_percent: Annotated[StrictInt, Field(ge=0, le=100)] = 0
+    starts: date
+    ends: date
+    segment: Text | None = None
+    owning_team: Text
+    creates: ClassVar[bool] = True
+
+    def teams_named(self) -> dict[str, str]:
+        return {"team": self.team, "owning_team": self.owning_team}
+
+    def create(self, model: StageModel) -> Campaign:
+        return Campaign.announce(
+            campaign=self.campaign, meta=self.meta(),
+            **{k: getattr(self, k) for k in ("name", "offer", "discount_percent", "starts",
+                                             "ends", "segment", "owning_team")},
+        )
+
+
+class AmendCampaign(CampaignCommand):
+    type: Literal["campaign_amended"] = "campaign_amended"
+    name: Text | None = None
+    offer: FreeText | None = None
+    discount_percent: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+    starts: date | None = None
+    ends: date | None = None
+    segment: Text | None = None
+
+    def apply(self, c: Campaign, model: StageModel) -> None:
+        changes = self.model_dump(
+            include={"name", "offer", "discount_percent", "starts", "ends", "segment"},
+            exclude_none=True,
+        )
+        if not changes:
+            raise InvariantViolation("campaign", self.campaign, "amendment changes nothing")
+        c.amend(changes, self.meta())
+
+
+class EndCampaign(CampaignCommand):
+    type: Literal["campaign_ended"] = "campaign_ended"
+    reason: FreeText | None = None
+
+    def apply(self, c: Campaign, model: StageModel) -> None:
+        c.end(self.reason, self.meta())
+
+
+AnyCommand = Annotated[
+    RegisterCustomer | RecordTouchpoint | ChangeStage | AssignOwner | ReleaseOwner
+    | SendHandover | AcceptHandover | RejectHandover | Purchase | Payment | Renewal
+    | Expansion | Contraction | Churn | WinBack | NpsAnswer | CsatAnswer | CheckIn
+    | RequestAdvocacy | GiveAdvocacy | VoidEvent | AnnounceCampaign | AmendCampaign
+    | EndCampaign,
+    Field(discriminator="type"),
+]
+
+#: snake_case type -> command class.
+COMMANDS: dict[str, type[Command]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (*CustomerCommand.__subclasses__(), *CampaignCommand.__subclasses__())
+}
+
+_ADAPTER: TypeAdapter[Command] = TypeAdapter(AnyCommand)
+
+
+def problems_of(exc: ValidationError, line: int | None = None) -> list[FieldProblem]:
+    """Turn a pydantic error into field problems (field path, value, reason)."""
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if loc and loc[0] in COMMANDS:  # the discriminator's tag
+            loc = loc[1:]
+        field = ".".join(loc) or "command"
+        reason = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            field = "type"
+            value = (err.get("ctx") or {}).get("tag")
+            reason = "unknown command type" if value is not None else "missing command type"
+        elif err["type"] == "missing":
+            value = None
+        elif err["type"] == "json_invalid":  # show the start of the line, not raw bytes
+            text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+            text = text.strip()
+            value = text if len(text) <= 60 else text[:60] + "…"
+            reason = re.sub(r" at line (\d+) column (\d+)$", lambda m: (
+                f" at column {m[2]}" if m[1] == "1" else " at the end of the line"), reason)
+        elif isinstance(value, dict):  # a whole-model error: the message names the fields
+            value = "…"
+        out.append(FieldProblem(field, value, reason, line))
+    return out
+
+
+def parse_command(data: dict[str, Any] | str | bytes, line: int | None = None) -> Command:
+    """Validate one command given as a dict or a JSON document (raises InvalidInput)."""
+    try:
+        if isinstance(data, (str, bytes)):
+            return _ADAPTER.validate_json(data)
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise InvalidInput(problems_of(exc, line), "command") from None
+
+
+def build_command(type_: str, fields: dict[str, Any]) -> Command:
+    """Validate the keyword arguments of a library call for command ``type_``."""
+    if type_ not in COMMANDS:
+        raise InvalidInput([FieldProblem("type", type_, "unknown command type")], "command")
+    try:
+        return COMMANDS[type_].model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidInput(problems_of(exc), type_) from None

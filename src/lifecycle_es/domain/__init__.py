@@ -1,0 +1,23 @@
+"""The domain: customer and campaign aggregates, their events, and the stage model."""
+
+from lifecycle_es.domain.campaign import CAMPAIGN_EVENTS, Campaign
+from lifecycle_es.domain.customer import CUSTOMER_EVENTS, Customer, CustomerState, Handover
+from lifecycle_es.domain.ids import campaign_id, customer_id
+from lifecycle_es.domain.stage_model import (
+    CHURNED,
+    CLASSIC,
+    CUSTOMER_SUCCESS,
+    PRESETS,
+    Stage,
+    StageModel,
+    load_stage_model,
+)
+
+#: snake_case type name -> event class, for every event of every aggregate.
+EVENT_TYPES = {**CUSTOMER_EVENTS, **CAMPAIGN_EVENTS}
+
+__all__ = [
+    "CAMPAIGN_EVENTS", "CHURNED", "CLASSIC", "CUSTOMER_EVENTS", "CUSTOMER_SUCCESS",
+    "EVENT_TYPES", "PRESETS", "Campaign", "Customer", "CustomerState", "Handover", "Stage",
+    "StageModel", "campaign_id", "customer_id", "load_stage_model",
+]

@@ -1,0 +1,457 @@
+"""The Customer aggregate: one per customer, every interaction an immutable event.
+
+Commands (the public methods) check the rules and trigger events; events (the nested classes)
+only fold facts into state, so replaying them always reproduces the same state. A voided event
+is folded out by re-folding the customer's own events without it.
+
+Fields holding personal data are listed in each event class's ``PERSONAL`` tuple so they can be
+encrypted per customer (crypto-shredding) without changing the log's shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from eventsourcing.domain import Aggregate
+
+from lifecycle_es.domain.ids import customer_id
+from lifecycle_es.domain.stage_model import CHURNED, StageModel
+from lifecycle_es.errors import InvariantViolation, TransitionNotAllowed
+
+ADVOCACY_KINDS = ("testimonial", "case_study", "review", "referral")
+
+
+@dataclass
+class Handover:
+    """State of one handover as the customer aggregate sees it."""
+
+    handover_id: str
+    from_team: str
+    to_team: str
+    to_person: str | None
+    sent_at: datetime
+    status: str = "pending"  # pending | accepted | rejected
+    decided_at: datetime | None = None
+
+
+@dataclass
+class CustomerState:
+    """Everything a customer's events fold into (reset and re-folded when one is voided)."""
+
+    external_id: str = ""
+    name: str = ""
+    segment: str = ""
+    source: str = ""
+    registered_at: datetime | None = None
+    stage: str = ""
+    stage_since: datetime | None = None
+    regressions: int = 0
+    owner: str | None = None
+    owner_team: str | None = None
+    paying: bool = False
+    plan: str | None = None
+    mrr: int = 0
+    currency: str | None = None
+    contract_end: date | None = None
+    total_paid: int = 0
+    handovers: dict[str, Handover] = field(default_factory=dict)
+    last_nps: int | None = None
+    last_nps_at: datetime | None = None
+    last_csat: int | None = None
+    last_check_in_at: datetime | None = None
+    advocacy_requested: int = 0
+    advocacy_given: int = 0
+    last_event_at: datetime | None = None
+
+
+class Customer(Aggregate):
+    """A customer's whole lifecycle. Identity: UUID5 of the caller's external id."""
+
+    class Event(Aggregate.Event):
+        """Base of every customer event: who did it, for which team, and when (business time)."""
+
+        customer: str
+        occurred_at: datetime
+        actor: str
+        team: str
+        correlation_id: str | None
+        causation_id: str | None
+
+        TYPE: ClassVar[str] = ""
+        PERSONAL: ClassVar[tuple[str, ...]] = ()
+
+        def apply(self, aggregate: Customer) -> None:
+            aggregate.log.append(self)
+            if self.originator_version not in aggregate.voided:
+                aggregate.state.last_event_at = self.occurred_at
+                self.fold(aggregate.state)
+
+        def fold(self, s: CustomerState) -> None:
+            """Fold this event's facts into the state (pure: no checks, no I/O)."""
+
+    class Registered(Event, Aggregate.Created):
+        name: str
+        segment: str
+        source: str
+        stage: str
+        TYPE = "customer_registered"
+        PERSONAL = ("name",)
+
+        def fold(self, s: CustomerState) -> None:
+            s.external_id, s.name, s.segment, s.source = (
+                self.customer,
+                self.name,
+                self.segment,
+                self.source,
+            )
+            s.registered_at = s.stage_since = self.occurred_at
+            s.stage = self.stage
+
+    class Touchpoint(Event):
+        channel: str
+        campaign_id: str | None
+        notes: str | None
+        TYPE = "touchpoint"
+        PERSONAL = ("notes",)
+
+    class StageChanged(Event):
+        from_stage: str
+        to_stage: str
+        reason: str | None
+        regression: bool
+        TYPE = "stage_changed"
+        PERSONAL = ("reason",)
+
+        def fold(self, s: CustomerState) -> None:
+            s.stage, s.stage_since = self.to_stage, self.occurred_at
+            s.regressions += int(self.regression)
+
+    class OwnerAssigned(Event):
+        owner: str
+        TYPE = "owner_assigned"
+
+        def fold(self, s: CustomerState) -> None:
+            s.owner, s.owner_team = self.owner, self.team
+
+    class OwnerReleased(Event):
+        reason: str | None
+        TYPE = "owner_released"
+        PERSONAL = ("reason",)
+
+        def fold(self, s: CustomerState) -> None:
+            s.owner = s.owner_team = None
+
+    class HandoverSent(Event):
+        handover_id: str
+        from_team: str
+        to_team: str
+        to_person: str | None
+        document: dict[str, Any]
+        TYPE = "handover_sent"
+        PERSONAL = ("document",)
+
+        def fold(self, s: CustomerState) -> None:
+            s.handovers[self.handover_id] = Handover(
+                self.handover_id, self.from_team, self.to_team, self.to_person, self.occurred_at
+            )
+
+    class HandoverAccepted(Event):
+        handover_id: str
+        TYPE = "handover_accepted"
+
+        def fold(self, s: CustomerState) -> None:
+            h = s.handovers.get(self.handover_id)  # None when the sending event was voided
+            if h is not None:
+                h.status, h.decided_at = "accepted", self.occurred_at
+            # Accepting a handover makes the accepting person the owner, for their team.
+            s.owner, s.owner_team = self.actor, self.team
+
+    class HandoverRejected(Event):
+        handover_id: str
+        reason: str
+        TYPE = "handover_rejected"
+        PERSONAL = ("reason",)
+
+        def fold(self, s: CustomerState) -> None:
+            h = s.handovers.get(self.handover_id)  # None when the sending event was voided
+            if h is not None:
+                h.status, h.decided_at = "rejected", self.occurred_at
+
+    class Purchased(Event):
+        plan: str
+        mrr: int
+        currency: str
+        contract_start: date
+        contract_end: date
+        TYPE = "purchase"
+
+        def fold(self, s: CustomerState) -> None:
+            s.paying, s.plan, s.mrr, s.currency = True, self.plan, self.mrr, self.currency
+            s.contract_end = self.contract_end
+
+    class PaymentReceived(Event):
+        amount: int
+        currency: str
+        TYPE = "payment"
+
+        def fold(self, s: CustomerState) -> None:
+            s.currency = self.currency
+            s.total_paid += self.amount
+
+    class Renewed(Event):
+        new_contract_end: date
+        new_mrr: int | None
+        TYPE = "renewal"
+
+        def fold(self, s: CustomerState) -> None:
+            s.contract_end = self.new_contract_end
+            if self.new_mrr is not None:
+                s.mrr = self.new_mrr
+
+    class Expanded(Event):
+        mrr_delta: int
+        TYPE = "expansion"
+
+        def fold(self, s: CustomerState) -> None:
+            s.mrr += self.mrr_delta
+
+    class Contracted(Event):
+        mrr_delta: int
+        TYPE = "contraction"
+
+        def fold(self, s: CustomerState) -> None:
+            s.mrr = max(0, s.mrr - self.mrr_delta)
+
+    class Churned(Event):
+        from_stage: str
+        reason: str | None
+        TYPE = "churned"
+        PERSONAL = ("reason",)
+
+        def fold(self, s: CustomerState) -> None:
+            s.paying, s.mrr = False, 0
+            s.stage, s.stage_since = CHURNED, self.occurred_at
+
+    class WonBack(Event):
+        mrr: int
+        stage: str
+        TYPE = "won_back"
+
+        def fold(self, s: CustomerState) -> None:
+            s.paying, s.mrr = True, self.mrr
+            s.stage, s.stage_since = self.stage, self.occurred_at
+
+    class NpsAnswered(Event):
+        score: int
+        comment: str | None
+        TYPE = "nps_answer"
+        PERSONAL = ("comment",)
+
+        def fold(self, s: CustomerState) -> None:
+            s.last_nps, s.last_nps_at = self.score, self.occurred_at
+
+    class CsatAnswered(Event):
+        score: int
+        comment: str | None
+        TYPE = "csat_answer"
+        PERSONAL = ("comment",)
+
+        def fold(self, s: CustomerState) -> None:
+            s.last_csat = self.score
+
+    class CheckedIn(Event):
+        notes: str | None
+        TYPE = "check_in"
+        PERSONAL = ("notes",)
+
+        def fold(self, s: CustomerState) -> None:
+            s.last_check_in_at = self.occurred_at
+
+    class AdvocacyRequested(Event):
+        kind: str
+        TYPE = "advocacy_requested"
+
+        def fold(self, s: CustomerState) -> None:
+            s.advocacy_requested += 1
+
+    class AdvocacyGiven(Event):
+        kind: str
+        referred_customer: str | None
+        details: str | None
+        TYPE = "advocacy_given"
+        PERSONAL = ("details",)
+
+        def fold(self, s: CustomerState) -> None:
+            s.advocacy_given += 1
+
+    class EventVoided(Event):
+        voided_version: int
+        reason: str
+        TYPE = "event_voided"
+        PERSONAL = ("reason",)
+
+        def apply(self, aggregate: Customer) -> None:
+            aggregate.log.append(self)
+            aggregate.voided[self.voided_version] = self.originator_version
+            aggregate.refold()
+
+    # ------------------------------------------------------------------ state
+
+    def __init__(self) -> None:
+        self.state = CustomerState()
+        self.log: list[Customer.Event] = []  # every event of this customer, in version order
+        self.voided: dict[int, int] = {}  # voided version -> version of the voiding event
+
+    def refold(self) -> None:
+        """Recompute the state from the customer's own events, skipping voided ones."""
+        self.state = CustomerState()
+        for ev in self.log:
+            if ev.originator_version not in self.voided and not isinstance(
+                ev, Customer.EventVoided
+            ):
+                self.state.last_event_at = ev.occurred_at
+                ev.fold(self.state)
+
+    @property
+    def external_id(self) -> str:
+        return self.state.external_id
+
+    def event_at(self, version: int) -> Customer.Event:
+        """This customer's event with the given version (1 is the registration)."""
+        return self.log[version - 1]
+
+    # --------------------------------------------------------------- commands
+
+    @classmethod
+    def register(
+        cls, *, customer: str, stage: str, meta: dict[str, Any], **fields: Any
+    ) -> Customer:
+        return cls._create(
+            cls.Registered, id=customer_id(customer), customer=customer, stage=stage,
+            **meta, **fields,
+        )
+
+    def record(
+        self, event_class: type[Customer.Event], meta: dict[str, Any], **fields: Any
+    ) -> None:
+        """Trigger one event (after the command checked its rules)."""
+        self.trigger_event(event_class, customer=self.state.external_id, **meta, **fields)
+
+    def _refuse(self, field: str, value: Any, reason: str) -> InvariantViolation:
+        return InvariantViolation(field, value, f"customer {self.external_id!r}: {reason}")
+
+    def check_currency(self, currency: str) -> None:
+        s = self.state
+        if s.currency is not None and currency != s.currency:
+            raise self._refuse("currency", currency, f"customer pays in {s.currency}")
+
+    def check_paying(self, field: str, value: Any) -> None:
+        if not self.state.paying:
+            why = "is churned" if self.state.stage == CHURNED else "has no purchase yet"
+            raise self._refuse(field, value, f"not a paying customer ({why})")
+
+    def change_stage(self, model: StageModel, to_stage: str, reason: str | None,
+                     meta: dict[str, Any]) -> None:
+        current = self.state.stage
+        if not model.has_stage(to_stage) or to_stage == CHURNED:
+            known = ", ".join(model.names)
+            raise self._refuse(
+                "to_stage", to_stage,
+                f"not a stage of model {model.name!r} ({known}; use churned/won_back "
+                f"for {CHURNED!r})",
+            )
+        if to_stage == current:
+            raise self._refuse("to_stage", to_stage, "customer is already in that stage")
+        allowed = model.allowed_targets(current)
+        if to_stage not in allowed:
+            raise TransitionNotAllowed(self.external_id, current, to_stage, allowed)
+        self.record(
+            self.StageChanged, meta, from_stage=current, to_stage=to_stage, reason=reason,
+            regression=model.is_regression(current, to_stage),
+        )
+
+    def assign_owner(self, owner: str, meta: dict[str, Any]) -> None:
+        self.record(self.OwnerAssigned, meta, owner=owner)
+
+    def release_owner(self, reason: str | None, meta: dict[str, Any]) -> None:
+        if self.state.owner is None:
+            raise self._refuse("owner", None, "customer has no owner to release")
+        self.record(self.OwnerReleased, meta, reason=reason)
+
+    def send_handover(self, meta: dict[str, Any], handover_id: str, **fields: Any) -> None:
+        if handover_id in self.state.handovers:
+            raise self._refuse("handover_id", handover_id, "a handover with this id was sent")
+        self.record(self.HandoverSent, meta, handover_id=handover_id, **fields)
+
+    def _pending_handover(self, handover_id: str) -> Handover:
+        h = self.state.handovers.get(handover_id)
+        if h is None:
+            raise self._refuse("handover_id", handover_id, "no such handover was sent")
+        if h.status != "pending":
+            raise self._refuse("handover_id", handover_id, f"handover is already {h.status}")
+        return h
+
+    def accept_handover(self, handover_id: str, meta: dict[str, Any]) -> None:
+        self._pending_handover(handover_id)
+        self.record(self.HandoverAccepted, meta, handover_id=handover_id)
+
+    def reject_handover(self, handover_id: str, reason: str, meta: dict[str, Any]) -> None:
+        self._pending_handover(handover_id)
+        self.record(self.HandoverRejected, meta, handover_id=handover_id, reason=reason)
+
+    def purchase(self, meta: dict[str, Any], **fields: Any) -> None:
+        if self.state.stage == CHURNED:
+            raise self._refuse("type", "purchase", "customer is churned: record won_back")
+        self.check_currency(fields["currency"])
+        self.record(self.Purchased, meta, **fields)
+
+    def pay(self, amount: int, currency: str, meta: dict[str, Any]) -> None:
+        self.check_currency(currency)
+        self.record(self.PaymentReceived, meta, amount=amount, currency=currency)
+
+    def renew(self, new_contract_end: date, new_mrr: int | None, meta: dict[str, Any]) -> None:
+        self.check_paying("new_contract_end", new_contract_end)
+        self.record(self.Renewed, meta, new_contract_end=new_contract_end, new_mrr=new_mrr)
+
+    def expand(self, mrr_delta: int, meta: dict[str, Any]) -> None:
+        self.check_paying("mrr_delta", mrr_delta)
+        self.record(self.Expanded, meta, mrr_delta=mrr_delta)
+
+    def contract(self, mrr_delta: int, meta: dict[str, Any]) -> None:
+        self.check_paying("mrr_delta", mrr_delta)
+        if mrr_delta > self.state.mrr:
+            raise self._refuse("mrr_delta", mrr_delta, f"larger than the MRR {self.state.mrr}")
+        self.record(self.Contracted, meta, mrr_delta=mrr_delta)
+
+    def churn(self, reason: str | None, meta: dict[str, Any]) -> None:
+        self.check_paying("type", "churned")
+        self.record(self.Churned, meta, from_stage=self.state.stage, reason=reason)
+
+    def win_back(self, model: StageModel, mrr: int, meta: dict[str, Any]) -> None:
+        if self.state.stage != CHURNED:
+            raise self._refuse("type", "won_back", "customer is not churned")
+        self.record(self.WonBack, meta, mrr=mrr, stage=model.reentry_stage)
+
+    def void(self, version: int, reason: str, meta: dict[str, Any]) -> None:
+        if not 1 <= version <= self.version:
+            raise self._refuse("voided_version", version, f"no such event (1..{self.version})")
+        if version == 1:
+            raise self._refuse("voided_version", version, "the registration cannot be voided")
+        target = self.event_at(version)
+        if isinstance(target, Customer.EventVoided):
+            raise self._refuse("voided_version", version, "a voiding event cannot be voided")
+        if version in self.voided:
+            raise self._refuse(
+                "voided_version", version, f"already voided by version {self.voided[version]}"
+            )
+        self.record(self.EventVoided, meta, voided_version=version, reason=reason)
+
+
+#: snake_case type name -> event class, for every customer event.
+CUSTOMER_EVENTS: dict[str, type[Customer.Event]] = {
+    cls.TYPE: cls
+    for cls in vars(Customer).values()
+    if isinstance(cls, type) and issubclass(cls, Customer.Event) and cls.TYPE
+}

@@ -1,0 +1,501 @@
+"""The embedded engine: an ``eventsourcing`` application with one method per command.
+
+>>> engine = LifecycleEngine("memory://")
+>>> engine.register(customer="acme", at="2024-01-02T09:00:00Z", actor="ann", team="marketing",
+...                 name="Acme", segment="smb", source="web")
+1
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
+
+from lifecycle_es.commands import (
+    CampaignCommand,
+    Command,
+    CustomerCommand,
+    build_command,
+    parse_command,
+)
+from lifecycle_es.domain.campaign import Campaign
+from lifecycle_es.domain.customer import Customer
+from lifecycle_es.domain.ids import campaign_id, customer_id
+from lifecycle_es.domain.stage_model import CLASSIC, StageModel, load_stage_model
+from lifecycle_es.errors import (
+    ConcurrencyConflict,
+    FieldProblem,
+    InvalidInput,
+    InvariantViolation,
+    LifecycleError,
+    StoreError,
+    UnknownCampaign,
+    UnknownCustomer,
+)
+from lifecycle_es.gcpause import without_cyclic_gc
+from lifecycle_es.logs import get_logger
+from lifecycle_es.stores.codec import FastMapper
+from lifecycle_es.stores.url import StoreURL
+
+if TYPE_CHECKING:
+    from lifecycle_es.audit.queries import Audit
+    from lifecycle_es.checks.gaps import Gap
+    from lifecycle_es.checks.health import Health
+    from lifecycle_es.config import Config
+    from lifecycle_es.metrics.calc import When
+    from lifecycle_es.metrics.queries import Metrics
+    from lifecycle_es.projection.runner import ProjectionManager
+
+log = get_logger("lifecycle_es.engine")
+T = TypeVar("T")
+
+#: events per write transaction in a bulk import
+DEFAULT_WRITE_BATCH = 5_000
+
+
+@dataclass
+class ImportResult:
+    """What a bulk write did."""
+
+    commands: int = 0
+    events: int = 0
+    customers_created: int = 0
+    campaigns_created: int = 0
+    seconds: float = 0.0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+class LifecycleEngine(Application[UUID]):
+    """Record and read customer lifecycles on a store (SQLite file, PostgreSQL, memory).
+
+    ``store`` is a URL (``sqlite:///lifecycle.db``, ``postgresql://user@host:5432/db``,
+    ``memory://``); when omitted, ``$LIFECYCLE_ES_STORE`` or ``sqlite:///lifecycle.db``.
+    ``stage_model`` is a :class:`StageModel`, a preset name or a TOML path; the store
+    remembers it, so later opens without one use the store's (``classic`` for a new
+    store). ``projections_path`` adds folders of custom read models.
+    """
+
+    name = "lifecycle"
+
+    def __init__(
+        self,
+        store: str | None = None,
+        *,
+        stage_model: StageModel | str | None = None,
+        projections_path: Sequence[str] = (),
+    ) -> None:
+        self.store = StoreURL.parse(store)
+        self.projections_path = list(projections_path)
+        if self.store.kind == "postgresql":
+            from lifecycle_es.stores.postgres import ensure_schema
+
+            ensure_schema(self.store)
+        try:
+            super().__init__(env=self.store.eventsourcing_env())
+        except LifecycleError:
+            raise
+        except Exception as exc:  # driver errors: never echo the URL with its password
+            raise StoreError(
+                f"cannot open store {self.store.redacted()}: {type(exc).__name__}: "
+                f"{_first_line(exc, self.store.password)}"
+            ) from None
+        self.stage_model = self._settle_stage_model(stage_model)
+        log.debug("engine.opened", store=self.store.redacted(), model=self.stage_model.name)
+
+    def _settle_stage_model(self, given: StageModel | str | None) -> StageModel:
+        """The model given (remembered by the store), else the store's, else ``classic``."""
+        get = getattr(self.recorder, "get_setting", None)
+        stored = get("stage_model") if get else None
+        if given is None:
+            return StageModel.model_validate_json(stored) if stored else CLASSIC
+        model = given if isinstance(given, StageModel) else load_stage_model(given)
+        dumped = model.model_dump_json()
+        if get is not None and dumped != stored:
+            self.recorder.put_setting("stage_model", dumped)  # type: ignore[attr-defined]
+            log.info("engine.stage_model_set", model=model.name)
+        return model
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return FastMapper()
+
+    # ------------------------------------------------------------------ reading
+
+    def customer(self, external_id: str) -> Customer:
+        """The customer's current state (``.state``), version and events (``.log``)."""
+        try:
+            return self.repository.get(customer_id(external_id))  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            raise UnknownCustomer(external_id) from None
+
+    def campaign(self, external_id: str) -> Campaign:
+        """A campaign of the shared registry."""
+        try:
+            return self.repository.get(campaign_id(external_id))  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            raise UnknownCampaign(external_id) from None
+
+    def history(self, external_id: str) -> list[Customer.Event]:
+        """The customer's events in order (version 1 first), voided ones included."""
+        events = list(self.events.get(customer_id(external_id)))
+        if not events:
+            raise UnknownCustomer(external_id)
+        return events  # type: ignore[return-value]
+
+    @cached_property
+    def projections(self) -> ProjectionManager:
+        """Read models: ``engine.projections.catch_up()``, ``.rebuild()``, ``.status()``."""
+        from lifecycle_es.projection.runner import ProjectionManager
+
+        return ProjectionManager(self)
+
+    @cached_property
+    def audit(self) -> Audit:
+        """Audit queries: ``engine.audit.timeline(...)``, ``.state(...)``, ``.events(...)``."""
+        from lifecycle_es.audit.queries import Audit
+
+        return Audit(self)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """Lifecycle metrics for any period: ``engine.metrics.summary(...)``, ``.funnel()``..."""
+        from lifecycle_es.metrics.queries import Metrics
+
+        return Metrics(self)
+
+    def gaps(self, as_of: When | None = None, kind: str | None = None,
+             team: str | None = None, *, config: Config | None = None) -> list[Gap]:
+        """Customers left hanging between teams at ``as_of`` (default now); see
+        :func:`lifecycle_es.checks.gaps.find_gaps`."""
+        from lifecycle_es.checks.gaps import find_gaps
+
+        return find_gaps(self, as_of, kind, team, config=config)
+
+    def health(self, customer: str | None = None, as_of: When | None = None, *,
+               config: Config | None = None) -> list[Health]:
+        """Health scores with each factor's contribution; see
+        :func:`lifecycle_es.checks.health.health_scores`."""
+        from lifecycle_es.checks.health import health_scores
+
+        return health_scores(self, customer, as_of, config=config)
+
+    def close(self) -> None:
+        """Close the store's connections (events and read models)."""
+        if "projections" in self.__dict__:
+            self.projections.read.close()
+        super().close()
+
+    # ----------------------------------------------------------------- writing
+
+    def execute(self, command: Command) -> int:
+        """Apply one validated command and save it; returns the aggregate's new version.
+
+        Raises :class:`InvalidInput`, :class:`InvariantViolation`, :class:`UnknownCustomer`
+        or :class:`ConcurrencyConflict`; in every case nothing was written.
+        """
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            self._check_teams(command)
+            agg = self._load_or_create(command, self._load)
+            self._write_events(agg.collect_events())
+            outcome = "ok"
+            return agg.version
+        except LifecycleError as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            log.info(
+                "command", command=command.type, key=command.key, outcome=outcome,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    def record(self, type_: str, **fields: Any) -> int:
+        """Validate and execute command ``type_`` (a JSON Lines type name) from keywords."""
+        return self.execute(build_command(type_, fields))
+
+    # One method per command; the keyword arguments are the command's fields
+    # (see lifecycle_es.commands and docs/commands.md).
+    def register(self, **f: Any) -> int:
+        return self.record("customer_registered", **f)
+
+    def touchpoint(self, **f: Any) -> int:
+        return self.record("touchpoint", **f)
+
+    def change_stage(self, **f: Any) -> int:
+        return self.record("stage_changed", **f)
+
+    def assign_owner(self, **f: Any) -> int:
+        return self.record("owner_assigned", **f)
+
+    def release_owner(self, **f: Any) -> int:
+        return self.record("owner_released", **f)
+
+    def send_handover(self, **f: Any) -> int:
+        return self.record("handover_sent", **f)
+
+    def accept_handover(self, **f: Any) -> int:
+        return self.record("handover_accepted", **f)
+
+    def reject_handover(self, **f: Any) -> int:
+        return self.record("handover_rejected", **f)
+
+    def purchase(self, **f: Any) -> int:
+        return self.record("purchase", **f)
+
+    def payment(self, **f: Any) -> int:
+        return self.record("payment", **f)
+
+    def renewal(self, **f: Any) -> int:
+        return self.record("renewal", **f)
+
+    def expansion(self, **f: Any) -> int:
+        return self.record("expansion", **f)
+
+    def contraction(self, **f: Any) -> int:
+        return self.record("contraction", **f)
+
+    def churn(self, **f: Any) -> int:
+        return self.record("churned", **f)
+
+    def win_back(self, **f: Any) -> int:
+        return self.record("won_back", **f)
+
+    def nps_answer(self, **f: Any) -> int:
+        return self.record("nps_answer", **f)
+
+    def csat_answer(self, **f: Any) -> int:
+        return self.record("csat_answer", **f)
+
+    def check_in(self, **f: Any) -> int:
+        return self.record("check_in", **f)
+
+    def request_advocacy(self, **f: Any) -> int:
+        return self.record("advocacy_requested", **f)
+
+    def give_advocacy(self, **f: Any) -> int:
+        return self.record("advocacy_given", **f)
+
+    def void_event(self, **f: Any) -> int:
+        return self.record("event_voided", **f)
+
+    def announce_campaign(self, **f: Any) -> int:
+        return self.record("campaign_announced", **f)
+
+    def amend_campaign(self, **f: Any) -> int:
+        return self.record("campaign_amended", **f)
+
+    def end_campaign(self, **f: Any) -> int:
+        return self.record("campaign_ended", **f)
+
+    # ------------------------------------------------------------- bulk writes
+
+    @without_cyclic_gc
+    def import_lines(
+        self, lines: Iterable[str | bytes], *, batch_size: int = DEFAULT_WRITE_BATCH
+    ) -> ImportResult:
+        """Import JSON Lines commands, all or nothing (see :meth:`record_many`)."""
+        commands: list[tuple[int, Command]] = []
+        problems: list[FieldProblem] = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                commands.append((number, parse_command(line, number)))
+            except InvalidInput as exc:
+                problems.extend(exc.problems)
+        if problems:  # check the parsed lines' rules too: report every bad line at once
+            try:
+                self.record_many(commands, check_only=True)
+            except InvalidInput as exc:
+                problems.extend(exc.problems)
+            problems.sort(key=lambda p: p.line or 0)
+            raise InvalidInput(problems, "import (nothing written)")
+        return self.record_many(commands, batch_size=batch_size)
+
+    @without_cyclic_gc
+    def record_many(
+        self,
+        commands: Iterable[tuple[int, Command]] | Iterable[Command],
+        *,
+        batch_size: int = DEFAULT_WRITE_BATCH,
+        check_only: bool = False,
+    ) -> ImportResult:
+        """Apply many commands in order; write them only if every one is valid.
+
+        Every command is checked against the state left by the ones before it; any
+        problem raises :class:`InvalidInput` listing all of them (with line numbers) and
+        nothing is written. Then the events are written in order, ``batch_size`` events per
+        transaction. Only a storage failure or a concurrent writer can interrupt the write
+        phase: the earlier batches stay written and :class:`StoreError` says how many
+        events and input lines were written (see docs/import.md). ``check_only`` validates
+        without writing.
+        """
+        started = time.perf_counter()
+        result = ImportResult()
+        known: dict[UUID, Aggregate | None] = {}
+        store_empty = self.recorder.max_notification_id() in (None, 0)
+        pending: list[Any] = []
+        lines: list[int] = []  # input line of each pending event
+        problems: list[FieldProblem] = []
+
+        def load(cmd: Command) -> Aggregate | None:
+            key = _aggregate_id(cmd)
+            if key not in known:
+                known[key] = None if store_empty else self._load(cmd)
+            return known[key]
+
+        for number, item in enumerate(commands, start=1):
+            line, cmd = item if isinstance(item, tuple) else (number, item)
+            try:
+                self._check_teams(cmd)
+                agg = self._load_or_create(cmd, load)
+            except (InvariantViolation, UnknownCustomer, UnknownCampaign) as exc:
+                problems.append(_problem(exc, line))
+                continue
+            except InvalidInput as exc:
+                problems.extend(FieldProblem(p.field, p.value, p.reason, line)
+                                for p in exc.problems)
+                continue
+            if cmd.creates:
+                known[agg.id] = agg
+                if isinstance(cmd, CampaignCommand):
+                    result.campaigns_created += 1
+                else:
+                    result.customers_created += 1
+            new = agg.collect_events()
+            pending.extend(new)
+            lines.extend([line] * len(new))
+            result.commands += 1
+            result.by_type[cmd.type] = result.by_type.get(cmd.type, 0) + 1
+        if problems:
+            raise InvalidInput(problems, "import (nothing written)")
+        if check_only:
+            return result
+        for start in range(0, len(pending), batch_size):
+            try:
+                self._write_events(pending[start : start + batch_size])
+            except Exception as exc:
+                raise self._interrupted(exc, len(pending), start,
+                                        lines[start - 1] if start else None) from None
+            log.debug("import.batch", written=min(start + batch_size, len(pending)),
+                      total=len(pending))
+        result.events = len(pending)
+        result.seconds = time.perf_counter() - started
+        log.info("import", commands=result.commands, events=result.events,
+                 seconds=round(result.seconds, 3))
+        return result
+
+    # ---------------------------------------------------------------- internals
+
+    def _interrupted(
+        self, exc: Exception, total: int, written: int, last_line: int | None
+    ) -> StoreError:
+        """The error for a write phase the store stopped after ``written`` events."""
+        why = str(exc) if isinstance(exc, LifecycleError) else (
+            f"{type(exc).__name__}: {_first_line(exc, self.store.password)}")
+        log.error("import.interrupted", written=written, total=total, error=why)
+        done = f"commands up to line {last_line} are written" if last_line else "nothing written"
+        return StoreError(
+            f"import interrupted after {written} of {total} events ({done}, whole batches in "
+            f"input order; the rest is not): {why}"
+        )
+
+    def _check_teams(self, cmd: Command) -> None:
+        teams = self.stage_model.teams
+        bad = [FieldProblem(f, v, f"unknown team (known: {', '.join(teams)})")
+               for f, v in cmd.teams_named().items() if v not in teams]
+        if bad:
+            raise InvalidInput(bad, cmd.type)
+
+    def _load(self, cmd: Command) -> Aggregate | None:
+        try:
+            return self.repository.get(_aggregate_id(cmd))  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            return None
+
+    def _load_or_create(
+        self, cmd: Command, load: Callable[[Command], Aggregate | None]
+    ) -> Aggregate:
+        """Apply ``cmd`` to its aggregate (created for create-commands); return it."""
+        existing = load(cmd)
+        if cmd.creates:
+            if existing is not None:
+                what = "customer" if isinstance(cmd, CustomerCommand) else "campaign"
+                raise InvariantViolation(what, cmd.key, f"{what} is already registered")
+            return cmd.create(self.stage_model)  # type: ignore[attr-defined, no-any-return]
+        if existing is None:
+            if isinstance(cmd, CampaignCommand):
+                raise UnknownCampaign(cmd.key)
+            raise UnknownCustomer(cmd.key)
+        cmd.apply(existing, self.stage_model)  # type: ignore[attr-defined]
+        return existing
+
+    def _write_events(self, events: Sequence[Any]) -> None:
+        """Write events in one transaction; a version clash becomes ConcurrencyConflict."""
+        if not events:
+            return
+        stored: list[StoredEvent] = [self.mapper.to_stored_event(e) for e in events]
+        try:
+            self.recorder.insert_events(stored)
+        except IntegrityError:
+            first = events[0]
+            key = getattr(first, "customer", None) or getattr(first, "campaign", "?")
+            raise ConcurrencyConflict(f"{type(first).__qualname__.split('.')[0].lower()} "
+                                      f"{key!r}") from None
+
+
+def _aggregate_id(cmd: Command) -> UUID:
+    return campaign_id(cmd.key) if isinstance(cmd, CampaignCommand) else customer_id(cmd.key)
+
+
+def _problem(exc: LifecycleError, line: int) -> FieldProblem:
+    if isinstance(exc, InvariantViolation):
+        p = exc.problem
+        return FieldProblem(p.field, p.value, p.reason, line)
+    if isinstance(exc, UnknownCustomer):
+        return FieldProblem("customer", exc.external_id, "no such customer is registered", line)
+    assert isinstance(exc, UnknownCampaign)
+    return FieldProblem("campaign", exc.campaign_id, "no such campaign is announced", line)
+
+
+def _first_line(exc: BaseException, secret: str) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text.replace(secret, "***") if secret else text
+
+
+def retry_on_conflict(
+    func: Callable[..., T], *args: Any, attempts: int = 10, backoff: float = 0.01, **kwargs: Any
+) -> T:
+    """Call ``func`` and retry it on :class:`ConcurrencyConflict` (reloading is up to ``func``).
+
+    Engine command methods reload the aggregate on every call, so
+    ``retry_on_conflict(engine.payment, customer=..., ...)`` is safe.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return func(*args, **kwargs)
+        except ConcurrencyConflict:
+            if attempt == attempts:
+                raise
+            time.sleep(backoff * attempt * random.uniform(0.5, 1.5))  # jitter spreads racers
+    raise AssertionError("unreachable")
+
+
+def iter_jsonl(path: str) -> Iterator[bytes]:
+    """Lines of a JSON Lines file, or of stdin for ``-``."""
+    import sys
+
+    if path == "-":
+        yield from sys.stdin.buffer
+        return
+    with open(path, "rb") as fh:
+        yield from fh

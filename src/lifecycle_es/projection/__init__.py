@@ -1,0 +1,9 @@
+"""The projection machinery: the API read models are written on, and the runner.
+
+Read models themselves live in the top-level ``projections/`` folder (one module each).
+"""
+
+from lifecycle_es.projection.base import COLUMN_TYPES, Projection, Table, on
+from lifecycle_es.projection.writer import Rows, Tables
+
+__all__ = ["COLUMN_TYPES", "Projection", "Rows", "Table", "Tables", "on"]

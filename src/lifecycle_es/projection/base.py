@@ -1,0 +1,114 @@
+"""The projection API: a read model is a small class with tables and event handlers.
+
+    class CurrentStage(Projection):
+        name = "current_stage"
+        version = 1
+        tables = (Table("current_stage", key=("customer",), columns={...}),)
+
+        @on(Customer.StageChanged)
+        def moved(self, e: Customer.StageChanged, db: Tables) -> None:
+            db["current_stage"].update(e.customer, stage=e.to_stage)
+
+Handlers only read and write rows through ``db``; the machinery batches the writes, records the
+position in the same transaction, rebuilds into shadow tables and swaps them in atomically.
+When a customer event is voided, every table with a ``partition`` column is re-folded for that
+customer from its remaining events (set ``refold_on_void = False`` to handle voids yourself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from lifecycle_es.domain.stage_model import StageModel
+    from lifecycle_es.projection.writer import Tables
+
+#: portable column types -> (SQLite, PostgreSQL)
+COLUMN_TYPES: dict[str, tuple[str, str]] = {
+    "text": ("TEXT", "text"),
+    "int": ("INTEGER", "bigint"),
+    "real": ("REAL", "double precision"),
+    "bool": ("INTEGER", "boolean"),
+    "timestamp": ("TEXT", "timestamptz"),  # SQLite: ISO 8601 UTC, sortable as text
+    "date": ("TEXT", "date"),
+    "json": ("TEXT", "jsonb"),
+}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A read-model table: columns (name -> portable type), primary key, indexes.
+
+    ``partition`` names the column holding the customer's external id; rows of a customer are
+    deleted and re-folded when one of the customer's events is voided.
+    """
+
+    name: str
+    columns: Mapping[str, str]
+    key: tuple[str, ...]
+    partition: str | None = "customer"
+    indexes: tuple[tuple[str, ...], ...] = ()
+    doc: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for col, typ in self.columns.items():
+            if typ not in COLUMN_TYPES:
+                raise ValueError(f"table {self.name}: column {col}: unknown type {typ!r}")
+        for col in (*self.key, *([self.partition] if self.partition else [])):
+            if col not in self.columns:
+                raise ValueError(f"table {self.name}: key/partition column {col!r} not declared")
+
+
+Handler = Callable[[Any, Any, "Tables"], None]
+
+
+def on(*event_classes: type) -> Callable[[Handler], Handler]:
+    """Mark a projection method as the handler of these event classes."""
+
+    def mark(func: Handler) -> Handler:
+        func.__dict__.setdefault("_handles", []).extend(event_classes)
+        return func
+
+    return mark
+
+
+class Projection:
+    """Base class of read models. Subclasses set ``name``, ``version``, ``tables``."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+    tables: ClassVar[tuple[Table, ...]] = ()
+    refold_on_void: ClassVar[bool] = True
+    description: ClassVar[str] = ""
+
+    handlers: ClassVar[dict[type, list[str]]] = {}
+    _bound: dict[type, list[Callable[[Any, Tables], None]]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[type, list[str]] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                for event_class in getattr(value, "_handles", ()):
+                    handlers.setdefault(event_class, [])
+                    if attr not in handlers[event_class]:
+                        handlers[event_class].append(attr)
+        cls.handlers = handlers
+
+    def __init__(self, model: StageModel) -> None:
+        self.model = model
+
+    def apply(self, event: Any, db: Tables) -> None:
+        """Run every handler of ``event``'s class."""
+        try:
+            bound = self._bound
+        except AttributeError:  # built lazily: subclasses may override __init__
+            bound = self._bound = {cls: [getattr(self, a) for a in attrs]
+                                   for cls, attrs in self.handlers.items()}
+        for handler in bound.get(type(event), ()):
+            handler(event, db)
+
+    def handles(self, event_class: type) -> bool:
+        return event_class in self.handlers

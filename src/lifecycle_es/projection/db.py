@@ -1,0 +1,222 @@
+"""Read-model storage: one connection, two dialects (SQLite, PostgreSQL).
+
+Read models live beside the events: in the same SQLite file, or in their own schema of the
+same PostgreSQL database (``lifecycle_read``, or ``<schema>_read`` for a non-public store
+schema). With a ``memory://`` store they live in a private in-memory SQLite database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+
+from lifecycle_es.projection.base import COLUMN_TYPES, Table
+from lifecycle_es.stores.url import StoreURL
+
+STATE_TABLE = "projection_state"
+
+
+def to_utc_text(value: datetime) -> str:
+    """A timestamp as sortable ISO 8601 text in UTC (the SQLite storage format)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
+
+
+_SQLITE_ENCODERS: dict[str, Callable[[Any], Any]] = {
+    "timestamp": to_utc_text, "date": lambda v: v.isoformat(), "bool": int,
+}
+
+
+class ReadStore:
+    """A connection to the read-model database with the few SQL shapes the machinery needs."""
+
+    def __init__(self, store: StoreURL) -> None:
+        self.store = store
+        self.dialect = "postgresql" if store.kind == "postgresql" else "sqlite"
+        self._lock = threading.RLock()
+        if self.dialect == "postgresql":
+            from lifecycle_es.stores.postgres import connect
+
+            self.schema = (
+                "lifecycle_read" if store.schema == "public" else f"{store.schema}_read"
+            )
+            self.conn: Any = connect(store, autocommit=True)
+            self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            self.conn.execute(f'SET search_path TO "{self.schema}", public')
+            self.conn.execute("SET TIME ZONE 'UTC'")
+            self.param = "%s"
+        else:
+            self.schema = ""
+            path = store.path if store.kind == "sqlite" else ":memory:"
+            self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                        timeout=30)
+            if path != ":memory:":
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.param = "?"
+        self.execute(
+            f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
+            "name TEXT PRIMARY KEY, version INTEGER NOT NULL, position BIGINT NOT NULL, "
+            "build TEXT NOT NULL, rebuilt_at TEXT, shadow_version INTEGER, "
+            "shadow_position BIGINT, shadow_build TEXT)"
+        )
+
+    # ------------------------------------------------------------ primitives
+
+    def q(self, sql: str) -> str:
+        """Turn ``?`` placeholders into the dialect's."""
+        return sql if self.param == "?" else sql.replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            return self.conn.execute(self.q(sql), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._lock:
+            if self.dialect == "sqlite":
+                self.conn.executemany(sql, rows)
+            else:
+                with self.conn.cursor() as cur:
+                    cur.executemany(self.q(sql), list(rows))
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self.conn.execute(self.q(sql), params).fetchall())
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    @contextmanager
+    def transaction(self, locks: Sequence[str] = ()) -> Iterator[None]:
+        """One transaction holding the write lock of each named projection.
+
+        PostgreSQL: transaction-scoped advisory locks (other runners wait). SQLite: ``BEGIN
+        IMMEDIATE`` takes the database's write lock.
+        """
+        with self._lock:
+            if self.dialect == "sqlite":
+                self.conn.execute("BEGIN IMMEDIATE")
+            else:
+                self.conn.execute("BEGIN")
+                for name in sorted(locks):
+                    self.conn.execute(
+                        "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"lifecycle_es:{name}",)
+                    )
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ------------------------------------------------------------- values
+
+    def encode(self, typ: str, value: Any) -> Any:
+        """A Python value as the dialect stores a column of portable type ``typ``."""
+        if value is None:
+            return None
+        if typ == "json":
+            if self.dialect == "postgresql":
+                from psycopg.types.json import Jsonb
+
+                return Jsonb(value)
+            return orjson.dumps(value).decode()
+        if self.dialect == "sqlite":
+            if typ == "timestamp":
+                return to_utc_text(value)
+            if typ == "date":
+                return value.isoformat()
+            if typ == "bool":
+                return int(value)
+        return value
+
+    def encoder(self, typ: str) -> Callable[[Any], Any] | None:
+        """The function :meth:`encode` applies to non-NULL values of ``typ`` (None: as is)."""
+        if typ == "json":
+            if self.dialect == "postgresql":
+                from psycopg.types.json import Jsonb
+
+                return Jsonb
+            return lambda v: orjson.dumps(v).decode()
+        if self.dialect == "sqlite":
+            return _SQLITE_ENCODERS.get(typ)
+        return None
+
+    def insert_rows(self, physical: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        """Insert new rows (encoded values): PostgreSQL ``COPY``, SQLite ``executemany``."""
+        with self._lock:
+            if self.dialect == "sqlite":
+                ph = ", ".join("?" * len(columns))
+                self.conn.executemany(
+                    f"INSERT INTO {physical} ({', '.join(columns)}) VALUES ({ph})", rows
+                )
+                return
+            with self.conn.cursor() as cur, cur.copy(
+                f"COPY {physical} ({', '.join(columns)}) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    def decode(self, typ: str, value: Any) -> Any:
+        """A stored column value back as Python (datetime, date, bool, dict...)."""
+        if value is None or self.dialect == "postgresql":
+            return value
+        if typ == "timestamp":
+            return datetime.fromisoformat(value)
+        if typ == "date":
+            return date.fromisoformat(value)
+        if typ == "bool":
+            return bool(value)
+        if typ == "json":
+            return orjson.loads(value)
+        return value
+
+    # ---------------------------------------------------------------- DDL
+
+    def table_exists(self, name: str) -> bool:
+        if self.dialect == "sqlite":
+            sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
+            return self.fetchone(sql, (name,)) is not None
+        sql = "SELECT 1 FROM information_schema.tables WHERE table_schema=? AND table_name=?"
+        return self.fetchone(sql, (self.schema, name)) is not None
+
+    def create_table(self, table: Table, physical: str, build: str,
+                     indexes: bool = True) -> None:
+        """Create ``physical`` with ``table``'s columns (and its indexes unless told not to)."""
+        col_index = 0 if self.dialect == "sqlite" else 1
+        cols = ", ".join(f"{c} {COLUMN_TYPES[t][col_index]}" for c, t in table.columns.items())
+        self.execute(
+            f"CREATE TABLE {physical} ({cols}, PRIMARY KEY ({', '.join(table.key)}))"
+        )
+        if indexes:
+            self.create_indexes(table, physical, build)
+
+    def create_indexes(self, table: Table, physical: str, build: str) -> None:
+        """Create the secondary indexes of ``table`` on ``physical`` (names carry the build)."""
+        for n, idx in enumerate(table.indexes):
+            self.execute(
+                f"CREATE INDEX IF NOT EXISTS ix_{table.name}_{n}_{build} "
+                f"ON {physical} ({', '.join(idx)})"
+            )
+
+    def drop_table(self, physical: str) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {physical}")
+
+    def rename_table(self, old: str, new: str) -> None:
+        self.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+    def count(self, physical: str) -> int:
+        row = self.fetchone(f"SELECT COUNT(*) FROM {physical}")
+        return int(row[0]) if row else 0

@@ -1,0 +1,93 @@
+"""Questions answered from the built-in read models (embedded use and the CLI).
+
+>>> from lifecycle_es.projection import queries
+>>> queries.stage_counts(engine.projections)            # doctest: +SKIP
+[{'stage': 'awareness', 'team': 'marketing', 'customers': 12}, ...]
+
+Each function first catches the read models up with the log (``catch_up=False`` to read them
+as they are, e.g. when a separate ``projections run`` keeps them fresh).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from lifecycle_es.domain.stage_model import CHURNED
+from lifecycle_es.errors import FieldProblem, InvalidInput, UnknownCustomer
+
+if TYPE_CHECKING:
+    from lifecycle_es.projection.runner import ProjectionManager
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+STAGE_COLUMNS = ("customer", "name", "segment", "stage", "since", "stage_team", "owner",
+                 "owner_team", "paying", "mrr", "currency", "regressions", "registered_at",
+                 "last_event_at")
+COUNT_COLUMNS = ("stage", "team", "customers")
+HANDOVER_COLUMNS = ("customer", "handover_id", "from_team", "to_team", "from_person",
+                    "to_person", "status", "sent_at", "decided_by", "decided_at",
+                    "latency_seconds", "reject_reason", "document")
+
+
+def parse_age(text: str, field: str = "older_than") -> timedelta:
+    """``"30m"``, ``"12h"``, ``"3d"`` as a timedelta (InvalidInput naming ``field``)."""
+    m = _AGE.match(text)
+    if m is None:
+        raise InvalidInput(
+            [FieldProblem(field, text, "expected a number and a unit m, h or d, e.g. 3d")]
+        )
+    return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+
+
+def _fresh(pm: ProjectionManager, name: str, catch_up: bool) -> None:
+    if catch_up:
+        pm.catch_up([name])
+
+
+def customer_stage(pm: ProjectionManager, customer: str, *,
+                   catch_up: bool = True) -> dict[str, Any]:
+    """The ``current_stage`` row of one customer (UnknownCustomer when there is none)."""
+    _fresh(pm, "current_stage", catch_up)
+    rows = pm.fetch("current_stage", "customer=?", [customer])
+    if not rows:
+        raise UnknownCustomer(customer)
+    return rows[0]
+
+
+def stage_counts(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[str, Any]]:
+    """Customers per stage, in the stage model's order (``churned`` last, zeros included)."""
+    _fresh(pm, "current_stage", catch_up)
+    counts = dict(pm.read.fetchall("SELECT stage, COUNT(*) FROM current_stage GROUP BY stage"))
+    model = pm.engine.stage_model
+    names = [*model.names, CHURNED]
+    names += sorted(set(counts) - set(names))  # stages of another model, if it was changed
+    return [
+        {"stage": s, "team": model.stage(s).team if model.has_stage(s) else None,
+         "customers": int(counts.get(s, 0))}
+        for s in names
+    ]
+
+
+def handovers(
+    pm: ProjectionManager, *, customer: str | None = None, pending: bool = False,
+    older_than: timedelta | None = None, now: datetime | None = None, catch_up: bool = True,
+) -> list[dict[str, Any]]:
+    """Handovers, oldest first: of one customer, only pending ones, only those sent before
+    ``now - older_than`` (``now`` defaults to the current time)."""
+    _fresh(pm, "handover_history", catch_up)
+    where: list[str] = []
+    params: list[Any] = []
+    if customer is not None:
+        where.append("customer=?")
+        params.append(customer)
+    if pending:
+        where.append("status=?")
+        params.append("pending")
+    if older_than is not None:
+        where.append("sent_at<?")
+        params.append((now or datetime.now(UTC)) - older_than)
+    return pm.fetch("handover_history", " AND ".join(where), params,
+                    "sent_at, customer, handover_id")

@@ -1,0 +1,184 @@
+"""JSON Lines import on SQLite and PostgreSQL: all or nothing, every bad line reported with
+its line number, field and reason, batched writes, and what a store failure mid-write leaves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from lifecycle_samples import ACME_VERSION, FULL_LIFECYCLE, jsonl
+
+from lifecycle_es import LifecycleEngine, StoreError
+from lifecycle_es.errors import InvalidInput, UnknownCustomer
+
+AT = {"at": "2024-03-01T09:00:00Z", "actor": "ann", "team": "sales"}
+
+
+@pytest.fixture
+def durable(durable_store_url: str) -> Iterator[LifecycleEngine]:
+    eng = LifecycleEngine(durable_store_url)
+    yield eng
+    eng.close()
+
+
+def written(engine: LifecycleEngine) -> int:
+    return engine.recorder.max_notification_id() or 0
+
+
+def line(type_: str, customer: str = "acme", **fields: Any) -> dict[str, Any]:
+    return {"type": type_, "customer": customer, **AT, **fields}
+
+
+REGISTER = line("customer_registered", name="Acme", segment="smb", source="web")
+
+
+def test_valid_file_imports_every_command(durable: LifecycleEngine,
+                                          durable_store_url: str) -> None:
+    result = durable.import_lines(jsonl(FULL_LIFECYCLE).splitlines())
+    assert (result.commands, result.events) == (len(FULL_LIFECYCLE), len(FULL_LIFECYCLE))
+    assert (result.customers_created, result.campaigns_created) == (2, 1)
+    assert result.by_type["handover_sent"] == 2 and sum(result.by_type.values()) == 29
+    assert written(durable) == len(FULL_LIFECYCLE)
+
+    # The same history through the library gives the same state (memory store).
+    library = LifecycleEngine("memory://")
+    for cmd in FULL_LIFECYCLE:
+        library.record(cmd["type"], **{k: v for k, v in cmd.items() if k != "type"})
+    reopened = LifecycleEngine(durable_store_url)
+    try:
+        assert reopened.customer("acme").state == library.customer("acme").state
+        assert reopened.customer("acme").version == ACME_VERSION
+        assert [e.TYPE for e in reopened.history("acme")] == [
+            e.TYPE for e in library.history("acme")]
+    finally:
+        reopened.close()
+
+
+def test_bad_file_reports_every_bad_line_and_writes_nothing(durable: LifecycleEngine) -> None:
+    durable.register(customer="old", name="Old", segment="smb", source="web", **AT)
+    before = written(durable)
+    lines = [
+        jsonl([REGISTER]),                                               # 1 ok
+        '{"type": "payment", "customer": "acme"\n',                      # 2 not JSON
+        jsonl([line("unknown_thing")]),                                  # 3 type
+        jsonl([line("customer_registered", customer="b", segment="s", source="w")]),  # 4
+        jsonl([line("nps_answer", score=42)]),                           # 5 value
+        jsonl([line("check_in", team="legal")]),                         # 6 team
+        "\n",                                                            # 7 blank: skipped
+        jsonl([line("purchase", customer="ghost", plan="p", mrr=1, currency="EUR",
+                    contract_start="2024-03-01", contract_end="2024-04-01")]),  # 8
+        jsonl([line("handover_sent", handover_id="h1", from_team="sales",
+                    to_team="success")]),                                # 9 ok
+        jsonl([line("handover_accepted", handover_id="h1", team="success")]),  # 10 ok
+        jsonl([line("handover_accepted", handover_id="h1", team="success")]),  # 11 twice
+        jsonl([line("churned")]),                                        # 12 not paying
+        jsonl([line("csat_answer", score=9, mood="x")]),                 # 13 two problems
+        jsonl([line("customer_registered", customer="old", name="O", segment="s",
+                    source="w")]),                                       # 14 exists
+        jsonl([line("check_in", customer="old")]),                       # 15 ok
+    ]
+    with pytest.raises(InvalidInput) as info:
+        durable.import_lines("".join(lines).splitlines(keepends=True))
+    got = [(p.line, p.field) for p in info.value.problems]
+    assert got == [(2, "command"), (3, "type"), (4, "name"), (5, "score"), (6, "team"),
+                   (8, "customer"), (11, "handover_id"), (12, "type"), (13, "score"),
+                   (13, "mood"), (14, "customer")]
+    by_line = {p.line: p for p in info.value.problems}
+    assert "Invalid JSON" in by_line[2].reason
+    assert (by_line[3].value, by_line[3].reason) == ("unknown_thing", "unknown command type")
+    assert by_line[5].value == 42 and "less than or equal to 10" in by_line[5].reason
+    assert by_line[6].value == "legal" and "unknown team" in by_line[6].reason
+    assert by_line[8].value == "ghost" and "no such customer" in by_line[8].reason
+    assert "already accepted" in by_line[11].reason
+    assert "already registered" in by_line[14].reason
+    assert "line 2: command=" in str(info.value) and "(and 8 more)" in str(info.value)
+    assert written(durable) == before
+    with pytest.raises(UnknownCustomer):
+        durable.customer("acme")
+    assert len(durable.history("old")) == 1
+
+
+def test_rule_problems_alone_are_reported_with_line_numbers(durable: LifecycleEngine) -> None:
+    text = jsonl([
+        REGISTER,
+        line("payment", amount=100, currency="EUR"),
+        line("payment", amount=100, currency="USD"),         # 3: second currency
+        line("won_back", mrr=5),                             # 4: not churned
+        line("event_voided", voided_version=9, reason="x"),  # 5: no such event
+        line("stage_changed", to_stage="churned"),           # 6: churned is not a target
+    ])
+    with pytest.raises(InvalidInput) as info:
+        durable.import_lines(text.splitlines())
+    assert [(p.line, p.field, p.value) for p in info.value.problems] == [
+        (3, "currency", "USD"), (4, "type", "won_back"), (5, "voided_version", 9),
+        (6, "to_stage", "churned")]
+    assert written(durable) == 0
+
+
+def test_lines_are_checked_against_earlier_lines_of_the_same_file(
+    durable: LifecycleEngine,
+) -> None:
+    """Validity depends on order: a void may refer to a version created earlier in the file."""
+    text = jsonl([
+        REGISTER,
+        line("nps_answer", score=3),
+        line("event_voided", voided_version=2, reason="wrong survey"),
+        line("event_voided", voided_version=2, reason="again"),   # 4: already voided
+    ])
+    with pytest.raises(InvalidInput) as info:
+        durable.import_lines(text.splitlines())
+    assert [(p.line, p.field) for p in info.value.problems] == [(4, "voided_version")]
+    assert written(durable) == 0
+    durable.import_lines(text.splitlines()[:3])
+    assert durable.customer("acme").state.last_nps is None
+
+
+def test_import_onto_existing_history_continues_it(durable: LifecycleEngine) -> None:
+    durable.import_lines(jsonl([REGISTER, line("stage_changed", to_stage="purchase")])
+                         .splitlines())
+    result = durable.import_lines(jsonl([
+        line("purchase", plan="pro", mrr=100, currency="EUR", contract_start="2024-03-01",
+             contract_end="2025-02-28"),
+        line("churned", reason="price"),
+    ]).splitlines())
+    assert (result.commands, result.customers_created) == (2, 0)
+    assert durable.customer("acme").version == 4
+    assert durable.customer("acme").state.stage == "churned"
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 1000])
+def test_batch_size_changes_transactions_not_results(durable: LifecycleEngine,
+                                                     batch_size: int) -> None:
+    result = durable.import_lines(jsonl(FULL_LIFECYCLE).splitlines(), batch_size=batch_size)
+    assert result.events == written(durable) == len(FULL_LIFECYCLE)
+    assert durable.customer("acme").version == ACME_VERSION
+
+
+def test_store_failure_mid_write_keeps_whole_earlier_batches(
+    durable: LifecycleEngine, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fault injection: the store fails on the third write transaction."""
+    real = durable.recorder.insert_events
+    calls = []
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(durable.recorder, "insert_events", failing)
+    text = jsonl(FULL_LIFECYCLE)
+    with pytest.raises(StoreError) as info:
+        durable.import_lines(text.splitlines(), batch_size=5)
+    # Lines 1-10 are ten commands, one event each: two whole batches of 5.
+    assert str(info.value) == (
+        f"import interrupted after 10 of {len(FULL_LIFECYCLE)} events (commands up to line "
+        "10 are written, whole batches in input order; the rest is not): OSError: disk full")
+    assert written(durable) == 10
+    monkeypatch.undo()
+    assert durable.customer("acme").version == 8  # lines 3-10
+    # Resume with the rest of the file.
+    durable.import_lines(text.splitlines()[10:])
+    assert durable.customer("acme").version == ACME_VERSION

@@ -1,0 +1,193 @@
+"""Read models through the embedded API: catch up, rebuild, status, versions, queries."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from projection_gen import snapshot, write
+
+from lifecycle_es import LifecycleEngine
+from lifecycle_es.errors import InvalidInput, UnknownCustomer
+from lifecycle_es.projection import queries
+from lifecycle_es.projection.runner import SHADOW, RebuildNeeded, UnknownProjection
+
+AT = {"actor": "ann", "team": "sales"}
+T0 = datetime(2024, 1, 1, 9, tzinfo=UTC)
+
+
+def at(hours: float) -> dict[str, object]:
+    return {"at": T0 + timedelta(hours=hours), **AT}
+
+
+def test_catch_up_builds_rows_and_follows_new_events(engine: LifecycleEngine) -> None:
+    engine.register(customer="acme", name="Acme", segment="smb", source="web", **at(0))
+    engine.change_stage(customer="acme", to_stage="consideration", **at(1))
+    assert engine.projections.catch_up() > 0
+    row = queries.customer_stage(engine.projections, "acme", catch_up=False)
+    assert (row["stage"], row["since"], row["stage_team"]) == (
+        "consideration", T0 + timedelta(hours=1), "sales")
+    engine.assign_owner(customer="acme", owner="bob", **at(2))
+    engine.change_stage(customer="acme", to_stage="awareness", **at(3))
+    row = queries.customer_stage(engine.projections, "acme")  # catches up itself
+    assert (row["owner"], row["owner_team"], row["regressions"]) == ("bob", "sales", 1)
+    assert engine.projections.catch_up(["current_stage"]) == 0
+    st = {s.name: s for s in engine.projections.status()}["current_stage"]
+    assert (st.position, st.lag, st.rows, st.state) == (4, 0, 1, "up to date")
+
+
+def test_void_folds_the_event_out(engine: LifecycleEngine) -> None:
+    engine.register(customer="acme", name="Acme", segment="smb", source="web", **at(0))
+    engine.send_handover(customer="acme", handover_id="h1", from_team="sales",
+                         to_team="success", **at(1))
+    engine.purchase(customer="acme", plan="pro", mrr=500, currency="EUR",
+                    contract_start="2024-01-01", contract_end="2025-01-01", **at(2))
+    engine.projections.catch_up()
+    assert len(queries.handovers(engine.projections, catch_up=False)) == 1
+    engine.void_event(customer="acme", voided_version=2, reason="wrong customer", **at(3))
+    engine.void_event(customer="acme", voided_version=3, reason="test order", **at(4))
+    assert queries.handovers(engine.projections) == []
+    row = queries.customer_stage(engine.projections, "acme")
+    assert (row["paying"], row["mrr"], row["last_event_at"]) == (False, 0, T0)
+
+
+def test_rebuild_equals_catch_up_and_reports_status(engine: LifecycleEngine) -> None:
+    write(engine, customers=40)
+    pm = engine.projections
+    pm.catch_up()
+    live = snapshot(pm)
+    assert pm.rebuild(["current_stage", "handover_history"], batch_size=97) == pm.head()
+    assert snapshot(pm) == live
+    st = {s.name: s for s in pm.status()}
+    assert st["current_stage"].rows == 40
+    assert st["current_stage"].rebuilt_at is not None
+    assert not pm.read.table_exists("current_stage" + SHADOW)
+
+
+def test_unknown_projection_lists_known_ones(engine: LifecycleEngine) -> None:
+    with pytest.raises(UnknownProjection, match=r"nope.*known: .*current_stage"):
+        engine.projections.rebuild(["nope"])
+
+
+def test_queries(engine: LifecycleEngine) -> None:
+    for i, stage in enumerate(["awareness", "consideration", "consideration"]):
+        engine.register(customer=f"c{i}", name="X", segment="smb", source="web",
+                        stage=stage, **at(0))
+    engine.send_handover(customer="c1", handover_id="h1", from_team="sales",
+                         to_team="success", **at(1))
+    engine.send_handover(customer="c2", handover_id="h1", from_team="sales",
+                         to_team="success", **at(30))
+    engine.accept_handover(customer="c2", handover_id="h1", **{**at(31), "team": "success"})
+    counts = {r["stage"]: r["customers"] for r in queries.stage_counts(engine.projections)}
+    assert counts["awareness"] == 1 and counts["consideration"] == 2
+    assert counts["churned"] == 0
+    pm = engine.projections
+    now = T0 + timedelta(hours=50)
+    assert [h["customer"] for h in queries.handovers(pm, pending=True)] == ["c1"]
+    assert [h["customer"] for h in queries.handovers(pm, older_than=timedelta(hours=19),
+                                                     now=now)] == ["c1", "c2"]
+    assert [h["customer"] for h in queries.handovers(pm, older_than=timedelta(hours=40),
+                                                     now=now)] == ["c1"]
+    accepted = queries.handovers(pm, customer="c2")[0]
+    assert (accepted["status"], accepted["latency_seconds"]) == ("accepted", 3600.0)
+    with pytest.raises(UnknownCustomer):
+        queries.customer_stage(pm, "nobody")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("30m", timedelta(minutes=30)), ("12h", timedelta(hours=12)), ("3d", timedelta(days=3)),
+    ("1.5d", timedelta(hours=36))])
+def test_parse_age(text: str, expected: timedelta) -> None:
+    assert queries.parse_age(text) == expected
+
+
+def test_parse_age_names_field_and_value() -> None:
+    with pytest.raises(InvalidInput, match=r"older_than='3 weeks'"):
+        queries.parse_age("3 weeks")
+
+
+VERSIONED = '''
+from lifecycle_es.domain import Customer
+from lifecycle_es.projection import Projection, Table, Tables, on
+
+
+class Touches(Projection):
+    name = "touches"
+    version = {version}
+    tables = (Table("touches", key=("customer",),
+                    columns={{"customer": "text", "n": "int"}}),)
+
+    @on(Customer.Registered)
+    def registered(self, e: Customer.Registered, db: Tables) -> None:
+        db["touches"].put({{"customer": e.customer, "n": {version}}})
+'''
+
+
+def test_version_change_needs_rebuild(durable_store_url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "custom"
+    folder.mkdir()
+    (folder / "touches.py").write_text(VERSIONED.format(version=1))
+    eng = LifecycleEngine(durable_store_url, projections_path=[str(folder)])
+    eng.register(customer="acme", name="Acme", segment="smb", source="web", **at(0))
+    eng.projections.catch_up()
+    eng.close()
+    folder2 = tmp_path / "custom2"  # a new module path: the registry caches by path
+    folder2.mkdir()
+    (folder2 / "touches.py").write_text(VERSIONED.format(version=2))
+    eng = LifecycleEngine(durable_store_url, projections_path=[str(folder2)])
+    try:
+        pm = eng.projections
+        eng.register(customer="beta", name="Beta", segment="smb", source="web", **at(1))
+        assert {s.name: s.state for s in pm.status()}["touches"] == "rebuild needed"
+        with pytest.raises(RebuildNeeded, match="touches"):
+            pm.catch_up()
+        # the other read models were still caught up
+        assert {s.name: s.lag for s in pm.status()}["current_stage"] == 0
+        pm.rebuild(["touches"])
+        assert pm.fetch("touches", order="customer") == [
+            {"customer": "acme", "n": 2}, {"customer": "beta", "n": 2}]
+        assert {s.name: s.state for s in pm.status()}["touches"] == "up to date"
+    finally:
+        eng.close()
+
+
+def test_concurrent_catch_ups_apply_each_event_once(
+        durable_store_url: str, store_url_factory: Callable[[str], str]) -> None:
+    """Two managers (as two runners would) catching up at once end like one."""
+    writer = LifecycleEngine(durable_store_url)
+    write(writer, customers=60)
+    runners = [LifecycleEngine(durable_store_url) for _ in range(2)]
+    errors: list[BaseException] = []
+
+    def run(eng: LifecycleEngine) -> None:
+        try:
+            for _ in range(3):
+                eng.projections.catch_up(["current_stage", "handover_history"],
+                                         batch_size=50)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in runners]
+    for t in threads:
+        t.start()
+    write_more = threading.Thread(target=write, args=(writer, 20, 10, 2, 60))
+    write_more.start()
+    for t in [*threads, write_more]:
+        t.join()
+    assert not errors
+    pm = writer.projections
+    pm.catch_up(["current_stage", "handover_history"])
+    got = snapshot(pm)
+    clean = LifecycleEngine(store_url_factory(durable_store_url.split(":")[0]
+                                              .replace("postgresql", "postgres")))
+    try:
+        write(clean, customers=60)
+        write(clean, customers=20, seed=2, start=60)
+        clean.projections.catch_up(["current_stage", "handover_history"])
+        assert snapshot(clean.projections) == got
+    finally:
+        for e in [writer, *runners, clean]:
+            e.close()

@@ -1,0 +1,161 @@
+"""The HTML report: one self-contained file whose charts and tables carry the right numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_helpers import cli
+from gap_helpers import CFG, History, day
+
+from lifecycle_es import LifecycleEngine
+from lifecycle_es.report import build_report
+
+START, END, AS_OF = day(0), day(100), day(100)
+
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, plus the text of table cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def find(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
+        return [a for t, a in self.tags
+                if t == tag and all(a.get(k.rstrip("_").replace("_", "-")) == v
+                                    for k, v in attrs.items())]
+
+
+def story(engine: LifecycleEngine) -> None:
+    h = History(engine)
+    h.register("hc")
+    h.cmd("owner_assigned", "hc", 0, owner="sue")
+    h.buy("hc", 1, "2025-12-31", mrr=1000)
+    h.cmd("stage_changed", "hc", 2, to_stage="onboarding")
+    h.cmd("nps_answer", "hc", 10, score=9)
+    h.cmd("expansion", "hc", 50, mrr_delta=500)
+    h.register("gone")
+    h.cmd("owner_assigned", "gone", 0, team="sales", owner="sam")
+    h.buy("gone", 3, "2024-12-31", mrr=400)
+    h.cmd("nps_answer", "gone", 20, score=3)
+    h.cmd("churned", "gone", 40, team="success", reason="budget")
+    h.register("lead")
+    h.cmd("touchpoint", "lead", 5, team="sales", channel="call", campaign_id="ghost")
+
+
+def parse(html: str) -> tuple[Elements, dict[str, Any]]:
+    doc = Elements()
+    doc.feed(html)
+    island = re.search(r'<script type="application/json" id="report-data">(.*?)</script>',
+                       html, re.S)
+    assert island is not None
+    return doc, json.loads(island.group(1))
+
+
+def chart(doc: Elements, name: str, mark: str) -> dict[str, float]:
+    """data-label -> data-value of the marks of one chart (marks follow their <svg>)."""
+    out: dict[str, float] = {}
+    inside = False
+    for tag, attrs in doc.tags:
+        if tag == "svg":
+            inside = attrs.get("data-chart") == name
+        elif inside and tag == mark and attrs.get("data-label") is not None:
+            out[str(attrs["data-label"])] = float(str(attrs["data-value"]))
+    return out
+
+
+def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
+    story(engine)
+    html = build_report(engine, START, END, AS_OF, config=CFG)
+    doc, data = parse(html)
+
+    # self-contained: no external resource of any kind
+    assert not re.search(r"<link|<img|\bsrc=|@import|url\(", html)
+    assert set(re.findall(r"https?://[^\s\"'<]+", html)) == {"http://www.w3.org/2000/svg"}
+    assert [a["data-section"] for a in doc.find("section")] == [
+        "kpis", "stages", "funnel", "mrr", "nps", "cohorts", "health", "gaps"]
+    assert {a["data-chart"] for a in doc.find("svg")} == {
+        "stages", "funnel", "mrr", "nps", "cohorts", "health", "gaps"}
+
+    stages = {"awareness": 1, "consideration": 0, "purchase": 0, "onboarding": 1,
+              "retention": 0, "advocacy": 0, "churned": 1}
+    assert chart(doc, "stages", "rect") == stages
+    assert {s["stage"]: s["customers"] for s in data["stages"]} == stages
+
+    # funnel: every customer reached awareness; hc and gone reached purchase (cumulative)
+    funnel = chart(doc, "funnel", "rect")
+    assert (funnel["awareness"], funnel["consideration"], funnel["purchase"],
+            funnel["onboarding"]) == (3, 2, 2, 1)
+    assert data["funnel"] == engine.metrics.funnel(START, END).to_dict()
+
+    # MRR at the end of Jan, Feb, Mar 2024 (gone churned on Feb 10), in major units
+    assert chart(doc, "mrr", "circle") == {"2024-01": 14.0, "2024-02": 15.0, "2024-03": 15.0}
+    assert data["mrr_now"] == {"EUR": 1500}
+    # NPS: one promoter in January (+100), one detractor in January too -> 0
+    assert chart(doc, "nps", "circle") == {"2024-01": 0.0}
+
+    cells = [(a["data-row"], a["data-col"], float(str(a["data-value"])))
+             for a in doc.find("rect", class_="cell")]
+    assert cells == [("2024-01", "0", 1.0), ("2024-01", "1", 0.5), ("2024-01", "2", 0.5)]
+
+    assert chart(doc, "health", "rect") == {"healthy": 0, "at risk": 1, "critical": 0}
+    assert [c["customer"] for c in data["health"]["customers"]] == ["hc"]
+
+    expected = [g.as_dict(AS_OF) for g in engine.gaps(AS_OF, config=CFG)]
+    assert len(data["gaps"]["rows"]) == len(expected) >= 3
+    assert [(g["customer"], g["kind"]) for g in data["gaps"]["rows"]] == [
+        (g["customer"], g["kind"]) for g in expected]
+    assert chart(doc, "gaps", "rect")["unknown_offer"] == 1
+    rows = html.split('data-table="gaps"')[1].split("</table>")[0].count("<tr>")
+    assert rows == len(expected) + 1  # plus the header row
+
+
+def test_empty_store_still_renders(engine: LifecycleEngine) -> None:
+    doc, data = parse(build_report(engine, START, END, AS_OF, config=CFG))
+    assert data["customers"] == 0 and data["gaps"]["rows"] == []
+    assert {a["data-chart"] for a in doc.find("svg", class_="chart empty")} == {
+        "mrr", "nps", "cohorts"}
+
+
+@pytest.mark.slow
+def test_cli_gaps_health_report(durable_store_url: str, tmp_path: Path) -> None:
+    engine = LifecycleEngine(durable_store_url)
+    story(engine)
+    engine.close()
+    as_of = "--as-of=2024-04-10"
+    gaps = json.loads(cli(durable_store_url, "gaps", as_of, "--json").stdout)
+    assert {(g["customer"], g["kind"]) for g in gaps} >= {("lead", "unowned"),
+                                                           ("lead", "unknown_offer")}
+    assert set(gaps[0]) == {"customer", "kind", "since", "days_open", "team", "owner",
+                            "stage", "detail", "ref"}
+    only = json.loads(cli(durable_store_url, "gaps", as_of, "--kind", "unknown-offer",
+                          "--team", "sales", "--json").stdout)
+    assert [(g["customer"], g["ref"], g["owner"]) for g in only] == [("lead", "ghost", "sam")]
+    [hc] = json.loads(cli(durable_store_url, "health", "--customer", "hc", as_of,
+                          "--json").stdout)
+    # NPS 9: 25; never checked in: 0; 2 gaps (stalled, promoter not asked): 0;
+    # MRR 1000 -> 1500 over 90 days: 15; 53 days stalled: 0; no advocacy: 5
+    assert (hc["score"], hc["band"]) == (45, "at risk")
+    assert hc["factors"]["last_nps"] == {"value": 9, "points": 100, "weight": 25,
+                                         "contribution": 25}
+    table = cli(durable_store_url, "health", "--customer", "hc", as_of).stdout
+    assert "45.0 (at risk)" in table and "days_since_check_in" in table
+    out = tmp_path / "r.html"
+    done = cli(durable_store_url, "report", "--out", str(out), "--from", "2024-01-01",
+               "--to", "2024-04-10", as_of)
+    assert str(out) in done.stdout
+    assert parse(out.read_text())[1]["mrr_now"] == {"EUR": 1500}
+    bad = cli(durable_store_url, "gaps", "--kind", "lost", check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "kind='lost'" in bad.stderr
+    bad = cli(durable_store_url, "health", "--config", str(tmp_path / "nope.toml"),
+              check=False)
+    assert bad.returncode == 2 and "nope.toml" in bad.stderr and "Traceback" not in bad.stderr
