@@ -145,3 +145,26 @@ def test_racing_registrations_of_one_customer_register_it_once(
     finally:
         a.close()
         b.close()
+
+
+def _open_fresh_store(url: str) -> str:
+    """One process opening a store (event tables and read-model schema) for the first time."""
+    try:
+        engine = LifecycleEngine(url)
+        engine.projections.catch_up()
+        engine.close()
+        return "ok"
+    except Exception as exc:
+        return repr(exc)
+
+
+@pytest.mark.slow
+def test_processes_opening_a_new_postgres_store_at_once_all_succeed(
+    store_url_factory: Any,
+) -> None:
+    """CREATE SCHEMA/TABLE IF NOT EXISTS races with itself in PostgreSQL; opening must not."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(6) as pool:
+        for _ in range(3):
+            url = store_url_factory("postgres")
+            assert pool.map(_open_fresh_store, [url] * 6) == ["ok"] * 6

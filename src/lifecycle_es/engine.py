@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -95,12 +96,14 @@ class LifecycleEngine(Application[UUID]):
     ) -> None:
         self.store = StoreURL.parse(store)
         self.projections_path = list(projections_path)
+        setup: AbstractContextManager[None] = nullcontext()
         if self.store.kind == "postgresql":
-            from lifecycle_es.stores.postgres import ensure_schema
+            from lifecycle_es.stores.postgres import prepared_schema
 
-            ensure_schema(self.store)
+            setup = prepared_schema(self.store)
         try:
-            super().__init__(env=self.store.eventsourcing_env())
+            with setup:
+                super().__init__(env=self.store.eventsourcing_env())
         except LifecycleError:
             raise
         except Exception as exc:  # driver errors: never echo the URL with its password

@@ -42,16 +42,19 @@ class ReadStore:
         self.dialect = "postgresql" if store.kind == "postgresql" else "sqlite"
         self._lock = threading.RLock()
         if self.dialect == "postgresql":
-            from lifecycle_es.stores.postgres import connect
+            from lifecycle_es.stores.postgres import connect, setup_lock
 
             self.schema = (
                 "lifecycle_read" if store.schema == "public" else f"{store.schema}_read"
             )
             self.conn: Any = connect(store, autocommit=True)
-            self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            self.conn.execute(f'SET search_path TO "{self.schema}", public')
-            self.conn.execute("SET TIME ZONE 'UTC'")
             self.param = "%s"
+            with setup_lock(self.conn, self.schema):
+                self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                self.conn.execute(f'SET search_path TO "{self.schema}", public')
+                self.conn.execute("SET TIME ZONE 'UTC'")
+                self._create_state_table()
+            return
         else:
             self.schema = ""
             path = store.path if store.kind == "sqlite" else ":memory:"
@@ -61,6 +64,9 @@ class ReadStore:
                 self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.param = "?"
+        self._create_state_table()
+
+    def _create_state_table(self) -> None:
         self.execute(
             f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
             "name TEXT PRIMARY KEY, version INTEGER NOT NULL, position BIGINT NOT NULL, "

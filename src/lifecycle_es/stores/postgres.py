@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import psycopg
 from psycopg import sql
 
@@ -20,11 +24,31 @@ def connect(store: StoreURL, autocommit: bool = False) -> psycopg.Connection[tup
         raise StoreError(f"cannot connect to {store.redacted()}: {message}") from None
 
 
-def ensure_schema(store: StoreURL) -> None:
-    """Create the store's schema if it does not exist yet."""
-    if store.schema == "public":
-        return
-    with connect(store, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(store.schema))
-        )
+@contextmanager
+def setup_lock(conn: psycopg.Connection[Any], scope: str) -> Iterator[None]:
+    """Hold a session advisory lock while creating schemas and tables.
+
+    PostgreSQL's ``CREATE ... IF NOT EXISTS`` is not safe against itself: two processes
+    creating the same schema or table at once fail with "tuple concurrently updated" or a
+    duplicate-key error. Everything that creates DDL takes this lock first.
+    """
+    key = f"lifecycle_es:setup:{scope}"
+    conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+
+@contextmanager
+def prepared_schema(store: StoreURL) -> Iterator[None]:
+    """Create the store's schema if needed and keep other processes out of DDL meanwhile.
+
+    The body (the event store's table creation) runs under the same lock.
+    """
+    with connect(store, autocommit=True) as conn, setup_lock(conn, store.schema):
+        if store.schema != "public":
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(store.schema))
+            )
+        yield

@@ -99,6 +99,9 @@ class StoreURL:
             "POSTGRES_PASSWORD": self.password,
             "POSTGRES_SCHEMA": self.schema,
             "POSTGRES_CONNECT_TIMEOUT": "5",
+            # the library's default (5 s) aborts long all-or-nothing imports; 0 = PostgreSQL's
+            # default (no limit): a dead client's session ends with its connection anyway
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "0",
             "APPLICATION_RECORDER_TOPIC": "lifecycle_es.stores.recorders:ChainedPostgresRecorder",
         }
 
