@@ -34,6 +34,12 @@ _SQLITE_ENCODERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+#: PostgreSQL upserts of at least this many rows go through a COPY-filled staging table
+_STAGED_UPSERT_MIN = 500
+#: values per ``IN (...)`` query (SQLite's default limit is 32,766 parameters)
+_IN_CHUNK = 5_000
+
+
 class ReadStore:
     """A connection to the read-model database with the few SQL shapes the machinery needs."""
 
@@ -174,6 +180,43 @@ class ReadStore:
             ) as copy:
                 for row in rows:
                     copy.write_row(row)
+
+    def upsert_rows(self, physical: str, columns: Sequence[str], key: Sequence[str],
+                    rows: Sequence[Sequence[Any]], upsert_sql: str) -> None:
+        """Insert or replace rows (encoded values) by primary key.
+
+        SQLite: ``executemany`` of ``upsert_sql``. PostgreSQL: small batches the same way,
+        large ones ``COPY`` into a temporary table and one ``INSERT ... SELECT ... ON
+        CONFLICT`` (several times faster than a row-by-row upsert).
+        """
+        if self.dialect == "sqlite" or len(rows) < _STAGED_UPSERT_MIN:
+            self.executemany(upsert_sql, rows)
+            return
+        cols = ", ".join(columns)
+        updates = ", ".join(f"{c}=excluded.{c}" for c in columns if c not in key)
+        conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        staging = f"_staged_{physical}"
+        with self._lock:
+            self.conn.execute(f"CREATE TEMP TABLE {staging} (LIKE {physical})")
+            self.insert_rows(staging, columns, rows)
+            self.conn.execute(
+                f"INSERT INTO {physical} ({cols}) SELECT {cols} FROM {staging} "
+                f"ON CONFLICT ({', '.join(key)}) {conflict}"
+            )
+            self.conn.execute(f"DROP TABLE {staging}")
+
+    def select_in(self, physical: str, columns: Sequence[str], column: str,
+                  values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Rows whose ``column`` is one of ``values`` (one query per chunk of values)."""
+        out: list[tuple[Any, ...]] = []
+        head = f"SELECT {', '.join(columns)} FROM {physical} WHERE {column}"
+        for i in range(0, len(values), _IN_CHUNK):
+            chunk = list(values[i:i + _IN_CHUNK])
+            if self.dialect == "postgresql":
+                out += self.fetchall(f"{head} = ANY(?)", (chunk,))
+            else:
+                out += self.fetchall(f"{head} IN ({', '.join('?' * len(chunk))})", chunk)
+        return out
 
     def decode(self, typ: str, value: Any) -> Any:
         """A stored column value back as Python (datetime, date, bool, dict...)."""

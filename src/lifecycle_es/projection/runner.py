@@ -367,8 +367,12 @@ class ProjectionManager:
                 return None
             notes = self.engine.recorder.select_notifications(start + 1, batch_size, stop=head)
             to_domain = self.engine.mapper.to_domain_event
-            for note in notes:
-                event = to_domain(note)
+            events = [to_domain(note) for note in notes]
+            customers = {getattr(e, "customer", None) for e in events}
+            customers.discard(None)
+            for p in group:
+                tables[p.name].prefetch(customers)
+            for note, event in zip(notes, events, strict=True):
                 for p in group:
                     if note.id > positions[p.name]:
                         tables[p.name].position = note.id  # for handlers that need it

@@ -1,23 +1,27 @@
 """Batched row writes for projection handlers.
 
 Handlers read and write rows through :class:`Rows`; changes stay in memory until the batch is
-flushed with one ``executemany`` per table and statement shape, in the transaction that also
-records the projection's position. Rows read or written stay cached across batches (up to a
-bound), and while a table is known to be fully cached (a rebuild into an empty shadow table)
-a cache miss means "no such row" without asking the database.
+flushed with one bulk statement per table and statement shape, in the transaction that also
+records the projection's position.
+
+Memory stays bounded whatever the log's size: rows stay cached across batches up to
+``_CACHE_LIMIT`` per table, tables handlers never read are not kept at all, and once a table
+no longer fits, the runner prefetches the rows of each batch's customers in one query per
+table (:meth:`Rows.prefetch`) instead of one query per miss. While a table is known to be
+fully cached (a rebuild into an empty shadow table), or a customer's rows were prefetched, a
+cache miss means "no such row" without asking the database.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from lifecycle_es.projection.base import Table
 from lifecycle_es.projection.db import ReadStore
 
 _MISSING: dict[str, Any] = {}
-_CACHE_LIMIT = 50_000  # rows kept per table between batches (the oldest half is evicted)
+_CACHE_LIMIT = 20_000  # rows kept per table between batches (then the cache is dropped)
 
 
 class Rows:
@@ -42,14 +46,19 @@ class Rows:
         self._types = [table.columns[c] for c in cols]
         self._cols = cols
         self._encoders = [store.encoder(t) for t in self._types]
-        # While complete: keys of the rows already written to the table, so new rows are
-        # plain inserts (COPY on PostgreSQL) instead of upserts.
+        # While exact_keys: the keys of every row in the table, so new rows are plain
+        # inserts (COPY on PostgreSQL) instead of upserts, and other keys need no lookup.
+        self.exact_keys = complete
         self.in_db: set[tuple[Any, ...]] = set()
         # Cached keys by partition value, so a void's delete_partition does not scan the
         # whole cache (only when the partition column is part of the key).
         part = table.partition
         self._part_pos = table.key.index(part) if part in table.key else None
         self._by_part: dict[Any, set[tuple[Any, ...]]] = {}
+        #: partition values (customers) whose rows are all in the cache
+        self.known: set[Any] = set()
+        #: whether a handler ever read this table (else nothing is worth caching)
+        self.read = False
 
     def _remember(self, key: tuple[Any, ...]) -> None:
         if self._part_pos is not None:
@@ -57,9 +66,11 @@ class Rows:
 
     def get(self, *key: Any) -> dict[str, Any] | None:
         """The row with this primary key, or None. Modify it only through put/update."""
+        self.read = True
         row = self.cache.get(key)
         if row is None:
-            if self.complete:
+            if (self.complete or (self.exact_keys and key not in self.in_db)
+                    or (self._part_pos is not None and key[self._part_pos] in self.known)):
                 return None
             row = self._load(key)
             self.cache[key] = row
@@ -109,6 +120,7 @@ class Rows:
 
     def where(self, **equal: Any) -> Iterator[dict[str, Any]]:
         """Rows matching column equalities (flushes nothing; sees this batch's changes)."""
+        self.read = True
         seen = set()
         for key, row in self.cache.items():
             seen.add(key)
@@ -125,6 +137,27 @@ class Rows:
                 self.cache[key] = row
                 self._remember(key)
                 yield row
+
+    def prefetch(self, partitions: Iterable[Any]) -> None:
+        """Load every row of these customers not cached yet, in one query per chunk.
+
+        Only for tables that handlers read, keyed by their partition column, and not fully
+        cached already.
+        """
+        if self.complete or not self.read or self._part_pos is None:
+            return
+        wanted = [v for v in set(partitions) if v not in self.known]
+        if not wanted:
+            return
+        part = self.table.partition
+        assert part is not None
+        for raw in self.store.select_in(self.physical, self._cols, part, wanted):
+            row = self._decode(raw)
+            key = tuple(row[k] for k in self.table.key)
+            if key not in self.cache:  # a cached row is as new or newer
+                self.cache[key] = row
+                self._remember(key)
+        self.known.update(wanted)
 
     # ------------------------------------------------------------ internals
 
@@ -144,13 +177,13 @@ class Rows:
         """Write the batch's changes (inside the caller's transaction); returns rows touched."""
         if not self.dirty:
             return 0
-        complete, in_db = self.complete, self.in_db
+        exact, in_db = self.exact_keys, self.in_db
         cols, encoders = self._cols, self._encoders
         upserts, inserts, deletes = [], [], []
         for key in self.dirty:
             row = self.cache[key]
             if row is _MISSING:
-                if not complete or key in in_db:
+                if not exact or key in in_db:
                     deletes.append(tuple(self._enc(k, v) for k, v in zip(self.table.key, key,
                                                                           strict=True)))
                     in_db.discard(key)
@@ -159,7 +192,7 @@ class Rows:
                 v if f is None or v is None else f(v)
                 for f, v in zip(encoders, [row[c] for c in cols], strict=True)
             )
-            if complete and key not in in_db:
+            if exact and key not in in_db:
                 inserts.append(values)
                 in_db.add(key)
             else:
@@ -169,30 +202,35 @@ class Rows:
         if inserts:
             self.store.insert_rows(self.physical, cols, inserts)
         if upserts:
-            self.store.executemany(self._upsert, upserts)
+            self.store.upsert_rows(self.physical, cols, self.table.key, upserts, self._upsert)
         touched = len(self.dirty)
         self.dirty.clear()
-        if len(self.cache) > _CACHE_LIMIT:
+        if len(self.cache) > _CACHE_LIMIT or not self.read:
             self._evict()
         return touched
 
     def _evict(self) -> None:
-        """Drop the oldest half of the cache (rows are all flushed); misses now ask the DB."""
-        for key in list(itertools.islice(self.cache, len(self.cache) - _CACHE_LIMIT // 2)):
-            del self.cache[key]
-        self.complete = False
-        self.in_db.clear()
+        """Drop the cache (every row is flushed): later misses are prefetched or loaded.
+
+        A table handlers never read keeps nothing but, while it still fits, the keys that
+        let new rows be plain inserts.
+        """
+        self.cache.clear()
         self._by_part.clear()
-        for key in self.cache:
-            self._remember(key)
+        self.known.clear()
+        self.complete = False
+        if self.read or len(self.in_db) > _CACHE_LIMIT:
+            self.exact_keys = False
+            self.in_db.clear()
 
     def discard(self) -> None:
         """Forget unflushed changes (after a rolled-back batch)."""
         self.cache.clear()
         self._by_part.clear()
+        self.known.clear()
         self.dirty.clear()
         self.in_db.clear()
-        self.complete = False
+        self.complete = self.exact_keys = False
 
 
 class Tables:
@@ -213,6 +251,11 @@ class Tables:
 
     def flush(self) -> int:
         return sum(r.flush() for r in self._rows.values())
+
+    def prefetch(self, customers: Iterable[Any]) -> None:
+        """Load the rows of these customers into the tables that need them (see Rows)."""
+        for r in self._rows.values():
+            r.prefetch(customers)
 
     def discard(self) -> None:
         """Forget cached rows (they may be stale or rolled back)."""
