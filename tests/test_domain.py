@@ -570,3 +570,35 @@ def test_stage_model_md_shows_the_example_file() -> None:
     assert shown is not None
     assert StageModel.model_validate(tomllib.loads(shown[1])) == StageModel.from_toml(
         EXAMPLE_TOML)
+
+
+def test_lean_trigger_builds_the_events_the_library_builds() -> None:
+    """``domain/trigger.py`` keeps ``Aggregate.trigger_event``'s contract: same event class,
+    fields (in order), versions and state; bad fields are the dataclass's TypeError."""
+    from eventsourcing.domain import Aggregate
+
+    meta = dict(occurred_at=datetime(2024, 1, 2, tzinfo=UTC), actor="ann", team="sales",
+                correlation_id=None, causation_id="c1")
+    pair = []
+    for lean in (True, False):
+        c = Customer.register(customer="acme", stage="lead", meta=meta, name="Acme",
+                              segment="smb", source="web")
+        trig = c.trigger_event if lean else (
+            lambda cls, **kw: Aggregate.trigger_event(c, cls, **kw))  # noqa: B023
+        trig(c.PaymentReceived, customer="acme", amount=5, currency="EUR", **meta,
+             timestamp=datetime(2024, 1, 3, tzinfo=UTC))
+        trig(c.OwnerAssigned, owner="bob", customer="acme", **meta,
+             timestamp=datetime(2024, 1, 4, tzinfo=UTC))
+        pair.append(c)
+    lean_c, lib_c = pair
+    assert lean_c.version == lib_c.version == 3
+    assert lean_c.modified_on == lib_c.modified_on
+    assert lean_c.state == lib_c.state
+    for a, b in zip(lean_c.collect_events()[1:], lib_c.collect_events()[1:], strict=True):
+        assert type(a) is type(b) and a == b and list(vars(a)) == list(vars(b))
+    with pytest.raises(TypeError, match="owner"):
+        lean_c.trigger_event(Customer.OwnerAssigned, customer="acme", **meta)
+    with pytest.raises(TypeError, match="colour"):
+        lean_c.trigger_event(Customer.OwnerAssigned, customer="acme", owner="x", colour=1,
+                             **meta)
+    assert lean_c.version == 3 and not lean_c.collect_events()

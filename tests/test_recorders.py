@@ -108,3 +108,27 @@ def test_redacted_url_hides_password() -> None:
     assert "s3cret" not in url.redacted()
     assert "s3cret" not in repr(url)
     assert url.redacted() == "postgresql://bob:***@db.example:6543/prod?schema=x"
+
+
+def test_chain_batch_hashes_like_digest() -> None:
+    """The recorders' batch hashing gives the digests ``audit verify`` recomputes."""
+    from types import SimpleNamespace
+    from uuid import uuid4
+
+    from lifecycle_es.stores.chain import chain_batch
+
+    a, b = uuid4(), uuid4()
+    events = [SimpleNamespace(originator_id=oid, originator_version=v, topic=f"t:{v}",
+                              state=memoryview(f'{{"n":{v}}}'.encode()))
+              for oid, v in ((a, 1), (b, 1), (a, 2), (b, 2), (b, 3))]
+    aggs = [canonical_id(e.originator_id) for e in events]
+    start = b"\x01" * 32
+    heads = {aggs[1]: b"\x02" * 32}
+    digests, log_head = chain_batch(start, heads, aggs, events)
+    prev_log, prev_agg, want = start, {aggs[1]: b"\x02" * 32}, []
+    for e, agg in zip(events, aggs, strict=True):
+        prev_log = digest(prev_log, prev_agg.get(agg, ZERO), e.originator_id,
+                          e.originator_version, e.topic, bytes(e.state))
+        prev_agg[agg] = prev_log
+        want.append(prev_log)
+    assert digests == want and log_head == want[-1] and heads == prev_agg

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from eventsourcing.domain import Aggregate
 
 from lifecycle_es.domain.ids import campaign_id
+from lifecycle_es.domain.trigger import trigger
 from lifecycle_es.errors import InvariantViolation
 
 
@@ -74,6 +75,10 @@ class Campaign(Aggregate):
             raise InvariantViolation("ends", fields["ends"], "campaign ends before it starts")
         return cls._create(cls.Announced, id=campaign_id(campaign), campaign=campaign,
                            **meta, **fields)
+
+    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
+        """The library's contract, built leaner (``domain/trigger.py``)."""
+        trigger(self, event_class, kwargs)
 
     def _check_open(self, what: str) -> None:
         if self.ended_at is not None:

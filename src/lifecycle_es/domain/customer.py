@@ -18,6 +18,7 @@ from eventsourcing.domain import Aggregate
 
 from lifecycle_es.domain.ids import customer_id
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
+from lifecycle_es.domain.trigger import trigger
 from lifecycle_es.errors import InvariantViolation, TransitionNotAllowed
 
 ADVOCACY_KINDS = ("testimonial", "case_study", "review", "referral")
@@ -333,11 +334,15 @@ class Customer(Aggregate):
             **meta, **fields,
         )
 
+    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
+        """The library's contract, built leaner (``domain/trigger.py``)."""
+        trigger(self, event_class, kwargs)
+
     def record(
         self, event_class: type[Customer.Event], meta: dict[str, Any], **fields: Any
     ) -> None:
         """Trigger one event (after the command checked its rules)."""
-        self.trigger_event(event_class, customer=self.state.external_id, **meta, **fields)
+        trigger(self, event_class, {"customer": self.state.external_id, **meta, **fields})
 
     def _refuse(self, field: str, value: Any, reason: str) -> InvariantViolation:
         return InvariantViolation(field, value, f"customer {self.external_id!r}: {reason}")

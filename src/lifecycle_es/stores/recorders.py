@@ -11,7 +11,7 @@ commit in order, and the NOTIFY that wakes subscribers) and change two things:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +21,14 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg.sql import SQL, Identifier
 
-from lifecycle_es.stores.chain import DIGESTS_TABLE, HEADS_TABLE, Head, extend, scopes_of
+from lifecycle_es.stores.chain import (
+    DIGESTS_TABLE,
+    HEADS_TABLE,
+    LOG_SCOPE,
+    ZERO,
+    canonical_id,
+    chain_batch,
+)
 
 _SQLITE_VARS = 900  # stay under SQLite's bound-parameter limit in IN (...) lists
 SETTINGS_TABLE = "lifecycle_settings"
@@ -61,6 +68,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
+        n = len(stored_events)
         c.executemany(
             self.insert_events_statement,
             [
@@ -72,29 +80,36 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         # The write lock is ours now: rowids were assigned consecutively after the old maximum.
         c.execute(self.select_max_notification_id_statement)
         last = int(c.fetchone()[0])
-        ids = list(range(last - len(stored_events) + 1, last + 1))
-        heads: dict[str, Head] = {}
-        scopes = scopes_of(stored_events)
+        first = last - n + 1
+        aggs = [canonical_id(e.originator_id) for e in stored_events]
+        log_head, agg_heads = ZERO, {}
+        scopes = [LOG_SCOPE, *dict.fromkeys(aggs)]
         for start in range(0, len(scopes), _SQLITE_VARS):
             chunk = scopes[start : start + _SQLITE_VARS]
             c.execute(
-                f"SELECT scope, notification_id, originator_version, digest FROM {HEADS_TABLE} "
+                f"SELECT scope, digest FROM {HEADS_TABLE} "
                 f"WHERE scope IN ({', '.join('?' * len(chunk))})",
                 chunk,
             )
-            for scope, nid, version, d in c.fetchall():
-                heads[scope] = Head(nid, version, bytes(d))
-        links = extend(heads, zip(ids, stored_events, strict=True))
+            for scope, d in c.fetchall():
+                if scope == LOG_SCOPE:
+                    log_head = bytes(d)
+                else:
+                    agg_heads[scope] = bytes(d)
+        digests, log_head = chain_batch(log_head, agg_heads, aggs, stored_events)
+        versions = [e.originator_version for e in stored_events]
         c.executemany(
             f"INSERT INTO {DIGESTS_TABLE} VALUES (?, ?, ?, ?)",
-            [(x.notification_id, x.originator_id, x.originator_version, x.digest)
-             for x in links],
+            zip(range(first, last + 1), aggs, versions, digests, strict=True),
         )
         c.executemany(
-            f"INSERT OR REPLACE INTO {HEADS_TABLE} VALUES (?, ?, ?, ?)",
-            [(s, h.notification_id, h.originator_version, h.digest) for s, h in heads.items()],
+            f"INSERT INTO {HEADS_TABLE} VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE SET "
+            "notification_id = excluded.notification_id, "
+            "originator_version = excluded.originator_version, digest = excluded.digest",
+            [(LOG_SCOPE, last, versions[-1], log_head),
+             *((agg, first + i, versions[i], digests[i]) for agg, i in _last_index(aggs))],
         )
-        return ids
+        return list(range(first, last + 1))
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -166,32 +181,41 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             raise IntegrityError(str(exc)) from exc
 
     def _chain(self, curs: Any, ids: list[int], stored_events: Sequence[StoredEvent]) -> None:
-        heads: dict[str, Head] = {}
+        aggs = [canonical_id(e.originator_id) for e in stored_events]
+        log_head, agg_heads = ZERO, {}
         curs.execute(
-            SQL("SELECT scope, notification_id, originator_version, digest FROM {} "
-                "WHERE scope = ANY(%s)").format(self.heads),
-            (scopes_of(stored_events),),
+            SQL("SELECT scope, digest FROM {} WHERE scope = ANY(%s)").format(self.heads),
+            ([LOG_SCOPE, *dict.fromkeys(aggs)],),
         )
         for row in curs.fetchall():
-            heads[row["scope"]] = Head(row["notification_id"], row["originator_version"],
-                                       bytes(row["digest"]))
-        links = extend(heads, zip(ids, stored_events, strict=True))
+            if row["scope"] == LOG_SCOPE:
+                log_head = bytes(row["digest"])
+            else:
+                agg_heads[row["scope"]] = bytes(row["digest"])
+        digests, log_head = chain_batch(log_head, agg_heads, aggs, stored_events)
+        versions = [e.originator_version for e in stored_events]
         with curs.copy(SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(self.digests)) as copy:
             copy.set_types(["int8", "text", "int8", "bytea"])
-            for x in links:
-                copy.write_row((x.notification_id, x.originator_id, x.originator_version,
-                                x.digest))
+            for row in zip(ids, aggs, versions, digests, strict=True):
+                copy.write_row(row)
         # One statement for all heads (row-by-row upserts were a quarter of the insert time).
+        last = list(_last_index(aggs))
         curs.execute(
             SQL("INSERT INTO {} SELECT * FROM unnest(%s::text[], %s::int8[], %s::int8[], "
                 "%s::bytea[]) ON CONFLICT (scope) DO UPDATE SET "
                 "notification_id = EXCLUDED.notification_id, "
                 "originator_version = EXCLUDED.originator_version, "
                 "digest = EXCLUDED.digest").format(self.heads),
-            (list(heads), [h.notification_id for h in heads.values()],
-             [h.originator_version for h in heads.values()],
-             [h.digest for h in heads.values()]),
+            ([LOG_SCOPE, *(agg for agg, _ in last)],
+             [ids[-1], *(ids[i] for _, i in last)],
+             [versions[-1], *(versions[i] for _, i in last)],
+             [log_head, *(digests[i] for _, i in last)]),
         )
+
+
+def _last_index(aggs: Sequence[str]) -> Iterable[tuple[str, int]]:
+    """(aggregate, index of its last event) for every aggregate of a batch."""
+    return {agg: i for i, agg in enumerate(aggs)}.items()
 
 
 def _first(row: Any) -> Any:
