@@ -12,28 +12,24 @@ the gap read models once (``SELECT *``, fetch all). Usage::
 
     python bench/gaps_bench.py [--events 100000] [--stores sqlite,postgres]
         [--postgres postgresql://postgres@127.0.0.1:5432/test] [--repeat 3] [--no-report]
+        [--store URL]
 
 Results are recorded in docs/performance.md ("Gaps and health").
 """
 
 from __future__ import annotations
 
-import argparse
-import platform
-import tempfile
+import functools
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from metrics_bench import EVENTS_PER_CUSTOMER, UNTIL, best, drop_pg
+from metrics_bench import UNTIL, best, fill, parser, print_queries, run_stores
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.checks.facts import READ_MODELS
 from lifecycle_es.config import Config
-from lifecycle_es.demo import generate, write
 from lifecycle_es.domain.stage_model import CLASSIC
 from lifecycle_es.report import build_report
 
@@ -56,9 +52,7 @@ def bench_store(url: str, commands: list[dict[str, Any]], repeat: int,
     engine = LifecycleEngine(url, stage_model=CLASSIC)
     cfg = Config()
     try:
-        started = time.perf_counter()
-        events = write(engine, commands).events
-        write_s = time.perf_counter() - started
+        events, write_s = fill(engine, commands)
         started = time.perf_counter()
         engine.projections.catch_up(list(READ_MODELS))
         build_s = time.perf_counter() - started
@@ -86,38 +80,17 @@ def bench_store(url: str, commands: list[dict[str, Any]], repeat: int,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--events", type=int, default=100_000)
-    ap.add_argument("--stores", default="sqlite,postgres")
-    ap.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap = parser(__doc__ or "")
     ap.add_argument("--no-report", action="store_true",
                     help="skip the report (it needs every read model built)")
     args = ap.parse_args()
-
-    customers = max(1, args.events // EVENTS_PER_CUSTOMER)
-    started = time.perf_counter()
-    commands = generate(customers, 7, CLASSIC, UNTIL)
-    print(f"generated {customers} customers, {len(commands)} commands in "
-          f"{time.perf_counter() - started:.1f}s ({platform.python_version()}, "
-          f"{platform.machine()})")
-    for store in args.stores.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            url = (f"sqlite:///{Path(tmp) / 'bench.db'}" if store == "sqlite"
-                   else f"{args.postgres}{'&' if '?' in args.postgres else '?'}schema={schema}")
-            try:
-                r = bench_store(url, commands, args.repeat, not args.no_report)
-            finally:
-                if store != "sqlite":
-                    drop_pg(args.postgres, schema)
+    bench = functools.partial(bench_store, report=not args.no_report)
+    for store, r in run_stores(args, bench):
         print(f"\n{store}: {r['events']} events written in {r['write_s']:.1f}s; gap read "
               f"models built in {r['build_s']:.1f}s ({r['events'] / r['build_s']:,.0f} "
               f"events/s, {r['rows']:,} rows); {r['gaps']:,} gaps at the end; raw scan of "
               f"the gap read models {r['raw_s'] * 1000:.0f} ms")
-        print(f"{'query':24} {'ms':>9} {'x raw scan':>11}")
-        for name, s in r["queries"].items():
-            print(f"{name:24} {s * 1000:9.1f} {s / r['raw_s']:11.2f}")
+        print_queries(r)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ the fact tables (``SELECT *``, fetch all). A query's ratio query/raw says how it
 with merely reading the facts once. Usage::
 
     python bench/metrics_bench.py [--events 100000] [--stores sqlite,postgres]
-        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--repeat 3]
+        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--repeat 3] [--store URL]
 
 Results are recorded in docs/performance.md ("Metrics").
 """
@@ -57,12 +57,20 @@ def raw_scan(engine: LifecycleEngine, read_models: Sequence[str] = READ_MODELS) 
     return time.perf_counter() - started
 
 
+def fill(engine: LifecycleEngine, commands: list[dict[str, Any]]) -> tuple[int, float]:
+    """Write the history unless the store already holds one: (events, seconds writing)."""
+    have = int(engine.recorder.max_notification_id() or 0)
+    if have:
+        return have, 0.0
+    started = time.perf_counter()
+    events = write(engine, commands).events
+    return events, time.perf_counter() - started
+
+
 def bench_store(url: str, commands: list[dict[str, Any]], repeat: int) -> dict[str, Any]:
     engine = LifecycleEngine(url, stage_model=CLASSIC)
     try:
-        started = time.perf_counter()
-        events = write(engine, commands).events
-        write_s = time.perf_counter() - started
+        events, write_s = fill(engine, commands)
         started = time.perf_counter()
         engine.projections.catch_up(list(READ_MODELS))
         build_s = time.perf_counter() - started
@@ -96,14 +104,16 @@ def drop_pg(url: str, schema: str) -> None:
             conn.execute(f'DROP SCHEMA IF EXISTS "{s}" CASCADE')
 
 
-def arguments(doc: str) -> argparse.Namespace:
+def parser(doc: str) -> argparse.ArgumentParser:
     """The command line every read-model benchmark takes."""
     ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--stores", default="sqlite,postgres")
     ap.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     ap.add_argument("--repeat", type=int, default=3)
-    return ap.parse_args()
+    ap.add_argument("--store", help="use this store URL instead (written only if empty, "
+                    "kept afterwards), e.g. one left by rebuild_bench.py --keep")
+    return ap
 
 
 BenchStore = Callable[[str, list[dict[str, Any]], int], dict[str, Any]]
@@ -119,6 +129,9 @@ def run_stores(args: argparse.Namespace, bench_store: BenchStore
     print(f"generated {customers} customers, {len(commands)} commands in "
           f"{time.perf_counter() - started:.1f}s ({platform.python_version()}, "
           f"{platform.machine()})")
+    if args.store:
+        yield args.store.split(":")[0], bench_store(args.store, commands, args.repeat)
+        return
     for store in args.stores.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -133,13 +146,14 @@ def run_stores(args: argparse.Namespace, bench_store: BenchStore
 
 
 def print_queries(r: dict[str, Any]) -> None:
+    """The timed queries with their ratio to the raw scan."""
     print(f"{'query':24} {'ms':>9} {'x raw scan':>11}")
     for name, s in r["queries"].items():
         print(f"{name:24} {s * 1000:9.1f} {s / r['raw_s']:11.2f}")
 
 
 def main() -> None:
-    for store, r in run_stores(arguments(__doc__ or ""), bench_store):
+    for store, r in run_stores(parser(__doc__ or "").parse_args(), bench_store):
         print(f"\n{store}: {r['events']} events written in {r['write_s']:.1f}s; read models "
               f"built in {r['build_s']:.1f}s ({r['events'] / r['build_s']:,.0f} events/s, "
               f"{r['rows']:,} rows); raw scan of the fact tables {r['raw_s'] * 1000:.0f} ms")
