@@ -132,3 +132,25 @@ def test_chain_batch_hashes_like_digest() -> None:
         prev_agg[agg] = prev_log
         want.append(prev_log)
     assert digests == want and log_head == want[-1] and heads == prev_agg
+
+
+def test_postgres_ids_after_a_sequence_gap_are_chained_to_the_right_events(
+    durable_engine: LifecycleEngine,
+) -> None:
+    """The COPY's notification ids are read back as a range only when they are one."""
+    from lifecycle_es.audit.verify import verify
+
+    e = durable_engine
+    if e.store.kind != "postgresql":
+        pytest.skip("sequence gaps are a PostgreSQL matter")
+    e.register(customer="a", name="A", segment="smb", source="web", **AT)
+    table = f'"{e.store.schema}".{e.recorder.events_table_name}'  # type: ignore[attr-defined]
+    with psycopg.connect(e.store.psycopg_conninfo(), autocommit=True) as conn:
+        conn.execute("SELECT nextval(pg_get_serial_sequence(%s, 'notification_id')) "
+                     "FROM generate_series(1, 5)", (table,))
+    e.record_many([build_command("check_in", dict(customer="a", **AT)) for _ in range(4)])
+    links, heads = chain_rows(e)
+    ids = [n.id for n in e.recorder.select_notifications(1, 10)]
+    assert ids == [1, 7, 8, 9, 10]
+    assert [x[0] for x in links] == ids and heads[LOG_SCOPE][0] == 10
+    assert verify(e).clean

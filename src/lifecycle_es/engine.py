@@ -60,7 +60,7 @@ log = get_logger("lifecycle_es.engine")
 T = TypeVar("T")
 
 #: events per write transaction in a bulk import
-DEFAULT_WRITE_BATCH = 5_000
+DEFAULT_WRITE_BATCH = 25_000
 
 
 @dataclass
@@ -344,17 +344,20 @@ class LifecycleEngine(Application[UUID]):
         """
         started = time.perf_counter()
         result = ImportResult()
-        known: dict[UUID, Aggregate | None] = {}
+        # Aggregates by (target, external id): str hashes are cached, UUID hashes are not.
+        known: dict[tuple[str, str], Aggregate | None] = {}
         store_empty = self.recorder.max_notification_id() in (None, 0)
         pending: list[Any] = []
         lines: list[int] = []  # input line of each pending event
         problems: list[FieldProblem] = []
 
         def load(cmd: Command) -> Aggregate | None:
-            key = _aggregate_id(cmd)
-            if key not in known:
-                known[key] = None if store_empty else self._load(cmd)
-            return known[key]
+            key = (cmd.target, cmd.key)
+            try:
+                return known[key]
+            except KeyError:
+                agg = known[key] = None if store_empty else self._load(cmd)
+                return agg
 
         for number, item in enumerate(commands, start=1):
             line, cmd = item if isinstance(item, tuple) else (number, item)
@@ -369,7 +372,7 @@ class LifecycleEngine(Application[UUID]):
                                 for p in exc.problems)
                 continue
             if cmd.creates:
-                known[agg.id] = agg
+                known[(cmd.target, cmd.key)] = agg
                 if isinstance(cmd, CampaignCommand):
                     result.campaigns_created += 1
                 else:

@@ -169,16 +169,30 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                     copy.set_types(["uuid", "int8", "text", "bytea"])
                     for e in stored_events:
                         copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
-                curs.execute(
-                    SQL("SELECT notification_id FROM {} WHERE notification_id > %s "
-                        "ORDER BY notification_id").format(self.table),
-                    (before,),
-                )
-                ids = [int(_first(row)) for row in curs.fetchall()]
+                ids = self._new_ids(curs, before, len(stored_events))
                 self._chain(curs, ids, stored_events)
                 return ids
         except psycopg.errors.UniqueViolation as exc:
             raise IntegrityError(str(exc)) from exc
+
+    def _new_ids(self, curs: Any, before: int, n: int) -> list[int]:
+        """The notification ids the COPY just assigned (the table lock is ours): read as a
+        range when they are contiguous (the usual case), else one by one."""
+        curs.execute(
+            SQL("SELECT MIN(notification_id) AS lo, MAX(notification_id) AS hi, COUNT(*) AS n "
+                "FROM {} WHERE notification_id > %s").format(self.table),
+            (before,),
+        )
+        row = curs.fetchone()
+        lo, hi, count = int(row["lo"]), int(row["hi"]), int(row["n"])
+        if count == n and hi - lo + 1 == n:
+            return list(range(lo, hi + 1))
+        curs.execute(
+            SQL("SELECT notification_id FROM {} WHERE notification_id > %s "
+                "ORDER BY notification_id").format(self.table),
+            (before,),
+        )
+        return [int(_first(r)) for r in curs.fetchall()]
 
     def _chain(self, curs: Any, ids: list[int], stored_events: Sequence[StoredEvent]) -> None:
         aggs = [canonical_id(e.originator_id) for e in stored_events]
