@@ -12,6 +12,7 @@ from lifecycle_es.projection import Projection, Table, Tables, on
 class CurrentStage(Projection):
     name = "current_stage"
     version = 1
+    replay_by_aggregate = True  # handlers touch only rows of the event's own aggregate
     description = "per customer: stage, since, owner, owning team, paying, regressions"
     tables = (
         Table(

@@ -120,6 +120,7 @@ def month_of(at: datetime) -> str:
 class MetricsFacts(Projection):
     name = "metrics"
     version = 1
+    replay_by_aggregate = True  # handlers touch only rows of the event's own aggregate
     description = "facts for metrics: paying intervals, MRR changes, payments, NPS/CSAT answers"
     tables = (CUSTOMERS, PAYING, MRR, PAYMENTS, ANSWERS)
 

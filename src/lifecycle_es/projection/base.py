@@ -81,6 +81,10 @@ class Projection:
     version: ClassVar[int] = 1
     tables: ClassVar[tuple[Table, ...]] = ()
     refold_on_void: ClassVar[bool] = True
+    #: True when handlers only read and write rows of the event's own aggregate (customer
+    #: or campaign): a full rebuild then replays the log aggregate by aggregate, writing each
+    #: row once with memory bounded by the batch, instead of in recording order
+    replay_by_aggregate: ClassVar[bool] = False
     description: ClassVar[str] = ""
 
     handlers: ClassVar[dict[type, list[str]]] = {}

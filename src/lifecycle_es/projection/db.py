@@ -77,8 +77,12 @@ class ReadStore:
             f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
             "name TEXT PRIMARY KEY, version INTEGER NOT NULL, position BIGINT NOT NULL, "
             "build TEXT NOT NULL, rebuilt_at TEXT, shadow_version INTEGER, "
-            "shadow_position BIGINT, shadow_build TEXT)"
+            "shadow_position BIGINT, shadow_build TEXT, shadow_cursor TEXT)"
         )
+        columns = [c[0] for c in self.execute(f"SELECT * FROM {STATE_TABLE} LIMIT 0")
+                   .description]
+        if "shadow_cursor" not in columns:  # a store made by an earlier version
+            self.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN shadow_cursor TEXT")
 
     # ------------------------------------------------------------ primitives
 

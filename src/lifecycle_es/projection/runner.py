@@ -24,6 +24,7 @@ from lifecycle_es.projection.base import Projection, Table
 from lifecycle_es.projection.db import STATE_TABLE, ReadStore
 from lifecycle_es.projection.registry import discover
 from lifecycle_es.projection.writer import Rows, Tables
+from lifecycle_es.stores.by_aggregate import cursor_of, select_by_aggregate, whole_aggregates
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
@@ -132,13 +133,13 @@ class ProjectionManager:
     def _state(self, name: str) -> dict[str, Any] | None:
         row = self.read.fetchone(
             f"SELECT version, position, build, rebuilt_at, shadow_version, shadow_position, "
-            f"shadow_build FROM {STATE_TABLE} WHERE name=?",
+            f"shadow_build, shadow_cursor FROM {STATE_TABLE} WHERE name=?",
             (name,),
         )
         if row is None:
             return None
         keys = ("version", "position", "build", "rebuilt_at", "shadow_version",
-                "shadow_position", "shadow_build")
+                "shadow_position", "shadow_build", "shadow_cursor")
         return dict(zip(keys, row, strict=True))
 
     def status(self, names: Sequence[str] | None = None) -> list[ProjectionStatus]:
@@ -229,6 +230,7 @@ class ProjectionManager:
         """
         group = self.select(names)
         tables: dict[str, Tables] = {}
+        by_aggregate = []
         for p in group:
             st = self._state(p.name)
             resumable = (
@@ -237,10 +239,20 @@ class ProjectionManager:
             )
             if not resumable:
                 self._start_shadow(p, st)
-            tables[p.name] = self._tables(p, SHADOW, complete=not resumable)
+            phase_one = self._state_value(p.name, "shadow_cursor") is not None
+            # In phase one the shadow tables hold only rows of finished aggregates.
+            tables[p.name] = self._tables(p, SHADOW, complete=phase_one or not resumable)
             tables[p.name].build = self._state_value(p.name, "shadow_build")
-            log.info("rebuild.start", projection=p.name, resumed=bool(resumable))
-        done = self._advance(group, tables, "shadow_position", batch_size, progress)
+            if phase_one:
+                by_aggregate.append(p)
+            log.info("rebuild.start", projection=p.name, resumed=bool(resumable),
+                     by_aggregate=phase_one)
+        done = self._replay_by_aggregate(by_aggregate, tables, batch_size, progress)
+        replayed = done
+        done += self._advance(
+            group, tables, "shadow_position", batch_size,
+            progress and (lambda d, t: progress(d + replayed, t + replayed)),
+        )
         for p in group:
             with self.read.transaction([p.name]):
                 build = str(self._state_value(p.name, "shadow_build"))
@@ -296,10 +308,11 @@ class ProjectionManager:
                     "VALUES (?,-1,0,'')",
                     (p.name,),
                 )
+            # shadow_cursor '' = replay aggregate by aggregate first (see _replay_by_aggregate)
             self.read.execute(
                 f"UPDATE {STATE_TABLE} SET shadow_version=?, shadow_position=0, "
-                "shadow_build=? WHERE name=?",
-                (p.version, build, p.name),
+                "shadow_build=?, shadow_cursor=? WHERE name=?",
+                (p.version, build, "" if p.replay_by_aggregate else None, p.name),
             )
 
     def _swap(self, p: Projection) -> None:
@@ -311,7 +324,7 @@ class ProjectionManager:
         self.read.execute(
             f"UPDATE {STATE_TABLE} SET version=shadow_version, position=shadow_position, "
             "build=shadow_build, rebuilt_at=?, shadow_version=NULL, shadow_position=NULL, "
-            "shadow_build=NULL WHERE name=?",
+            "shadow_build=NULL, shadow_cursor=NULL WHERE name=?",
             (datetime.now(UTC).isoformat(timespec="seconds"), p.name),
         )
 
@@ -327,6 +340,84 @@ class ProjectionManager:
             )
             out[p.name] = int(row[0]) if row and row[0] is not None else 0
         return out
+
+    def _replay_by_aggregate(self, group: list[Projection], tables: dict[str, Tables],
+                             batch_size: int, progress: Progress | None) -> int:
+        """Phase one of a rebuild: the log up to a bound, one aggregate's events together.
+
+        In ``projection_state`` phase one is ``shadow_cursor`` not NULL (the id of the last
+        aggregate done, '' before the first) with ``shadow_position`` the bound (0 until
+        fixed to the head at the start). Each batch holds whole aggregates and commits with
+        the cursor, so a killed rebuild resumes after the last batch. Its rows are final:
+        they are written once (plain inserts) and forgotten, so memory is bounded by the
+        batch. Events after the bound are applied afterwards in recording order.
+        """
+        if not group:
+            return 0
+        with self.read.transaction([p.name for p in group]):
+            head = self.head()
+            for p in group:
+                self.read.execute(
+                    f"UPDATE {STATE_TABLE} SET shadow_position=? WHERE name=? "
+                    "AND shadow_cursor='' AND shadow_position=0", (head, p.name))
+        phases: dict[int, list[Projection]] = {}
+        for p in group:  # rebuilds resumed at different bounds replay separately
+            phases.setdefault(int(self._state_value(p.name, "shadow_position")), []).append(p)
+        done = 0
+        for bound, members in phases.items():
+            done += self._replay_until(members, tables, bound, batch_size, progress, done)
+        return done
+
+    def _replay_until(self, group: list[Projection], tables: dict[str, Tables], bound: int,
+                      batch_size: int, progress: Progress | None, offset: int) -> int:
+        rec, to_domain = self.engine.recorder, self.engine.mapper.to_domain_event
+        done = 0
+        try:
+            while True:
+                with self.read.transaction([p.name for p in group]):
+                    cursor = self._phase_one_cursor(group, tables)
+                    notes = whole_aggregates(
+                        rec, select_by_aggregate(rec, cursor, bound, batch_size), batch_size,
+                        bound)
+                    after = cursor_of(rec, notes[-1]) if notes else None
+                    for note in notes:
+                        event = to_domain(note)
+                        for p in group:
+                            tables[p.name].position = note.id
+                            self._dispatch(p, event, tables[p.name])
+                    for p in group:
+                        tables[p.name].flush(bounded=False)
+                        self.read.execute(
+                            f"UPDATE {STATE_TABLE} SET shadow_cursor=? WHERE name=?",
+                            (after, p.name))
+                for p in group:
+                    tables[p.name].forget()
+                if not notes:
+                    break
+                done += len(notes)
+                if progress is not None:
+                    progress(offset + done, max(bound, offset + done))
+        finally:  # what follows replays in recording order: it must trust no cached row
+            for p in group:
+                tables[p.name].discard()
+        log.info("rebuild.replayed_by_aggregate", projections=[p.name for p in group],
+                 events=done, bound=bound)
+        return done
+
+    def _phase_one_cursor(self, group: list[Projection], tables: dict[str, Tables]) -> str:
+        """The shared cursor of the group (inside the locked transaction)."""
+        cursors = set()
+        for p in group:
+            st = self._state(p.name)
+            if st is None or st["shadow_build"] != tables[p.name].build:
+                raise LifecycleError(
+                    f"projection {p.name}: the rebuild was restarted by another process")
+            cursors.add(st["shadow_cursor"])
+        if len(cursors) != 1 or None in cursors:
+            raise LifecycleError(
+                f"projections {', '.join(p.name for p in group)}: another process is "
+                "rebuilding them; run one rebuild at a time")
+        return str(cursors.pop())
 
     def _advance(self, group: list[Projection], tables: dict[str, Tables], column: str,
                  batch_size: int, progress: Progress | None) -> int:

@@ -173,8 +173,10 @@ class Rows:
         raw = self.store.fetchone(self._select, params)
         return _MISSING if raw is None else self._decode(raw)
 
-    def flush(self) -> int:
-        """Write the batch's changes (inside the caller's transaction); returns rows touched."""
+    def flush(self, bounded: bool = True) -> int:
+        """Write the batch's changes (inside the caller's transaction); returns rows touched.
+
+        ``bounded``: then drop the cache if it outgrew its limit (or nobody reads it)."""
         if not self.dirty:
             return 0
         exact, in_db = self.exact_keys, self.in_db
@@ -205,9 +207,18 @@ class Rows:
             self.store.upsert_rows(self.physical, cols, self.table.key, upserts, self._upsert)
         touched = len(self.dirty)
         self.dirty.clear()
-        if len(self.cache) > _CACHE_LIMIT or not self.read:
+        if bounded and (len(self.cache) > _CACHE_LIMIT or not self.read):
             self._evict()
         return touched
+
+    def forget(self) -> None:
+        """Drop the cache and known keys, still trusting that the table holds no other row
+        that a handler will touch (after a batch of whole aggregates in a by-aggregate
+        replay: their rows are final and later aggregates never touch them)."""
+        self.cache.clear()
+        self._by_part.clear()
+        self.known.clear()
+        self.in_db.clear()
 
     def _evict(self) -> None:
         """Drop the cache (every row is flushed): later misses are prefetched or loaded.
@@ -249,8 +260,13 @@ class Tables:
     def all(self) -> list[Rows]:
         return list(self._rows.values())
 
-    def flush(self) -> int:
-        return sum(r.flush() for r in self._rows.values())
+    def flush(self, bounded: bool = True) -> int:
+        return sum(r.flush(bounded) for r in self._rows.values())
+
+    def forget(self) -> None:
+        """After a batch of whole aggregates (see :meth:`Rows.forget`)."""
+        for r in self._rows.values():
+            r.forget()
 
     def prefetch(self, customers: Iterable[Any]) -> None:
         """Load the rows of these customers into the tables that need them (see Rows)."""
