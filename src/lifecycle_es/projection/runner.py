@@ -78,6 +78,8 @@ class ProjectionManager:
         self.read = ReadStore(engine.store)
         self.classes = discover(engine.projections_path)
         self._history_cache: tuple[Any, list[Any]] = (None, [])
+        #: phase one of a rebuild: the current aggregate's events decoded so far
+        self._aggregate_events: list[Any] = []
         self.projections: dict[str, Projection] = {
             name: cls(engine.stage_model) for name, cls in sorted(self.classes.items())
         }
@@ -371,6 +373,7 @@ class ProjectionManager:
     def _replay_until(self, group: list[Projection], tables: dict[str, Tables], bound: int,
                       batch_size: int, progress: Progress | None, offset: int) -> int:
         rec, to_domain = self.engine.recorder, self.engine.mapper.to_domain_event
+        known = self._aggregate_events
         done = 0
         try:
             while True:
@@ -382,9 +385,13 @@ class ProjectionManager:
                     after = cursor_of(rec, notes[-1]) if notes else None
                     for note in notes:
                         event = to_domain(note)
+                        if known and known[0].originator_id != event.originator_id:
+                            known.clear()
+                        known.append(event)
                         for p in group:
                             tables[p.name].position = note.id
                             self._dispatch(p, event, tables[p.name])
+                    known.clear()
                     for p in group:
                         tables[p.name].flush(bounded=False)
                         self.read.execute(
@@ -398,6 +405,7 @@ class ProjectionManager:
                 if progress is not None:
                     progress(offset + done, max(bound, offset + done))
         finally:  # what follows replays in recording order: it must trust no cached row
+            known.clear()
             for p in group:
                 tables[p.name].discard()
         log.info("rebuild.replayed_by_aggregate", projections=[p.name for p in group],
@@ -518,6 +526,10 @@ class ProjectionManager:
     def _history_before(self, void: Customer.EventVoided) -> list[Any]:
         """The customer's events before ``void`` (read once for all read models)."""
         key = (void.originator_id, void.originator_version)
+        known = self._aggregate_events
+        if known and known[0].originator_id == void.originator_id \
+                and known[0].originator_version == 1:  # the whole history is in this batch
+            return [e for e in known if e.originator_version < void.originator_version]
         if self._history_cache[0] != key:
             events = list(self.engine.events.get(void.originator_id,
                                                  lte=void.originator_version - 1))

@@ -80,9 +80,12 @@ def _select(recorder: ApplicationRecorder, where: str, key: Any, stop: int,
             params.append(limit)
         with recorder.datastore.transaction(commit=False) as c:
             c.execute(sql, params)
-            return [Notification(id=r[0], originator_id=recorder.convert_originator_id(r[1]),
-                                 originator_version=r[2], topic=r[3], state=r[4])
-                    for r in c.fetchall()]
+            rows = c.fetchall()
+        ids: dict[str, Any] = {}  # an aggregate's events are adjacent: convert its id once
+        convert = recorder.convert_originator_id
+        return [Notification(id=r[0], originator_id=ids.get(r[1]) or ids.setdefault(
+                    r[1], convert(r[1])), originator_version=r[2], topic=r[3], state=r[4])
+                for r in rows]
     if not isinstance(recorder, PostgresApplicationRecorder):
         return _select_in_memory(recorder, key, stop, limit, version)
     if version is None and not key:
