@@ -71,7 +71,7 @@ def test_interrupted_rebuild_resumes_and_equals_clean_rebuild(
     # Readers still see the complete old model; the interrupted shadow is resumable.
     assert snapshot(eng.projections) == before
     status = {s.name: s for s in eng.projections.status(list(BUILTIN))}
-    assert status["current_stage"].state.endswith("rebuilding")
+    assert "rebuilding" in status["current_stage"].state
     assert _shadow_rows(eng.projections) >= done  # committed batches are kept, to resume
 
     cli(durable_store_url, "projections", "rebuild", *BUILTIN, "--batch-size", "100")

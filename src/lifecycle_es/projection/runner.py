@@ -66,8 +66,8 @@ class ProjectionStatus:
     lag: int
     rows: int
     rebuilt_at: str | None
-    state: str  # "up to date" | "behind" | "rebuild needed" | "not built" | "rebuilding"
-    rebuild_position: int | None
+    state: str  # "up to date" | "behind" | "rebuild needed" | "not built", + ", rebuilding ..."
+    rebuild_position: int | None  # position of a rebuild in its second phase
 
 
 class ProjectionManager:
@@ -158,15 +158,17 @@ class ProjectionManager:
                 state = "rebuild needed"
             else:
                 state = "up to date" if position >= head else "behind"
+            phase_one = bool(st and st["shadow_build"] and st["shadow_cursor"] is not None)
             if st and st["shadow_build"]:
-                state += ", rebuilding"
+                state += ", rebuilding" + (" (by aggregate)" if phase_one else "")
             out.append(ProjectionStatus(
                 name=p.name, version=p.version,
                 stored_version=st["version"] if built and st else None,
                 position=position, head=head, lag=max(0, head - position), rows=rows,
                 rebuilt_at=str(st["rebuilt_at"]) if st and st["rebuilt_at"] else None,
                 state=state,
-                rebuild_position=int(st["shadow_position"]) if st and st["shadow_build"] else None,
+                rebuild_position=(int(st["shadow_position"])
+                                  if st and st["shadow_build"] and not phase_one else None),
             ))
         return out
 
