@@ -186,26 +186,27 @@ class ReadStore:
                     copy.write_row(row)
 
     def upsert_rows(self, physical: str, columns: Sequence[str], key: Sequence[str],
-                    rows: Sequence[Sequence[Any]], upsert_sql: str) -> None:
+                    rows: Sequence[Sequence[Any]]) -> None:
         """Insert or replace rows (encoded values) by primary key.
 
-        SQLite: ``executemany`` of ``upsert_sql``. PostgreSQL: small batches the same way,
-        large ones ``COPY`` into a temporary table and one ``INSERT ... SELECT ... ON
-        CONFLICT`` (several times faster than a row-by-row upsert).
+        SQLite and small PostgreSQL batches: ``executemany`` of ``INSERT ... ON CONFLICT``.
+        Large PostgreSQL batches: ``COPY`` into a temporary table and one ``INSERT ... SELECT
+        ... ON CONFLICT`` (several times faster than a row-by-row upsert).
         """
-        if self.dialect == "sqlite" or len(rows) < _STAGED_UPSERT_MIN:
-            self.executemany(upsert_sql, rows)
-            return
         cols = ", ".join(columns)
         updates = ", ".join(f"{c}=excluded.{c}" for c in columns if c not in key)
-        conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        conflict = (f"ON CONFLICT ({', '.join(key)}) "
+                    + (f"DO UPDATE SET {updates}" if updates else "DO NOTHING"))
+        if self.dialect == "sqlite" or len(rows) < _STAGED_UPSERT_MIN:
+            ph = ", ".join("?" * len(columns))
+            self.executemany(f"INSERT INTO {physical} ({cols}) VALUES ({ph}) {conflict}", rows)
+            return
         staging = f"_staged_{physical}"
         with self._lock:
             self.conn.execute(f"CREATE TEMP TABLE {staging} (LIKE {physical})")
             self.insert_rows(staging, columns, rows)
             self.conn.execute(
-                f"INSERT INTO {physical} ({cols}) SELECT {cols} FROM {staging} "
-                f"ON CONFLICT ({', '.join(key)}) {conflict}"
+                f"INSERT INTO {physical} ({cols}) SELECT {cols} FROM {staging} {conflict}"
             )
             self.conn.execute(f"DROP TABLE {staging}")
 

@@ -33,13 +33,6 @@ class Rows:
         self.cache: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.dirty: set[tuple[Any, ...]] = set()
         cols = list(table.columns)
-        ph = ", ".join([store.param] * len(cols))
-        updates = ", ".join(f"{c}=excluded.{c}" for c in cols if c not in table.key)
-        conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
-        self._upsert = (
-            f"INSERT INTO {physical} ({', '.join(cols)}) VALUES ({ph}) "
-            f"ON CONFLICT ({', '.join(table.key)}) {conflict}"
-        )
         where = " AND ".join(f"{k}={store.param}" for k in table.key)
         self._delete = f"DELETE FROM {physical} WHERE {where}"
         self._select = f"SELECT {', '.join(cols)} FROM {physical} WHERE {where}"
@@ -204,7 +197,7 @@ class Rows:
         if inserts:
             self.store.insert_rows(self.physical, cols, inserts)
         if upserts:
-            self.store.upsert_rows(self.physical, cols, self.table.key, upserts, self._upsert)
+            self.store.upsert_rows(self.physical, cols, self.table.key, upserts)
         touched = len(self.dirty)
         self.dirty.clear()
         if bounded and (len(self.cache) > _CACHE_LIMIT or not self.read):
