@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from projection_gen import snapshot, write
 
@@ -191,3 +192,38 @@ def test_concurrent_catch_ups_apply_each_event_once(
     finally:
         for e in [writer, *runners, clean]:
             e.close()
+
+
+class _InterruptedConnection:
+    """A PostgreSQL connection left mid-command (as Ctrl-C can leave it): ROLLBACK fails."""
+
+    def __init__(self, conn: object) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, *args: object) -> object:
+        if sql == "ROLLBACK":
+            raise psycopg.OperationalError("another command is already in progress")
+        return self.conn.execute(sql, *args)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.conn.close()  # type: ignore[attr-defined]
+
+
+def test_a_failed_rollback_reports_the_callers_error_and_keeps_the_store_usable(
+        store_url_factory: Callable[[str], str]) -> None:
+    eng = LifecycleEngine(store_url_factory("postgres"))
+    try:
+        eng.register(customer="acme", name="Acme", segment="smb", source="web", **at(0))
+        pm = eng.projections
+        pm.catch_up()
+        read = pm.read
+        read.conn = _InterruptedConnection(read.conn)
+        with pytest.raises(KeyboardInterrupt), read.transaction(["current_stage"]):
+            read.execute("DELETE FROM current_stage")
+            raise KeyboardInterrupt
+        assert not isinstance(read.conn, _InterruptedConnection)  # reopened
+        assert [r["customer"] for r in pm.fetch("current_stage")] == ["acme"]  # rolled back
+        eng.register(customer="beta", name="Beta", segment="smb", source="web", **at(1))
+        assert pm.catch_up() == 1
+    finally:
+        eng.close()

@@ -62,6 +62,8 @@ class Table:
 
 
 Handler = Callable[[Any, Any, "Tables"], None]
+#: a handler bound to its projection: ``handler(event, db)``
+BoundHandler = Callable[[Any, "Tables"], None]
 
 
 def on(*event_classes: type) -> Callable[[Handler], Handler]:
@@ -88,7 +90,7 @@ class Projection:
     description: ClassVar[str] = ""
 
     handlers: ClassVar[dict[type, list[str]]] = {}
-    _bound: dict[type, list[Callable[[Any, Tables], None]]]
+    _bound: dict[type, list[BoundHandler]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -104,14 +106,18 @@ class Projection:
     def __init__(self, model: StageModel) -> None:
         self.model = model
 
-    def apply(self, event: Any, db: Tables) -> None:
-        """Run every handler of ``event``'s class."""
+    def handlers_of(self, event_class: type) -> list[BoundHandler]:
+        """The bound handlers of ``event_class``, in declaration order."""
         try:
             bound = self._bound
         except AttributeError:  # built lazily: subclasses may override __init__
             bound = self._bound = {cls: [getattr(self, a) for a in attrs]
                                    for cls, attrs in self.handlers.items()}
-        for handler in bound.get(type(event), ()):
+        return bound.get(event_class, [])
+
+    def apply(self, event: Any, db: Tables) -> None:
+        """Run every handler of ``event``'s class."""
+        for handler in self.handlers_of(type(event)):
             handler(event, db)
 
     def handles(self, event_class: type) -> bool:

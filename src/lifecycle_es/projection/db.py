@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -47,6 +47,10 @@ class ReadStore:
         self.store = store
         self.dialect = "postgresql" if store.kind == "postgresql" else "sqlite"
         self._lock = threading.RLock()
+        self._open()
+
+    def _open(self) -> None:
+        store = self.store
         if self.dialect == "postgresql":
             from lifecycle_es.stores.postgres import connect, setup_lock
 
@@ -129,9 +133,21 @@ class ReadStore:
             try:
                 yield
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                self._rollback()
                 raise
             self.conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        """Roll back; a PostgreSQL connection that cannot (broken, or interrupted
+        mid-command by Ctrl-C) is closed instead, which rolls back too, and reopened."""
+        try:
+            self.conn.execute("ROLLBACK")
+        except Exception:
+            if self.dialect != "postgresql":  # a private :memory: database cannot reopen
+                raise
+            self.conn.close()
+            with suppress(Exception):  # the caller's error is the one to report
+                self._open()
 
     def close(self) -> None:
         self.conn.close()

@@ -15,16 +15,17 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.domain.customer import Customer
 from lifecycle_es.errors import LifecycleError
 from lifecycle_es.logs import get_logger
-from lifecycle_es.projection.base import Projection, Table
+from lifecycle_es.projection.base import BoundHandler, Projection, Table
 from lifecycle_es.projection.db import STATE_TABLE, ReadStore
 from lifecycle_es.projection.registry import discover
 from lifecycle_es.projection.writer import Rows, Tables
-from lifecycle_es.stores.by_aggregate import cursor_of, select_by_aggregate, whole_aggregates
+from lifecycle_es.stores.by_aggregate import aggregate_pages, read_ahead
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
@@ -376,46 +377,53 @@ class ProjectionManager:
                       batch_size: int, progress: Progress | None, offset: int) -> int:
         rec, to_domain = self.engine.recorder, self.engine.mapper.to_domain_event
         known = self._aggregate_events
+        routes = self._routes(group, tables)
+        names = [p.name for p in group]
+        with self.read.transaction(names):
+            cursor = self._phase_one_cursor(group, tables)
+        pages = read_ahead(aggregate_pages(rec, cursor, bound, batch_size))
         done = 0
         try:
-            while True:
-                with self.read.transaction([p.name for p in group]):
-                    cursor = self._phase_one_cursor(group, tables)
-                    notes = whole_aggregates(
-                        rec, select_by_aggregate(rec, cursor, bound, batch_size), batch_size,
-                        bound)
-                    after = cursor_of(rec, notes[-1]) if notes else None
+            for notes, after in pages:
+                with self.read.transaction(names):
+                    self._phase_one_cursor(group, tables, cursor)
                     for note in notes:
                         event = to_domain(note)
-                        if known and known[0].originator_id != event.originator_id:
+                        if note.originator_version == 1:  # batches hold whole aggregates
                             known.clear()
                         known.append(event)
-                        for p in group:
-                            tables[p.name].position = note.id
-                            self._dispatch(p, event, tables[p.name])
+                        for t, handler in routes[type(event)]:
+                            t.position = note.id
+                            handler(event, t)
                     known.clear()
                     for p in group:
                         tables[p.name].flush(bounded=False)
                         self.read.execute(
                             f"UPDATE {STATE_TABLE} SET shadow_cursor=? WHERE name=?",
                             (after, p.name))
+                cursor = after
                 for p in group:
                     tables[p.name].forget()
-                if not notes:
-                    break
                 done += len(notes)
                 if progress is not None:
                     progress(offset + done, max(bound, offset + done))
+            with self.read.transaction(names):  # phase one done: NULL cursor
+                self._phase_one_cursor(group, tables, cursor)
+                for p in group:
+                    self.read.execute(
+                        f"UPDATE {STATE_TABLE} SET shadow_cursor=NULL WHERE name=?", (p.name,))
         finally:  # what follows replays in recording order: it must trust no cached row
+            pages.close()
             known.clear()
             for p in group:
                 tables[p.name].discard()
-        log.info("rebuild.replayed_by_aggregate", projections=[p.name for p in group],
-                 events=done, bound=bound)
+        log.info("rebuild.replayed_by_aggregate", projections=names, events=done, bound=bound)
         return done
 
-    def _phase_one_cursor(self, group: list[Projection], tables: dict[str, Tables]) -> str:
-        """The shared cursor of the group (inside the locked transaction)."""
+    def _phase_one_cursor(self, group: list[Projection], tables: dict[str, Tables],
+                          expected: str | None = None) -> str:
+        """The shared cursor of the group (inside the locked transaction); it must be
+        ``expected`` when given (where this process left it)."""
         cursors = set()
         for p in group:
             st = self._state(p.name)
@@ -423,7 +431,8 @@ class ProjectionManager:
                 raise LifecycleError(
                     f"projection {p.name}: the rebuild was restarted by another process")
             cursors.add(st["shadow_cursor"])
-        if len(cursors) != 1 or None in cursors:
+        if len(cursors) != 1 or None in cursors or (
+                expected is not None and cursors != {expected}):
             raise LifecycleError(
                 f"projections {', '.join(p.name for p in group)}: another process is "
                 "rebuilding them; run one rebuild at a time")
@@ -473,11 +482,13 @@ class ProjectionManager:
             customers.discard(None)
             for p in group:
                 tables[p.name].prefetch(customers)
+            routes = self._routes(group, tables)
+            claimed = {tables[p.name]: positions[p.name] for p in group}
             for note, event in zip(notes, events, strict=True):
-                for p in group:
-                    if note.id > positions[p.name]:
-                        tables[p.name].position = note.id  # for handlers that need it
-                        self._dispatch(p, event, tables[p.name])
+                for t, handler in routes[type(event)]:
+                    if note.id > claimed[t]:
+                        t.position = note.id  # for handlers that need it
+                        handler(event, t)
             last = notes[-1].id if len(notes) == batch_size else head
             for p in group:
                 tables[p.name].flush()
@@ -519,11 +530,21 @@ class ProjectionManager:
         tables.build = build
         return position
 
-    def _dispatch(self, p: Projection, event: Any, tables: Tables) -> None:
-        if isinstance(event, Customer.EventVoided) and p.refold_on_void:
-            self._refold(p, event, tables)
-        else:
-            p.apply(event, tables)
+    def _routes(self, group: list[Projection], tables: dict[str, Tables]) -> _Routes:
+        """Per event class, the (tables, handler) pairs that apply it, in group order: a
+        void re-folds the customer in read models that ask for it."""
+
+        def build(event_class: type) -> list[tuple[Tables, BoundHandler]]:
+            route: list[tuple[Tables, BoundHandler]] = []
+            for p in group:
+                t = tables[p.name]
+                if issubclass(event_class, Customer.EventVoided) and p.refold_on_void:
+                    route.append((t, partial(self._refold, p)))
+                else:
+                    route.extend((t, h) for h in p.handlers_of(event_class))
+            return route
+
+        return _Routes(build)
 
     def _history_before(self, void: Customer.EventVoided) -> list[Any]:
         """The customer's events before ``void`` (read once for all read models)."""
@@ -549,6 +570,18 @@ class ProjectionManager:
         for e in history:
             if not isinstance(e, Customer.EventVoided) and e.originator_version not in voided:
                 p.apply(e, tables)
+
+
+class _Routes(dict[type, list[tuple[Tables, BoundHandler]]]):
+    """Routes of event classes, each built on first use."""
+
+    def __init__(self, build: Callable[[type], list[tuple[Tables, BoundHandler]]]) -> None:
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, event_class: type) -> list[tuple[Tables, BoundHandler]]:
+        route = self[event_class] = self._build(event_class)
+        return route
 
 
 def _param_type(value: Any) -> str:

@@ -8,13 +8,19 @@ the primary key ``(originator_id, originator_version)`` that both stores already
 
 from __future__ import annotations
 
-from typing import Any
+import queue
+import threading
+from collections.abc import Generator, Iterator
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, Notification
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
+
+T = TypeVar("T")
 
 
 def select_by_aggregate(recorder: ApplicationRecorder, after: str, stop: int,
@@ -49,6 +55,59 @@ def whole_aggregates(recorder: ApplicationRecorder, page: list[Notification], li
     if cut:
         return page[:cut]
     return page + rest_of_aggregate(recorder, page[-1], stop)
+
+
+def aggregate_pages(recorder: ApplicationRecorder, after: str, stop: int,
+                    limit: int) -> Iterator[tuple[list[Notification], str]]:
+    """Successive pages of whole aggregates after the cursor ``after`` (see
+    :func:`select_by_aggregate`), each with the cursor that follows it."""
+    while notes := whole_aggregates(recorder, select_by_aggregate(recorder, after, stop, limit),
+                                    limit, stop):
+        after = cursor_of(recorder, notes[-1])
+        yield notes, after
+
+
+def read_ahead(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
+    """``items``, produced by a thread up to ``depth`` items ahead of the consumer.
+
+    The database reads for the next page (which release the GIL in both drivers) overlap with
+    the work on the current one. An error in the thread is raised in the consumer; closing
+    the generator stops the thread after the item it is producing.
+    """
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def offer(item: tuple[bool, Any]) -> bool:
+        while not stopped.is_set():
+            try:
+                ready.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((True, item)):
+                    return
+            offer((False, None))
+        except BaseException as exc:  # handed to the consumer
+            offer((False, exc))
+
+    thread = threading.Thread(target=produce, name="lifecycle-es-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, item = ready.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stopped.set()
+        thread.join()
 
 
 def cursor_of(recorder: ApplicationRecorder, note: Notification) -> str:
@@ -99,11 +158,11 @@ def _select(recorder: ApplicationRecorder, where: str, key: Any, stop: int,
     if limit is not None:
         statement += SQL(" LIMIT %s")
         params.append(limit)
-    with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+    with recorder.datastore.get_connection() as conn, \
+            conn.cursor(row_factory=tuple_row) as curs:
         curs.execute(statement, params)
-        return [Notification(id=r["notification_id"], originator_id=r["originator_id"],
-                             originator_version=r["originator_version"], topic=r["topic"],
-                             state=bytes(r["state"])) for r in curs.fetchall()]
+        return [Notification(id=r[0], originator_id=r[1], originator_version=r[2], topic=r[3],
+                             state=bytes(r[4])) for r in curs.fetchall()]
 
 
 def _select_in_memory(recorder: ApplicationRecorder, key: str, stop: int, limit: int | None,
