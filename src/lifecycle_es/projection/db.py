@@ -29,6 +29,10 @@ def to_utc_text(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 _SQLITE_ENCODERS: dict[str, Callable[[Any], Any]] = {
     "timestamp": to_utc_text, "date": lambda v: v.isoformat(), "bool": int,
 }
@@ -179,8 +183,8 @@ class ReadStore:
             if self.dialect == "postgresql":
                 from psycopg.types.json import Jsonb
 
-                return Jsonb
-            return lambda v: orjson.dumps(v).decode()
+                return lambda v: Jsonb(v, dumps=_json_text)
+            return _json_text
         if self.dialect == "sqlite":
             return _SQLITE_ENCODERS.get(typ)
         return None

@@ -25,7 +25,8 @@ from lifecycle_es.projection.base import BoundHandler, Projection, Table
 from lifecycle_es.projection.db import STATE_TABLE, ReadStore
 from lifecycle_es.projection.registry import discover
 from lifecycle_es.projection.writer import Rows, Tables
-from lifecycle_es.stores.by_aggregate import aggregate_pages, read_ahead
+from lifecycle_es.stores.by_aggregate import aggregate_pages
+from lifecycle_es.stores.codec import FastMapper
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
@@ -375,25 +376,29 @@ class ProjectionManager:
 
     def _replay_until(self, group: list[Projection], tables: dict[str, Tables], bound: int,
                       batch_size: int, progress: Progress | None, offset: int) -> int:
-        rec, to_domain = self.engine.recorder, self.engine.mapper.to_domain_event
+        rec, mapper = self.engine.recorder, self.engine.mapper
+        assert isinstance(mapper, FastMapper)  # the engine's codec
+        decode = mapper.event_from
         known = self._aggregate_events
         routes = self._routes(group, tables)
         names = [p.name for p in group]
         with self.read.transaction(names):
             cursor = self._phase_one_cursor(group, tables)
-        pages = read_ahead(aggregate_pages(rec, cursor, bound, batch_size))
+        pages = aggregate_pages(rec, cursor, bound, batch_size)
         done = 0
         try:
-            for notes, after in pages:
+            for rows, after in pages:
                 with self.read.transaction(names):
                     self._phase_one_cursor(group, tables, cursor)
-                    for note in notes:
-                        event = to_domain(note)
-                        if note.originator_version == 1:  # batches hold whole aggregates
+                    last = ""
+                    for position, key, version, topic, data in rows:
+                        if key != last:  # the next aggregate
+                            last, originator_id = key, uuid.UUID(key)
                             known.clear()
+                        event = decode(topic, data, originator_id, version)
                         known.append(event)
                         for t, handler in routes[type(event)]:
-                            t.position = note.id
+                            t.position = position
                             handler(event, t)
                     known.clear()
                     for p in group:
@@ -404,7 +409,7 @@ class ProjectionManager:
                 cursor = after
                 for p in group:
                     tables[p.name].forget()
-                done += len(notes)
+                done += len(rows)
                 if progress is not None:
                     progress(offset + done, max(bound, offset + done))
             with self.read.transaction(names):  # phase one done: NULL cursor

@@ -38,7 +38,9 @@ class Rows:
         self._select = f"SELECT {', '.join(cols)} FROM {physical} WHERE {where}"
         self._types = [table.columns[c] for c in cols]
         self._cols = cols
-        self._encoders = [store.encoder(t) for t in self._types]
+        encoders = [store.encoder(t) for t in self._types]
+        #: (column index, encoder) of the columns whose values need encoding
+        self._encode_at = [(i, f) for i, f in enumerate(encoders) if f is not None]
         # While exact_keys: the keys of every row in the table, so new rows are plain
         # inserts (COPY on PostgreSQL) instead of upserts, and other keys need no lookup.
         self.exact_keys = complete
@@ -79,10 +81,13 @@ class Rows:
 
     def update(self, *key: Any, **changes: Any) -> dict[str, Any] | None:
         """Change some columns of an existing row; returns it, or None if there is none."""
-        row = self.get(*key)
-        if row is None:
-            return None
-        row = {**row, **changes}
+        self.read = True
+        row = self.cache.get(key)
+        if row is None or row is _MISSING:
+            row = self.get(*key)
+            if row is None:
+                return None
+        row = row | changes
         self.cache[key] = row
         self.dirty.add(key)
         return row
@@ -173,8 +178,10 @@ class Rows:
         if not self.dirty:
             return 0
         exact, in_db = self.exact_keys, self.in_db
-        cols, encoders = self._cols, self._encoders
-        upserts, inserts, deletes = [], [], []
+        cols, encode_at = self._cols, self._encode_at
+        upserts: list[list[Any]] = []
+        inserts: list[list[Any]] = []
+        deletes = []
         for key in self.dirty:
             row = self.cache[key]
             if row is _MISSING:
@@ -183,10 +190,10 @@ class Rows:
                                                                           strict=True)))
                     in_db.discard(key)
                 continue
-            values = tuple(
-                v if f is None or v is None else f(v)
-                for f, v in zip(encoders, [row[c] for c in cols], strict=True)
-            )
+            values = [row[c] for c in cols]
+            for i, f in encode_at:
+                if (v := values[i]) is not None:
+                    values[i] = f(v)
             if exact and key not in in_db:
                 inserts.append(values)
                 in_db.add(key)

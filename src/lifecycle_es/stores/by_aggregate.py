@@ -12,9 +12,8 @@ import queue
 import threading
 from collections.abc import Generator, Iterator
 from typing import Any, TypeVar
-from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, Notification
+from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.rows import tuple_row
@@ -23,8 +22,13 @@ from psycopg.sql import SQL, Identifier
 T = TypeVar("T")
 
 
+#: one event as a rebuild reads it: (notification id, aggregate id as text, version, topic,
+#: state); the aggregate id is hex on SQLite (as our recorder writes it), canonical elsewhere
+EventRow = tuple[int, str, int, str, bytes]
+
+
 def select_by_aggregate(recorder: ApplicationRecorder, after: str, stop: int,
-                        limit: int) -> list[Notification]:
+                        limit: int) -> list[EventRow]:
     """Up to ``limit`` events with notification id <= ``stop``, of the aggregates whose id
     sorts after ``after`` ('' = from the first), ordered by aggregate id then version.
 
@@ -34,23 +38,22 @@ def select_by_aggregate(recorder: ApplicationRecorder, after: str, stop: int,
     return _select(recorder, "originator_id > {}", after, stop, limit)
 
 
-def rest_of_aggregate(recorder: ApplicationRecorder, last: Notification,
-                      stop: int) -> list[Notification]:
+def rest_of_aggregate(recorder: ApplicationRecorder, last: EventRow,
+                      stop: int) -> list[EventRow]:
     """The events of ``last``'s aggregate after it (notification id <= ``stop``)."""
     where = "originator_id = {} AND originator_version > {}"
-    return _select(recorder, where, _key(recorder, last.originator_id), stop, None,
-                   last.originator_version)
+    return _select(recorder, where, last[1], stop, None, last[2])
 
 
-def whole_aggregates(recorder: ApplicationRecorder, page: list[Notification], limit: int,
-                     stop: int) -> list[Notification]:
+def whole_aggregates(recorder: ApplicationRecorder, page: list[EventRow], limit: int,
+                     stop: int) -> list[EventRow]:
     """``page`` cut to whole aggregates: a full page drops its last, possibly partial,
     aggregate, unless that is the only one (then the rest of it is read)."""
     if len(page) < limit:
         return page
-    last_id = page[-1].originator_id
+    last_id = page[-1][1]
     cut = len(page)
-    while cut and page[cut - 1].originator_id == last_id:
+    while cut and page[cut - 1][1] == last_id:
         cut -= 1
     if cut:
         return page[:cut]
@@ -58,13 +61,25 @@ def whole_aggregates(recorder: ApplicationRecorder, page: list[Notification], li
 
 
 def aggregate_pages(recorder: ApplicationRecorder, after: str, stop: int,
-                    limit: int) -> Iterator[tuple[list[Notification], str]]:
+                    limit: int) -> Generator[tuple[list[EventRow], str], None, None]:
     """Successive pages of whole aggregates after the cursor ``after`` (see
-    :func:`select_by_aggregate`), each with the cursor that follows it."""
-    while notes := whole_aggregates(recorder, select_by_aggregate(recorder, after, stop, limit),
-                                    limit, stop):
-        after = cursor_of(recorder, notes[-1])
-        yield notes, after
+    :func:`select_by_aggregate`), each with the cursor that follows it: the last
+    aggregate's id.
+
+    On PostgreSQL the next page is read in a thread (:func:`read_ahead`) while the caller
+    works on the current one: the server does the reading. SQLite's reads need the GIL for
+    every row, so a thread would only add contention; they run inline.
+    """
+    pages = _pages(recorder, after, stop, limit)
+    return read_ahead(pages) if isinstance(recorder, PostgresApplicationRecorder) else pages
+
+
+def _pages(recorder: ApplicationRecorder, after: str, stop: int,
+           limit: int) -> Generator[tuple[list[EventRow], str], None, None]:
+    while rows := whole_aggregates(recorder, select_by_aggregate(recorder, after, stop, limit),
+                                   limit, stop):
+        after = rows[-1][1]
+        yield rows, after
 
 
 def read_ahead(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
@@ -110,24 +125,8 @@ def read_ahead(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
         thread.join()
 
 
-def cursor_of(recorder: ApplicationRecorder, note: Notification) -> str:
-    """The resume cursor after ``note``'s aggregate (its id as text)."""
-    return str(_key(recorder, note.originator_id))
-
-
-def _key(recorder: ApplicationRecorder, originator_id: Any) -> Any:
-    """The originator id as the store compares it (SQLite: hex text, as our recorder
-    writes it; PostgreSQL: uuid; memory: text)."""
-    if isinstance(recorder, PostgresApplicationRecorder) or not isinstance(originator_id,
-                                                                            UUID):
-        return originator_id
-    if isinstance(recorder, SQLiteApplicationRecorder):
-        return originator_id.hex
-    return str(originator_id)
-
-
-def _select(recorder: ApplicationRecorder, where: str, key: Any, stop: int,
-            limit: int | None, version: int | None = None) -> list[Notification]:
+def _select(recorder: ApplicationRecorder, where: str, key: str, stop: int,
+            limit: int | None, version: int | None = None) -> list[EventRow]:
     params: list[Any] = [key] if version is None else [key, version]
     params.append(stop)
     if isinstance(recorder, SQLiteApplicationRecorder):
@@ -139,20 +138,16 @@ def _select(recorder: ApplicationRecorder, where: str, key: Any, stop: int,
             params.append(limit)
         with recorder.datastore.transaction(commit=False) as c:
             c.execute(sql, params)
-            rows = c.fetchall()
-        ids: dict[str, Any] = {}  # an aggregate's events are adjacent: convert its id once
-        convert = recorder.convert_originator_id
-        return [Notification(id=r[0], originator_id=ids.get(r[1]) or ids.setdefault(
-                    r[1], convert(r[1])), originator_version=r[2], topic=r[3], state=r[4])
-                for r in rows]
+            rows: list[EventRow] = c.fetchall()
+        return rows
     if not isinstance(recorder, PostgresApplicationRecorder):
         return _select_in_memory(recorder, key, stop, limit, version)
     if version is None and not key:
         where, params = "TRUE", params[1:]  # from the first aggregate
     statement = SQL(
-        "SELECT notification_id, originator_id, originator_version, topic, state "
-        "FROM {schema}.{table} WHERE " + where.format("%s", "%s") + " AND notification_id <= %s "
-        "ORDER BY originator_id, originator_version"
+        "SELECT notification_id, originator_id::text, originator_version, topic, state "
+        "FROM {schema}.{table} WHERE " + where.format("%s::uuid", "%s") +
+        " AND notification_id <= %s ORDER BY originator_id, originator_version"
     ).format(schema=Identifier(recorder.datastore.schema),
              table=Identifier(recorder.events_table_name))
     if limit is not None:
@@ -161,15 +156,15 @@ def _select(recorder: ApplicationRecorder, where: str, key: Any, stop: int,
     with recorder.datastore.get_connection() as conn, \
             conn.cursor(row_factory=tuple_row) as curs:
         curs.execute(statement, params)
-        return [Notification(id=r[0], originator_id=r[1], originator_version=r[2], topic=r[3],
-                             state=bytes(r[4])) for r in curs.fetchall()]
+        return curs.fetchall()
 
 
 def _select_in_memory(recorder: ApplicationRecorder, key: str, stop: int, limit: int | None,
-                      version: int | None) -> list[Notification]:
+                      version: int | None) -> list[EventRow]:
     """The same for the ``memory://`` store (test-sized logs): read all, sort."""
-    notes = [n for n in recorder.select_notifications(1, max(stop, 1), stop=stop)
-             if (str(n.originator_id) > key if version is None
-                 else str(n.originator_id) == key and n.originator_version > version)]
-    notes.sort(key=lambda n: (str(n.originator_id), n.originator_version))
-    return notes if limit is None else notes[:limit]
+    rows = [(n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+            for n in recorder.select_notifications(1, max(stop, 1), stop=stop)]
+    rows = [r for r in rows if (r[1] > key if version is None
+                                else r[1] == key and r[2] > version)]
+    rows.sort(key=lambda r: (r[1], r[2]))
+    return rows if limit is None else rows[:limit]

@@ -88,14 +88,22 @@ class FastMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
-        cls = _class_of(stored_event.topic)
-        state = decode_state(cls, stored_event.state)
         oid = stored_event.originator_id
-        state["originator_id"] = oid if isinstance(oid, UUID) else UUID(oid)
-        state["originator_version"] = stored_event.originator_version
+        event: DomainEventProtocol[UUID] = self.event_from(
+            stored_event.topic, stored_event.state, oid if isinstance(oid, UUID) else UUID(oid),
+            stored_event.originator_version)
+        return event
+
+    @staticmethod
+    def event_from(topic: str, data: bytes, originator_id: UUID, version: int) -> Any:
+        """The domain event stored as ``topic`` and ``data`` (the state) on that aggregate."""
+        cls = _class_of(topic)
+        state = decode_state(cls, data)
+        state["originator_id"] = originator_id
+        state["originator_version"] = version
         event: Any = object.__new__(cls)
         object.__setattr__(event, "__dict__", state)
-        return typing.cast(DomainEventProtocol[UUID], event)
+        return event
 
 
 def decode_state(cls: type, data: bytes) -> dict[str, Any]:
