@@ -17,7 +17,7 @@ from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 T = TypeVar("T")
 
@@ -144,19 +144,26 @@ def _select(recorder: ApplicationRecorder, where: str, key: str, stop: int,
         return _select_in_memory(recorder, key, stop, limit, version)
     if version is None and not key:
         where, params = "TRUE", params[1:]  # from the first aggregate
-    statement = SQL(
-        "SELECT notification_id, originator_id::text, originator_version, topic, state "
-        "FROM {schema}.{table} WHERE " + where.format("%s::uuid", "%s") +
-        " AND notification_id <= %s ORDER BY originator_id, originator_version"
-    ).format(schema=Identifier(recorder.datastore.schema),
-             table=Identifier(recorder.events_table_name))
     if limit is not None:
-        statement += SQL(" LIMIT %s")
         params.append(limit)
     with recorder.datastore.get_connection() as conn, \
             conn.cursor(row_factory=tuple_row) as curs:
-        curs.execute(statement, params)
+        curs.execute(postgres_statement(recorder, where, limit is not None), params)
         return curs.fetchall()
+
+
+def postgres_statement(recorder: PostgresApplicationRecorder, where: str,
+                       limited: bool) -> Composed:
+    """The PostgreSQL query of :func:`_select`. It must walk the primary key: the id's text
+    is aliased, since ``ORDER BY originator_id`` on a column of that name would sort the
+    whole log as text."""
+    statement = SQL(
+        "SELECT notification_id, originator_id::text AS aggregate, originator_version, "
+        "topic, state FROM {schema}.{table} WHERE " + where.format("%s::uuid", "%s") +
+        " AND notification_id <= %s ORDER BY originator_id, originator_version"
+    ).format(schema=Identifier(recorder.datastore.schema),
+             table=Identifier(recorder.events_table_name))
+    return statement + SQL(" LIMIT %s") if limited else statement
 
 
 def _select_in_memory(recorder: ApplicationRecorder, key: str, stop: int, limit: int | None,
