@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from lifecycle_es.stores.url import StoreURL
 STATE_TABLE = "projection_state"
 
 
+@lru_cache(maxsize=1 << 16)  # an event's times land in several rows; isoformat is slow
 def to_utc_text(value: datetime) -> str:
     """A timestamp as sortable ISO 8601 text in UTC (the SQLite storage format)."""
     if value.tzinfo is not UTC:
