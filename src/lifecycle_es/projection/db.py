@@ -23,7 +23,7 @@ from lifecycle_es.stores.url import StoreURL
 STATE_TABLE = "projection_state"
 
 
-@lru_cache(maxsize=1 << 16)  # an event's times land in several rows; isoformat is slow
+@lru_cache(maxsize=1 << 14)  # a batch's times land in rows of several tables; isoformat is slow
 def to_utc_text(value: datetime) -> str:
     """A timestamp as sortable ISO 8601 text in UTC (the SQLite storage format)."""
     if value.tzinfo is not UTC:
