@@ -85,9 +85,10 @@ def _pages(recorder: ApplicationRecorder, after: str, stop: int,
 def read_ahead(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
     """``items``, produced by a thread up to ``depth`` items ahead of the consumer.
 
-    The database reads for the next page (which release the GIL in both drivers) overlap with
-    the work on the current one. An error in the thread is raised in the consumer; closing
-    the generator stops the thread after the item it is producing.
+    Worth it where producing an item mostly waits outside Python (a PostgreSQL query: the
+    server works while the consumer does), not where it needs the GIL. An error in the
+    thread is raised in the consumer; closing the generator stops the thread after the item
+    it is producing.
     """
     ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
     stopped = threading.Event()
