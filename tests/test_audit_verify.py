@@ -13,7 +13,7 @@ from audit_story import tell
 from lifecycle_es import LifecycleEngine, LifecycleError
 from lifecycle_es.audit.verify import Break, verify
 from lifecycle_es.domain import customer_id
-from lifecycle_es.stores.chain import extend
+from lifecycle_es.stores.chain import Chain, canonical_id
 from lifecycle_es.stores.url import StoreURL
 
 
@@ -147,23 +147,20 @@ def test_rewritten_chain_is_caught_only_by_an_external_anchor(
     raw.run(f"UPDATE {raw.events} SET state = ? WHERE {cond}",
             bytes(state).replace(b'"mrr":5000', b'"mrr":9000'), *params)
 
-    class Ev:
-        def __init__(self, row: tuple[Any, ...]) -> None:
-            self.originator_id, self.originator_version, self.topic = row[1], row[2], row[3]
-            self.state = bytes(row[4]) if not isinstance(row[4], str) else row[4].encode()
-
     rows = raw.run(f"SELECT {raw.nid}, originator_id, originator_version, topic, state "
                    f"FROM {raw.events} ORDER BY {raw.nid}")
-    heads: dict[str, Any] = {}
-    links = extend(heads, [(r[0], Ev(r)) for r in rows])
+    chain = Chain()
+    chain.start(None)
+    ids = [r[0] for r in rows]
+    chained = [(canonical_id(r[1]), r[2], r[3],
+                r[4].encode() if isinstance(r[4], str) else bytes(r[4])) for r in rows]
+    digests = chain.link(ids, chained)
     raw.run("DELETE FROM event_digests")
     raw.run("DELETE FROM chain_heads")
-    for x in links:
-        raw.run("INSERT INTO event_digests VALUES (?, ?, ?, ?)", x.notification_id,
-                x.originator_id, x.originator_version, x.digest)
-    for scope, h in heads.items():
-        raw.run("INSERT INTO chain_heads VALUES (?, ?, ?, ?)", scope, h.notification_id,
-                h.originator_version, h.digest)
+    for nid, (agg, version, _, _), d in zip(ids, chained, digests, strict=True):
+        raw.run("INSERT INTO event_digests VALUES (?, ?, ?, ?)", nid, agg, version, d)
+    for head in chain.heads():
+        raw.run("INSERT INTO chain_heads VALUES (?, ?, ?, ?)", *head)
     assert verify(engine).clean  # a full rewrite is not detectable from inside...
     report = verify(engine, anchor=anchor.anchor())
     assert [(b.kind, b.position) for b in report.breaks] == [("modified", anchor.position)]

@@ -110,28 +110,29 @@ def test_redacted_url_hides_password() -> None:
     assert url.redacted() == "postgresql://bob:***@db.example:6543/prod?schema=x"
 
 
-def test_chain_batch_hashes_like_digest() -> None:
+def test_chain_links_like_digest_across_batches() -> None:
     """The recorders' batch hashing gives the digests ``audit verify`` recomputes."""
-    from types import SimpleNamespace
     from uuid import uuid4
 
-    from lifecycle_es.stores.chain import chain_batch
+    from lifecycle_es.stores.chain import Chain
 
-    a, b = uuid4(), uuid4()
-    events = [SimpleNamespace(originator_id=oid, originator_version=v, topic=f"t:{v}",
-                              state=memoryview(f'{{"n":{v}}}'.encode()))
-              for oid, v in ((a, 1), (b, 1), (a, 2), (b, 2), (b, 3))]
-    aggs = [canonical_id(e.originator_id) for e in events]
+    a, b = str(uuid4()), str(uuid4())
+    rows = [(agg, v, f"t:{v}", f'{{"n":{v}}}'.encode())
+            for agg, v in ((a, 1), (b, 1), (a, 2), (b, 2), (b, 3))]
     start = b"\x01" * 32
-    heads = {aggs[1]: b"\x02" * 32}
-    digests, log_head = chain_batch(start, heads, aggs, events)
-    prev_log, prev_agg, want = start, {aggs[1]: b"\x02" * 32}, []
-    for e, agg in zip(events, aggs, strict=True):
-        prev_log = digest(prev_log, prev_agg.get(agg, ZERO), e.originator_id,
-                          e.originator_version, e.topic, bytes(e.state))
+    chain = Chain()
+    chain.start(start)
+    assert chain.unknown(rows[:2]) == [a, b]
+    chain.learn([a, b], {b: b"\x02" * 32})
+    digests = chain.link([11, 12], rows[:2]) + chain.link([13, 14, 15], rows[2:])
+    prev_log, prev_agg, want = start, {b: b"\x02" * 32}, []
+    for agg, version, topic, state in rows:
+        prev_log = digest(prev_log, prev_agg.get(agg, ZERO), agg, version, topic, state)
         prev_agg[agg] = prev_log
         want.append(prev_log)
-    assert digests == want and log_head == want[-1] and heads == prev_agg
+    assert digests == want
+    assert chain.heads() == [(LOG_SCOPE, 15, 3, want[-1]), (a, 13, 2, want[2]),
+                             (b, 15, 3, want[-1])]
 
 
 def test_postgres_ids_after_a_sequence_gap_are_chained_to_the_right_events(

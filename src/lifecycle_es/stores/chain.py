@@ -12,11 +12,9 @@ anchor the heads outside the database to catch that (docs/audit.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
 from hashlib import sha256
-from typing import Any
 from uuid import UUID
 
 ZERO = bytes(32)
@@ -41,67 +39,75 @@ def digest(prev_log: bytes, prev_aggregate: bytes, originator_id: UUID | str, ve
     return h.digest()
 
 
-def chain_batch(log_head: bytes, agg_heads: dict[str, bytes], aggs: Sequence[str],
-                events: Sequence[Any]) -> tuple[list[bytes], bytes]:
-    """Chain ``events`` (stored events, in notification order) onto the current heads.
+#: one event as the recorders write it: (canonical aggregate id, version, topic, state)
+Row = tuple[str, int, str, bytes]
 
-    ``log_head`` is the digest of the log's last event (``ZERO`` for an empty log);
-    ``agg_heads`` maps a canonical aggregate id to the digest of its last event and is
-    updated in place; ``aggs`` holds each event's canonical aggregate id. Returns every
-    event's digest and the new log head. Each digest equals :func:`digest` of the same
-    inputs (one buffer hashed at once instead of four updates: same bytes, same SHA-256).
+
+class Chain:
+    """The chain's heads during one write transaction, and the rows' digests.
+
+    A recorder creates one per transaction, tells it the stored log head (:meth:`start`) and
+    the stored heads of aggregates it has not seen yet (:meth:`learn`), links every batch of
+    rows in notification order (:meth:`link`) and finally stores :meth:`heads` once: the log
+    head and the last digest of every aggregate the transaction wrote, not one upsert per batch.
     """
-    out: list[bytes] = []
-    append = out.append
-    get = agg_heads.get
-    topics: dict[str, bytes] = {}
-    prev = log_head
-    for agg, ev in zip(aggs, events, strict=True):
-        topic = topics.get(ev.topic)
-        if topic is None:
-            topic = topics[ev.topic] = ev.topic.encode()
-        prev = sha256(b"%b%b%b\x00%d\x00%b\x00%b" % (
-            prev, get(agg, ZERO), agg.encode(), ev.originator_version, topic, ev.state,
-        )).digest()
-        agg_heads[agg] = prev
-        append(prev)
-    return out, prev
 
+    def __init__(self) -> None:
+        self.started = False
+        self.fresh = False  # the store had no chain yet: no aggregate has a stored head
+        self.log_head = ZERO
+        self.log_last = (0, 0)  # notification id and version of the last linked row
+        self.agg_heads: dict[str, bytes] = {}
+        self.agg_last: dict[str, tuple[int, int]] = {}
+        self._topics: dict[str, bytes] = {}
 
-@dataclass(frozen=True)
-class Head:
-    """The latest chained event of a scope (the whole log, or one aggregate)."""
+    def start(self, log_head: bytes | None) -> None:
+        """Begin on the stored log head (None: the store has no chain yet)."""
+        self.started, self.fresh = True, log_head is None
+        self.log_head = ZERO if log_head is None else log_head
 
-    notification_id: int
-    originator_version: int
-    digest: bytes
+    def unknown(self, rows: Sequence[Row]) -> list[str]:
+        """Aggregates of ``rows`` whose stored head must be read before :meth:`link`."""
+        if self.fresh:
+            return []
+        heads = self.agg_heads
+        return [agg for agg in dict.fromkeys(r[0] for r in rows) if agg not in heads]
 
+    def learn(self, asked: Sequence[str], found: dict[str, bytes]) -> None:
+        """Record the stored heads ``found`` for the aggregates ``asked`` (others: none)."""
+        for agg in asked:
+            self.agg_heads[agg] = found.get(agg, ZERO)
 
-@dataclass(frozen=True)
-class Link:
-    """One event's row in ``event_digests``."""
+    def link(self, ids: Sequence[int], rows: Sequence[Row]) -> list[bytes]:
+        """The digests of ``rows`` (notification ids ``ids``), chained onto the heads.
 
-    notification_id: int
-    originator_id: str
-    originator_version: int
-    digest: bytes
+        Each digest equals :func:`digest` of the same inputs (one buffer hashed at once
+        instead of four updates: same bytes, same SHA-256).
+        """
+        out: list[bytes] = []
+        append = out.append
+        heads, last, topics = self.agg_heads, self.agg_last, self._topics
+        get = heads.get
+        prev = self.log_head
+        for nid, (agg, version, topic, state) in zip(ids, rows, strict=True):
+            t = topics.get(topic)
+            if t is None:
+                t = topics[topic] = topic.encode()
+            prev = sha256(b"%b%b%b\x00%d\x00%b\x00%b" % (
+                prev, get(agg, ZERO), agg.encode(), version, t, state,
+            )).digest()
+            heads[agg] = prev
+            last[agg] = (nid, version)
+            append(prev)
+        if rows:
+            self.log_head, self.log_last = prev, (ids[-1], rows[-1][1])
+        return out
 
-
-def extend(heads: dict[str, Head], events: Iterable[tuple[int, Any]]) -> list[Link]:
-    """Chain ``(notification_id, stored_event)`` pairs (in notification order) onto ``heads``.
-
-    ``heads`` maps a scope (``"log"`` or a canonical aggregate id) to its head and is updated
-    in place; returns the new links. (A convenience over :func:`chain_batch`, which the
-    recorders use directly.)
-    """
-    pairs = list(events)
-    evs = [ev for _, ev in pairs]
-    aggs = [canonical_id(ev.originator_id) for ev in evs]
-    log = heads.get(LOG_SCOPE)
-    agg_heads = {k: h.digest for k, h in heads.items() if k != LOG_SCOPE}
-    digests, _ = chain_batch(log.digest if log else ZERO, agg_heads, aggs, evs)
-    links = []
-    for (nid, ev), agg, d in zip(pairs, aggs, digests, strict=True):
-        links.append(Link(nid, agg, ev.originator_version, d))
-        heads[LOG_SCOPE] = heads[agg] = Head(nid, ev.originator_version, d)
-    return links
+    def heads(self) -> list[tuple[str, int, int, bytes]]:
+        """``chain_heads`` rows to upsert: the log's and every written aggregate's."""
+        if not self.agg_last:
+            return []
+        heads = self.agg_heads
+        return [(LOG_SCOPE, *self.log_last, self.log_head),
+                *((agg, nid, version, heads[agg]) for agg, (nid, version) in
+                  self.agg_last.items())]

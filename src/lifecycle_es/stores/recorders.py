@@ -7,11 +7,15 @@ commit in order, and the NOTIFY that wakes subscribers) and change two things:
 - inserts are bulk: ``executemany`` on SQLite (the library inserts row by row), ``COPY`` on
   PostgreSQL (the library sends a composite array the driver must escape);
 - the same transaction appends every event to the hash chain (``stores/chain.py``).
+
+Both also offer :meth:`bulk`: one transaction for many batches of rows (a whole import), with
+the chain heads stored once at the end. A single ``insert_events`` is a bulk write of one batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -25,13 +29,22 @@ from lifecycle_es.stores.chain import (
     DIGESTS_TABLE,
     HEADS_TABLE,
     LOG_SCOPE,
-    ZERO,
+    Chain,
+    Row,
     canonical_id,
-    chain_batch,
 )
 
 _SQLITE_VARS = 900  # stay under SQLite's bound-parameter limit in IN (...) lists
 SETTINGS_TABLE = "lifecycle_settings"
+
+#: writes one batch of rows inside a bulk transaction; returns their notification ids
+WriteRows = Callable[[Sequence[Row]], list[int]]
+
+
+def rows_of(stored_events: Sequence[StoredEvent]) -> list[Row]:
+    """Stored events as chain rows (canonical aggregate id, version, topic, state)."""
+    return [(canonical_id(e.originator_id), e.originator_version, e.topic, e.state)
+            for e in stored_events]
 
 
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
@@ -68,48 +81,53 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
-        n = len(stored_events)
-        c.executemany(
-            self.insert_events_statement,
-            [
-                (e.originator_id.hex if isinstance(e.originator_id, UUID) else e.originator_id,
-                 e.originator_version, e.topic, e.state)
-                for e in stored_events
-            ],
-        )
-        # The write lock is ours now: rowids were assigned consecutively after the old maximum.
+        chain = Chain()
+        ids = self._append(c, rows_of(stored_events), chain)
+        self._save_heads(c, chain)
+        return ids
+
+    @contextmanager
+    def bulk(self) -> Iterator[WriteRows]:
+        """One transaction for many batches: commits when the block ends, else rolls back."""
+        with self.datastore.transaction(commit=True) as c:
+            chain = Chain()
+            yield lambda rows: self._append(c, rows, chain)
+            self._save_heads(c, chain)
+
+    def _append(self, c: SQLiteCursor, rows: Sequence[Row], chain: Chain) -> list[int]:
+        if not rows:
+            return []
+        c.executemany(self.insert_events_statement,
+                      [(agg.replace("-", ""), v, t, s) for agg, v, t, s in rows])
+        # The write lock is ours now (taken by the insert, so reads below see the latest
+        # commit): rowids were assigned consecutively after the old maximum.
         c.execute(self.select_max_notification_id_statement)
         last = int(c.fetchone()[0])
-        first = last - n + 1
-        aggs = [canonical_id(e.originator_id) for e in stored_events]
-        log_head, agg_heads = ZERO, {}
-        scopes = [LOG_SCOPE, *dict.fromkeys(aggs)]
-        for start in range(0, len(scopes), _SQLITE_VARS):
-            chunk = scopes[start : start + _SQLITE_VARS]
-            c.execute(
-                f"SELECT scope, digest FROM {HEADS_TABLE} "
-                f"WHERE scope IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            for scope, d in c.fetchall():
-                if scope == LOG_SCOPE:
-                    log_head = bytes(d)
-                else:
-                    agg_heads[scope] = bytes(d)
-        digests, log_head = chain_batch(log_head, agg_heads, aggs, stored_events)
-        versions = [e.originator_version for e in stored_events]
-        c.executemany(
-            f"INSERT INTO {DIGESTS_TABLE} VALUES (?, ?, ?, ?)",
-            zip(range(first, last + 1), aggs, versions, digests, strict=True),
-        )
+        ids = range(last - len(rows) + 1, last + 1)
+        if not chain.started:
+            c.execute(f"SELECT digest FROM {HEADS_TABLE} WHERE scope=?", (LOG_SCOPE,))
+            row = c.fetchone()
+            chain.start(None if row is None else bytes(row[0]))
+        unknown = chain.unknown(rows)
+        found: dict[str, bytes] = {}
+        for start in range(0, len(unknown), _SQLITE_VARS):
+            chunk = unknown[start : start + _SQLITE_VARS]
+            c.execute(f"SELECT scope, digest FROM {HEADS_TABLE} "
+                      f"WHERE scope IN ({', '.join('?' * len(chunk))})", chunk)
+            found.update((scope, bytes(d)) for scope, d in c.fetchall())
+        chain.learn(unknown, found)
+        digests = chain.link(ids, rows)
+        c.executemany(f"INSERT INTO {DIGESTS_TABLE} VALUES (?, ?, ?, ?)",
+                      [(nid, r[0], r[1], d) for nid, r, d in zip(ids, rows, digests, strict=True)])
+        return list(ids)
+
+    def _save_heads(self, c: SQLiteCursor, chain: Chain) -> None:
         c.executemany(
             f"INSERT INTO {HEADS_TABLE} VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE SET "
             "notification_id = excluded.notification_id, "
             "originator_version = excluded.originator_version, digest = excluded.digest",
-            [(LOG_SCOPE, last, versions[-1], log_head),
-             *((agg, first + i, versions[i], digests[i]) for agg, i in _last_index(aggs))],
+            chain.heads(),
         )
-        return list(range(first, last + 1))
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -155,27 +173,62 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
+        with self.bulk() as write:
+            return write(rows_of(stored_events))
+
+    @contextmanager
+    def bulk(self) -> Iterator[WriteRows]:
+        """One transaction for many batches: commits when the block ends, else rolls back.
+
+        The library's table lock is held throughout (notification ids commit in order).
+        """
         try:
             with self.datastore.get_connection() as conn, conn.transaction(), \
                     conn.cursor() as curs:
                 for statement in self.lock_table_statements:
                     curs.execute(statement)
                 curs.execute(SQL("NOTIFY {}").format(Identifier(self.channel_name)))
-                curs.execute(
-                    SQL("SELECT COALESCE(MAX(notification_id), 0) AS m FROM {}").format(
-                        self.table)
-                )
-                before = int(_first(curs.fetchone()))
-                with curs.copy(SQL("COPY {} (originator_id, originator_version, topic, state) "
-                                   "FROM STDIN (FORMAT BINARY)").format(self.table)) as copy:
-                    copy.set_types(["uuid", "int8", "text", "bytea"])
-                    for e in stored_events:
-                        copy.write_row((e.originator_id, e.originator_version, e.topic, e.state))
-                ids = self._new_ids(curs, before, len(stored_events))
-                self._chain(curs, ids, stored_events)
-                return ids
+                curs.execute(SQL("SELECT digest FROM {} WHERE scope = %s").format(self.heads),
+                             (LOG_SCOPE,))
+                row = curs.fetchone()
+                chain = Chain()
+                chain.start(None if row is None else bytes(row["digest"]))
+                yield lambda rows: self._append(curs, rows, chain)
+                self._save_heads(curs, chain)
         except psycopg.errors.UniqueViolation as exc:
             raise IntegrityError(str(exc)) from exc
+
+    def _append(self, curs: Any, rows: Sequence[Row], chain: Chain) -> list[int]:
+        if not rows:
+            return []
+        if chain.log_last[0]:
+            before = chain.log_last[0]  # the lock is ours: nobody else added rows since
+        else:
+            curs.execute(SQL("SELECT COALESCE(MAX(notification_id), 0) AS m FROM {}").format(
+                self.table))
+            before = int(_first(curs.fetchone()))
+        uuids = _uuids(rows)
+        with curs.copy(SQL("COPY {} (originator_id, originator_version, topic, state) "
+                           "FROM STDIN (FORMAT BINARY)").format(self.table)) as copy:
+            copy.set_types(["uuid", "int8", "text", "bytea"])
+            write_row = copy.write_row
+            for agg, version, topic, state in rows:
+                write_row((uuids[agg], version, topic, state))
+        ids = self._new_ids(curs, before, len(rows))
+        unknown = chain.unknown(rows)
+        found: dict[str, bytes] = {}
+        if unknown:
+            curs.execute(SQL("SELECT scope, digest FROM {} WHERE scope = ANY(%s)").format(
+                self.heads), (unknown,))
+            found = {r["scope"]: bytes(r["digest"]) for r in curs.fetchall()}
+        chain.learn(unknown, found)
+        digests = chain.link(ids, rows)
+        with curs.copy(SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(self.digests)) as copy:
+            copy.set_types(["int8", "text", "int8", "bytea"])
+            write_row = copy.write_row
+            for nid, r, d in zip(ids, rows, digests, strict=True):
+                write_row((nid, r[0], r[1], d))
+        return ids
 
     def _new_ids(self, curs: Any, before: int, n: int) -> list[int]:
         """The notification ids the COPY just assigned to its ``n`` rows.
@@ -197,42 +250,24 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         )
         return [int(_first(r)) for r in curs.fetchall()]
 
-    def _chain(self, curs: Any, ids: list[int], stored_events: Sequence[StoredEvent]) -> None:
-        aggs = [canonical_id(e.originator_id) for e in stored_events]
-        log_head, agg_heads = ZERO, {}
-        curs.execute(
-            SQL("SELECT scope, digest FROM {} WHERE scope = ANY(%s)").format(self.heads),
-            ([LOG_SCOPE, *dict.fromkeys(aggs)],),
-        )
-        for row in curs.fetchall():
-            if row["scope"] == LOG_SCOPE:
-                log_head = bytes(row["digest"])
-            else:
-                agg_heads[row["scope"]] = bytes(row["digest"])
-        digests, log_head = chain_batch(log_head, agg_heads, aggs, stored_events)
-        versions = [e.originator_version for e in stored_events]
-        with curs.copy(SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(self.digests)) as copy:
-            copy.set_types(["int8", "text", "int8", "bytea"])
-            for row in zip(ids, aggs, versions, digests, strict=True):
-                copy.write_row(row)
+    def _save_heads(self, curs: Any, chain: Chain) -> None:
+        heads = chain.heads()
+        if not heads:
+            return
         # One statement for all heads (row-by-row upserts were a quarter of the insert time).
-        last = list(_last_index(aggs))
         curs.execute(
             SQL("INSERT INTO {} SELECT * FROM unnest(%s::text[], %s::int8[], %s::int8[], "
                 "%s::bytea[]) ON CONFLICT (scope) DO UPDATE SET "
                 "notification_id = EXCLUDED.notification_id, "
                 "originator_version = EXCLUDED.originator_version, "
                 "digest = EXCLUDED.digest").format(self.heads),
-            ([LOG_SCOPE, *(agg for agg, _ in last)],
-             [ids[-1], *(ids[i] for _, i in last)],
-             [versions[-1], *(versions[i] for _, i in last)],
-             [log_head, *(digests[i] for _, i in last)]),
+            [list(column) for column in zip(*heads, strict=True)],
         )
 
 
-def _last_index(aggs: Sequence[str]) -> Iterable[tuple[str, int]]:
-    """(aggregate, index of its last event) for every aggregate of a batch."""
-    return {agg: i for i, agg in enumerate(aggs)}.items()
+def _uuids(rows: Sequence[Row]) -> dict[str, UUID]:
+    """The UUID of every aggregate of ``rows`` (made once per aggregate, not per row)."""
+    return {agg: UUID(agg) for agg in dict.fromkeys(r[0] for r in rows)}
 
 
 def _first(row: Any) -> Any:
