@@ -3,13 +3,17 @@ its line number, field and reason, batched writes, and what a store failure mid-
 
 from __future__ import annotations
 
+import multiprocessing
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from lifecycle_samples import ACME_VERSION, FULL_LIFECYCLE, jsonl
 
 from lifecycle_es import LifecycleEngine, StoreError
+from lifecycle_es.audit.verify import verify
 from lifecycle_es.errors import InvalidInput, UnknownCustomer
 
 AT = {"at": "2024-03-01T09:00:00Z", "actor": "ann", "team": "sales"}
@@ -155,30 +159,79 @@ def test_batch_size_changes_transactions_not_results(durable: LifecycleEngine,
     assert durable.customer("acme").version == ACME_VERSION
 
 
-def test_store_failure_mid_write_keeps_whole_earlier_batches(
-    durable: LifecycleEngine, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Fault injection: the store fails on the third write transaction."""
-    real = durable.recorder.insert_events
-    calls = []
+def fail_on_version(engine: LifecycleEngine, version: int, *, conflict: bool) -> None:
+    """Make the store itself refuse the event with ``version`` (a trigger), from any process.
 
-    def failing(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 3:
-            raise OSError("disk full")
-        return real(*args, **kwargs)
+    ``conflict``: refuse it as a version clash (a constraint violation) rather than as an error.
+    """
+    store, table = engine.store, engine.recorder.events_table_name  # type: ignore[attr-defined]
+    if store.kind == "sqlite":
+        body = ("SELECT RAISE(ABORT, 'version taken')" if conflict
+                else "SELECT abs(-9223372036854775808)")  # SQLite's 'integer overflow' error
+        with sqlite3.connect(store.path) as conn:
+            conn.execute(f"CREATE TRIGGER fail BEFORE INSERT ON {table} "
+                         f"WHEN NEW.originator_version = {version} BEGIN {body}; END")
+        return
+    state = "unique_violation" if conflict else "disk_full"
+    with psycopg.connect(store.psycopg_conninfo(), autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{store.schema}"')
+        conn.execute(f"CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                     f"RAISE EXCEPTION 'disk full' USING ERRCODE = '{state}'; END $$")
+        conn.execute(f"CREATE TRIGGER fail BEFORE INSERT ON {table} FOR EACH ROW "
+                     f"WHEN (NEW.originator_version = {version}) EXECUTE FUNCTION fail()")
 
-    monkeypatch.setattr(durable.recorder, "insert_events", failing)
+
+def remove_failure(engine: LifecycleEngine) -> None:
+    store, table = engine.store, engine.recorder.events_table_name  # type: ignore[attr-defined]
+    if store.kind == "sqlite":
+        with sqlite3.connect(store.path) as conn:
+            conn.execute("DROP TRIGGER fail")
+        return
+    with psycopg.connect(store.psycopg_conninfo(), autocommit=True) as conn:
+        conn.execute(f'DROP TRIGGER fail ON "{store.schema}".{table}')
+
+
+@pytest.mark.parametrize("batch_size", [5, 1000], ids=["writer-process", "in-process"])
+def test_store_failure_mid_write_writes_nothing(durable: LifecycleEngine,
+                                                batch_size: int) -> None:
+    """The store fails on acme's event 12 (line 14), after two whole batches of 5 were
+    inserted: the whole import is rolled back, and runs again once the cause is fixed."""
+    fail_on_version(durable, 12, conflict=False)
     text = jsonl(FULL_LIFECYCLE)
     with pytest.raises(StoreError) as info:
-        durable.import_lines(text.splitlines(), batch_size=5)
-    # Lines 1-10 are ten commands, one event each: two whole batches of 5.
-    assert str(info.value) == (
-        f"import interrupted after 10 of {len(FULL_LIFECYCLE)} events (commands up to line "
-        "10 are written, whole batches in input order; the rest is not): OSError: disk full")
-    assert written(durable) == 10
-    monkeypatch.undo()
-    assert durable.customer("acme").version == 8  # lines 3-10
-    # Resume with the rest of the file.
-    durable.import_lines(text.splitlines()[10:])
+        durable.import_lines(text.splitlines(), batch_size=batch_size)
+    message = str(info.value)
+    assert message.startswith("import failed, nothing written: ")
+    assert ("integer overflow" if durable.store.kind == "sqlite" else "disk full") in message
+    assert written(durable) == 0
+    remove_failure(durable)
+    durable.import_lines(text.splitlines(), batch_size=batch_size)
+    assert durable.customer("acme").version == ACME_VERSION
+    assert verify(durable).clean
+
+
+@pytest.mark.parametrize("batch_size", [5, 1000], ids=["writer-process", "in-process"])
+def test_version_clash_while_writing_is_reported_as_another_writer(
+        durable: LifecycleEngine, batch_size: int) -> None:
+    fail_on_version(durable, 12, conflict=True)
+    with pytest.raises(StoreError, match="nothing written: another writer recorded events"):
+        durable.import_lines(jsonl(FULL_LIFECYCLE).splitlines(), batch_size=batch_size)
+    assert written(durable) == 0
+
+
+def test_interrupted_import_writes_nothing_and_leaves_no_writer(
+        durable: LifecycleEngine) -> None:
+    """Ctrl-C (or any error of the caller) while the writer process holds batches."""
+    def lines() -> Iterator[str]:
+        for n, text in enumerate(jsonl(FULL_LIFECYCLE).splitlines(), start=1):
+            if n == 16:  # three batches of 5 are with the writer by now
+                assert multiprocessing.active_children(), "the writer process should run"
+                raise KeyboardInterrupt
+            yield text
+
+    with pytest.raises(KeyboardInterrupt):
+        durable.import_lines(lines(), batch_size=5)
+    assert multiprocessing.active_children() == []
+    assert written(durable) == 0
+    durable.import_lines(jsonl(FULL_LIFECYCLE).splitlines(), batch_size=5)
     assert durable.customer("acme").version == ACME_VERSION

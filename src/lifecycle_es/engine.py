@@ -41,9 +41,11 @@ from lifecycle_es.errors import (
     StoreError,
     UnknownCampaign,
     UnknownCustomer,
+    first_line,
 )
 from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.logs import get_logger
+from lifecycle_es.stores.bulk_write import BulkWrite, WriteFailed
 from lifecycle_es.stores.codec import FastMapper
 from lifecycle_es.stores.url import StoreURL
 
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
 log = get_logger("lifecycle_es.engine")
 T = TypeVar("T")
 
-#: events per write transaction in a bulk import
+#: events per insert in a bulk import (and the size from which a writer process takes over)
 DEFAULT_WRITE_BATCH = 25_000
 
 
@@ -89,7 +91,7 @@ class LifecycleEngine(Application[UUID]):
 
     def __init__(
         self,
-        store: str | None = None,
+        store: str | StoreURL | None = None,
         *,
         stage_model: StageModel | str | None = None,
         projections_path: Sequence[str] = (),
@@ -109,7 +111,7 @@ class LifecycleEngine(Application[UUID]):
         except Exception as exc:  # driver errors: never echo the URL with its password
             raise StoreError(
                 f"cannot open store {self.store.redacted()}: {type(exc).__name__}: "
-                f"{_first_line(exc, self.store.password)}"
+                f"{first_line(exc, self.store.password)}"
             ) from None
         self.stage_model = self._settle_stage_model(stage_model)
         log.debug("engine.opened", store=self.store.redacted(), model=self.stage_model.name)
@@ -306,23 +308,18 @@ class LifecycleEngine(Application[UUID]):
         self, lines: Iterable[str | bytes], *, batch_size: int = DEFAULT_WRITE_BATCH
     ) -> ImportResult:
         """Import JSON Lines commands, all or nothing (see :meth:`record_many`)."""
-        commands: list[tuple[int, Command]] = []
         problems: list[FieldProblem] = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                commands.append((number, parse_command(line, number)))
-            except InvalidInput as exc:
-                problems.extend(exc.problems)
-        if problems:  # check the parsed lines' rules too: report every bad line at once
-            try:
-                self.record_many(commands, check_only=True)
-            except InvalidInput as exc:
-                problems.extend(exc.problems)
-            problems.sort(key=lambda p: p.line or 0)
-            raise InvalidInput(problems, "import (nothing written)")
-        return self.record_many(commands, batch_size=batch_size)
+
+        def parsed() -> Iterator[tuple[int, Command]]:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield number, parse_command(line, number)
+                except InvalidInput as exc:  # reported with the rules' problems, in line order
+                    problems.extend(exc.problems)
+
+        return self._check_and_write(parsed(), problems, batch_size=batch_size, check_only=False)
 
     @without_cyclic_gc
     def record_many(
@@ -332,24 +329,39 @@ class LifecycleEngine(Application[UUID]):
         batch_size: int = DEFAULT_WRITE_BATCH,
         check_only: bool = False,
     ) -> ImportResult:
-        """Apply many commands in order; write them only if every one is valid.
+        """Apply many commands in order and write them all in one transaction, or nothing.
 
         Every command is checked against the state left by the ones before it; any
         problem raises :class:`InvalidInput` listing all of them (with line numbers) and
-        nothing is written. Then the events are written in order, ``batch_size`` events per
-        transaction. Only a storage failure or a concurrent writer can interrupt the write
-        phase: the earlier batches stay written and :class:`StoreError` says how many
-        events and input lines were written (see docs/import.md). ``check_only`` validates
-        without writing.
+        nothing is written. The events are written in order, ``batch_size`` per insert, by a
+        second process while checking goes on once there is more than one batch
+        (``stores/bulk_write.py``); they are committed only after the last command passed.
+        A storage failure or a concurrent writer on the same aggregates raises
+        :class:`StoreError` and also writes nothing. ``check_only`` validates without writing.
+        """
+        numbered = (item if isinstance(item, tuple) else (number, item)
+                    for number, item in enumerate(commands, start=1))
+        return self._check_and_write(numbered, [], batch_size=batch_size, check_only=check_only)
+
+    def _check_and_write(
+        self,
+        commands: Iterable[tuple[int, Command]],
+        problems: list[FieldProblem],
+        *,
+        batch_size: int,
+        check_only: bool,
+    ) -> ImportResult:
+        """Check ``commands`` and write their events (see :meth:`record_many`).
+
+        ``problems`` may already hold problems (and grow while ``commands`` is consumed).
         """
         started = time.perf_counter()
         result = ImportResult()
         # Aggregates by (target, external id): str hashes are cached, UUID hashes are not.
         known: dict[tuple[str, str], Aggregate | None] = {}
         store_empty = self.recorder.max_notification_id() in (None, 0)
-        pending: list[Any] = []
-        lines: list[int] = []  # input line of each pending event
-        problems: list[FieldProblem] = []
+        out = BulkWrite(self, batch_size)
+        to_row = self.mapper.to_row  # type: ignore[attr-defined]
 
         def load(cmd: Command) -> Aggregate | None:
             key = (cmd.target, cmd.key)
@@ -359,61 +371,49 @@ class LifecycleEngine(Application[UUID]):
                 agg = known[key] = None if store_empty else self._load(cmd)
                 return agg
 
-        for number, item in enumerate(commands, start=1):
-            line, cmd = item if isinstance(item, tuple) else (number, item)
-            try:
-                self._check_teams(cmd)
-                agg = self._load_or_create(cmd, load)
-            except (InvariantViolation, UnknownCustomer, UnknownCampaign) as exc:
-                problems.append(_problem(exc, line))
-                continue
-            except InvalidInput as exc:
-                problems.extend(FieldProblem(p.field, p.value, p.reason, line)
-                                for p in exc.problems)
-                continue
-            if cmd.creates:
-                known[(cmd.target, cmd.key)] = agg
-                if isinstance(cmd, CampaignCommand):
-                    result.campaigns_created += 1
-                else:
-                    result.customers_created += 1
-            new = agg.collect_events()
-            pending.extend(new)
-            lines.extend([line] * len(new))
-            result.commands += 1
-            result.by_type[cmd.type] = result.by_type.get(cmd.type, 0) + 1
-        if problems:
-            raise InvalidInput(problems, "import (nothing written)")
-        if check_only:
-            return result
-        for start in range(0, len(pending), batch_size):
-            try:
-                self._write_events(pending[start : start + batch_size])
-            except Exception as exc:
-                raise self._interrupted(exc, len(pending), start,
-                                        lines[start - 1] if start else None) from None
-            log.debug("import.batch", written=min(start + batch_size, len(pending)),
-                      total=len(pending))
-        result.events = len(pending)
+        try:
+            for line, cmd in commands:
+                try:
+                    self._check_teams(cmd)
+                    agg = self._load_or_create(cmd, load)
+                except (InvariantViolation, UnknownCustomer, UnknownCampaign) as exc:
+                    problems.append(_problem(exc, line))
+                    continue
+                except InvalidInput as exc:
+                    problems.extend(FieldProblem(p.field, p.value, p.reason, line)
+                                    for p in exc.problems)
+                    continue
+                if cmd.creates:
+                    known[(cmd.target, cmd.key)] = agg
+                    if isinstance(cmd, CampaignCommand):
+                        result.campaigns_created += 1
+                    else:
+                        result.customers_created += 1
+                new = agg.collect_events()
+                if problems:
+                    out.abort()  # nothing will be written: stop the writer early
+                elif not check_only:
+                    out.add([to_row(event) for event in new])
+                result.commands += 1
+                result.by_type[cmd.type] = result.by_type.get(cmd.type, 0) + 1
+            if problems:
+                problems.sort(key=lambda p: p.line or 0)
+                raise InvalidInput(problems, "import (nothing written)")
+            if check_only:
+                return result
+            out.commit()
+        except WriteFailed as exc:
+            log.error("import.failed", error=str(exc), conflict=exc.conflict)
+            raise StoreError(f"import failed, nothing written: {exc}") from None
+        finally:
+            out.abort()  # after a commit: nothing left to drop
+        result.events = out.rows
         result.seconds = time.perf_counter() - started
         log.info("import", commands=result.commands, events=result.events,
                  seconds=round(result.seconds, 3))
         return result
 
     # ---------------------------------------------------------------- internals
-
-    def _interrupted(
-        self, exc: Exception, total: int, written: int, last_line: int | None
-    ) -> StoreError:
-        """The error for a write phase the store stopped after ``written`` events."""
-        why = str(exc) if isinstance(exc, LifecycleError) else (
-            f"{type(exc).__name__}: {_first_line(exc, self.store.password)}")
-        log.error("import.interrupted", written=written, total=total, error=why)
-        done = f"commands up to line {last_line} are written" if last_line else "nothing written"
-        return StoreError(
-            f"import interrupted after {written} of {total} events ({done}, whole batches in "
-            f"input order; the rest is not): {why}"
-        )
 
     def _check_teams(self, cmd: Command) -> None:
         teams = self.stage_model.teams
@@ -471,11 +471,6 @@ def _problem(exc: LifecycleError, line: int) -> FieldProblem:
         return FieldProblem("customer", exc.external_id, "no such customer is registered", line)
     assert isinstance(exc, UnknownCampaign)
     return FieldProblem("campaign", exc.campaign_id, "no such campaign is announced", line)
-
-
-def _first_line(exc: BaseException, secret: str) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text.replace(secret, "***") if secret else text
 
 
 def retry_on_conflict(

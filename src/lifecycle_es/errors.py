@@ -118,3 +118,9 @@ __all__ = [
     "UnknownCampaign",
     "UnknownCustomer",
 ]
+
+
+def first_line(exc: BaseException, secret: str = "") -> str:
+    """The first line of ``exc``'s message, with ``secret`` (a password) masked."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text.replace(secret, "***") if secret else text

@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
 def import_(
     ctx: typer.Context,
     file: Annotated[str, typer.Argument(help="JSON Lines file of commands, or - for stdin")],
-    batch_size: Annotated[int, typer.Option(min=1, help="events per write transaction")] =
-        DEFAULT_WRITE_BATCH,
+    batch_size: Annotated[int, typer.Option(
+        min=1, help="events per insert (the import is one transaction)")] = DEFAULT_WRITE_BATCH,
     json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Import commands from JSON Lines. Any bad line: every problem listed, nothing written."""

@@ -21,6 +21,8 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
+from lifecycle_es.stores.chain import Row, canonical_id
+
 _BASE_FIELDS = frozenset({"originator_id", "originator_version", "originator_topic"})
 
 
@@ -86,6 +88,14 @@ class FastMapper(Mapper[UUID]):
             topic=_topic_of(type(domain_event)),
             state=orjson.dumps(state),
         )
+
+    def to_row(self, domain_event: DomainEventProtocol[UUID]) -> Row:
+        """The event as a chain row for the bulk recorders (see ``stores/chain.py``)."""
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        version: int = state.pop("originator_version")
+        return (canonical_id(originator_id), version, _topic_of(type(domain_event)),
+                orjson.dumps(state))
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         oid = stored_event.originator_id

@@ -31,8 +31,10 @@ class StoreURL:
     schema: str = "public"
 
     @classmethod
-    def parse(cls, url: str | None = None) -> StoreURL:
+    def parse(cls, url: StoreURL | str | None = None) -> StoreURL:
         """Parse ``url``, or ``$LIFECYCLE_ES_STORE``, or the default SQLite file."""
+        if isinstance(url, StoreURL):
+            return url
         raw = url or os.environ.get(ENV_VAR) or DEFAULT_STORE
         try:
             parts = urlsplit(raw)
