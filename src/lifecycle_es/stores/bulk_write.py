@@ -15,12 +15,13 @@ mostly wait for the other's GIL (the SQLite driver takes it back for every row).
 
 from __future__ import annotations
 
-import multiprocessing
-import queue
-import signal
-import threading
+import contextlib
+import os
+import pickle
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
-from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -29,13 +30,12 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from lifecycle_es.errors import LifecycleError, first_line
 from lifecycle_es.logs import get_logger
 from lifecycle_es.stores.chain import Row
+from lifecycle_es.stores.url import StoreURL
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
-    from lifecycle_es.stores.url import StoreURL
 
 log = get_logger("lifecycle_es.stores.bulk_write")
-QUEUED_BATCHES = 4  # batches waiting for the writer before the checker waits
 
 
 class WriteFailed(Exception):
@@ -71,6 +71,10 @@ class BulkWrite:
         self.rows += len(rows)
         if len(self._pending) >= self.batch_size:
             self._flush()
+        elif (self._parallel and self._writer is None and not self._batches
+              and len(self._pending) * 2 >= self.batch_size > 1):
+            # Half the first batch: start the writer now, so it is ready when the batch is.
+            self._writer = WriterProcess(self.engine.store)
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
@@ -118,78 +122,76 @@ class BulkWrite:
 class WriterProcess:
     """A child process holding one write transaction open on ``store``.
 
-    :meth:`write` queues a batch (a feeder thread sends it, so the caller only waits when
-    ``QUEUED_BATCHES`` are already waiting); :meth:`commit` or :meth:`abort` ends it. The child
-    speaks only when it stops, so a reply before :meth:`commit` means it failed.
+    :meth:`write` sends a batch; :meth:`commit` or :meth:`abort` ends it. The child speaks
+    only when it stops, so a reply before :meth:`commit` means it failed.
+
+    The child is a fresh interpreter (``subprocess``, not ``multiprocessing``, which would
+    re-run the caller's ``__main__`` script); messages are pickles on its stdin and stdout. It
+    gets the store (with any password) and the caller's ``sys.path`` on stdin, never on its
+    command line, and ignores Ctrl-C: the parent decides, and a parent that is gone (end of
+    its stdin) means roll back. Batches are sent from the caller's thread: the child reads a
+    whole batch before writing it, so the caller waits only when the child is still writing
+    the previous one. (A feeder thread was slower: each 64 KB of pipe it filled, it waited
+    for the GIL held by the busy caller.)
     """
 
     def __init__(self, store: StoreURL) -> None:
-        ctx = multiprocessing.get_context("spawn")  # no inherited connections or threads
-        rows_in, rows_out = ctx.Pipe(duplex=False)
-        self._replies, reply_out = ctx.Pipe(duplex=False)
-        self._process = ctx.Process(target=_serve, args=(store, rows_in, reply_out),
-                                    name="lifecycle-es-writer", daemon=True)
-        self._process.start()
-        rows_in.close()
-        reply_out.close()
-        self._outbox: queue.Queue[tuple[str, list[Row] | None]] = queue.Queue(QUEUED_BATCHES)
-        self._feeder = threading.Thread(target=self._feed, args=(rows_out,), daemon=True,
-                                        name="lifecycle-es-writer-feed")
-        self._feeder.start()
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._pipe, self._replies = self._process.stdin, self._process.stdout
+        self._send(sys.path, ("start", store))  # read once the child has started
 
-    def _feed(self, conn: Connection) -> None:
+    def _send(self, *messages: Any) -> None:
         try:
-            while True:
-                kind, rows = self._outbox.get()
-                try:
-                    conn.send((kind, rows))
-                except OSError:  # the child stopped: its reply says why; drain to the end
-                    while kind == "rows":
-                        kind, _ = self._outbox.get()
-                    return
-                if kind != "rows":
-                    return
-        finally:
-            conn.close()
+            for message in messages:
+                pickle.dump(message, self._pipe, pickle.HIGHEST_PROTOCOL)
+            self._pipe.flush()
+        except OSError:  # the child stopped: its reply says why
+            reply = self._reply()
+            self._close()
+            raise _failure(reply) from None
 
     def write(self, rows: list[Row]) -> None:
-        """Queue one batch (raises :class:`WriteFailed` if the child already stopped)."""
-        if self._replies.poll():
-            reply = self._reply()
-            self.abort()
-            raise _failure(reply)
-        self._outbox.put(("rows", rows))
+        """Send one batch (raises :class:`WriteFailed` if the child stopped)."""
+        self._send(("rows", rows))
 
     def commit(self) -> None:
         """Commit everything written; raises :class:`WriteFailed` (nothing written) if not."""
-        self._outbox.put(("commit", None))
+        self._send(("commit", None))
         reply = self._reply()
         self._close()
+        log.debug("import.writer", busy_seconds=reply[2])
         if reply[0] != "ok":
             raise _failure(reply)
 
     def abort(self) -> None:
         """Roll back and stop the child."""
-        self._outbox.put(("abort", None))
+        with contextlib.suppress(OSError):
+            pickle.dump(("abort", None), self._pipe)
+            self._pipe.flush()
         self._close()
 
-    def _reply(self) -> tuple[str, str]:
+    def _reply(self) -> tuple[str, str, float]:
         try:
-            kind, message = self._replies.recv()
-        except (EOFError, OSError):
-            return "error", f"the writer process stopped (exit code {self._process.exitcode})"
-        return str(kind), str(message)
+            kind, message, busy = pickle.load(self._replies)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            code = self._process.wait()
+            return "error", f"the writer process stopped (exit code {code})", 0.0
+        return str(kind), str(message), float(busy)
 
     def _close(self) -> None:
-        self._feeder.join(timeout=10)
-        self._process.join(timeout=30)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join()
+        with contextlib.suppress(OSError):
+            self._pipe.close()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
         self._replies.close()
 
 
-def _failure(reply: tuple[str, str]) -> WriteFailed:
+def _failure(reply: tuple[str, str, float]) -> WriteFailed:
     return WriteFailed(reply[1], conflict=reply[0] == "conflict")
 
 
@@ -197,39 +199,61 @@ class _Aborted(Exception):
     pass
 
 
-def _serve(store: StoreURL, rows_in: Connection, reply_out: Connection) -> None:
-    """The writer process: one bulk transaction, batch after batch, until commit or abort."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it aborts us
-    from lifecycle_es.engine import LifecycleEngine
+#: the child's first lines: ignore Ctrl-C, take the parent's sys.path, then serve
+_BOOT = (
+    "import pickle, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "sys.path[:] = pickle.load(sys.stdin.buffer); "
+    "from lifecycle_es.stores.bulk_write import serve; serve()"
+)
 
+
+def serve() -> None:
+    """The writer process: one bulk transaction, batch after batch, until commit or abort."""
+    inbox = sys.stdin.buffer
+    replies = os.fdopen(os.dup(1), "wb")  # stdout is for replies only:
+    os.dup2(2, 1)  # anything else printed goes to stderr
+    busy = 0.0
+
+    def reply(kind: str, message: str) -> None:
+        with contextlib.suppress(OSError):  # a parent that is gone hears nothing
+            pickle.dump((kind, message, round(busy, 3)), replies)
+            replies.flush()
+
+    store: StoreURL | None = None
     try:
+        _, store = pickle.load(inbox)
+        from lifecycle_es.engine import LifecycleEngine
+
         engine = LifecycleEngine(store)
         try:
             with engine.recorder.bulk() as write:  # type: ignore[attr-defined]
                 while True:
-                    kind, rows = rows_in.recv()
-                    if kind == "rows":
-                        write(rows)
-                    elif kind == "commit":
+                    kind, rows = pickle.load(inbox)
+                    if kind != "rows":
                         break
-                    else:
-                        raise _Aborted
+                    started = time.perf_counter()
+                    write(rows)
+                    busy += time.perf_counter() - started
+                if kind != "commit":
+                    raise _Aborted
+                started = time.perf_counter()
+            busy += time.perf_counter() - started
         finally:
             engine.close()
-        reply_out.send(("ok", ""))
+        reply("ok", "")
     except (_Aborted, EOFError):  # rolled back, as asked (or the parent is gone)
         pass
     except IntegrityError as exc:
-        reply_out.send(("conflict", _describe(exc, store)))
+        reply("conflict", _describe(exc, store))
     except Exception as exc:  # reported to the parent, which raises it
-        reply_out.send(("error", _describe(exc, store)))
+        reply("error", _describe(exc, store))
 
 
-def _describe(exc: BaseException, store: StoreURL) -> str:
+def _describe(exc: BaseException, store: StoreURL | None) -> str:
     """One line about ``exc`` for the user, without the store's password."""
     if isinstance(exc, IntegrityError):
         return ("another writer recorded events on a customer or campaign of this import "
                 "meanwhile")
     if isinstance(exc, LifecycleError):
         return str(exc)
-    return f"{type(exc).__name__}: {first_line(exc, store.password)}"
+    return f"{type(exc).__name__}: {first_line(exc, store.password if store else '')}"
