@@ -26,6 +26,7 @@ import argparse
 import cProfile
 import os
 import platform
+import resource
 import sqlite3
 import tempfile
 import time
@@ -87,6 +88,11 @@ def import_run(url: str, lines: list[bytes], model: str,
         engine.close()
     assert result.events == len(lines)
     return seconds, table
+
+
+def peak_mb(who: int) -> float:
+    """Peak resident memory of this process, or of its largest finished child, in MB."""
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def sqlite_raw(path: str, table: str) -> tuple[int, float]:
@@ -186,6 +192,9 @@ def main() -> None:
         print(f"  raw driver insert : {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
         print(f"  import            : {imp_rate:>10,.0f} events/s ({seconds:.1f}s)  "
               f"ratio {imp_rate / raw_rate:.2f}x raw")
+        print(f"  peak RSS so far   : this process {peak_mb(resource.RUSAGE_SELF):,.0f} MB "
+              f"(holds the input too), writer process "
+              f"{peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import contextlib
 import glob
 import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -235,16 +237,34 @@ def child_processes() -> list[int]:
 def test_interrupted_import_writes_nothing_and_leaves_no_writer(
         durable: LifecycleEngine) -> None:
     """Ctrl-C (or any error of the caller) while the writer process holds batches."""
+    before = set(child_processes())  # earlier tests may have left children of their own
+
     def lines() -> Iterator[str]:
         for n, text in enumerate(jsonl(FULL_LIFECYCLE).splitlines(), start=1):
             if n == 16:  # three batches of 5 are with the writer by now
-                assert child_processes(), "the writer process should run"
+                assert set(child_processes()) - before, "the writer process should run"
                 raise KeyboardInterrupt
             yield text
 
     with pytest.raises(KeyboardInterrupt):
         durable.import_lines(lines(), batch_size=5)
-    assert child_processes() == []
+    assert set(child_processes()) - before == set()
     assert written(durable) == 0
     durable.import_lines(jsonl(FULL_LIFECYCLE).splitlines(), batch_size=5)
     assert durable.customer("acme").version == ACME_VERSION
+
+
+def test_a_script_without_main_guard_can_import(durable_store_url: str, tmp_path: Any) -> None:
+    """The writer process must not re-run the caller's script (multiprocessing's spawn would)."""
+    data = tmp_path / "history.jsonl"
+    data.write_text(jsonl(FULL_LIFECYCLE))
+    script = tmp_path / "load.py"
+    script.write_text(
+        "from lifecycle_es import LifecycleEngine\n"
+        f"engine = LifecycleEngine({durable_store_url!r})\n"
+        f"with open({str(data)!r}, 'rb') as fh:\n"
+        "    print(engine.import_lines(fh, batch_size=5).events)\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, str(len(FULL_LIFECYCLE))), done.stderr
+    assert LifecycleEngine(durable_store_url).customer("acme").version == ACME_VERSION
