@@ -90,9 +90,13 @@ def import_run(url: str, lines: list[bytes], model: str,
     return seconds, table
 
 
-def peak_mb(who: int) -> float:
-    """Peak resident memory of this process, or of its largest finished child, in MB."""
-    return resource.getrusage(who).ru_maxrss / 1024
+def peak_mb() -> float:
+    """Peak resident memory of this process in MB.
+
+    (Not of the writer process: a child's ``ru_maxrss`` includes the parent's pages it
+    shared between ``fork`` and ``exec``.)
+    """
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def sqlite_raw(path: str, table: str) -> tuple[int, float]:
@@ -192,9 +196,8 @@ def main() -> None:
         print(f"  raw driver insert : {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
         print(f"  import            : {imp_rate:>10,.0f} events/s ({seconds:.1f}s)  "
               f"ratio {imp_rate / raw_rate:.2f}x raw")
-        print(f"  peak RSS so far   : this process {peak_mb(resource.RUSAGE_SELF):,.0f} MB "
-              f"(holds the input too), writer process "
-              f"{peak_mb(resource.RUSAGE_CHILDREN):,.0f} MB")
+        print(f"  peak RSS so far   : {peak_mb():,.0f} MB (this process: the engine, and the "
+              f"generated input)")
 
 
 if __name__ == "__main__":
