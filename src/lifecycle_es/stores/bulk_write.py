@@ -71,10 +71,6 @@ class BulkWrite:
         self.rows += len(rows)
         if len(self._pending) >= self.batch_size:
             self._flush()
-        elif (self._parallel and self._writer is None and not self._batches
-              and len(self._pending) * 2 >= self.batch_size > 1):
-            # Half the first batch: start the writer now, so it is ready when the batch is.
-            self._writer = WriterProcess(self.engine.store)
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
