@@ -196,8 +196,8 @@ def main() -> None:
         print(f"  raw driver insert : {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
         print(f"  import            : {imp_rate:>10,.0f} events/s ({seconds:.1f}s)  "
               f"ratio {imp_rate / raw_rate:.2f}x raw")
-        print(f"  peak RSS so far   : {peak_mb():,.0f} MB (this process: the engine, and the "
-              f"generated input)")
+        print(f"  peak RSS so far   : {peak_mb():,.0f} MB (this process: the input, the "
+              f"check alone's full command list, the import)")
 
 
 if __name__ == "__main__":
