@@ -268,3 +268,12 @@ def test_a_script_without_main_guard_can_import(durable_store_url: str, tmp_path
                           timeout=120, check=False)
     assert (done.returncode, done.stdout.strip()) == (0, str(len(FULL_LIFECYCLE))), done.stderr
     assert LifecycleEngine(durable_store_url).customer("acme").version == ACME_VERSION
+
+
+def test_a_writer_that_cannot_start_is_a_store_error(durable: LifecycleEngine,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    with pytest.raises(StoreError, match="nothing written: cannot start the writer process"):
+        durable.import_lines(jsonl(FULL_LIFECYCLE).splitlines(), batch_size=5)
+    monkeypatch.undo()
+    assert written(durable) == 0

@@ -132,8 +132,12 @@ class WriterProcess:
     """
 
     def __init__(self, store: StoreURL) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        except OSError as exc:
+            raise WriteFailed(f"cannot start the writer process ({sys.executable!r}): "
+                              f"{exc.strerror or exc}") from None
         assert self._process.stdin is not None and self._process.stdout is not None
         self._pipe, self._replies = self._process.stdin, self._process.stdout
         self._send(sys.path, ("start", store))  # read once the child has started
