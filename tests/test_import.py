@@ -277,3 +277,14 @@ def test_a_writer_that_cannot_start_is_a_store_error(durable: LifecycleEngine,
         durable.import_lines(jsonl(FULL_LIFECYCLE).splitlines(), batch_size=5)
     monkeypatch.undo()
     assert written(durable) == 0
+
+
+def test_an_import_of_one_batch_or_less_starts_no_process(
+        durable: LifecycleEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_process(*_: Any) -> None:
+        raise AssertionError("a writer process was started")
+
+    monkeypatch.setattr("lifecycle_es.stores.bulk_write.WriterProcess", no_process)
+    result = durable.import_lines(jsonl(FULL_LIFECYCLE).splitlines(),
+                                  batch_size=len(FULL_LIFECYCLE))
+    assert result.events == written(durable) == len(FULL_LIFECYCLE)

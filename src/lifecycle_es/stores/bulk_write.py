@@ -2,8 +2,8 @@
 
 An import checks every line (parse, domain rules) and must write nothing if any line is bad, so
 it cannot commit before the last line is checked. It does not have to wait to *write*, though:
-:class:`BulkWrite` collects the encoded rows in batches and, once the first batch is full on a
-SQLite or PostgreSQL store, hands the batches to a :class:`WriterProcess`, which inserts them
+:class:`BulkWrite` collects the encoded rows in batches and, once there is more than one batch
+on a SQLite or PostgreSQL store, hands the batches to a :class:`WriterProcess`, which inserts them
 (with the hash chain) inside one open transaction while the engine goes on checking. At the
 end the engine tells it to commit, or to roll back when a line was bad. Checking and writing
 each keep a core busy, so a large import takes about as long as the slower of the two instead
@@ -67,6 +67,12 @@ class BulkWrite:
 
     def add(self, rows: Sequence[Row]) -> None:
         """Queue ``rows`` (in log order) for writing."""
+        if self._batches and self._parallel and self._writer is None:
+            # More than one batch: from now on a writer process writes them.
+            self._writer = WriterProcess(self.engine.store)
+            for batch in self._batches:
+                self._writer.write(batch)
+            self._batches = []
         self._pending.extend(rows)
         self.rows += len(rows)
         if len(self._pending) >= self.batch_size:
@@ -74,23 +80,23 @@ class BulkWrite:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        if self._parallel:
-            if self._writer is None:
-                self._writer = WriterProcess(self.engine.store)
+        if self._writer is None:
+            self._batches.append(batch)
+        else:
             self._writer.write(batch)
             log.debug("import.batch", queued=self.rows)
-        else:
-            self._batches.append(batch)
 
     def commit(self) -> None:
         """Write whatever is left and commit everything (raises :class:`WriteFailed`)."""
-        if self._pending:
-            self._flush()
         if self._writer is not None:
+            if self._pending:
+                self._flush()
             writer, self._writer = self._writer, None
             writer.commit()
             return
-        batches, self._batches = self._batches, []
+        # Up to one batch: written here (a process costs more to start than it would save).
+        batches = [b for b in (*self._batches, self._pending) if b]
+        self._batches, self._pending = [], []
         if not batches:
             return
         recorder: Any = self.engine.recorder
@@ -104,8 +110,9 @@ class BulkWrite:
             with recorder.bulk() as write:
                 for batch in batches:
                     write(batch)
-        except IntegrityError as exc:
-            raise WriteFailed(_describe(exc, self.engine.store), conflict=True) from None
+        except Exception as exc:  # as the writer process reports it
+            raise WriteFailed(_describe(exc, self.engine.store),
+                              conflict=isinstance(exc, IntegrityError)) from None
 
     def abort(self) -> None:
         """Drop everything; a writer process rolls back. Safe to call more than once."""
