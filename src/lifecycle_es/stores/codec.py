@@ -95,7 +95,7 @@ class FastMapper(Mapper[UUID]):
         The state is copied out of orjson's result: orjson builds its output in an
         over-sized buffer and shrinks it, so keeping hundreds of thousands of them alive (a
         bulk import's batches) cost 6-14 µs each in fresh memory pages, against 1.6 µs for
-        dumps plus an exact-size copy (measured in bench/import_bench.py's session notes).
+        dumps plus an exact-size copy (docs/performance.md, "Import").
         """
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
