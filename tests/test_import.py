@@ -288,3 +288,16 @@ def test_an_import_of_one_batch_or_less_starts_no_process(
     result = durable.import_lines(jsonl(FULL_LIFECYCLE).splitlines(),
                                   batch_size=len(FULL_LIFECYCLE))
     assert result.events == written(durable) == len(FULL_LIFECYCLE)
+
+
+@pytest.mark.parametrize("batch_size", [3, 1000], ids=["writer-process", "in-process"])
+def test_an_import_continues_the_store_and_its_chain(durable: LifecycleEngine,
+                                                     batch_size: int) -> None:
+    """The second import loads the stored customers and chains onto their stored heads."""
+    text = jsonl(FULL_LIFECYCLE).splitlines()
+    durable.import_lines(text[:12])
+    result = durable.import_lines(text[12:], batch_size=batch_size)
+    assert result.events == len(FULL_LIFECYCLE) - 12
+    assert durable.customer("acme").version == ACME_VERSION
+    report = verify(durable)
+    assert report.clean and report.events == len(FULL_LIFECYCLE)
