@@ -242,9 +242,9 @@ def serve() -> None:
                     write(rows)
                     busy += time.perf_counter() - started
                 if kind != "commit":
-                    raise _Aborted
+                    raise _Aborted  # leaving the block this way rolls back
                 started = time.perf_counter()
-            busy += time.perf_counter() - started
+            busy += time.perf_counter() - started  # leaving the block normally committed
         finally:
             engine.close()
         reply("ok", "")

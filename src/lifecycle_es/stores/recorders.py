@@ -144,8 +144,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             SQL("CREATE TABLE IF NOT EXISTS {} (notification_id bigint PRIMARY KEY, "
                 "originator_id text NOT NULL, originator_version bigint NOT NULL, "
                 "digest bytea NOT NULL)").format(self.digests),
-            # Heads are updated in place at every batch: free space on each page lets
-            # PostgreSQL keep the new row versions on the same page (HOT updates).
+            # Heads are updated in place at every write transaction: free space on each
+            # page lets PostgreSQL keep the new row versions on the same page (HOT updates).
             SQL("CREATE TABLE IF NOT EXISTS {} (scope text PRIMARY KEY, "
                 "notification_id bigint NOT NULL, originator_version bigint NOT NULL, "
                 "digest bytea NOT NULL) WITH (fillfactor = 50)").format(self.heads),
