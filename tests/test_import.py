@@ -279,15 +279,44 @@ def test_a_writer_that_cannot_start_is_a_store_error(durable: LifecycleEngine,
     assert written(durable) == 0
 
 
-def test_an_import_of_one_batch_or_less_starts_no_process(
+def test_an_import_of_half_a_batch_or_less_starts_no_process(
         durable: LifecycleEngine, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_process(*_: Any) -> None:
         raise AssertionError("a writer process was started")
 
     monkeypatch.setattr("lifecycle_es.stores.bulk_write.WriterProcess", no_process)
     result = durable.import_lines(jsonl(FULL_LIFECYCLE).splitlines(),
-                                  batch_size=len(FULL_LIFECYCLE))
+                                  batch_size=2 * len(FULL_LIFECYCLE))
     assert result.events == written(durable) == len(FULL_LIFECYCLE)
+
+
+def test_a_writer_process_starts_past_half_a_batch(durable_store_url: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before the first batch is full, so that it has started when the batch is sent."""
+    from lifecycle_es.stores import bulk_write
+
+    started: list[int] = []
+
+    class Counted(bulk_write.WriterProcess):
+        def __init__(self, store: Any) -> None:
+            started.append(len(queued))
+            super().__init__(store)
+
+    queued: list[str] = []
+
+    def lines() -> Iterator[str]:
+        for line in jsonl(FULL_LIFECYCLE).splitlines():
+            yield line
+            queued.append(line)
+
+    monkeypatch.setattr(bulk_write, "WriterProcess", Counted)
+    engine = LifecycleEngine(durable_store_url)
+    try:
+        result = engine.import_lines(lines(), batch_size=len(FULL_LIFECYCLE))
+        assert result.events == written(engine) == len(FULL_LIFECYCLE)
+    finally:
+        engine.close()
+    assert started == [len(FULL_LIFECYCLE) // 2]  # as the line after the half is checked
 
 
 @pytest.mark.parametrize("batch_size", [3, 1000], ids=["writer-process", "in-process"])

@@ -70,18 +70,19 @@ class Command(BaseModel):
         """External id of the target aggregate."""
         raise NotImplementedError
 
-    def meta(self) -> dict[str, Any]:
-        return {
-            "occurred_at": self.at,
-            "actor": self.actor,
-            "team": self.team,
-            "correlation_id": self.correlation_id,
-            "causation_id": self.causation_id,
-        }
+    #: fields naming a team, checked against the stage model's teams
+    team_fields: ClassVar[tuple[str, ...]] = ("team",)
 
-    def teams_named(self) -> dict[str, str]:
-        """Fields naming a team, checked against the stage model's teams."""
-        return {"team": self.team}
+    def meta(self) -> dict[str, Any]:
+        """The base fields of the command's event, in the events' field order."""
+        d = self.__dict__  # the validated fields (read directly: this runs for every event)
+        return {
+            "occurred_at": d["at"],
+            "actor": d["actor"],
+            "team": d["team"],
+            "correlation_id": d["correlation_id"],
+            "causation_id": d["causation_id"],
+        }
 
 
 class CustomerCommand(Command):
@@ -162,8 +163,7 @@ class SendHandover(CustomerCommand):
     to_person: Text | None = None
     document: HandoverDocument = Field(default_factory=HandoverDocument)
 
-    def teams_named(self) -> dict[str, str]:
-        return {"team": self.team, "from_team": self.from_team, "to_team": self.to_team}
+    team_fields: ClassVar[tuple[str, ...]] = ("team", "from_team", "to_team")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.send_handover(
@@ -349,8 +349,7 @@ class AnnounceCampaign(CampaignCommand):
     owning_team: Text
     creates: ClassVar[bool] = True
 
-    def teams_named(self) -> dict[str, str]:
-        return {"team": self.team, "owning_team": self.owning_team}
+    team_fields: ClassVar[tuple[str, ...]] = ("team", "owning_team")
 
     def create(self, model: StageModel) -> Campaign:
         return Campaign.announce(

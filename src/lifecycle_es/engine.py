@@ -32,6 +32,7 @@ from lifecycle_es.domain.campaign import Campaign
 from lifecycle_es.domain.customer import Customer
 from lifecycle_es.domain.ids import campaign_id, customer_id
 from lifecycle_es.domain.stage_model import CLASSIC, StageModel, load_stage_model
+from lifecycle_es.domain.trigger import take_pending
 from lifecycle_es.errors import (
     ConcurrencyConflict,
     FieldProblem,
@@ -46,6 +47,7 @@ from lifecycle_es.errors import (
 from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.logs import get_logger
 from lifecycle_es.stores.bulk_write import BulkWrite, WriteFailed
+from lifecycle_es.stores.chain import canonical_id
 from lifecycle_es.stores.codec import FastMapper
 from lifecycle_es.stores.url import StoreURL
 
@@ -210,8 +212,8 @@ class LifecycleEngine(Application[UUID]):
         outcome = "error"
         try:
             self._check_teams(command)
-            agg = self._load_or_create(command, self._load)
-            self._write_events(agg.collect_events())
+            agg = self._apply(command, self._load(command))
+            self._write_events(take_pending(agg))
             outcome = "ok"
             return agg.version
         except LifecycleError as exc:
@@ -334,7 +336,7 @@ class LifecycleEngine(Application[UUID]):
         Every command is checked against the state left by the ones before it; any
         problem raises :class:`InvalidInput` listing all of them (with line numbers) and
         nothing is written. The events are written in order, ``batch_size`` per insert, by a
-        second process while checking goes on once there is more than one batch
+        second process while checking goes on once over half a batch is queued
         (``stores/bulk_write.py``); they are committed only after the last command passed.
         A storage failure or a concurrent writer on the same aggregates raises
         :class:`StoreError` and also writes nothing. ``check_only`` validates without writing.
@@ -362,20 +364,22 @@ class LifecycleEngine(Application[UUID]):
         store_empty = self.recorder.max_notification_id() in (None, 0)
         out = BulkWrite(self, batch_size)
         to_row = self.mapper.to_row  # type: ignore[attr-defined]
-
-        def load(cmd: Command) -> Aggregate | None:
-            key = (cmd.target, cmd.key)
-            try:
-                return known[key]
-            except KeyError:
-                agg = known[key] = None if store_empty else self._load(cmd)
-                return agg
+        teams = frozenset(self.stage_model.teams)
+        by_type: dict[str, int] = {}
+        row_ids: dict[tuple[str, str], str] = {}  # the aggregates' ids as rows carry them
+        unseen = object()
 
         try:
             for line, cmd in commands:
+                key = (cmd.target, cmd.key)
                 try:
-                    self._check_teams(cmd)
-                    agg = self._load_or_create(cmd, load)
+                    for team_field in cmd.team_fields:
+                        if getattr(cmd, team_field) not in teams:
+                            self._check_teams(cmd)  # raises, naming every unknown team
+                    existing = known.get(key, unseen)
+                    if existing is unseen:
+                        existing = known[key] = None if store_empty else self._load(cmd)
+                    agg = self._apply(cmd, existing)  # type: ignore[arg-type]
                 except (InvariantViolation, UnknownCustomer, UnknownCampaign) as exc:
                     problems.append(_problem(exc, line))
                     continue
@@ -383,22 +387,26 @@ class LifecycleEngine(Application[UUID]):
                     problems.extend(FieldProblem(p.field, p.value, p.reason, line)
                                     for p in exc.problems)
                     continue
-                if cmd.creates:
-                    known[(cmd.target, cmd.key)] = agg
+                if existing is None:  # the command created it
+                    known[key] = agg
                     if isinstance(cmd, CampaignCommand):
                         result.campaigns_created += 1
                     else:
                         result.customers_created += 1
-                new = agg.collect_events()
+                new = take_pending(agg)
                 if problems:
                     out.abort()  # nothing will be written: stop the writer early
                 elif not check_only:
-                    out.add([to_row(event) for event in new])
-                result.commands += 1
-                result.by_type[cmd.type] = result.by_type.get(cmd.type, 0) + 1
+                    row_id = row_ids.get(key)
+                    if row_id is None:
+                        row_id = row_ids[key] = canonical_id(agg.id)
+                    out.add([to_row(event, row_id) for event in new])
+                by_type[cmd.type] = by_type.get(cmd.type, 0) + 1
             if problems:
                 problems.sort(key=lambda p: p.line or 0)
                 raise InvalidInput(problems, "import (nothing written)")
+            result.by_type = by_type
+            result.commands = sum(by_type.values())
             if check_only:
                 return result
             out.commit()
@@ -416,9 +424,10 @@ class LifecycleEngine(Application[UUID]):
     # ---------------------------------------------------------------- internals
 
     def _check_teams(self, cmd: Command) -> None:
+        """Raise :class:`InvalidInput` naming every field of ``cmd`` with an unknown team."""
         teams = self.stage_model.teams
         bad = [FieldProblem(f, v, f"unknown team (known: {', '.join(teams)})")
-               for f, v in cmd.teams_named().items() if v not in teams]
+               for f in cmd.team_fields if (v := getattr(cmd, f)) not in teams]
         if bad:
             raise InvalidInput(bad, cmd.type)
 
@@ -428,11 +437,8 @@ class LifecycleEngine(Application[UUID]):
         except AggregateNotFoundError:
             return None
 
-    def _load_or_create(
-        self, cmd: Command, load: Callable[[Command], Aggregate | None]
-    ) -> Aggregate:
-        """Apply ``cmd`` to its aggregate (created for create-commands); return it."""
-        existing = load(cmd)
+    def _apply(self, cmd: Command, existing: Aggregate | None) -> Aggregate:
+        """Apply ``cmd`` to its ``existing`` aggregate, or create it; return the aggregate."""
         if cmd.creates:
             if existing is not None:
                 what = "customer" if isinstance(cmd, CustomerCommand) else "campaign"

@@ -18,7 +18,7 @@ from eventsourcing.domain import Aggregate
 
 from lifecycle_es.domain.ids import customer_id
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
-from lifecycle_es.domain.trigger import trigger
+from lifecycle_es.domain.trigger import emit, now, take_pending, trigger
 from lifecycle_es.errors import InvariantViolation, TransitionNotAllowed
 
 ADVOCACY_KINDS = ("testimonial", "case_study", "review", "referral")
@@ -341,8 +341,20 @@ class Customer(Aggregate):
     def record(
         self, event_class: type[Customer.Event], meta: dict[str, Any], **fields: Any
     ) -> None:
-        """Trigger one event (after the command checked its rules)."""
-        trigger(self, event_class, {"customer": self.state.external_id, **meta, **fields})
+        """Trigger one event (after the command checked its rules).
+
+        ``meta`` holds the base event fields (``occurred_at``, ``actor``, ``team``,
+        ``correlation_id``, ``causation_id``); in that order, with ``fields`` in the event
+        class's order, the state needs no reordering (``domain/trigger.py``).
+        """
+        emit(self, event_class, {
+            "originator_id": self._id, "originator_version": self._version + 1,
+            "timestamp": now(), "customer": self.state.external_id, **meta, **fields,
+        })
+
+    def collect_events(self) -> list[Any]:  # type: ignore[override]
+        """The pending events (all at once: the library pops them one by one)."""
+        return take_pending(self)
 
     def _refuse(self, field: str, value: Any, reason: str) -> InvariantViolation:
         return InvariantViolation(field, value, f"customer {self.external_id!r}: {reason}")

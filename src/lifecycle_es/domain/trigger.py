@@ -4,10 +4,10 @@
 the frozen dataclass ``__init__`` (one ``object.__setattr__`` per field, then a
 ``__post_init__``), then ``mutate`` re-checks the id and version it was just given and sets
 both through properties. Every event of a bulk import went through that (about a third of the
-domain time). :func:`trigger` does the same things directly:
+domain time). :func:`emit` does the same things directly:
 
-- the event gets the aggregate's id, the next version and a timestamp (the library's
-  ``create_timestamp`` unless one is given) and exactly the event class's fields, in the
+- the event gets the aggregate's id, the next version and a timestamp (``now()``, the
+  library's clock, unless one is given) and exactly the event class's fields, in the
   dataclass's field order (so stored JSON is byte-for-byte what ``__init__`` produced);
   a missing or unknown field raises the dataclass's own ``TypeError``;
 - the event's ``apply`` folds it into the aggregate (the domain's own code, unchanged); only
@@ -22,48 +22,79 @@ The instance is built like the codec builds events read back from the store
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import Any
 
-from eventsourcing.domain import Aggregate, datetime_now_with_tzinfo
+from eventsourcing.domain import TZINFO, Aggregate
 
-Fields = tuple[tuple[str, ...], frozenset[str]] | None
-_FIELDS: dict[type, Fields] = {}
+#: event class -> its dataclass field names in order (None: it overrides ``mutate``)
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
 
 
-def _fields(event_class: type) -> Fields:
-    """The dataclass fields of ``event_class`` (in order, as a set); None if it overrides
-    ``mutate``."""
+def now() -> datetime:
+    """The recording time of a new event: the library's clock (``TZINFO``, UTC by default)."""
+    return datetime.now(TZINFO)
+
+
+def _fields(event_class: type) -> tuple[str, ...] | None:
     if event_class.mutate is not Aggregate.Event.mutate:  # type: ignore[attr-defined]
-        return None
-    names = tuple(f.name for f in dataclasses.fields(event_class))
-    return names, frozenset(names)
+        fields = None
+    else:
+        fields = tuple(f.name for f in dataclasses.fields(event_class))
+    _FIELDS[event_class] = fields
+    return fields
+
+
+def _in_field_order(event_class: type, names: tuple[str, ...],
+                    state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` reordered as the dataclass orders its fields, or the dataclass's TypeError."""
+    if len(state) == len(names) and state.keys() >= set(names):
+        return {n: state[n] for n in names}
+    try:
+        event_class(**state)  # raises the dataclass's TypeError naming the field
+    except TypeError as exc:
+        raise TypeError(f"Can't construct event {event_class}: {exc}") from None
+    raise AssertionError("unreachable: fields differ but __init__ accepted them")
+
+
+def emit(aggregate: Aggregate, event_class: type[Any], state: dict[str, Any]) -> None:
+    """Build the event whose fields are ``state`` (its ``originator_version`` the aggregate's
+    next), apply it and queue it. ``event_class`` must not override ``mutate``."""
+    try:
+        names = _FIELDS[event_class]
+    except KeyError:
+        names = _fields(event_class)
+    assert names is not None, f"{event_class} overrides mutate: use trigger()"
+    if tuple(state) != names:  # one comparison checks the names and their order
+        state = _in_field_order(event_class, names, state)
+    event = object.__new__(event_class)
+    object.__setattr__(event, "__dict__", state)
+    event.apply(aggregate)
+    aggregate._version = state["originator_version"]
+    aggregate._modified_on = state["timestamp"]
+    aggregate._pending_events.append(event)
 
 
 def trigger(aggregate: Aggregate, event_class: type[Any], kwargs: dict[str, Any]) -> None:
     """Create the next event of ``aggregate`` from ``kwargs``, apply it and queue it."""
     try:
-        fields = _FIELDS[event_class]
+        names = _FIELDS[event_class]
     except KeyError:
-        fields = _FIELDS[event_class] = _fields(event_class)
-    if fields is None:  # an event class with its own mutate: the library's generic path
+        names = _fields(event_class)
+    if names is None:  # an event class with its own mutate: the library's generic path
         Aggregate.trigger_event(aggregate, event_class, **kwargs)
         return
-    version = aggregate._version + 1
-    kwargs["originator_id"] = aggregate._id
-    kwargs["originator_version"] = version
-    if kwargs.get("timestamp") is None:
-        kwargs["timestamp"] = datetime_now_with_tzinfo()
-    names, name_set = fields
-    if len(kwargs) != len(names) or not kwargs.keys() >= name_set:
-        try:
-            event_class(**kwargs)  # raises the dataclass's TypeError naming the field
-        except TypeError as exc:
-            raise TypeError(f"Can't construct event {event_class}: {exc}") from None
-        raise AssertionError("unreachable: fields differ but __init__ accepted them")
-    state = {n: kwargs[n] for n in names}
-    event = object.__new__(event_class)
-    object.__setattr__(event, "__dict__", state)
-    event.apply(aggregate)
-    aggregate._version = version
-    aggregate._modified_on = state["timestamp"]
-    aggregate._pending_events.append(event)
+    emit(aggregate, event_class, {
+        "originator_id": aggregate._id,
+        "originator_version": aggregate._version + 1,
+        "timestamp": kwargs.pop("timestamp", None) or now(),
+        **kwargs,
+    })
+
+
+def take_pending(aggregate: Aggregate) -> list[Any]:
+    """The aggregate's pending events, leaving none (``collect_events`` without its
+    one-by-one ``pop(0)``)."""
+    events: list[Any] = aggregate._pending_events
+    aggregate._pending_events = []
+    return events

@@ -2,12 +2,14 @@
 
 An import checks every line (parse, domain rules) and must write nothing if any line is bad, so
 it cannot commit before the last line is checked. It does not have to wait to *write*, though:
-:class:`BulkWrite` collects the encoded rows in batches and, once there is more than one batch
-on a SQLite or PostgreSQL store, hands the batches to a :class:`WriterProcess`, which inserts them
-(with the hash chain) inside one open transaction while the engine goes on checking. At the
+:class:`BulkWrite` collects the encoded rows in batches and, once over half a batch is
+queued on a SQLite or PostgreSQL store, hands the batches to a :class:`WriterProcess`, which
+inserts them (with the hash chain) inside one open transaction while the engine goes on
+checking. At the
 end the engine tells it to commit, or to roll back when a line was bad. Checking and writing
 each keep a core busy, so a large import takes about as long as the slower of the two instead
-of their sum. Smaller imports (up to one batch) are written in-process, in one transaction too.
+of their sum. Smaller imports (up to half a batch) are written in-process, in one transaction
+too.
 
 The writer is a separate process, not a thread: both sides are Python code and a thread would
 mostly wait for the other's GIL (the SQLite driver takes it back for every row).
@@ -53,7 +55,9 @@ class BulkWrite:
     """Batches of rows to write in one transaction: in-process, or by a writer process.
 
     Call :meth:`add` for the rows of each checked command, then :meth:`commit` (raises
-    :class:`WriteFailed`) or :meth:`abort`. ``rows`` counts the rows added.
+    :class:`WriteFailed`) or :meth:`abort`. ``rows`` counts the rows added. On SQLite and
+    PostgreSQL a writer process starts once over half a batch is queued; smaller writes are
+    written in-process at :meth:`commit`.
     """
 
     def __init__(self, engine: LifecycleEngine, batch_size: int) -> None:
@@ -64,17 +68,16 @@ class BulkWrite:
         self._batches: list[list[Row]] = []
         self._writer: WriterProcess | None = None
         self._parallel = engine.store.kind != "memory"
+        self._start_at = batch_size // 2  # the writer starts once more rows are queued
 
     def add(self, rows: Sequence[Row]) -> None:
         """Queue ``rows`` (in log order) for writing."""
-        if self._batches and self._parallel and self._writer is None:
-            # More than one batch: from now on a writer process writes them.
-            self._writer = WriterProcess(self.engine.store)
-            for batch in self._batches:
-                self._writer.write(batch)
-            self._batches = []
         self._pending.extend(rows)
         self.rows += len(rows)
+        if self._writer is None and self._parallel and len(self._pending) > self._start_at:
+            # Over half a batch: start the writer process now, so that it has started (about
+            # 0.6 s of imports on a slow machine) by the time the first batch is full.
+            self._writer = WriterProcess(self.engine.store)
         if len(self._pending) >= self.batch_size:
             self._flush()
 
@@ -94,7 +97,7 @@ class BulkWrite:
             writer, self._writer = self._writer, None
             writer.commit()
             return
-        # Up to one batch: written here (a process costs more to start than it would save).
+        # Up to half a batch: written here (a process costs more to start than it saves).
         batches = [b for b in (*self._batches, self._pending) if b]
         self._batches, self._pending = [], []
         if not batches:

@@ -21,7 +21,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
-from lifecycle_es.stores.chain import Row, canonical_id
+from lifecycle_es.stores.chain import Row
 
 _BASE_FIELDS = frozenset({"originator_id", "originator_version", "originator_topic"})
 
@@ -89,8 +89,10 @@ class FastMapper(Mapper[UUID]):
             state=orjson.dumps(state),
         )
 
-    def to_row(self, domain_event: DomainEventProtocol[UUID]) -> Row:
-        """The event as a chain row for the bulk recorders (see ``stores/chain.py``).
+    def to_row(self, domain_event: DomainEventProtocol[UUID], aggregate_id: str) -> Row:
+        """The event as a chain row for the bulk recorders (see ``stores/chain.py``);
+        ``aggregate_id`` is the canonical id of its aggregate (``canonical_id``), which a
+        caller writing many events of one aggregate computes once.
 
         The state is copied out of orjson's result: orjson builds its output in an
         over-sized buffer and shrinks it, so keeping hundreds of thousands of them alive (a
@@ -98,9 +100,9 @@ class FastMapper(Mapper[UUID]):
         dumps plus an exact-size copy (docs/performance.md, "Import").
         """
         state = dict(vars(domain_event))
-        originator_id = state.pop("originator_id")
+        del state["originator_id"]
         version: int = state.pop("originator_version")
-        return (canonical_id(originator_id), version, _topic_of(type(domain_event)),
+        return (aggregate_id, version, _topic_of(type(domain_event)),
                 memoryview(orjson.dumps(state)).tobytes())
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
