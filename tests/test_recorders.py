@@ -155,3 +155,4 @@ def test_postgres_ids_after_a_sequence_gap_are_chained_to_the_right_events(
     assert ids == [1, 7, 8, 9, 10]
     assert [x[0] for x in links] == ids and heads[LOG_SCOPE][0] == 10
     assert verify(e).clean
+

@@ -15,7 +15,7 @@ the chain heads stored once at the end. A single ``insert_events`` is a bulk wri
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 from uuid import UUID
 
@@ -35,6 +35,8 @@ from lifecycle_es.stores.chain import (
 )
 
 _SQLITE_VARS = 900  # stay under SQLite's bound-parameter limit in IN (...) lists
+#: SQLite page cache (KiB) of a bulk write's connection while it writes
+BULK_CACHE_KIB = 128 * 1024
 SETTINGS_TABLE = "lifecycle_settings"
 
 #: writes one batch of rows inside a bulk transaction; returns their notification ids
@@ -88,11 +90,23 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
 
     @contextmanager
     def bulk(self) -> Iterator[WriteRows]:
-        """One transaction for many batches: commits when the block ends, else rolls back."""
+        """One transaction for many batches: commits when the block ends, else rolls back.
+
+        The connection's page cache is raised to :data:`BULK_CACHE_KIB` meanwhile: with
+        SQLite's default (2 MB) a large transaction keeps evicting the primary-key index
+        pages it is about to need (1.25M events: 29 µs per event written, 20 with 128 MB).
+        """
         with self.datastore.transaction(commit=True) as c:
-            chain = Chain()
-            yield lambda rows: self._append(c, rows, chain)
-            self._save_heads(c, chain)
+            c.execute("PRAGMA cache_size")
+            cache_size = int(c.fetchone()[0])
+            c.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+            try:
+                chain = Chain()
+                yield lambda rows: self._append(c, rows, chain)
+                self._save_heads(c, chain)
+            finally:
+                with suppress(Exception):  # best effort: never hide why the block ended
+                    c.execute(f"PRAGMA cache_size = {cache_size}")
 
     def _append(self, c: SQLiteCursor, rows: Sequence[Row], chain: Chain) -> list[int]:
         if not rows:
