@@ -298,9 +298,9 @@ def test_a_writer_process_starts_past_half_a_batch(durable_store_url: str,
     started: list[int] = []
 
     class Counted(bulk_write.WriterProcess):
-        def __init__(self, store: Any) -> None:
+        def __init__(self, *args: Any) -> None:
             started.append(len(queued))
-            super().__init__(store)
+            super().__init__(*args)
 
     queued: list[str] = []
 

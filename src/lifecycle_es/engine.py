@@ -21,6 +21,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 
+from lifecycle_es.checker import Checker, line_key
 from lifecycle_es.commands import (
     CampaignCommand,
     Command,
@@ -47,7 +48,6 @@ from lifecycle_es.errors import (
 from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.logs import get_logger
 from lifecycle_es.stores.bulk_write import BulkWrite, WriteFailed
-from lifecycle_es.stores.chain import canonical_id
 from lifecycle_es.stores.codec import FastMapper
 from lifecycle_es.stores.url import StoreURL
 
@@ -309,19 +309,30 @@ class LifecycleEngine(Application[UUID]):
     def import_lines(
         self, lines: Iterable[str | bytes], *, batch_size: int = DEFAULT_WRITE_BATCH
     ) -> ImportResult:
-        """Import JSON Lines commands, all or nothing (see :meth:`record_many`)."""
+        """Import JSON Lines commands, all or nothing (see :meth:`record_many`).
+
+        Once a writer process runs, it also checks the lines of a share of the customers and
+        campaigns not seen before (``stores/bulk_write.py``).
+        """
         problems: list[FieldProblem] = []
+        checker = Checker(self, problems, store_empty=self._store_empty())
+        out = BulkWrite(self, batch_size, store_empty=checker.store_empty)
+        known = checker.known
 
         def parsed() -> Iterator[tuple[int, Command]]:
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue
+                if out.shares_checking:
+                    key = line_key(line)
+                    if key is not None and key not in known and out.route(number, line, key):
+                        continue
                 try:
                     yield number, parse_command(line, number)
                 except InvalidInput as exc:  # reported with the rules' problems, in line order
                     problems.extend(exc.problems)
 
-        return self._check_and_write(parsed(), problems, batch_size=batch_size, check_only=False)
+        return self._check_and_write(parsed(), checker, out, check_only=False)
 
     @without_cyclic_gc
     def record_many(
@@ -343,82 +354,61 @@ class LifecycleEngine(Application[UUID]):
         """
         numbered = (item if isinstance(item, tuple) else (number, item)
                     for number, item in enumerate(commands, start=1))
-        return self._check_and_write(numbered, [], batch_size=batch_size, check_only=check_only)
+        checker = Checker(self, [], store_empty=self._store_empty(), encode=not check_only)
+        out = BulkWrite(self, batch_size, store_empty=checker.store_empty)
+        return self._check_and_write(numbered, checker, out, check_only=check_only)
+
+    def _store_empty(self) -> bool:
+        return self.recorder.max_notification_id() in (None, 0)
 
     def _check_and_write(
         self,
         commands: Iterable[tuple[int, Command]],
-        problems: list[FieldProblem],
+        checker: Checker,
+        out: BulkWrite,
         *,
-        batch_size: int,
         check_only: bool,
     ) -> ImportResult:
         """Check ``commands`` and write their events (see :meth:`record_many`).
 
-        ``problems`` may already hold problems (and grow while ``commands`` is consumed).
+        ``checker.problems`` may already hold problems (and grow while ``commands`` is
+        consumed).
         """
         started = time.perf_counter()
-        result = ImportResult()
-        # Aggregates by (target, external id): str hashes are cached, UUID hashes are not.
-        known: dict[tuple[str, str], Aggregate | None] = {}
-        store_empty = self.recorder.max_notification_id() in (None, 0)
-        out = BulkWrite(self, batch_size)
-        to_row = self.mapper.to_row  # type: ignore[attr-defined]
-        teams = frozenset(self.stage_model.teams)
-        by_type: dict[str, int] = {}
-        row_ids: dict[tuple[str, str], str] = {}  # the aggregates' ids as rows carry them
-        unseen = object()
-
+        problems = checker.problems
+        check = checker.check
         try:
             for line, cmd in commands:
-                key = (cmd.target, cmd.key)
-                try:
-                    for team_field in cmd.team_fields:
-                        if getattr(cmd, team_field) not in teams:
-                            self._check_teams(cmd)  # raises, naming every unknown team
-                    existing = known.get(key, unseen)
-                    if existing is unseen:
-                        existing = known[key] = None if store_empty else self._load(cmd)
-                    agg = self._apply(cmd, existing)  # type: ignore[arg-type]
-                except (InvariantViolation, UnknownCustomer, UnknownCampaign) as exc:
-                    problems.append(_problem(exc, line))
-                    continue
-                except InvalidInput as exc:
-                    problems.extend(FieldProblem(p.field, p.value, p.reason, line)
-                                    for p in exc.problems)
-                    continue
-                if existing is None:  # the command created it
-                    known[key] = agg
-                    if isinstance(cmd, CampaignCommand):
-                        result.campaigns_created += 1
-                    else:
-                        result.customers_created += 1
-                new = take_pending(agg)
+                rows = check(line, cmd)
                 if problems:
-                    out.abort()  # nothing will be written: stop the writer early
-                elif not check_only:
-                    row_id = row_ids.get(key)
-                    if row_id is None:
-                        row_id = row_ids[key] = canonical_id(agg.id)
-                    out.add([to_row(event, row_id) for event in new])
-                by_type[cmd.type] = by_type.get(cmd.type, 0) + 1
+                    out.discard()  # nothing will be written: stop writing early
+                elif rows is not None and not check_only:
+                    out.add(line, rows)
+            tallies = [checker.tally]
+            writer_tally = out.finish(problems)
+            if writer_tally is not None:
+                tallies.append(writer_tally)
             if problems:
                 problems.sort(key=lambda p: p.line or 0)
                 raise InvalidInput(problems, "import (nothing written)")
-            result.by_type = by_type
-            result.commands = sum(by_type.values())
-            if check_only:
-                return result
-            out.commit()
+            if not check_only:
+                out.commit()
         except WriteFailed as exc:
             log.error("import.failed", error=str(exc), conflict=exc.conflict)
             raise StoreError(f"import failed, nothing written: {exc}") from None
         finally:
             out.abort()  # after a commit: nothing left to drop
-        result.events = out.rows
-        result.seconds = time.perf_counter() - started
-        log.info("import", commands=result.commands, events=result.events,
-                 seconds=round(result.seconds, 3))
+        result = ImportResult(seconds=time.perf_counter() - started)
+        for tally in tallies:
+            result.events += tally.events
+            result.customers_created += tally.customers_created
+            result.campaigns_created += tally.campaigns_created
+            for type_, n in tally.by_type.items():
+                result.by_type[type_] = result.by_type.get(type_, 0) + n
+        result.commands = sum(result.by_type.values())
+        if not check_only:
+            log.info("import", commands=result.commands, events=result.events,
+                     seconds=round(result.seconds, 3))
         return result
 
     # ---------------------------------------------------------------- internals
@@ -467,16 +457,6 @@ class LifecycleEngine(Application[UUID]):
 
 def _aggregate_id(cmd: Command) -> UUID:
     return campaign_id(cmd.key) if isinstance(cmd, CampaignCommand) else customer_id(cmd.key)
-
-
-def _problem(exc: LifecycleError, line: int) -> FieldProblem:
-    if isinstance(exc, InvariantViolation):
-        p = exc.problem
-        return FieldProblem(p.field, p.value, p.reason, line)
-    if isinstance(exc, UnknownCustomer):
-        return FieldProblem("customer", exc.external_id, "no such customer is registered", line)
-    assert isinstance(exc, UnknownCampaign)
-    return FieldProblem("campaign", exc.campaign_id, "no such campaign is announced", line)
 
 
 def retry_on_conflict(

@@ -1,0 +1,129 @@
+"""Checking a bulk write's commands: each against the state the ones before it left.
+
+A :class:`Checker` keeps the aggregates of one import in memory, applies each command to its
+aggregate (the domain's own rules), records every problem with its line number and returns
+the events of the commands that passed as rows for the recorders. The engine runs one; a large
+import's writer process runs a second one on its share of the aggregates
+(``stores/bulk_write.py``): commands of different aggregates never depend on each other, so
+the two check in parallel and see exactly what one checker would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from lifecycle_es.commands import COMMANDS, CampaignCommand, Command
+from lifecycle_es.domain.trigger import take_pending
+from lifecycle_es.errors import (
+    FieldProblem,
+    InvalidInput,
+    InvariantViolation,
+    LifecycleError,
+    UnknownCampaign,
+    UnknownCustomer,
+)
+from lifecycle_es.stores.chain import Row, canonical_id
+
+if TYPE_CHECKING:
+    from eventsourcing.domain import Aggregate
+
+    from lifecycle_es.engine import LifecycleEngine
+
+#: (target, external id): "customer" or "campaign", as the command's ``key`` gives it
+Key = tuple[str, str]
+
+_TARGETS = {name: cls.target for name, cls in COMMANDS.items()}
+
+
+@dataclass
+class Tally:
+    """What the checked commands did (the engine's ``ImportResult`` adds up two of them)."""
+
+    events: int = 0
+    customers_created: int = 0
+    campaigns_created: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+class Checker:
+    """Check commands in order, recording problems in ``problems`` (see module doc).
+
+    ``store_empty`` says the store has no events, so aggregates need not be looked up;
+    without ``encode``, :meth:`check` returns no rows (checking only).
+    """
+
+    def __init__(self, engine: LifecycleEngine, problems: list[FieldProblem], *,
+                 store_empty: bool, encode: bool = True) -> None:
+        self.engine = engine
+        self.problems = problems
+        self.store_empty = store_empty
+        self.tally = Tally()
+        self.known: dict[Key, Aggregate | None] = {}  # str hashes are cached, UUID's are not
+        self._encode = encode
+        self._row_ids: dict[Key, str] = {}  # the aggregates' ids as rows carry them
+        self._teams = frozenset(engine.stage_model.teams)
+        self._to_row = engine.mapper.to_row  # type: ignore[attr-defined]
+
+    def check(self, line: int, cmd: Command) -> list[Row] | None:
+        """Apply ``cmd`` (from ``line``); its events as rows, or None after a problem."""
+        key = (cmd.target, cmd.key)
+        known = self.known
+        engine = self.engine
+        try:
+            for team_field in cmd.team_fields:
+                if getattr(cmd, team_field) not in self._teams:
+                    engine._check_teams(cmd)  # raises, naming every unknown team
+            existing = known.get(key, known)  # (the dict itself: not seen yet)
+            if existing is known:
+                existing = known[key] = None if self.store_empty else engine._load(cmd)
+            agg = engine._apply(cmd, existing)  # type: ignore[arg-type]
+        except (InvariantViolation, UnknownCustomer, UnknownCampaign) as exc:
+            self.problems.append(_problem(exc, line))
+            return None
+        except InvalidInput as exc:
+            self.problems.extend(FieldProblem(p.field, p.value, p.reason, line)
+                                 for p in exc.problems)
+            return None
+        tally = self.tally
+        if existing is None:  # the command created it
+            known[key] = agg
+            if isinstance(cmd, CampaignCommand):
+                tally.campaigns_created += 1
+            else:
+                tally.customers_created += 1
+        by_type = tally.by_type
+        by_type[cmd.type] = by_type.get(cmd.type, 0) + 1
+        new = take_pending(agg)
+        tally.events += len(new)
+        if not self._encode:
+            return []
+        row_id = self._row_ids.get(key)
+        if row_id is None:
+            row_id = self._row_ids[key] = canonical_id(agg.id)
+        to_row = self._to_row
+        return [to_row(event, row_id) for event in new]
+
+
+def line_key(line: str | bytes) -> Key | None:
+    """The aggregate a JSON line's command is for, as its command will name it; None when
+    the line does not say clearly (it is then checked where it was read)."""
+    try:
+        data: Any = orjson.loads(line)
+        target = _TARGETS[data["type"]]
+        key = data[target]
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return None
+    return (target, key.strip()) if isinstance(key, str) else None  # as Text strips it
+
+
+def _problem(exc: LifecycleError, line: int) -> FieldProblem:
+    if isinstance(exc, InvariantViolation):
+        p = exc.problem
+        return FieldProblem(p.field, p.value, p.reason, line)
+    if isinstance(exc, UnknownCustomer):
+        return FieldProblem("customer", exc.external_id, "no such customer is registered", line)
+    assert isinstance(exc, UnknownCampaign)
+    return FieldProblem("campaign", exc.campaign_id, "no such campaign is announced", line)
