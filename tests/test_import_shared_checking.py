@@ -141,3 +141,28 @@ def test_after_the_engines_first_problem_the_writer_still_reports_its_own(
     assert isinstance(outcome, InvalidInput) and log == [] and routed > 0
     assert [(p.line, p.field) for p in outcome.problems] == [
         (middle + 1, "campaign"), (len(lines), "team")]
+
+
+def test_the_writer_loads_stored_customers_it_checks(durable_store_url: str,
+                                                     history: list[bytes],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Onto a non-empty store, the writer process reads the stored state of its customers."""
+    split = len(history) // 3
+    reference = LifecycleEngine("memory://")
+    reference.import_lines(history[:split])
+    expected = summary(reference.import_lines(history[split:]))
+
+    engine = LifecycleEngine(durable_store_url)
+    try:
+        engine.import_lines(history[:split])  # written in-process
+    finally:
+        engine.close()
+    result, log, routed = import_counting_routes(durable_store_url, history[split:], 1.0,
+                                                 monkeypatch)
+    assert summary(result) == expected and routed > 0
+    assert log == stored_log(reference)
+    engine = LifecycleEngine(durable_store_url)
+    try:
+        assert verify(engine).clean
+    finally:
+        engine.close()
