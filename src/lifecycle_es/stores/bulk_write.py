@@ -331,7 +331,8 @@ def _merged(own: deque[tuple[int, list[Row]]], batch: Lines) -> list[Row]:
 
 
 def serve() -> None:
-    """The writer process: one bulk transaction, batch after batch, until commit or abort."""
+    """The writer process: one bulk transaction until commit or abort. It checks the lines
+    it is sent and writes their rows merged, in line order, with the engine's batches."""
     from lifecycle_es.checker import Checker
     from lifecycle_es.commands import parse_command
     from lifecycle_es.domain.stage_model import StageModel
