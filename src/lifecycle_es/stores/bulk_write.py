@@ -5,11 +5,10 @@ it cannot commit before the last line is checked. It does not have to wait to *w
 :class:`BulkWrite` collects the encoded rows in batches and, once over half a batch is
 queued on a SQLite or PostgreSQL store, hands the batches to a :class:`WriterProcess`, which
 inserts them (with the hash chain) inside one open transaction while the engine goes on
-checking. At the
-end the engine tells it to commit, or to roll back when a line was bad. Checking and writing
-each keep a core busy, so a large import takes about as long as the slower of the two instead
-of their sum. Smaller imports (up to half a batch) are written in-process, in one transaction
-too.
+checking. At the end the engine tells it to commit, or to roll back when a line was bad.
+Checking and writing each keep a core busy, so a large import takes about as long as the
+slower of the two instead of their sum. Smaller imports (up to half a batch) are written
+in-process, in one transaction too.
 
 The writer is a separate process, not a thread: both sides are Python code and a thread would
 mostly wait for the other's GIL (the SQLite driver takes it back for every row).
@@ -34,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -172,8 +172,7 @@ class BulkWrite:
             writer.commit()
             return
         # Up to half a batch: written here (a process costs more to start than it saves).
-        batches = [[row for _, rows in b for row in rows]
-                   for b in (*self._batches, self._pending) if b]
+        batches = [_rows_of(b) for b in (*self._batches, self._pending) if b]
         self._batches, self._pending = [], []
         if not batches:
             return
@@ -320,6 +319,11 @@ _BOOT = (
 )
 
 
+def _rows_of(lines: Iterable[tuple[int, list[Row]]]) -> list[Row]:
+    """The rows of ``lines``, in their order."""
+    return [row for _, rows in lines for row in rows]
+
+
 def _merged(own: deque[tuple[int, list[Row]]], batch: Lines) -> list[Row]:
     """The rows of ``batch`` and of the ``own`` lines before its last, in line order."""
     out: list[Row] = []
@@ -379,7 +383,7 @@ def serve() -> None:
                         writing = False
                     elif kind == "finish":
                         if writing:
-                            write([row for _, rows in own for row in rows])
+                            write(_rows_of(own))
                         reply("report", (problems, checker.tally))
                     else:
                         break
