@@ -15,7 +15,10 @@ store:
 It prints events/s for both and the ratio import/raw (target >= 0.5). Usage::
 
     python bench/import_bench.py [--customers 50000] [--stores sqlite,postgres]
-        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--profile FILE]
+        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--profile FILE] [--repeat N]
+
+``--repeat N`` runs import and raw N times per store, each pair on a new store, and prints the
+median ratio: on a shared machine single runs of the same import vary by ±15%.
 
 Results and their breakdown are recorded in docs/performance.md ("Import").
 """
@@ -27,7 +30,9 @@ import cProfile
 import os
 import platform
 import resource
+import shutil
 import sqlite3
+import statistics
 import tempfile
 import time
 import uuid
@@ -151,6 +156,28 @@ def drop_schema(url: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
 
 
+def store_run(kind: str, postgres: str, lines: list[bytes], model: str,
+              profile: str | None) -> tuple[float, float, str]:
+    """Import ``lines`` into a new, empty store of ``kind``, then insert the same rows raw;
+    seconds of both and the store's URL. The store is removed afterwards."""
+    tmp = tempfile.mkdtemp(prefix="import_bench_")
+    if kind == "sqlite":
+        path = os.path.join(tmp, "bench.db")
+        url = f"sqlite:///{path}"
+    else:
+        sep = "&" if "?" in postgres else "?"
+        url = f"{postgres}{sep}schema=bench_{uuid.uuid4().hex[:8]}"
+    try:
+        seconds, table = import_run(url, lines, model, profile)
+        n, raw_s = sqlite_raw(path, table) if kind == "sqlite" else postgres_raw(url, table)
+    finally:
+        if kind != "sqlite":
+            drop_schema(url)
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert n == len(lines)
+    return seconds, raw_s, url
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=50_000)
@@ -160,7 +187,11 @@ def main() -> None:
     ap.add_argument("--postgres", default=os.environ.get(
         "LIFECYCLE_ES_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--profile", help="write a cProfile of the import to FILE.<store>")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs per store (each on a new store); prints the median ratio")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error(f"--repeat must be at least 1, not {args.repeat}")
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, {platform.system()} "
           f"{platform.release()}, Python {platform.python_version()}")
@@ -173,29 +204,23 @@ def main() -> None:
           f"({sum(map(len, lines)) / 1e6:.0f} MB of JSON Lines) in "
           f"{time.perf_counter() - started:.1f}s")
     for kind in args.stores.split(","):
-        tmp = tempfile.mkdtemp(prefix="import_bench_")
-        if kind == "sqlite":
-            path = os.path.join(tmp, "bench.db")
-            url = f"sqlite:///{path}"
-        else:
-            sep = "&" if "?" in args.postgres else "?"
-            url = f"{args.postgres}{sep}schema=bench_{uuid.uuid4().hex[:8]}"
-        try:
-            seconds, table = import_run(url, lines, args.model,
-                                        f"{args.profile}.{kind}" if args.profile else None)
-            n, raw_s = (sqlite_raw(path, table) if kind == "sqlite"
-                        else postgres_raw(url, table))
-        finally:
-            if kind != "sqlite":
-                drop_schema(url)
-        assert n == events
-        imp_rate, raw_rate = events / seconds, events / raw_s
-        print(f"\n[{kind}] {StoreURL.parse(url).redacted()}")
-        print(f"  raw driver insert : {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
-        print(f"  import            : {imp_rate:>10,.0f} events/s ({seconds:.1f}s)  "
-              f"ratio {imp_rate / raw_rate:.2f}x raw")
-        print(f"  peak RSS so far   : {peak_mb():,.0f} MB (this process: the input and the "
-              f"imports so far)")
+        ratios = []
+        for run in range(1, args.repeat + 1):
+            seconds, raw_s, url = store_run(kind, args.postgres, lines, args.model,
+                                            f"{args.profile}.{kind}" if args.profile else None)
+            imp_rate, raw_rate = events / seconds, events / raw_s
+            ratios.append(imp_rate / raw_rate)
+            label = f" run {run}/{args.repeat}" if args.repeat > 1 else ""
+            print(f"\n[{kind}]{label} {StoreURL.parse(url).redacted()}")
+            print(f"  raw driver insert : {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
+            print(f"  import            : {imp_rate:>10,.0f} events/s ({seconds:.1f}s)  "
+                  f"ratio {imp_rate / raw_rate:.2f}x raw")
+            print(f"  peak RSS so far   : {peak_mb():,.0f} MB (this process: the input and the "
+                  f"imports so far)")
+        if args.repeat > 1:
+            print(f"\n[{kind}] median ratio of {args.repeat} runs: "
+                  f"{statistics.median(ratios):.2f}x raw (each: "
+                  f"{', '.join(f'{r:.2f}' for r in ratios)})")
     # Last: its full command list (several GB) would leave the imports a larger, fragmented
     # heap (measured: 62.9 s for the SQLite import after it, 58.8 s in a fresh process).
     parse_s, rules_s = check_alone(lines, args.model)
