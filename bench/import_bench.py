@@ -3,10 +3,13 @@
 Generates a large demo history once (default 50,000 customers, about 1.2M events), then per
 store:
 
-1. *import*: ``engine.import_lines`` on an empty store, the path of ``lifecycle-es import``:
-   parse and validate every line, apply the domain rules, encode the events, and write them
-   (hash chain included) in one transaction — by a writer process while checking goes on;
-   for comparison, the time of the check alone (parse + rules, no encoding or writing, one
+1. *import*: ``engine.import_lines(iter_jsonl(FILE))`` on an empty store, the path of
+   ``lifecycle-es import FILE``: read, parse and validate every line, apply the domain rules,
+   encode the events, and write them (hash chain included) in one transaction — by a writer
+   process while checking goes on. Like the command, it runs in a fresh process reading the
+   generated JSON Lines file: the benchmark's own process holds gigabytes of freed, scattered
+   heap after generating the history, which slowed an import run inside it by about 15%.
+   For comparison, the time of the check alone (parse + rules, no encoding or writing, one
    core) is measured once, on a ``memory://`` engine, after the imports;
 2. *raw*: the same number of event-shaped rows, with the real encoded states read back from
    the store, inserted by the driver alone into an equivalent table: SQLite ``executemany``
@@ -26,18 +29,21 @@ Results and their breakdown are recorded in docs/performance.md ("Import").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import json
 import os
 import platform
 import resource
 import shutil
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -47,6 +53,7 @@ from lifecycle_es import LifecycleEngine
 from lifecycle_es.commands import Command, parse_command
 from lifecycle_es.demo import generate
 from lifecycle_es.domain.stage_model import PRESETS
+from lifecycle_es.engine import iter_jsonl
 from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.stores.url import StoreURL
 
@@ -54,7 +61,7 @@ UNTIL = date(2026, 11, 1)
 Row = tuple[Any, int, str, bytes]
 
 
-@contextmanager
+@contextlib.contextmanager
 def profiled(path: str | None) -> Iterator[None]:
     if path is None:
         yield
@@ -79,28 +86,40 @@ def check_alone(lines: list[bytes], model: str) -> tuple[float, float]:
     return parsed - started, time.perf_counter() - parsed
 
 
-def import_run(url: str, lines: list[bytes], model: str,
-               profile: str | None) -> tuple[float, str]:
-    """Import ``lines`` into the empty store at ``url``; seconds, events table."""
+def import_run(url: str, path: str, model: str, profile: str | None) -> tuple[float, str, float]:
+    """Import the JSON Lines file ``path`` into the empty store at ``url`` in a fresh process;
+    seconds, events table, and that process's peak RSS in MB (not its writer process's)."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--child-import", json.dumps([url, path, model, profile])],
+        stdout=subprocess.PIPE, check=True)
+    seconds, table, peak = json.loads(done.stdout)
+    return float(seconds), str(table), float(peak)
+
+
+def child_import(url: str, path: str, model: str, profile: str | None) -> None:
+    """The child of :func:`import_run`: import, then print seconds, table and peak RSS."""
     engine = LifecycleEngine(url, stage_model=model)
     table = str(engine.recorder.events_table_name)  # type: ignore[attr-defined]
     try:
         with profiled(profile):
             started = time.perf_counter()
-            result = engine.import_lines(lines)
+            engine.import_lines(iter_jsonl(path))
             seconds = time.perf_counter() - started
     finally:
         engine.close()
-    assert result.events == len(lines)
-    return seconds, table
+    print(json.dumps([seconds, table, peak_mb()]))
 
 
 def peak_mb() -> float:
-    """Peak resident memory of this process in MB.
+    """Peak resident memory of the calling process in MB, since it started its program.
 
-    (Not of the writer process: a child's ``ru_maxrss`` includes the parent's pages it
-    shared between ``fork`` and ``exec``.)
+    Linux's ``VmHWM`` where there is one: ``ru_maxrss`` would also count the pages a child
+    shared with its parent between ``fork`` and ``exec`` (the parent here holds gigabytes).
     """
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -156,26 +175,27 @@ def drop_schema(url: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
 
 
-def store_run(kind: str, postgres: str, lines: list[bytes], model: str,
-              profile: str | None) -> tuple[float, float, str]:
-    """Import ``lines`` into a new, empty store of ``kind``, then insert the same rows raw;
-    seconds of both and the store's URL. The store is removed afterwards."""
+def store_run(kind: str, postgres: str, path: str, events: int, model: str,
+              profile: str | None) -> tuple[float, float, str, float]:
+    """Import the file ``path`` into a new, empty store of ``kind``, then insert the same rows
+    raw; seconds of both, the store's URL and the import's peak RSS (MB). The store is
+    removed afterwards."""
     tmp = tempfile.mkdtemp(prefix="import_bench_")
     if kind == "sqlite":
-        path = os.path.join(tmp, "bench.db")
-        url = f"sqlite:///{path}"
+        db = os.path.join(tmp, "bench.db")
+        url = f"sqlite:///{db}"
     else:
         sep = "&" if "?" in postgres else "?"
         url = f"{postgres}{sep}schema=bench_{uuid.uuid4().hex[:8]}"
     try:
-        seconds, table = import_run(url, lines, model, profile)
-        n, raw_s = sqlite_raw(path, table) if kind == "sqlite" else postgres_raw(url, table)
+        seconds, table, peak = import_run(url, path, model, profile)
+        n, raw_s = sqlite_raw(db, table) if kind == "sqlite" else postgres_raw(url, table)
     finally:
         if kind != "sqlite":
             drop_schema(url)
         shutil.rmtree(tmp, ignore_errors=True)
-    assert n == len(lines)
-    return seconds, raw_s, url
+    assert n == events, (n, events)
+    return seconds, raw_s, url, peak
 
 
 def main() -> None:
@@ -189,7 +209,11 @@ def main() -> None:
     ap.add_argument("--profile", help="write a cProfile of the import to FILE.<store>")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs per store (each on a new store); prints the median ratio")
+    ap.add_argument("--child-import", help=argparse.SUPPRESS)  # see import_run
     args = ap.parse_args()
+    if args.child_import:
+        child_import(*json.loads(args.child_import))
+        return
     if args.repeat < 1:
         ap.error(f"--repeat must be at least 1, not {args.repeat}")
 
@@ -198,16 +222,34 @@ def main() -> None:
     started = time.perf_counter()
     commands = generate(args.customers, args.seed, PRESETS[args.model], UNTIL)
     lines = [orjson.dumps(c) for c in commands]
-    del commands  # 1.25M dicts: gigabytes the imports would otherwise run beside
+    del commands
     events = len(lines)
+    work = tempfile.mkdtemp(prefix="import_bench_lines_")
+    path = os.path.join(work, "history.jsonl")
+    with open(path, "wb") as f:
+        f.writelines(line + b"\n" for line in lines)
     print(f"generated {args.customers} customers, {events} events "
-          f"({sum(map(len, lines)) / 1e6:.0f} MB of JSON Lines) in "
+          f"({os.path.getsize(path) / 1e6:.0f} MB of JSON Lines) in "
           f"{time.perf_counter() - started:.1f}s")
+    try:
+        compare(args, path, events)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    # Last: its full command list (several GB) would leave the imports a larger, fragmented
+    # heap (measured: 62.9 s for the SQLite import after it, 58.8 s in a fresh process).
+    parse_s, rules_s = check_alone(lines, args.model)
+    print(f"\ncheck alone (parse {parse_s:.1f}s + rules {rules_s:.1f}s, one core): "
+          f"{events / (parse_s + rules_s):,.0f} events/s")
+
+
+def compare(args: argparse.Namespace, path: str, events: int) -> None:
+    """Import and raw insert per store, ``args.repeat`` times; print rates and ratios."""
     for kind in args.stores.split(","):
         ratios = []
         for run in range(1, args.repeat + 1):
-            seconds, raw_s, url = store_run(kind, args.postgres, lines, args.model,
-                                            f"{args.profile}.{kind}" if args.profile else None)
+            seconds, raw_s, url, peak = store_run(
+                kind, args.postgres, path, events, args.model,
+                f"{args.profile}.{kind}" if args.profile else None)
             imp_rate, raw_rate = events / seconds, events / raw_s
             ratios.append(imp_rate / raw_rate)
             label = f" run {run}/{args.repeat}" if args.repeat > 1 else ""
@@ -215,17 +257,12 @@ def main() -> None:
             print(f"  raw driver insert : {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
             print(f"  import            : {imp_rate:>10,.0f} events/s ({seconds:.1f}s)  "
                   f"ratio {imp_rate / raw_rate:.2f}x raw")
-            print(f"  peak RSS so far   : {peak_mb():,.0f} MB (this process: the input and the "
-                  f"imports so far)")
+            print(f"  import peak RSS   : {peak:,.0f} MB (the importing process; its writer "
+                  f"process not included)")
         if args.repeat > 1:
             print(f"\n[{kind}] median ratio of {args.repeat} runs: "
                   f"{statistics.median(ratios):.2f}x raw (each: "
                   f"{', '.join(f'{r:.2f}' for r in ratios)})")
-    # Last: its full command list (several GB) would leave the imports a larger, fragmented
-    # heap (measured: 62.9 s for the SQLite import after it, 58.8 s in a fresh process).
-    parse_s, rules_s = check_alone(lines, args.model)
-    print(f"\ncheck alone (parse {parse_s:.1f}s + rules {rules_s:.1f}s, one core): "
-          f"{events / (parse_s + rules_s):,.0f} events/s")
 
 
 if __name__ == "__main__":
