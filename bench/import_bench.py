@@ -7,8 +7,8 @@ store:
    ``lifecycle-es import FILE``: read, parse and validate every line, apply the domain rules,
    encode the events, and write them (hash chain included) in one transaction — by a writer
    process while checking goes on. Like the command, it runs in a fresh process reading the
-   generated JSON Lines file: the benchmark's own process holds gigabytes of freed, scattered
-   heap after generating the history, which slowed an import run inside it by about 15%.
+   generated JSON Lines file, not in the benchmark's own process, which holds gigabytes of
+   freed heap after generating the history (and whose peak memory says nothing of the import).
    For comparison, the time of the check alone (parse + rules, no encoding or writing, one
    core) is measured once, on a ``memory://`` engine, after the imports;
 2. *raw*: the same number of event-shaped rows, with the real encoded states read back from
