@@ -64,22 +64,23 @@ class Checker:
         self.known: dict[Key, Aggregate | None] = {}  # str hashes are cached, UUID's are not
         self._encode = encode
         self._row_ids: dict[Key, str] = {}  # the aggregates' ids as rows carry them
-        self._teams = frozenset(engine.stage_model.teams)
+        self._model = engine.stage_model
+        self._teams = frozenset(self._model.teams)
         self._to_row = engine.mapper.to_row  # type: ignore[attr-defined]
 
     def check(self, line: int, cmd: Command) -> list[Row] | None:
         """Apply ``cmd`` (from ``line``); its events as rows, or None after a problem."""
         key = (cmd.target, cmd.key)
         known = self.known
-        engine = self.engine
         try:
             for team_field in cmd.team_fields:
                 if getattr(cmd, team_field) not in self._teams:
-                    engine._check_teams(cmd)  # raises, naming every unknown team
+                    cmd.check_teams(self._model.teams)  # raises, naming every unknown team
             existing = known.get(key, known)  # (the dict itself: not seen yet)
             if existing is known:
-                existing = known[key] = None if self.store_empty else engine._load(cmd)
-            agg = engine._apply(cmd, existing)  # type: ignore[arg-type]
+                existing = known[key] = (None if self.store_empty
+                                         else self.engine.stored_aggregate(cmd))
+            agg = cmd.apply_to(existing, self._model)  # type: ignore[arg-type]
         except (InvariantViolation, UnknownCustomer, UnknownCampaign) as exc:
             self.problems.append(_problem(exc, line))
             return None

@@ -8,8 +8,10 @@ the engine only loads, applies and saves. See ``docs/commands.md`` for every fie
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from uuid import UUID
 
 from pydantic import (
     AwareDatetime,
@@ -24,8 +26,18 @@ from pydantic import (
 
 from lifecycle_es.domain.campaign import Campaign
 from lifecycle_es.domain.customer import ADVOCACY_KINDS, Customer
+from lifecycle_es.domain.ids import campaign_id, customer_id
 from lifecycle_es.domain.stage_model import StageModel
-from lifecycle_es.errors import FieldProblem, InvalidInput, InvariantViolation
+from lifecycle_es.errors import (
+    FieldProblem,
+    InvalidInput,
+    InvariantViolation,
+    UnknownCampaign,
+    UnknownCustomer,
+)
+
+if TYPE_CHECKING:
+    from eventsourcing.domain import Aggregate
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 FreeText = Annotated[str, Field(max_length=10_000)]
@@ -72,6 +84,35 @@ class Command(BaseModel):
 
     #: fields naming a team, checked against the stage model's teams
     team_fields: ClassVar[tuple[str, ...]] = ("team",)
+
+    def aggregate_id(self) -> UUID:
+        """Id of the target aggregate (UUID5 of :attr:`key`)."""
+        return campaign_id(self.key) if self.target == "campaign" else customer_id(self.key)
+
+    def check_teams(self, teams: Sequence[str]) -> None:
+        """Raise :class:`InvalidInput` naming every team field whose team is not in ``teams``
+        (the stage model's)."""
+        bad = [FieldProblem(f, v, f"unknown team (known: {', '.join(teams)})")
+               for f in self.team_fields if (v := getattr(self, f)) not in teams]
+        if bad:
+            raise InvalidInput(bad, self.type)
+
+    def apply_to(self, existing: Aggregate | None, model: StageModel) -> Aggregate:
+        """Apply the command to its aggregate ``existing`` (None: not recorded yet), or
+        create the aggregate; return it with the new events pending.
+
+        Raises :class:`InvariantViolation` (also when a creating command finds its aggregate
+        recorded), :class:`UnknownCustomer` or :class:`UnknownCampaign`.
+        """
+        what = self.target
+        if self.creates:
+            if existing is not None:
+                raise InvariantViolation(what, self.key, f"{what} is already registered")
+            return self.create(model)  # type: ignore[attr-defined, no-any-return]
+        if existing is None:
+            raise UnknownCampaign(self.key) if what == "campaign" else UnknownCustomer(self.key)
+        self.apply(existing, model)  # type: ignore[attr-defined]
+        return existing
 
     def meta(self) -> dict[str, Any]:
         """The base fields of the command's event, in the events' field order."""

@@ -23,9 +23,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 
 from lifecycle_es.checker import Checker, line_key
 from lifecycle_es.commands import (
-    CampaignCommand,
     Command,
-    CustomerCommand,
     build_command,
     parse_command,
 )
@@ -38,7 +36,6 @@ from lifecycle_es.errors import (
     ConcurrencyConflict,
     FieldProblem,
     InvalidInput,
-    InvariantViolation,
     LifecycleError,
     StoreError,
     UnknownCampaign,
@@ -211,8 +208,8 @@ class LifecycleEngine(Application[UUID]):
         started = time.perf_counter()
         outcome = "error"
         try:
-            self._check_teams(command)
-            agg = self._apply(command, self._load(command))
+            command.check_teams(self.stage_model.teams)
+            agg = command.apply_to(self.stored_aggregate(command), self.stage_model)
             self._write_events(take_pending(agg))
             outcome = "ok"
             return agg.version
@@ -413,33 +410,12 @@ class LifecycleEngine(Application[UUID]):
 
     # ---------------------------------------------------------------- internals
 
-    def _check_teams(self, cmd: Command) -> None:
-        """Raise :class:`InvalidInput` naming every field of ``cmd`` with an unknown team."""
-        teams = self.stage_model.teams
-        bad = [FieldProblem(f, v, f"unknown team (known: {', '.join(teams)})")
-               for f in cmd.team_fields if (v := getattr(cmd, f)) not in teams]
-        if bad:
-            raise InvalidInput(bad, cmd.type)
-
-    def _load(self, cmd: Command) -> Aggregate | None:
+    def stored_aggregate(self, command: Command) -> Aggregate | None:
+        """The recorded aggregate ``command`` targets, or None when there is none yet."""
         try:
-            return self.repository.get(_aggregate_id(cmd))  # type: ignore[no-any-return]
+            return self.repository.get(command.aggregate_id())  # type: ignore[no-any-return]
         except AggregateNotFoundError:
             return None
-
-    def _apply(self, cmd: Command, existing: Aggregate | None) -> Aggregate:
-        """Apply ``cmd`` to its ``existing`` aggregate, or create it; return the aggregate."""
-        if cmd.creates:
-            if existing is not None:
-                what = "customer" if isinstance(cmd, CustomerCommand) else "campaign"
-                raise InvariantViolation(what, cmd.key, f"{what} is already registered")
-            return cmd.create(self.stage_model)  # type: ignore[attr-defined, no-any-return]
-        if existing is None:
-            if isinstance(cmd, CampaignCommand):
-                raise UnknownCampaign(cmd.key)
-            raise UnknownCustomer(cmd.key)
-        cmd.apply(existing, self.stage_model)  # type: ignore[attr-defined]
-        return existing
 
     def _write_events(self, events: Sequence[Any]) -> None:
         """Write events in one transaction; a version clash becomes ConcurrencyConflict."""
@@ -453,10 +429,6 @@ class LifecycleEngine(Application[UUID]):
             key = getattr(first, "customer", None) or getattr(first, "campaign", "?")
             raise ConcurrencyConflict(f"{type(first).__qualname__.split('.')[0].lower()} "
                                       f"{key!r}") from None
-
-
-def _aggregate_id(cmd: Command) -> UUID:
-    return campaign_id(cmd.key) if isinstance(cmd, CampaignCommand) else customer_id(cmd.key)
 
 
 def retry_on_conflict(
