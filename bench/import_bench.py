@@ -44,6 +44,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -86,28 +87,46 @@ def check_alone(lines: list[bytes], model: str) -> tuple[float, float]:
     return parsed - started, time.perf_counter() - parsed
 
 
-def import_run(url: str, path: str, model: str, profile: str | None) -> tuple[float, str, float]:
-    """Import the JSON Lines file ``path`` into the empty store at ``url`` in a fresh process;
-    seconds, events table, and that process's peak RSS in MB (not its writer process's)."""
+@dataclass
+class ImportRun:
+    """One import, as its process measured it."""
+
+    seconds: float
+    table: str  # the events table
+    peak_mb: float  # the importing process's peak RSS (not its writer process's)
+    cpu_engine: float  # CPU seconds (user + system) of the importing process in the import
+    cpu_writer: float  # and of its writer process (0 when the import wrote in-process)
+
+
+def import_run(url: str, path: str, model: str, profile: str | None) -> ImportRun:
+    """Import the JSON Lines file ``path`` into the empty store at ``url`` in a fresh
+    process."""
     done = subprocess.run(
         [sys.executable, __file__, "--child-import", json.dumps([url, path, model, profile])],
         stdout=subprocess.PIPE, check=True)
-    seconds, table, peak = json.loads(done.stdout)
-    return float(seconds), str(table), float(peak)
+    return ImportRun(**json.loads(done.stdout))
 
 
 def child_import(url: str, path: str, model: str, profile: str | None) -> None:
-    """The child of :func:`import_run`: import, then print seconds, table and peak RSS."""
+    """The child of :func:`import_run`: import, then print its :class:`ImportRun`."""
     engine = LifecycleEngine(url, stage_model=model)
     table = str(engine.recorder.events_table_name)  # type: ignore[attr-defined]
     try:
         with profiled(profile):
+            cpu = _cpu(resource.RUSAGE_SELF)
             started = time.perf_counter()
             engine.import_lines(iter_jsonl(path))
             seconds = time.perf_counter() - started
+            cpu = _cpu(resource.RUSAGE_SELF) - cpu
     finally:
         engine.close()
-    print(json.dumps([seconds, table, peak_mb()]))
+    writer = _cpu(resource.RUSAGE_CHILDREN)  # the writer process, ended (start-up included)
+    print(json.dumps(asdict(ImportRun(seconds, table, peak_mb(), cpu, writer))))
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_mb() -> float:
@@ -176,10 +195,10 @@ def drop_schema(url: str) -> None:
 
 
 def store_run(kind: str, postgres: str, path: str, events: int, model: str,
-              profile: str | None) -> tuple[float, float, str, float]:
+              profile: str | None) -> tuple[ImportRun, float, str]:
     """Import the file ``path`` into a new, empty store of ``kind``, then insert the same rows
-    raw; seconds of both, the store's URL and the import's peak RSS (MB). The store is
-    removed afterwards."""
+    raw; the import, the raw insert's seconds and the store's URL. The store is removed
+    afterwards."""
     tmp = tempfile.mkdtemp(prefix="import_bench_")
     if kind == "sqlite":
         db = os.path.join(tmp, "bench.db")
@@ -188,14 +207,15 @@ def store_run(kind: str, postgres: str, path: str, events: int, model: str,
         sep = "&" if "?" in postgres else "?"
         url = f"{postgres}{sep}schema=bench_{uuid.uuid4().hex[:8]}"
     try:
-        seconds, table, peak = import_run(url, path, model, profile)
-        n, raw_s = sqlite_raw(db, table) if kind == "sqlite" else postgres_raw(url, table)
+        run = import_run(url, path, model, profile)
+        n, raw_s = (sqlite_raw(db, run.table) if kind == "sqlite"
+                    else postgres_raw(url, run.table))
     finally:
         if kind != "sqlite":
             drop_schema(url)
         shutil.rmtree(tmp, ignore_errors=True)
     assert n == events, (n, events)
-    return seconds, raw_s, url, peak
+    return run, raw_s, url
 
 
 def main() -> None:
@@ -246,19 +266,21 @@ def compare(args: argparse.Namespace, path: str, events: int) -> None:
     """Import and raw insert per store, ``args.repeat`` times; print rates and ratios."""
     for kind in args.stores.split(","):
         ratios = []
-        for run in range(1, args.repeat + 1):
-            seconds, raw_s, url, peak = store_run(
-                kind, args.postgres, path, events, args.model,
-                f"{args.profile}.{kind}" if args.profile else None)
-            imp_rate, raw_rate = events / seconds, events / raw_s
+        for attempt in range(1, args.repeat + 1):
+            run, raw_s, url = store_run(kind, args.postgres, path, events, args.model,
+                                        f"{args.profile}.{kind}" if args.profile else None)
+            imp_rate, raw_rate = events / run.seconds, events / raw_s
             ratios.append(imp_rate / raw_rate)
-            label = f" run {run}/{args.repeat}" if args.repeat > 1 else ""
+            label = f" run {attempt}/{args.repeat}" if args.repeat > 1 else ""
             print(f"\n[{kind}]{label} {StoreURL.parse(url).redacted()}")
             print(f"  raw driver insert : {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
-            print(f"  import            : {imp_rate:>10,.0f} events/s ({seconds:.1f}s)  "
+            print(f"  import            : {imp_rate:>10,.0f} events/s ({run.seconds:.1f}s)  "
                   f"ratio {imp_rate / raw_rate:.2f}x raw")
-            print(f"  import peak RSS   : {peak:,.0f} MB (the importing process; its writer "
-                  f"process not included)")
+            print(f"  import CPU        : {run.cpu_engine:.1f}s importing process + "
+                  f"{run.cpu_writer:.1f}s writer process "
+                  f"({1e6 * (run.cpu_engine + run.cpu_writer) / events:.0f} µs per event)")
+            print(f"  import peak RSS   : {run.peak_mb:,.0f} MB (the importing process; its "
+                  f"writer process not included)")
         if args.repeat > 1:
             print(f"\n[{kind}] median ratio of {args.repeat} runs: "
                   f"{statistics.median(ratios):.2f}x raw (each: "
