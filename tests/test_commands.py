@@ -14,7 +14,7 @@ import pytest
 from lifecycle_samples import ACME_VERSION, FULL_LIFECYCLE, METHOD
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.commands import COMMANDS
+from lifecycle_es.commands import COMMANDS, build_command
 from lifecycle_es.domain import CHURNED, Customer
 from lifecycle_es.errors import (
     InvalidInput,
@@ -317,6 +317,22 @@ def test_reading_unknown_customer_or_campaign(engine: LifecycleEngine) -> None:
             read_("ghost")
     with pytest.raises(UnknownCampaign, match="campaign='ghost'"):
         engine.campaign("ghost")
+
+
+def test_stored_aggregate_of_a_command(engine: LifecycleEngine) -> None:
+    check_in = build_command("check_in", {**WHO, "customer": "zed"})
+    announce = build_command("campaign_announced", {
+        "at": WHO["at"], "actor": "ann", "team": "marketing", "campaign": "fall",
+        "name": "Fall", "offer": "o", "starts": "2024-09-01", "ends": "2024-10-01",
+        "owning_team": "marketing"})
+    assert engine.stored_aggregate(check_in) is None
+    assert engine.stored_aggregate(announce) is None
+    engine.register(**{**WHO, "customer": "zed"}, name="Zed", segment="smb", source="web")
+    engine.execute(announce)
+    customer = engine.stored_aggregate(check_in)
+    assert isinstance(customer, Customer) and customer.state.external_id == "zed"
+    campaign = engine.stored_aggregate(announce)
+    assert campaign is not None and campaign.id == engine.campaign("fall").id
 
 
 # ------------------------------------------------------------------- the reference

@@ -154,6 +154,13 @@ class LifecycleEngine(Application[UUID]):
             raise UnknownCustomer(external_id)
         return events  # type: ignore[return-value]
 
+    def stored_aggregate(self, command: Command) -> Aggregate | None:
+        """The recorded aggregate ``command`` targets, or None when there is none yet."""
+        try:
+            return self.repository.get(command.aggregate_id())  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            return None
+
     @cached_property
     def projections(self) -> ProjectionManager:
         """Read models: ``engine.projections.catch_up()``, ``.rebuild()``, ``.status()``."""
@@ -409,13 +416,6 @@ class LifecycleEngine(Application[UUID]):
         return result
 
     # ---------------------------------------------------------------- internals
-
-    def stored_aggregate(self, command: Command) -> Aggregate | None:
-        """The recorded aggregate ``command`` targets, or None when there is none yet."""
-        try:
-            return self.repository.get(command.aggregate_id())  # type: ignore[no-any-return]
-        except AggregateNotFoundError:
-            return None
 
     def _write_events(self, events: Sequence[Any]) -> None:
         """Write events in one transaction; a version clash becomes ConcurrencyConflict."""
