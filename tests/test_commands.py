@@ -333,6 +333,13 @@ def test_stored_aggregate_of_a_command(engine: LifecycleEngine) -> None:
     assert isinstance(customer, Customer) and customer.state.external_id == "zed"
     campaign = engine.stored_aggregate(announce)
     assert campaign is not None and campaign.id == engine.campaign("fall").id
+    # the dry run docs/commands.md describes: checked, events pending, nothing saved
+    check_in.check_teams(engine.stage_model.teams)
+    dry = check_in.apply_to(customer, engine.stage_model)
+    assert dry is customer and [e.TYPE for e in dry.pending_events] == ["check_in"]
+    assert len(engine.history("zed")) == 1
+    with pytest.raises(InvariantViolation, match="already registered"):
+        announce.apply_to(campaign, engine.stage_model)
 
 
 # ------------------------------------------------------------------- the reference
