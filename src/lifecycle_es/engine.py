@@ -389,7 +389,7 @@ class LifecycleEngine(Application[UUID]):
                 elif rows is not None and not check_only:
                     out.add(line, rows)
             tallies = [checker.tally]
-            writer_tally = out.finish(problems)
+            writer_tally = out.finish(problems, checker.forget)
             if writer_tally is not None:
                 tallies.append(writer_tally)
             if problems:
