@@ -21,7 +21,7 @@ from lifecycle_es.commands import parse_command
 from lifecycle_es.demo import generate
 from lifecycle_es.domain.stage_model import PRESETS
 from lifecycle_es.stores import bulk_write
-from lifecycle_es.stores.bulk_write import BulkWrite, WriterProcess
+from lifecycle_es.stores.bulk_write import WriterProcess
 from lifecycle_es.stores.chain import Row
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs POSIX signals")
@@ -142,29 +142,38 @@ def test_an_abort_in_the_middle_of_a_message_writes_nothing(
 
 
 @pytest.mark.parametrize("batch_size", [5, 10_000], ids=["writer-process", "in-process"])
-def test_the_engine_drops_its_aggregates_before_the_import_commits(
+def test_the_engine_drops_its_aggregates_while_the_import_commits(
         durable_store_url: str, batch_size: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """While the writer process writes its last batch and commits, not after."""
+    """Once every line passed: while the writer process commits (between the commit
+    message and its reply), or before an in-process write."""
     from lifecycle_samples import FULL_LIFECYCLE, jsonl
 
     seen: list[str] = []
-    forget, commit = Checker.forget, BulkWrite.commit
+    forget, queue, reply = Checker.forget, WriterProcess._queue, WriterProcess._reply
 
     def forgetting(self: Checker) -> None:
-        assert self.known, "forget is called once every line was checked"
+        assert self.known, "forget is called once, with the import's aggregates"
         forget(self)
         seen.append("forget")
 
-    def committing(self: BulkWrite) -> None:
-        seen.append("commit")
-        commit(self)
+    def queueing(self: WriterProcess, message: Any) -> None:
+        if isinstance(message, tuple) and message[0] in ("finish", "commit"):
+            seen.append(message[0])
+        queue(self, message)
+
+    def replying(self: WriterProcess) -> Any:
+        answer = reply(self)
+        seen.append(f"reply {answer[0]}")
+        return answer
 
     monkeypatch.setattr(Checker, "forget", forgetting)
-    monkeypatch.setattr(BulkWrite, "commit", committing)
+    monkeypatch.setattr(WriterProcess, "_queue", queueing)
+    monkeypatch.setattr(WriterProcess, "_reply", replying)
     engine = LifecycleEngine(durable_store_url)
     try:
         result = engine.import_lines(jsonl(FULL_LIFECYCLE).splitlines(), batch_size=batch_size)
         assert result.events == stored(engine) == len(FULL_LIFECYCLE)
     finally:
         engine.close()
-    assert seen == ["forget", "commit"]
+    assert seen == (["finish", "reply report", "commit", "forget", "reply ok"]
+                    if batch_size == 5 else ["forget"])

@@ -111,7 +111,7 @@ class Checker:
         """Drop the aggregates checked so far (their events were returned as rows).
 
         Freeing a large import's aggregates takes about a second at 1M events; the engine
-        does it while the writer process writes its last batch and commits.
+        does it while the writer process commits.
         """
         self.known.clear()
         self._row_ids.clear()

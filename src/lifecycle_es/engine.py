@@ -389,14 +389,14 @@ class LifecycleEngine(Application[UUID]):
                 elif rows is not None and not check_only:
                     out.add(line, rows)
             tallies = [checker.tally]
-            writer_tally = out.finish(problems, checker.forget)
+            writer_tally = out.finish(problems)
             if writer_tally is not None:
                 tallies.append(writer_tally)
             if problems:
                 problems.sort(key=lambda p: p.line or 0)
                 raise InvalidInput(problems, "import (nothing written)")
             if not check_only:
-                out.commit()
+                out.commit(checker.forget)
         except WriteFailed as exc:
             log.error("import.failed", error=str(exc), conflict=exc.conflict)
             raise StoreError(f"import failed, nothing written: {exc}") from None

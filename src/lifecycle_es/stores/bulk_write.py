@@ -77,6 +77,8 @@ WRITER_CHECK_SHARE = 0.3
 _LINES_PER_MESSAGE = 1000
 #: pickled messages the engine may queue for the writer process beyond its pipe's buffer
 BACKLOG_BYTES = 32 << 20
+#: queued bytes past which new aggregates are no longer given to the writer process to check
+ROUTE_BACKLOG_BYTES = 4 << 20
 #: lines between two moves of queued messages into the pipe
 _PUMP_EVERY = 256
 
@@ -103,6 +105,7 @@ class BulkWrite:
         self._parallel = engine.store.kind != "memory"
         self._start_at = batch_size // 2  # the writer starts once more rows are queued
         self._share = int(WRITER_CHECK_SHARE * 1000)
+        self._routed: set[tuple[str, str]] = set()  # the aggregates the writer process checks
         self._discarding = False
 
     @property
@@ -113,9 +116,13 @@ class BulkWrite:
 
     def route(self, number: int, line: str | bytes, key: tuple[str, str]) -> bool:
         """Hand line ``number`` to the writer process to check if aggregate ``key``, not seen
-        by the engine yet, falls in its share; whether it did."""
-        if hash(key) % 1000 >= self._share:
-            return False
+        by the engine yet, is the writer's: it was given to it before, or it is new, falls in
+        its share and the writer process keeps up (see :attr:`WriterProcess.behind`);
+        whether it did."""
+        if key not in self._routed:
+            if hash(key) % 1000 >= self._share or self._writer.behind:  # type: ignore[union-attr]
+                return False
+            self._routed.add(key)
         self._lines.append((number, line))
         if len(self._lines) >= _LINES_PER_MESSAGE:
             self._send_lines()
@@ -156,32 +163,31 @@ class BulkWrite:
             if self._writer is not None:
                 self._writer.send("discard", None)
 
-    def finish(self, problems: list[FieldProblem],
-               meanwhile: Callable[[], None] | None = None) -> Tally | None:
+    def finish(self, problems: list[FieldProblem]) -> Tally | None:
         """Send everything; add the writer process's problems to ``problems`` and return its
-        tally (None without a writer process). ``meanwhile`` runs while the writer process
-        finishes what it was sent."""
+        tally (None without a writer process)."""
         if self._writer is None:
-            if meanwhile is not None:
-                meanwhile()
             return None
         self._send_lines()
         if self._pending:
             self._flush()
         try:
-            report_problems, tally = self._writer.finish(meanwhile)
+            report_problems, tally = self._writer.finish()
         except WriteFailed:
             self._writer = None  # it has stopped
             raise
         problems.extend(report_problems)
         return tally
 
-    def commit(self) -> None:
-        """Write whatever is left and commit everything (raises :class:`WriteFailed`)."""
+    def commit(self, meanwhile: Callable[[], None] | None = None) -> None:
+        """Write whatever is left and commit everything (raises :class:`WriteFailed`);
+        ``meanwhile`` runs while a writer process commits (else first)."""
         if self._writer is not None:
             writer, self._writer = self._writer, None
-            writer.commit()
+            writer.commit(meanwhile)
             return
+        if meanwhile is not None:
+            meanwhile()
         # Up to half a batch: written here (a process costs more to start than it saves).
         batches = [_rows_of(b) for b in (*self._batches, self._pending) if b]
         self._batches, self._pending = [], []
@@ -256,6 +262,12 @@ class WriterProcess:
         self._backlog.append(data)
         self._backlog_bytes += len(data)
 
+    @property
+    def behind(self) -> bool:
+        """Whether more than :data:`ROUTE_BACKLOG_BYTES` wait for the child: it is the
+        slower side, so new aggregates stay with the engine."""
+        return self._backlog_bytes > ROUTE_BACKLOG_BYTES
+
     def _send(self, message: Any, *, wait: bool = False) -> None:
         self._queue(message)
         self.pump(wait=wait)
@@ -290,13 +302,9 @@ class WriterProcess:
         :class:`WriteFailed` if the child stopped)."""
         self._send((kind, body))
 
-    def finish(self, meanwhile: Callable[[], None] | None = None
-               ) -> tuple[list[FieldProblem], Tally]:
-        """The child's problems and tally, once it has checked and written all it was sent
-        (``meanwhile`` runs in between)."""
+    def finish(self) -> tuple[list[FieldProblem], Tally]:
+        """The child's problems and tally, once it has checked and written all it was sent."""
         self._send(("finish", None), wait=True)
-        if meanwhile is not None:
-            meanwhile()
         reply = self._reply()
         if reply[0] != "report":
             self._close()
@@ -304,9 +312,12 @@ class WriterProcess:
         problems, tally = reply[1]
         return problems, tally
 
-    def commit(self) -> None:
-        """Commit everything written; raises :class:`WriteFailed` (nothing written) if not."""
+    def commit(self, meanwhile: Callable[[], None] | None = None) -> None:
+        """Commit everything written; raises :class:`WriteFailed` (nothing written) if not.
+        ``meanwhile`` runs while the child commits."""
         self._send(("commit", None), wait=True)
+        if meanwhile is not None:
+            meanwhile()
         reply = self._reply()
         self._close()
         log.debug("import.writer", busy_seconds=reply[2])
