@@ -96,6 +96,7 @@ class ImportRun:
     peak_mb: float  # the importing process's peak RSS (not its writer process's)
     cpu_engine: float  # CPU seconds (user + system) of the importing process in the import
     cpu_writer: float  # and of its writer process (0 when the import wrote in-process)
+    writer_peak_mb: float  # the writer process's peak RSS (0 when there was none)
 
 
 def import_run(url: str, path: str, model: str, profile: str | None) -> ImportRun:
@@ -121,7 +122,9 @@ def child_import(url: str, path: str, model: str, profile: str | None) -> None:
     finally:
         engine.close()
     writer = _cpu(resource.RUSAGE_CHILDREN)  # the writer process, ended (start-up included)
-    print(json.dumps(asdict(ImportRun(seconds, table, peak_mb(), cpu, writer))))
+    # Its peak RSS: it was forked from this process early, holding little, then exec'd.
+    writer_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps(asdict(ImportRun(seconds, table, peak_mb(), cpu, writer, writer_mb))))
 
 
 def _cpu(who: int) -> float:
@@ -279,8 +282,8 @@ def compare(args: argparse.Namespace, path: str, events: int) -> None:
             print(f"  import CPU        : {run.cpu_engine:.1f}s importing process + "
                   f"{run.cpu_writer:.1f}s writer process "
                   f"({1e6 * (run.cpu_engine + run.cpu_writer) / events:.0f} µs per event)")
-            print(f"  import peak RSS   : {run.peak_mb:,.0f} MB (the importing process; its "
-                  f"writer process not included)")
+            print(f"  import peak RSS   : {run.peak_mb:,.0f} MB importing process, "
+                  f"{run.writer_peak_mb:,.0f} MB writer process")
         if args.repeat > 1:
             print(f"\n[{kind}] median ratio of {args.repeat} runs: "
                   f"{statistics.median(ratios):.2f}x raw (each: "

@@ -21,7 +21,7 @@ from lifecycle_es.commands import parse_command
 from lifecycle_es.demo import generate
 from lifecycle_es.domain.stage_model import PRESETS
 from lifecycle_es.stores import bulk_write
-from lifecycle_es.stores.bulk_write import WriterProcess
+from lifecycle_es.stores.bulk_write import BulkWrite, WriterProcess
 from lifecycle_es.stores.chain import Row
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs POSIX signals")
@@ -177,3 +177,26 @@ def test_the_engine_drops_its_aggregates_while_the_import_commits(
         engine.close()
     assert seen == (["finish", "reply report", "commit", "forget", "reply ok"]
                     if batch_size == 5 else ["forget"])
+
+
+def test_new_aggregates_stay_with_the_engine_while_the_writer_process_is_behind(
+        engine: LifecycleEngine, paused: tuple[WriterProcess, Callable[[], None]],
+        batches: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Routing by backlog; an aggregate given to the writer process stays with it."""
+    writer, resume = paused
+    monkeypatch.setattr(bulk_write, "WRITER_CHECK_SHARE", 1.0)  # every new one, if it keeps up
+    monkeypatch.setattr(bulk_write, "ROUTE_BACKLOG_BYTES", 1 << 16)
+    out = BulkWrite(engine, 1000, store_empty=True)
+    out._writer = writer
+    a, b, c = ("customer", "a"), ("customer", "b"), ("customer", "c")
+    assert not writer.behind and out.route(1, b"{}", a)
+    for batch in batches:  # more than the pipe holds: the paused child reads none of it
+        writer.send("rows", batch)
+    assert writer.behind
+    assert not out.route(2, b"{}", b), "a new aggregate went to a writer that is behind"
+    assert out.route(3, b"{}", a), "the writer's aggregate left it"
+    resume()
+    writer.pump(wait=True)
+    assert not writer.behind and out.route(4, b"{}", c)
+    out._lines.clear()  # nothing to check: the child is aborted by the fixture
+    out._writer = None

@@ -13,14 +13,21 @@ in-process, in one transaction too.
 The writer is a separate process, not a thread: both sides are Python code and a thread would
 mostly wait for the other's GIL (the SQLite driver takes it back for every row).
 
-Checking costs more than writing, so once the writer process runs it also checks a share
-(:data:`WRITER_CHECK_SHARE`) of the customers and campaigns the engine has not seen yet: the
-engine reads each line's key with orjson and sends the writer's lines instead of checking
-them. The writer checks them with its own :class:`~lifecycle_es.checker.Checker` and writes
-their rows merged with the engine's batches in line order (the engine sends the lines before
-the batch that follows them), so the log keeps the file's order. Commands of different
-aggregates do not depend on each other, so both sides decide exactly what one checker would;
-at the end the writer reports its problems and counts with the engine's.
+Checking costs more than writing, so once the writer process runs it also checks some of the
+customers and campaigns the engine has not seen yet: up to a share
+(:data:`WRITER_CHECK_SHARE`, chosen by a hash of the id) of the new ones, while it keeps up
+(no more than :data:`ROUTE_BACKLOG_BYTES` of messages waiting for it; else new ones stay with
+the engine, so the two sides balance themselves). An aggregate given to the writer stays
+with it. The engine reads each line's key with orjson and sends the writer's lines instead
+of checking them. The writer checks them with its own :class:`~lifecycle_es.checker.Checker`
+and writes their rows merged with the engine's batches in line order (the engine sends the
+lines before the batch that follows them), so the log keeps the file's order. Commands of
+different aggregates do not depend on each other, so both sides decide exactly what one
+checker would, whichever side checks what; at the end the writer reports its problems and
+counts with the engine's.
+
+Messages wait in a queue of up to :data:`BACKLOG_BYTES` on the engine's side when the pipe is
+full (see :class:`WriterProcess`), so neither side waits for the other's bursts.
 """
 
 from __future__ import annotations
@@ -72,8 +79,9 @@ class WriteFailed(Exception):
 #: a command's events as queued: (its line number, its rows)
 Lines = list[tuple[int, list[Row]]]
 
-#: share of the aggregates first seen after the writer process started that it checks itself
-WRITER_CHECK_SHARE = 0.3
+#: most of the aggregates first seen after the writer process started that it checks itself
+#: (while it keeps up: :data:`ROUTE_BACKLOG_BYTES`)
+WRITER_CHECK_SHARE = 0.6
 _LINES_PER_MESSAGE = 1000
 #: pickled messages the engine may queue for the writer process beyond its pipe's buffer
 BACKLOG_BYTES = 32 << 20
