@@ -258,7 +258,8 @@ class WriterProcess:
         self._pipe, self._replies = self._process.stdin, self._process.stdout
         _widen(self._pipe)
         self._fd = self._pipe.fileno()
-        os.set_blocking(self._fd, False)
+        with contextlib.suppress(OSError):  # where pipes cannot be (Windows), sends wait
+            os.set_blocking(self._fd, False)
         self._backlog: deque[memoryview] = deque()  # pickled messages not in the pipe yet
         self._backlog_bytes = 0
         # read once the child has started
