@@ -258,8 +258,13 @@ class WriterProcess:
         self._pipe, self._replies = self._process.stdin, self._process.stdout
         _widen(self._pipe)
         self._fd = self._pipe.fileno()
-        with contextlib.suppress(OSError):  # where pipes cannot be (Windows), sends wait
-            os.set_blocking(self._fd, False)
+        # Non-blocking where the pipe can be polled (not Windows: there every send waits).
+        self._writable: Any = None
+        if hasattr(select, "poll"):
+            with contextlib.suppress(OSError):
+                os.set_blocking(self._fd, False)
+                self._writable = select.poll()
+                self._writable.register(self._fd, select.POLLOUT)
         self._backlog: deque[memoryview] = deque()  # pickled messages not in the pipe yet
         self._backlog_bytes = 0
         # read once the child has started
@@ -294,7 +299,7 @@ class WriterProcess:
                 except BlockingIOError:
                     if self._backlog_bytes <= limit:
                         return
-                    select.select([], [self._fd], [])  # the child reads on
+                    self._writable.poll()  # until the child has read some
                     continue
                 self._backlog_bytes -= n
                 if n == len(backlog[0]):
