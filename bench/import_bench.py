@@ -19,6 +19,12 @@ It prints events/s for both and the ratio import/raw (target >= 0.5). Usage::
 
     python bench/import_bench.py [--customers 50000] [--stores sqlite,postgres]
         [--postgres postgresql://postgres@127.0.0.1:5432/test] [--profile FILE] [--repeat N]
+        [--write-alone]
+
+``--write-alone`` also writes the same rows, already encoded, through the import's write
+path alone (``recorder.bulk()``: hash chain, events and digests, one transaction) into a
+second new store: no parsing, no rules, no second process. No import can beat that rate, so
+its ratio to raw is the most any import can reach on this store and machine.
 
 ``--repeat N`` runs import and raw N times per store, each pair on a new store, and prints the
 median ratio: on a shared machine single runs of the same import vary by ±15%.
@@ -54,8 +60,9 @@ from lifecycle_es import LifecycleEngine
 from lifecycle_es.commands import Command, parse_command
 from lifecycle_es.demo import generate
 from lifecycle_es.domain.stage_model import PRESETS
-from lifecycle_es.engine import iter_jsonl
+from lifecycle_es.engine import DEFAULT_WRITE_BATCH, iter_jsonl
 from lifecycle_es.gcpause import without_cyclic_gc
+from lifecycle_es.stores.chain import canonical_id
 from lifecycle_es.stores.url import StoreURL
 
 UNTIL = date(2026, 11, 1)
@@ -132,6 +139,29 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def server_cpu() -> float | None:
+    """CPU seconds used so far by this machine's PostgreSQL processes, ended backends included
+    (from ``/proc``; None where it cannot be read; a server on another machine gives 0)."""
+    if not os.path.isdir("/proc"):
+        return None
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/stat") as f:
+                name, _, rest = f.read().rpartition(")")
+            if name.endswith("(postgres"):
+                fields = rest.split()
+                # its own utime and stime, and those of its ended children (the postmaster's
+                # cutime and cstime hold the backends that have exited)
+                total += sum(int(v) for v in fields[11:15]) / tick
+    return total
+
+
+def _spent(before: float | None) -> float | None:
+    after = server_cpu()
+    return None if before is None or after is None else after - before
+
+
 def peak_mb() -> float:
     """Peak resident memory of the calling process in MB, since it started its program.
 
@@ -145,12 +175,18 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def sqlite_raw(path: str, table: str) -> tuple[int, float]:
-    """Read the stored rows back and insert them into an equivalent table (executemany)."""
+def sqlite_rows(path: str, table: str) -> list[Row]:
+    """The imported events as the SQLite store holds them, in log order."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        rows: list[Row] = conn.execute(
+            f"SELECT originator_id, originator_version, topic, state FROM {table} "
+            "ORDER BY rowid").fetchall()
+    return rows
+
+
+def sqlite_raw(path: str, table: str, rows: list[Row]) -> float:
+    """Insert ``rows`` into a table like ``table`` (executemany, one transaction)."""
     conn = sqlite3.connect(path, isolation_level=None)
-    rows: list[Row] = conn.execute(
-        f"SELECT originator_id, originator_version, topic, state FROM {table} "
-        "ORDER BY rowid").fetchall()
     ddl = conn.execute("SELECT sql FROM sqlite_master WHERE type IN ('table', 'index') AND "
                        "tbl_name=? AND sql IS NOT NULL", (table,)).fetchall()
     for (sql,) in ddl:
@@ -162,11 +198,25 @@ def sqlite_raw(path: str, table: str) -> tuple[int, float]:
     conn.execute("COMMIT")
     seconds = time.perf_counter() - started
     conn.close()
-    return len(rows), seconds
+    return seconds
 
 
-def postgres_raw(url: str, table_name: str) -> tuple[int, float]:
-    """Read the stored rows back and COPY them (binary) into an equivalent table."""
+def postgres_rows(url: str, table_name: str) -> list[Row]:
+    """The imported events as the PostgreSQL store holds them, in log order."""
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    store = StoreURL.parse(url)
+    with psycopg.connect(store.psycopg_conninfo(), autocommit=True) as conn:
+        table = SQL("{}.{}").format(Identifier(store.schema), Identifier(table_name))
+        rows: list[Row] = conn.execute(SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {} "
+            "ORDER BY notification_id").format(table)).fetchall()
+    return rows
+
+
+def postgres_raw(url: str, table_name: str, rows: list[Row]) -> float:
+    """COPY (binary) ``rows`` into a table like ``table_name``."""
     import psycopg
     from psycopg.sql import SQL, Identifier
 
@@ -174,9 +224,6 @@ def postgres_raw(url: str, table_name: str) -> tuple[int, float]:
     with psycopg.connect(store.psycopg_conninfo(), autocommit=True) as conn:
         table = SQL("{}.{}").format(Identifier(store.schema), Identifier(table_name))
         raw = SQL("{}.{}").format(Identifier(store.schema), Identifier("raw_events"))
-        rows: list[Row] = conn.execute(SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {} "
-            "ORDER BY notification_id").format(table)).fetchall()
         conn.execute(SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(raw, table))
         started = time.perf_counter()
         copy_sql = SQL("COPY {} (originator_id, originator_version, topic, state) "
@@ -186,7 +233,25 @@ def postgres_raw(url: str, table_name: str) -> tuple[int, float]:
             for row in rows:
                 copy.write_row(row)
         seconds = time.perf_counter() - started
-    return len(rows), seconds
+    return seconds
+
+
+def write_alone(rows: list[Row], into: str) -> float:
+    """Seconds to write ``rows`` (as the store holds them, in log order) again through the
+    import's write path alone: ``recorder.bulk()`` (hash chain, events and digests, one
+    transaction, batches of ``DEFAULT_WRITE_BATCH``) into the new, empty store ``into``.
+    No parsing, no rules, no second process: an upper bound on the import's rate."""
+    chain_rows = [(canonical_id(agg), version, topic, state) for agg, version, topic, state
+                  in rows]
+    target = LifecycleEngine(into)
+    try:
+        started = time.perf_counter()
+        with target.recorder.bulk() as write:  # type: ignore[attr-defined]
+            for start in range(0, len(chain_rows), DEFAULT_WRITE_BATCH):
+                write(chain_rows[start:start + DEFAULT_WRITE_BATCH])
+        return time.perf_counter() - started
+    finally:
+        target.close()
 
 
 def drop_schema(url: str) -> None:
@@ -197,28 +262,53 @@ def drop_schema(url: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{store.schema}" CASCADE')
 
 
+@dataclass
+class StoreRun:
+    """One import and the baselines measured on its rows."""
+
+    run: ImportRun
+    raw_seconds: float  # the driver alone
+    url: str
+    alone_seconds: float | None  # the write path alone (--write-alone), else None
+    raw_server_cpu: float | None = None  # PostgreSQL's CPU seconds in the raw COPY
+    alone_server_cpu: float | None = None  # and in the write path alone
+
+
 def store_run(kind: str, postgres: str, path: str, events: int, model: str,
-              profile: str | None) -> tuple[ImportRun, float, str]:
+              profile: str | None, alone: bool) -> StoreRun:
     """Import the file ``path`` into a new, empty store of ``kind``, then insert the same rows
-    raw; the import, the raw insert's seconds and the store's URL. The store is removed
-    afterwards."""
+    raw (and, with ``alone``, write them through the write path alone into another new
+    store). The stores are removed afterwards."""
     tmp = tempfile.mkdtemp(prefix="import_bench_")
     if kind == "sqlite":
         db = os.path.join(tmp, "bench.db")
-        url = f"sqlite:///{db}"
+        url, other = f"sqlite:///{db}", f"sqlite:///{os.path.join(tmp, 'alone.db')}"
     else:
         sep = "&" if "?" in postgres else "?"
-        url = f"{postgres}{sep}schema=bench_{uuid.uuid4().hex[:8]}"
+        url, other = (f"{postgres}{sep}schema=bench_{uuid.uuid4().hex[:8]}"
+                      for _ in range(2))
+    alone_s = raw_cpu = alone_cpu = None
     try:
         run = import_run(url, path, model, profile)
-        n, raw_s = (sqlite_raw(db, run.table) if kind == "sqlite"
-                    else postgres_raw(url, run.table))
+        if kind == "sqlite":
+            rows = sqlite_rows(db, run.table)
+            raw_s = sqlite_raw(db, run.table, rows)
+        else:
+            rows = postgres_rows(url, run.table)
+            before = server_cpu()
+            raw_s = postgres_raw(url, run.table, rows)
+            raw_cpu = _spent(before)
+        if alone:
+            before = server_cpu() if kind != "sqlite" else None
+            alone_s = write_alone(rows, other)
+            alone_cpu = _spent(before)
     finally:
         if kind != "sqlite":
             drop_schema(url)
+            drop_schema(other)
         shutil.rmtree(tmp, ignore_errors=True)
-    assert n == events, (n, events)
-    return run, raw_s, url
+    assert len(rows) == events, (len(rows), events)
+    return StoreRun(run, raw_s, url, alone_s, raw_cpu, alone_cpu)
 
 
 def main() -> None:
@@ -232,6 +322,9 @@ def main() -> None:
     ap.add_argument("--profile", help="write a cProfile of the import to FILE.<store>")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs per store (each on a new store); prints the median ratio")
+    ap.add_argument("--write-alone", action="store_true",
+                    help="also time the import's write path alone on the same rows "
+                         "(no parsing or rules): the floor of the import")
     ap.add_argument("--child-import", help=argparse.SUPPRESS)  # see import_run
     args = ap.parse_args()
     if args.child_import:
@@ -270,15 +363,27 @@ def compare(args: argparse.Namespace, path: str, events: int) -> None:
     for kind in args.stores.split(","):
         ratios = []
         for attempt in range(1, args.repeat + 1):
-            run, raw_s, url = store_run(kind, args.postgres, path, events, args.model,
-                                        f"{args.profile}.{kind}" if args.profile else None)
+            done = store_run(kind, args.postgres, path, events, args.model,
+                             f"{args.profile}.{kind}" if args.profile else None,
+                             args.write_alone)
+            run, raw_s = done.run, done.raw_seconds
             imp_rate, raw_rate = events / run.seconds, events / raw_s
             ratios.append(imp_rate / raw_rate)
             label = f" run {attempt}/{args.repeat}" if args.repeat > 1 else ""
-            print(f"\n[{kind}]{label} {StoreURL.parse(url).redacted()}")
+            print(f"\n[{kind}]{label} {StoreURL.parse(done.url).redacted()}")
             print(f"  raw driver insert : {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
             print(f"  import            : {imp_rate:>10,.0f} events/s ({run.seconds:.1f}s)  "
                   f"ratio {imp_rate / raw_rate:.2f}x raw")
+            if done.alone_seconds is not None:
+                alone_rate = events / done.alone_seconds
+                print(f"  write path alone  : {alone_rate:>10,.0f} events/s "
+                      f"({done.alone_seconds:.1f}s)  ratio {alone_rate / raw_rate:.2f}x raw "
+                      "(no parsing or rules: the import's upper bound)")
+            if done.raw_server_cpu is not None:
+                alone_cpu = ("" if done.alone_server_cpu is None
+                             else f", {done.alone_server_cpu:.1f}s in the write path alone")
+                print(f"  server CPU        : {done.raw_server_cpu:.1f}s in the raw COPY"
+                      f"{alone_cpu}")
             print(f"  import CPU        : {run.cpu_engine:.1f}s importing process + "
                   f"{run.cpu_writer:.1f}s writer process "
                   f"({1e6 * (run.cpu_engine + run.cpu_writer) / events:.0f} µs per event)")
