@@ -324,7 +324,7 @@ def main() -> None:
                     help="runs per store (each on a new store); prints the median ratio")
     ap.add_argument("--write-alone", action="store_true",
                     help="also time the import's write path alone on the same rows "
-                         "(no parsing or rules): the floor of the import")
+                         "(no parsing or rules): the most any import can reach")
     ap.add_argument("--child-import", help=argparse.SUPPRESS)  # see import_run
     args = ap.parse_args()
     if args.child_import:
