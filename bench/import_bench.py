@@ -158,8 +158,11 @@ def server_cpu() -> float | None:
 
 
 def _spent(before: float | None) -> float | None:
+    """Server CPU seconds since ``before`` (a :func:`server_cpu` reading), or None."""
+    if before is None:
+        return None
     after = server_cpu()
-    return None if before is None or after is None else after - before
+    return None if after is None else after - before
 
 
 def peak_mb() -> float:
