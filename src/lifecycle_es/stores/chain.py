@@ -6,21 +6,37 @@ of the same aggregate. The digests go to ``event_digests`` and the latest digest
 of each aggregate to ``chain_heads``, in the same transaction as the events (see
 ``stores/recorders.py``). ``lifecycle-es audit verify`` recomputes the chain.
 
+The store-wide settings (the stage model, which decides what is valid) have a chain of their
+own: every change through the engine appends a row to ``settings_history`` (the key, the new
+value, the log position it was made at, the time, and a digest chained to the previous change)
+and moves the ``settings`` head in ``chain_heads``, in the same transaction as the change
+(:class:`SettingsLog`). ``audit verify`` checks that chain and that every stored value is the
+last one recorded for its key.
+
 A writer who can rewrite the whole chain and its heads can forge it (there is no secret):
 anchor the heads outside the database to catch that (docs/audit.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from functools import lru_cache
 from hashlib import sha256
+from typing import Any
 from uuid import UUID
 
 ZERO = bytes(32)
 LOG_SCOPE = "log"
 DIGESTS_TABLE = "event_digests"
 HEADS_TABLE = "chain_heads"
+SETTINGS_TABLE = "lifecycle_settings"
+SETTINGS_HISTORY_TABLE = "settings_history"
+#: the ``chain_heads`` scope of the settings chain (seq in ``notification_id``, version 0)
+SETTINGS_SCOPE = "settings"
+#: ``settings_history.origin``: changed through the engine, or found on a store made before
+#: the settings were chained (recorded as they were when the store was first opened)
+SET, ADOPTED = "set", "adopted"
 
 
 @lru_cache(maxsize=1 << 17)  # called for every event, on few distinct aggregates
@@ -111,3 +127,66 @@ class Chain:
         return [(LOG_SCOPE, *self.log_last, self.log_head),
                 *((agg, nid, version, heads[agg]) for agg, (nid, version) in
                   self.agg_last.items())]
+
+
+def setting_digest(prev: bytes, seq: int, key: str, value: str, origin: str,
+                   log_position: int, recorded_at: str) -> bytes:
+    """The digest of one recorded settings change, chained to the previous change's."""
+    return sha256(prev + f"{seq}\x00{key}\x00{origin}\x00{log_position}\x00{recorded_at}\x00"
+                  .encode() + value.encode()).digest()
+
+
+#: runs one SQL statement (``?`` placeholders) in the caller's transaction; returns its rows
+Run = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+class SettingsLog:
+    """Writes settings and their chained history, inside a transaction the caller holds.
+
+    ``tables`` maps ``settings``, ``history`` and ``heads`` to the (qualified) table names.
+    """
+
+    def __init__(self, run: Run, tables: dict[str, str]) -> None:
+        self.run, self.t = run, tables
+
+    def create_statements(self, blob: str, bigint: str) -> list[str]:
+        """The history table (the column types of the dialect)."""
+        return [f"CREATE TABLE IF NOT EXISTS {self.t['history']} (seq {bigint} PRIMARY KEY, "
+                "key TEXT NOT NULL, value TEXT NOT NULL, origin TEXT NOT NULL, "
+                f"log_position {bigint} NOT NULL, recorded_at TEXT NOT NULL, "
+                f"digest {blob} NOT NULL)"]
+
+    def put(self, key: str, value: str, upsert: str) -> None:
+        """Store ``value`` (``upsert``: the dialect's statement) and record the change."""
+        self.run(upsert, (key, value))
+        self._record(key, value, SET)
+
+    def adopt(self) -> None:
+        """Record the stored settings of a store whose settings were never chained.
+
+        Only when the store has neither a settings history nor a settings head: a store that
+        had one and lost it is left for ``audit verify`` to report.
+        """
+        if self.run(f"SELECT 1 FROM {self.t['history']} LIMIT 1", ()) or self.run(
+                f"SELECT 1 FROM {self.t['heads']} WHERE scope = ?", (SETTINGS_SCOPE,)):
+            return
+        for key, value in self.run(f"SELECT key, value FROM {self.t['settings']} "
+                                   "ORDER BY key", ()):
+            self._record(str(key), str(value), ADOPTED)
+
+    def _record(self, key: str, value: str, origin: str) -> None:
+        last = self.run(f"SELECT seq, digest FROM {self.t['history']} "
+                        "ORDER BY seq DESC LIMIT 1", ())
+        seq, prev = (int(last[0][0]) + 1, bytes(last[0][1])) if last else (1, ZERO)
+        head = self.run(f"SELECT notification_id FROM {self.t['heads']} WHERE scope = ?",
+                        (LOG_SCOPE,))
+        position = int(head[0][0]) if head else 0
+        at = datetime.now(UTC).isoformat(timespec="microseconds")
+        d = setting_digest(prev, seq, key, value, origin, position, at)
+        self.run(f"INSERT INTO {self.t['history']} (seq, key, value, origin, log_position, "
+                 "recorded_at, digest) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 (seq, key, value, origin, position, at, d))
+        self.run(f"INSERT INTO {self.t['heads']} (scope, notification_id, originator_version, "
+                 "digest) VALUES (?, ?, 0, ?) ON CONFLICT (scope) DO UPDATE SET "
+                 "notification_id = excluded.notification_id, digest = excluded.digest",
+                 (SETTINGS_SCOPE, seq, d))

@@ -29,15 +29,20 @@ from lifecycle_es.stores.chain import (
     DIGESTS_TABLE,
     HEADS_TABLE,
     LOG_SCOPE,
+    SETTINGS_HISTORY_TABLE,
+    SETTINGS_TABLE,
     Chain,
     Row,
+    Run,
+    SettingsLog,
     canonical_id,
 )
 
 _SQLITE_VARS = 900  # stay under SQLite's bound-parameter limit in IN (...) lists
 #: SQLite page cache (KiB) of a bulk write's connection while it writes
 BULK_CACHE_KIB = 128 * 1024
-SETTINGS_TABLE = "lifecycle_settings"
+_SQLITE_SETTINGS = {"settings": SETTINGS_TABLE, "history": SETTINGS_HISTORY_TABLE,
+                    "heads": HEADS_TABLE}
 
 #: writes one batch of rows inside a bulk transaction; returns their notification ids
 WriteRows = Callable[[Sequence[Row]], list[int]]
@@ -65,7 +70,12 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             "notification_id INTEGER NOT NULL, originator_version INTEGER NOT NULL, "
             "digest BLOB NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {SETTINGS_TABLE} (key TEXT PRIMARY KEY, value TEXT)",
+            *SettingsLog(_no_run, _SQLITE_SETTINGS).create_statements("BLOB", "INTEGER"),
         ]
+
+    def _create_table(self, c: SQLiteCursor) -> None:
+        super()._create_table(c)
+        _sqlite_settings(c).adopt()  # a store made before the settings were chained
 
     def get_setting(self, key: str) -> str | None:
         """A store-wide setting (e.g. the stage model), or None."""
@@ -75,8 +85,11 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         return None if row is None else str(row[0])
 
     def put_setting(self, key: str, value: str) -> None:
+        """Store a setting and record the change in the settings chain (one transaction)."""
         with self.datastore.transaction(commit=True) as c:
-            c.execute(f"INSERT OR REPLACE INTO {SETTINGS_TABLE} VALUES (?, ?)", (key, value))
+            # the upsert comes first: it takes the write lock before the history is read
+            _sqlite_settings(c).put(
+                key, value, f"INSERT OR REPLACE INTO {SETTINGS_TABLE} VALUES (?, ?)")
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
@@ -154,6 +167,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         self.digests = SQL("{}.{}").format(schema, Identifier(DIGESTS_TABLE))
         self.heads = SQL("{}.{}").format(schema, Identifier(HEADS_TABLE))
         self.settings = SQL("{}.{}").format(schema, Identifier(SETTINGS_TABLE))
+        self.settings_history = SQL("{}.{}").format(schema, Identifier(SETTINGS_HISTORY_TABLE))
         self.sql_create_statements.extend([
             SQL("CREATE TABLE IF NOT EXISTS {} (notification_id bigint PRIMARY KEY, "
                 "originator_id text NOT NULL, originator_version bigint NOT NULL, "
@@ -165,7 +179,21 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 "digest bytea NOT NULL) WITH (fillfactor = 50)").format(self.heads),
             SQL("CREATE TABLE IF NOT EXISTS {} (key text PRIMARY KEY, value text)").format(
                 self.settings),
+            *(SQL(s).format() for s in  # built from fixed, quoted names
+              self._settings_log(_no_run).create_statements("bytea", "bigint")),
         ])
+
+    def _settings_log(self, run: Run) -> SettingsLog:
+        schema = Identifier(self.datastore.schema).as_string()
+        return SettingsLog(run, {
+            "settings": f"{schema}.{Identifier(SETTINGS_TABLE).as_string()}",
+            "history": f"{schema}.{Identifier(SETTINGS_HISTORY_TABLE).as_string()}",
+            "heads": f"{schema}.{Identifier(HEADS_TABLE).as_string()}",
+        })
+
+    def _create_table(self, curs: Any) -> None:
+        super()._create_table(curs)
+        self._settings_log(_pg_run(curs)).adopt()  # a store made before settings were chained
 
     def get_setting(self, key: str) -> str | None:
         """A store-wide setting (e.g. the stage model), or None."""
@@ -175,12 +203,13 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         return None if row is None else str(_first(row))
 
     def put_setting(self, key: str, value: str) -> None:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                SQL("INSERT INTO {} VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET "
-                    "value = EXCLUDED.value").format(self.settings),
-                (key, value),
-            )
+        """Store a setting and record the change in the settings chain (one transaction)."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
+                self.settings_history))  # one change at a time: seq and digest follow the last
+            self._settings_log(_pg_run(curs)).put(
+                key, value, SQL("INSERT INTO {} VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                                "value = EXCLUDED.value").format(self.settings).as_string(curs))
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -277,6 +306,29 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 "digest = EXCLUDED.digest").format(self.heads),
             [list(column) for column in zip(*heads, strict=True)],
         )
+
+
+def _no_run(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    raise AssertionError("only the create statements are asked for")  # pragma: no cover
+
+
+def _sqlite_settings(c: SQLiteCursor) -> SettingsLog:
+    def run(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        c.execute(sql, params)
+        return [tuple(r) for r in c.fetchall()]
+
+    return SettingsLog(run, _SQLITE_SETTINGS)
+
+
+def _pg_run(curs: Any) -> Run:
+    def run(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        curs.execute(sql.replace("?", "%s"), params, prepare=False)
+        if curs.description is None:
+            return []
+        return [tuple(r.values()) if isinstance(r, dict) else tuple(r)
+                for r in curs.fetchall()]
+
+    return run
 
 
 def _uuids(rows: Sequence[Row]) -> dict[str, UUID]:
