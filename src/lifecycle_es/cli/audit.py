@@ -128,30 +128,35 @@ def events(
 def verify(
     ctx: typer.Context,
     print_heads: Annotated[bool, typer.Option(
-        "--print-heads", help="also print the log head (POSITION:DIGEST) to anchor elsewhere")]
+        "--print-heads", help="also print the heads to anchor elsewhere: "
+                              "POSITION:DIGEST[,settings=SEQ:DIGEST]")]
     = False,
     anchor: Annotated[str | None, typer.Option(
-        help="POSITION:DIGEST printed earlier by --print-heads: check it still holds")] = None,
+        help="the heads printed earlier by --print-heads: check the store still extends them")]
+    = None,
     as_json: Json = False, as_csv: Csv = False,
 ) -> None:
-    """Recompute the hash chain; list every break. Exit 1 on any break, 0 when clean."""
+    """Recompute the hash chains (events, settings); list every break. Exit 1 on any break."""
     from lifecycle_es.audit.verify import verify as run_verify
 
     _format(as_json, as_csv)
     report = run_verify(state(ctx).engine(), anchor=anchor)
-    head = report.head.anchor() if report.head else None
+    head = report.anchor()
     if as_json:
         from lifecycle_es.cli.output import print_json
 
         print_json({"clean": report.clean, "events": report.events, "chained": report.chained,
-                    "head": head, "breaks": [asdict(b) for b in report.breaks]})
+                    "head": head, "breaks": [asdict(b) for b in report.breaks],
+                    "settings": [asdict(c) for c in report.settings]})
     else:
         if report.breaks or as_csv:
             emit([asdict(b) for b in report.breaks], BREAK_COLUMNS, as_csv=as_csv,
                  title="hash chain breaks")
-        summary = (f"{report.events} events, {report.chained} chained: "
+        changes = len(report.settings)
+        summary = (f"{report.events} events, {report.chained} chained"
+                   + (f", {changes} settings change(s)" if changes else "") + ": "
                    + ("clean" if report.clean else f"{len(report.breaks)} break(s)"))
-        err_console.print(summary, highlight=False)
+        err_console.print(summary, highlight=False, markup=False)
         if print_heads:
             typer.echo(head or "")
     if not report.clean:
