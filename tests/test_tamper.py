@@ -42,6 +42,14 @@ def reopen(engine: LifecycleEngine, **kw: Any) -> LifecycleEngine:
     return LifecycleEngine(engine.store, **kw)
 
 
+def anchored(engine: LifecycleEngine) -> str:
+    """The anchor of a clean store, as ``--print-heads`` prints it."""
+    report = verify(engine)
+    anchor = report.anchor()
+    assert report.clean and anchor is not None
+    return anchor
+
+
 def log_breaks(report: VerifyReport) -> list[tuple[str, int | None]]:
     return [(b.kind, b.position) for b in report.breaks if b.aggregate == "log"]
 
@@ -176,8 +184,7 @@ def test_rewritten_settings_chain_is_caught_only_by_an_anchor(
     """The documented limit: wiping the settings chain and changing the value passes (the
     next open adopts the value as found); the anchor catches it."""
     engine, raw = story
-    anchor = verify(engine).anchor()
-    assert anchor is not None
+    anchor = anchored(engine)
     raw.run("DELETE FROM settings_history")
     raw.run("DELETE FROM chain_heads WHERE scope = ?", SETTINGS_SCOPE)
     raw.run("UPDATE lifecycle_settings SET value = ? WHERE key = 'stage_model'",
@@ -281,8 +288,7 @@ def test_deleted_customer_and_its_head_is_reported_on_the_events_after_it(
 def test_truncated_tail_with_heads_rolled_back(story: tuple[LifecycleEngine, Raw]) -> None:
     """Not detectable without an anchor (a consistent prefix); caught with one."""
     engine, raw = story
-    anchor = verify(engine).anchor()
-    assert anchor is not None
+    anchor = anchored(engine)
     end = last_position(raw)
     truncate_tail(raw, end - 2)
     assert verify(engine).clean  # the limit: the shorter log is a consistent chain
@@ -295,8 +301,7 @@ def test_truncated_tail_then_new_events_is_caught_by_the_anchor(
     story: tuple[LifecycleEngine, Raw],
 ) -> None:
     engine, raw = story
-    anchor = verify(engine).anchor()
-    assert anchor is not None
+    anchor = anchored(engine)
     end = last_position(raw)
     truncate_tail(raw, end - 2)
     engine = reopen(engine)
@@ -311,8 +316,7 @@ def test_truncated_tail_then_new_events_is_caught_by_the_anchor(
 
 def test_empty_log_after_an_anchor(story: tuple[LifecycleEngine, Raw]) -> None:
     engine, raw = story
-    anchor = verify(engine).anchor()
-    assert anchor is not None
+    anchor = anchored(engine)
     end = last_position(raw)
     truncate_tail(raw, 0)
     report = verify(engine)
@@ -324,8 +328,7 @@ def test_empty_log_after_an_anchor(story: tuple[LifecycleEngine, Raw]) -> None:
 
 def test_log_head_older_than_the_anchor(story: tuple[LifecycleEngine, Raw]) -> None:
     engine, raw = story
-    anchor = verify(engine).anchor()
-    assert anchor is not None
+    anchor = anchored(engine)
     end = last_position(raw)
     (d,) = raw.run("SELECT digest FROM event_digests WHERE notification_id = ?", end - 3)[0]
     raw.run("UPDATE chain_heads SET notification_id = ?, digest = ? WHERE scope = ?",

@@ -57,6 +57,8 @@ log = get_logger("lifecycle_es.audit.verify")
 BATCH = 5_000
 #: the read model that names a customer whose every event is gone (position -> external id)
 NAMING_TABLE = "audit_index"
+#: the key of a settings break about the whole settings history, not one setting
+ALL_KEYS = "*"
 
 
 @dataclass(frozen=True)
@@ -309,6 +311,8 @@ class _Verifier:
         # where events vanished: (after, before, oid) = somewhere strictly between the
         # positions, of that aggregate; the index of the break that reports it
         self.holes: list[tuple[int, int, str, int]] = []
+        # break index -> events (aggregate, version, position) not re-hashed after its hole
+        self._notes: dict[int, list[tuple[str, int, int]]] = {}
         self.last_event = 0
 
     def name(self, oid: str, state: bytes) -> None:
@@ -468,7 +472,7 @@ class _Verifier:
 
     def resolve(self, snap: _Snapshot) -> None:
         """Name every break's aggregate and append the breaks to the report."""
-        notes = getattr(self, "_notes", {})
+        notes = self._notes
         raw = [(k, oid, v, p, d + self._unchecked(notes.get(i, []), snap))
                for i, (k, oid, v, p, d) in enumerate(self.raw)]
         for kind, oid, version, pos, detail in sorted(
@@ -543,7 +547,7 @@ class _Settings:
                 self.add("forged", last.key, last.seq, last.log_position,
                          "the settings history has no head: never chained")
         elif last is None:
-            self.add("truncated", "*", 1, None,
+            self.add("truncated", ALL_KEYS, 1, None,
                      f"every recorded settings change (1..{head[0]}) is gone")
         elif head[0] > last.seq:
             self.add("truncated", last.key, last.seq + 1, None,
@@ -613,11 +617,11 @@ def _anchored(wanted: Anchor, report: VerifyReport, at_anchor: bytes | None,
                              "recorded settings change differs from the anchor: the settings "
                              "history was rewritten"))
         elif last < seq:
-            out.append(Break("truncated", "settings", "*", seq, None,
+            out.append(Break("truncated", "settings", ALL_KEYS, seq, None,
                              f"the settings history ends at change {last}, before the "
                              f"anchor's change {seq}: removed or rolled back"))
         else:
-            out.append(Break("deleted", "settings", "*", seq, None,
+            out.append(Break("deleted", "settings", ALL_KEYS, seq, None,
                              f"the anchored settings change {seq} is gone"))
     return out
 
