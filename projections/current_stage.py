@@ -5,7 +5,7 @@ Counts per stage are a ``GROUP BY stage`` over this table (``lifecycle-es stage`
 
 from __future__ import annotations
 
-from lifecycle_es.domain import Customer
+from lifecycle_es.domain import Customer, Money
 from lifecycle_es.projection import Projection, Table, Tables, on
 
 
@@ -89,37 +89,26 @@ class CurrentStage(Projection):
     def handover_accepted(self, e: Customer.HandoverAccepted, db: Tables) -> None:
         self._set(db, e, owner=e.actor, owner_team=e.team)
 
-    @on(Customer.Purchased)
-    def purchased(self, e: Customer.Purchased, db: Tables) -> None:
-        self._set(db, e, paying=True, mrr=e.mrr, currency=e.currency)
-
-    @on(Customer.PaymentReceived)
-    def paid(self, e: Customer.PaymentReceived, db: Tables) -> None:
-        self._set(db, e, currency=e.currency)
-
-    @on(Customer.Renewed)
-    def renewed(self, e: Customer.Renewed, db: Tables) -> None:
-        if e.new_mrr is not None:
-            self._set(db, e, mrr=e.new_mrr)
-        else:
-            self._set(db, e)
-
-    @on(Customer.Expanded, Customer.Contracted)
-    def mrr_changed(self, e: Customer.Expanded | Customer.Contracted, db: Tables) -> None:
+    def _money(self, db: Tables, e: Customer.Event, **changes: object) -> None:
+        """Set the row's money from the event's money fold (``Customer.Event.money``)."""
         row = db["current_stage"].get(e.customer)
         if row is not None:
-            sign = 1 if isinstance(e, Customer.Expanded) else -1
-            self._set(db, e, mrr=max(0, row["mrr"] + sign * e.mrr_delta))
+            m = e.money(Money(row["paying"], row["mrr"], row["currency"]))
+            self._set(db, e, paying=m.paying, mrr=m.mrr, currency=m.currency, **changes)
+
+    @on(Customer.Purchased, Customer.PaymentReceived, Customer.Renewed, Customer.Expanded,
+        Customer.Contracted)
+    def money_changed(self, e: Customer.Event, db: Tables) -> None:
+        self._money(db, e)
 
     @on(Customer.Churned)
     def churned(self, e: Customer.Churned, db: Tables) -> None:
-        self._set(db, e, paying=False, mrr=0, stage="churned", since=e.occurred_at,
-                  stage_team=self._team("churned"))
+        self._money(db, e, stage="churned", since=e.occurred_at,
+                    stage_team=self._team("churned"))
 
     @on(Customer.WonBack)
     def won_back(self, e: Customer.WonBack, db: Tables) -> None:
-        self._set(db, e, paying=True, mrr=e.mrr, stage=e.stage, since=e.occurred_at,
-                  stage_team=self._team(e.stage))
+        self._money(db, e, stage=e.stage, since=e.occurred_at, stage_team=self._team(e.stage))
 
     @on(Customer.Touchpoint, Customer.HandoverSent, Customer.HandoverRejected,
         Customer.NpsAnswered, Customer.CsatAnswered, Customer.CheckedIn,

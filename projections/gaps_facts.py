@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from lifecycle_es.domain import Campaign, Customer
+from lifecycle_es.domain import Campaign, Customer, Money
 from lifecycle_es.projection import Projection, Table, Tables, on
 
 STAGE, OWNER, MONEY = "stage", "owner", "money"
@@ -134,11 +134,20 @@ class GapsFacts(Projection):
         db["gap_spans"].update(e.customer, kind, current["seq"], end_at=e.occurred_at)
         return span
 
-    def _money(self, db: Tables, e: Customer.Event, **changes: Any) -> None:
-        """Open a new money span carrying the open one's values, with ``changes``."""
-        before = self._close(db, e, MONEY)
-        carried = {k: before[k] for k in ("value", "number", "day")} if before else {}
-        self._open(db, e, MONEY, **{**carried, **changes})
+    def _span_money(self, db: Tables, e: Customer.Event, kind: str = MONEY) -> Money | None:
+        """The money of the customer's open span of ``kind`` (None: no such span)."""
+        current = db["gap_open"].get(e.customer, kind)
+        span = db["gap_spans"].get(e.customer, MONEY, current["seq"]) if current else None
+        if span is None:
+            return None
+        return Money(kind == MONEY, int(span["number"] or 0), span["value"], span["day"])
+
+    def _money(self, db: Tables, e: Customer.Event, before: Money) -> None:
+        """Close the open money span and open one with the money after ``e``
+        (``Customer.Event.money``): currency, MRR and contract end."""
+        m = e.money(before)
+        self._close(db, e, MONEY)
+        self._open(db, e, MONEY, value=m.currency, number=m.mrr, day=m.contract_end)
 
     @on(Customer.Registered)
     def registered(self, e: Customer.Registered, db: Tables) -> None:
@@ -163,26 +172,12 @@ class GapsFacts(Projection):
 
     @on(Customer.Purchased)
     def purchased(self, e: Customer.Purchased, db: Tables) -> None:
-        self._money(db, e, value=e.currency, number=e.mrr, day=e.contract_end)
+        self._money(db, e, self._span_money(db, e) or Money())
 
-    @on(Customer.Renewed)
-    def renewed(self, e: Customer.Renewed, db: Tables) -> None:
-        if db["gap_open"].get(e.customer, MONEY) is None:
-            return
-        changes: dict[str, Any] = {"day": e.new_contract_end}
-        if e.new_mrr is not None:
-            changes["number"] = e.new_mrr
-        self._money(db, e, **changes)
-
-    @on(Customer.Expanded, Customer.Contracted)
-    def mrr_changed(self, e: Customer.Expanded | Customer.Contracted, db: Tables) -> None:
-        current = db["gap_open"].get(e.customer, MONEY)
-        if current is None:
-            return
-        span = db["gap_spans"].get(e.customer, MONEY, current["seq"])
-        mrr = int(span["number"] or 0) if span else 0
-        sign = 1 if isinstance(e, Customer.Expanded) else -1
-        self._money(db, e, number=max(0, mrr + sign * e.mrr_delta))
+    @on(Customer.Renewed, Customer.Expanded, Customer.Contracted)
+    def mrr_changed(self, e: Customer.Event, db: Tables) -> None:
+        if (before := self._span_money(db, e)) is not None:  # only while paying
+            self._money(db, e, before)
 
     @on(Customer.Churned)
     def churned(self, e: Customer.Churned, db: Tables) -> None:
@@ -194,10 +189,7 @@ class GapsFacts(Projection):
 
     @on(Customer.WonBack)
     def won_back(self, e: Customer.WonBack, db: Tables) -> None:
-        last = db["gap_open"].get(e.customer, CHURNED_MONEY)
-        span = db["gap_spans"].get(e.customer, MONEY, last["seq"]) if last else None
-        carried = {"value": span["value"], "day": span["day"]} if span else {}
-        self._open(db, e, MONEY, **carried, number=e.mrr)
+        self._money(db, e, self._span_money(db, e, CHURNED_MONEY) or Money())
         self._open(db, e, STAGE, value=e.stage)
 
     # -------------------------------------------------------------- points

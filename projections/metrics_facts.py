@@ -4,15 +4,16 @@ Facts, not answers: paying intervals, MRR changes, payments and survey answers, 
 the customer and the version of the event that produced it, so a period's retention, churn,
 GRR/NRR, NPS, CSAT, CLV and cohorts are SQL over these tables (``lifecycle_es.metrics``) and a
 voided event disappears when the customer's rows are re-folded. The state kept per customer
-mirrors ``CustomerState.fold`` (paying, MRR, currency) so the facts agree with the aggregate.
+takes paying, MRR and currency from the aggregate's own money fold (``Customer.Event.money``).
 Months are UTC calendar months (``YYYY-MM``).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from lifecycle_es.domain import Customer
+from lifecycle_es.domain import Customer, Money
 from lifecycle_es.projection import Projection, Table, Tables, on
 
 CUSTOMERS = Table(
@@ -117,6 +118,11 @@ def month_of(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m")
 
 
+#: the kind of MRR fact each MRR-changing event records
+MRR_KINDS: dict[type, str] = {Customer.Expanded: "expansion", Customer.Contracted: "contraction",
+                              Customer.Renewed: "renewal"}
+
+
 class MetricsFacts(Projection):
     name = "metrics"
     version = 1
@@ -143,6 +149,13 @@ class MetricsFacts(Projection):
             "opened_by": kind,
         })
 
+    def _after(self, db: Tables, e: Customer.Event) -> tuple[dict[str, Any], Money] | None:
+        """The customer's row and its money after ``e`` (``Customer.Event.money``)."""
+        row = db["metrics_customers"].get(e.customer)
+        if row is None:
+            return None
+        return row, e.money(Money(row["paying"], row["mrr"], row["currency"]))
+
     @on(Customer.Registered)
     def registered(self, e: Customer.Registered, db: Tables) -> None:
         db["metrics_customers"].put({
@@ -154,57 +167,49 @@ class MetricsFacts(Projection):
 
     @on(Customer.Purchased)
     def purchased(self, e: Customer.Purchased, db: Tables) -> None:
-        row = db["metrics_customers"].get(e.customer)
-        if row is None:
+        if (after := self._after(db, e)) is None:
             return
-        changes: dict[str, object] = {"currency": e.currency}
+        row, m = after
+        changes: dict[str, object] = {"currency": m.currency}
         if row["first_purchase_at"] is None:
             changes.update(first_purchase_at=e.occurred_at,
                            first_purchase_month=month_of(e.occurred_at))
         db["metrics_customers"].update(e.customer, **changes)
         self._start_paying(db, e, "purchase")
-        self._mrr(db, e, "purchase", e.mrr)
+        self._mrr(db, e, "purchase", m.mrr)
 
     @on(Customer.WonBack)
     def won_back(self, e: Customer.WonBack, db: Tables) -> None:
-        self._start_paying(db, e, "won_back")
-        self._mrr(db, e, "won_back", e.mrr)
+        if (after := self._after(db, e)) is not None:
+            self._start_paying(db, e, "won_back")
+            self._mrr(db, e, "won_back", after[1].mrr)
 
     @on(Customer.Churned)
     def churned(self, e: Customer.Churned, db: Tables) -> None:
-        row = db["metrics_customers"].get(e.customer)
-        if row is None:
+        if (after := self._after(db, e)) is None:
             return
+        row, m = after
         if row["paying"] and row["open_version"] is not None:
             db["metrics_paying"].update(e.customer, row["open_version"],
                                         paying_to=e.occurred_at)
-        db["metrics_customers"].update(e.customer, paying=False, open_version=None)
-        self._mrr(db, e, "churned", 0)
+        db["metrics_customers"].update(e.customer, paying=m.paying, open_version=None)
+        self._mrr(db, e, "churned", m.mrr)
 
-    @on(Customer.Expanded)
-    def expanded(self, e: Customer.Expanded, db: Tables) -> None:
-        row = db["metrics_customers"].get(e.customer)
-        if row is not None:
-            self._mrr(db, e, "expansion", row["mrr"] + e.mrr_delta)
-
-    @on(Customer.Contracted)
-    def contracted(self, e: Customer.Contracted, db: Tables) -> None:
-        row = db["metrics_customers"].get(e.customer)
-        if row is not None:
-            self._mrr(db, e, "contraction", max(0, row["mrr"] - e.mrr_delta))
-
-    @on(Customer.Renewed)
-    def renewed(self, e: Customer.Renewed, db: Tables) -> None:
-        if e.new_mrr is not None:
-            self._mrr(db, e, "renewal", e.new_mrr)
+    @on(Customer.Expanded, Customer.Contracted, Customer.Renewed)
+    def mrr_changed(self, e: Customer.Expanded | Customer.Contracted | Customer.Renewed,
+                    db: Tables) -> None:
+        if isinstance(e, Customer.Renewed) and e.new_mrr is None:
+            return  # the MRR goes on: no MRR fact
+        if (after := self._after(db, e)) is not None:
+            self._mrr(db, e, MRR_KINDS[type(e)], after[1].mrr)
 
     @on(Customer.PaymentReceived)
     def paid(self, e: Customer.PaymentReceived, db: Tables) -> None:
-        row = db["metrics_customers"].get(e.customer)
-        if row is None:
+        if (after := self._after(db, e)) is None:
             return
+        row, m = after
         month = month_of(e.occurred_at)
-        changes: dict[str, object] = {"currency": e.currency}
+        changes: dict[str, object] = {"currency": m.currency}
         if row["first_payment_at"] is None:
             changes.update(first_payment_at=e.occurred_at, first_payment_month=month)
         db["metrics_customers"].update(e.customer, **changes)

@@ -45,7 +45,7 @@ from lifecycle_es.errors import (
 from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.logs import get_logger
 from lifecycle_es.stores.bulk_write import BulkWrite, WriteFailed
-from lifecycle_es.stores.codec import FastMapper
+from lifecycle_es.stores.codec import FastMapper, OrjsonTranscoder
 from lifecycle_es.stores.url import StoreURL
 
 if TYPE_CHECKING:
@@ -129,7 +129,9 @@ class LifecycleEngine(Application[UUID]):
         return model
 
     def construct_mapper(self) -> Mapper[UUID]:
-        return FastMapper()
+        """The library's mapper (cipher and compressor from the environment) with the
+        project's orjson codec (``stores/codec.py``)."""
+        return self.factory.mapper(transcoder=OrjsonTranscoder(), mapper_class=FastMapper)
 
     # ------------------------------------------------------------------ reading
 

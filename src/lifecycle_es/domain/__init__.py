@@ -3,6 +3,7 @@
 from lifecycle_es.domain.campaign import CAMPAIGN_EVENTS, Campaign
 from lifecycle_es.domain.customer import CUSTOMER_EVENTS, Customer, CustomerState, Handover
 from lifecycle_es.domain.ids import campaign_id, customer_id
+from lifecycle_es.domain.money import Money
 from lifecycle_es.domain.stage_model import (
     CHURNED,
     CLASSIC,
@@ -18,6 +19,7 @@ EVENT_TYPES = {**CUSTOMER_EVENTS, **CAMPAIGN_EVENTS}
 
 __all__ = [
     "CAMPAIGN_EVENTS", "CHURNED", "CLASSIC", "CUSTOMER_EVENTS", "CUSTOMER_SUCCESS",
-    "EVENT_TYPES", "PRESETS", "Campaign", "Customer", "CustomerState", "Handover", "Stage",
+    "EVENT_TYPES", "PRESETS", "Campaign", "Customer", "CustomerState", "Handover", "Money",
+    "Stage",
     "StageModel", "campaign_id", "customer_id", "load_stage_model",
 ]

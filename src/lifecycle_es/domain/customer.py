@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from eventsourcing.domain import Aggregate
 
 from lifecycle_es.domain.ids import customer_id
+from lifecycle_es.domain.money import Money
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.domain.trigger import emit, now, take_pending, trigger
 from lifecycle_es.errors import InvariantViolation, TransitionNotAllowed
@@ -91,6 +92,14 @@ class Customer(Aggregate):
 
         def fold(self, s: CustomerState) -> None:
             """Fold this event's facts into the state (pure: no checks, no I/O)."""
+
+        def money(self, m: Money) -> Money:
+            """The money position after this event (``m`` for events that leave it)."""
+            return m
+
+        def fold_money(self, s: CustomerState) -> None:
+            s.paying, s.mrr, s.currency, s.contract_end = self.money(
+                Money(s.paying, s.mrr, s.currency, s.contract_end))
 
     class Registered(Event, Aggregate.Created):
         name: str
@@ -188,17 +197,23 @@ class Customer(Aggregate):
         contract_end: date
         TYPE = "purchase"
 
+        def money(self, m: Money) -> Money:
+            return Money(True, self.mrr, self.currency, self.contract_end)
+
         def fold(self, s: CustomerState) -> None:
-            s.paying, s.plan, s.mrr, s.currency = True, self.plan, self.mrr, self.currency
-            s.contract_end = self.contract_end
+            s.plan = self.plan
+            self.fold_money(s)
 
     class PaymentReceived(Event):
         amount: int
         currency: str
         TYPE = "payment"
 
+        def money(self, m: Money) -> Money:
+            return m._replace(currency=self.currency)
+
         def fold(self, s: CustomerState) -> None:
-            s.currency = self.currency
+            self.fold_money(s)
             s.total_paid += self.amount
 
     class Renewed(Event):
@@ -206,24 +221,32 @@ class Customer(Aggregate):
         new_mrr: int | None
         TYPE = "renewal"
 
+        def money(self, m: Money) -> Money:
+            return m._replace(contract_end=self.new_contract_end,
+                              mrr=m.mrr if self.new_mrr is None else self.new_mrr)
+
         def fold(self, s: CustomerState) -> None:
-            s.contract_end = self.new_contract_end
-            if self.new_mrr is not None:
-                s.mrr = self.new_mrr
+            self.fold_money(s)
 
     class Expanded(Event):
         mrr_delta: int
         TYPE = "expansion"
 
+        def money(self, m: Money) -> Money:
+            return m._replace(mrr=m.mrr + self.mrr_delta)
+
         def fold(self, s: CustomerState) -> None:
-            s.mrr += self.mrr_delta
+            self.fold_money(s)
 
     class Contracted(Event):
         mrr_delta: int
         TYPE = "contraction"
 
+        def money(self, m: Money) -> Money:
+            return m._replace(mrr=max(0, m.mrr - self.mrr_delta))
+
         def fold(self, s: CustomerState) -> None:
-            s.mrr = max(0, s.mrr - self.mrr_delta)
+            self.fold_money(s)
 
     class Churned(Event):
         from_stage: str
@@ -231,8 +254,11 @@ class Customer(Aggregate):
         TYPE = "churned"
         PERSONAL = ("reason",)
 
+        def money(self, m: Money) -> Money:
+            return m._replace(paying=False, mrr=0)
+
         def fold(self, s: CustomerState) -> None:
-            s.paying, s.mrr = False, 0
+            self.fold_money(s)
             s.stage, s.stage_since = CHURNED, self.occurred_at
 
     class WonBack(Event):
@@ -240,8 +266,11 @@ class Customer(Aggregate):
         stage: str
         TYPE = "won_back"
 
+        def money(self, m: Money) -> Money:
+            return m._replace(paying=True, mrr=self.mrr)
+
         def fold(self, s: CustomerState) -> None:
-            s.paying, s.mrr = True, self.mrr
+            self.fold_money(s)
             s.stage, s.stage_since = self.stage, self.occurred_at
 
     class NpsAnswered(Event):

@@ -1,4 +1,4 @@
-"""A fast event codec: orjson instead of the library's JSON transcoder.
+"""The event codec: the library's mapper with an orjson transcoder and no per-object hook.
 
 The library's default path spends most of a replay in ``json`` decoding and in a per-object
 hook that revives UUIDs and datetimes. Here events are encoded by orjson (which writes
@@ -18,7 +18,7 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.persistence import Cipher, Compressor, Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
 from lifecycle_es.stores.chain import Row
@@ -73,17 +73,34 @@ def _class_of(topic: str) -> type:
 
 
 class FastMapper(Mapper[UUID]):
-    """Maps domain events to stored events and back with orjson and cached revivers."""
+    """The library's :class:`~eventsourcing.persistence.Mapper` with orjson and cached revivers.
 
-    def __init__(self) -> None:
-        super().__init__(transcoder=OrjsonTranscoder())
+    It keeps the library's pipeline and its extension points: the state is encoded by the
+    transcoder, then compressed by the compressor and encrypted by the cipher when the
+    environment configures them (``COMPRESSOR_TOPIC``, ``CIPHER_TOPIC``/``CIPHER_KEY``), and
+    events of a class with ``class_version`` > 1 are upcast by its ``upcast_vX_vY`` methods
+    when read. What it changes is speed: no per-object hook when decoding (dates, datetimes
+    and UUIDs are revived from the event class's type hints, computed once per class) and
+    topics resolved once per class.
+    """
+
+    def __init__(
+        self,
+        transcoder: Transcoder | None = None,
+        compressor: Compressor | None = None,
+        cipher: Cipher | None = None,
+    ) -> None:
+        super().__init__(transcoder=transcoder or OrjsonTranscoder(),
+                         compressor=compressor, cipher=cipher)
+        self._plain = (self.compressor is None and self.cipher is None
+                       and isinstance(self.transcoder, OrjsonTranscoder))
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
             topic=_topic_of(type(domain_event)),
-            state=encode_state(domain_event),
+            state=self.encode(domain_event),
         )
 
     def to_row(self, domain_event: DomainEventProtocol[UUID], aggregate_id: str) -> Row:
@@ -91,7 +108,7 @@ class FastMapper(Mapper[UUID]):
         ``aggregate_id`` is the canonical id of its aggregate (``canonical_id``), which a
         caller writing many events of one aggregate computes once."""
         return (aggregate_id, domain_event.originator_version, _topic_of(type(domain_event)),
-                encode_state(domain_event))
+                self.encode(domain_event))
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         oid = stored_event.originator_id
@@ -100,11 +117,46 @@ class FastMapper(Mapper[UUID]):
             stored_event.originator_version)
         return event
 
-    @staticmethod
-    def event_from(topic: str, data: bytes, originator_id: UUID, version: int) -> Any:
+    def encode(self, domain_event: Any) -> bytes:
+        """A domain event's stored state: transcoded, then compressed and encrypted when
+        configured."""
+        class_version: int = getattr(type(domain_event), "class_version", 1)
+        if self._plain and class_version == 1:
+            return encode_state(domain_event)
+        state = dict(vars(domain_event))
+        del state["originator_id"], state["originator_version"]
+        if class_version > 1:
+            state["class_version"] = class_version
+        data = self.transcoder.encode(state)
+        if self.compressor is not None:
+            data = self.compressor.compress(data)
+        if self.cipher is not None:
+            data = self.cipher.encrypt(data)
+        return data
+
+    def decode(self, cls: type, data: bytes) -> dict[str, Any]:
+        """The attribute dict of an event of ``cls`` from its stored state (decrypted,
+        decompressed, decoded, upcast to the class's version, dates revived)."""
+        if self._plain:
+            state: dict[str, Any] = orjson.loads(data)
+        else:
+            if self.cipher is not None:
+                data = self.cipher.decrypt(data)
+            if self.compressor is not None:
+                data = self.compressor.decompress(data)
+            state = self.transcoder.decode(data)
+        class_version: int = getattr(cls, "class_version", 1)
+        version = state.pop("class_version", 1) if class_version > 1 else class_version
+        while version < class_version:
+            getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+            version += 1
+        _revive(cls, state)
+        return state
+
+    def event_from(self, topic: str, data: bytes, originator_id: UUID, version: int) -> Any:
         """The domain event stored as ``topic`` and ``data`` (the state) on that aggregate."""
         cls = _class_of(topic)
-        state = decode_state(cls, data)
+        state = self.decode(cls, data)
         state["originator_id"] = originator_id
         state["originator_version"] = version
         event: Any = object.__new__(cls)
@@ -125,11 +177,10 @@ def encode_state(domain_event: Any) -> bytes:
     return memoryview(orjson.dumps(state)).tobytes()
 
 
-def decode_state(cls: type, data: bytes) -> dict[str, Any]:
-    """Decode a stored event's state into the attribute dict of an instance of ``cls``."""
-    state: dict[str, Any] = orjson.loads(data)
+def _revive(cls: type, state: dict[str, Any]) -> None:
+    """Turn the ISO strings of ``cls``'s date, datetime and UUID fields back into values
+    (an upcaster may already have set a value: it is left as it is)."""
     for name, conv in revivers(cls):
         value = state.get(name)
-        if value is not None:
+        if isinstance(value, str):
             state[name] = conv(value)
-    return state
