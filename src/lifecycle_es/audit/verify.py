@@ -27,11 +27,9 @@ change's sequence number, position = the log position it was made at).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from lifecycle_es.domain.ids import campaign_id, customer_id
 from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError
@@ -298,7 +296,8 @@ _Raw = tuple[str, str, int | None, int | None, str]
 
 
 class _Verifier:
-    def __init__(self) -> None:
+    def __init__(self, decode: Callable[[str, bytes], dict[str, Any]]) -> None:
+        self.decode = decode  # (topic, stored state) -> the event's fields
         self.report = VerifyReport()
         self.prev_log = ZERO
         self.prev_pos = 0  # position of the last chained row (the next one's log predecessor)
@@ -315,11 +314,11 @@ class _Verifier:
         self._notes: dict[int, list[tuple[str, int, int]]] = {}
         self.last_event = 0
 
-    def name(self, oid: str, state: bytes) -> None:
+    def name(self, oid: str, topic: str, state: bytes) -> None:
         if oid not in self.names:
-            try:
-                data = orjson.loads(state)
-            except orjson.JSONDecodeError:
+            try:  # through the store's codec: a cipher or compressor may be configured
+                data = self.decode(topic, state)
+            except Exception:  # tampered bytes or topic: the break says so, not the name
                 return
             if isinstance(data, dict):
                 for kind in ("customer", "campaign"):
@@ -336,7 +335,7 @@ class _Verifier:
         if ev is not None:
             self.report.events += 1
             self.last_event = pos
-            self.name(ev.oid, ev.state)
+            self.name(ev.oid, ev.topic, ev.state)
         if dg is None:
             assert ev is not None
             self.add("forged", ev.oid, ev.version, pos, "event has no digest: never chained")
@@ -636,7 +635,7 @@ def verify(engine: LifecycleEngine, anchor: str | None = None) -> VerifyReport:
     table = getattr(engine.recorder, "events_table_name", "")
     snap = _Snapshot(engine.store, table)
     try:
-        v = _Verifier()
+        v = _Verifier(engine.mapper.decode_topic)  # type: ignore[attr-defined]
         at_anchor: bytes | None = None
         chain_end = 0
         for pos, ev, dg in _merged(snap):

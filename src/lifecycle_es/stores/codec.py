@@ -153,6 +153,10 @@ class FastMapper(Mapper[UUID]):
         _revive(cls, state)
         return state
 
+    def decode_topic(self, topic: str, data: bytes) -> dict[str, Any]:
+        """:meth:`decode` for the class stored as ``topic``."""
+        return self.decode(_class_of(topic), data)
+
     def event_from(self, topic: str, data: bytes, originator_id: UUID, version: int) -> Any:
         """The domain event stored as ``topic`` and ``data`` (the state) on that aggregate."""
         cls = _class_of(topic)
