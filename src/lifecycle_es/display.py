@@ -11,6 +11,7 @@ backslashes, emoji) is shown as it is.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from html import escape
 
@@ -49,3 +50,25 @@ def html_text(value: object) -> str:
     """``value`` for HTML text or an attribute: :func:`visible`, then HTML-escaped
     (``& < > " '``)."""
     return escape(visible(value), quote=True)
+
+
+# characters JSON may carry raw but a terminal would act on or hide; JSON encoders already
+# escape the C0 controls, quotes and backslashes
+_JSON_HIDDEN = re.compile(r"[^\n -~]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def json_visible(text: str) -> str:
+    """JSON text with every non-printable character (DEL, C1 controls, format characters...)
+    written as a ``\\uXXXX`` escape: the same JSON value, inert on a terminal."""
+    return _JSON_HIDDEN.sub(_json_escape, text)

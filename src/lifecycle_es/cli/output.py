@@ -8,7 +8,6 @@ their escapes, see :mod:`lifecycle_es.display`). Never hand rich a ``str`` built
 from __future__ import annotations
 
 import csv
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -19,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lifecycle_es.display import escapes, visible
+from lifecycle_es.display import escapes, json_visible, visible
 
 # markup, emoji codes and highlighting off: a str that slips through is still shown as is
 console = Console(markup=False, emoji=False, highlight=False)
@@ -49,27 +48,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# characters JSON may carry raw but a terminal would act on or hide: sent as \uXXXX escapes
-# (the same JSON value); orjson already escapes the C0 controls, quotes and backslashes
-_HIDDEN = re.compile(r"[^\n -~]")
-
-
-def _json_escape(match: re.Match[str]) -> str:
-    ch = match.group()
-    if ch.isprintable():
-        return ch
-    code = ord(ch)
-    if code <= 0xFFFF:
-        return f"\\u{code:04x}"
-    code -= 0x10000
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
-
-
 def print_json(data: Any) -> None:
     """Stable JSON on stdout (sorted keys, ISO 8601 times; non-printable characters as
     ``\\uXXXX`` escapes)."""
     text = orjson.dumps(data, default=_plain, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
-    sys.stdout.write(_HIDDEN.sub(_json_escape, text.decode()) + "\n")
+    sys.stdout.write(json_visible(text.decode()) + "\n")
 
 
 def print_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from lifecycle_es.display import html_text
+from lifecycle_es.display import html_text, json_visible
 from lifecycle_es.report.svg import Bar, hbars, heatmap, lines
 
 BAND_COLORS = {"healthy": "#16a34a", "at risk": "#d97706", "critical": "#dc2626"}
@@ -171,7 +171,8 @@ def render(d: dict[str, Any]) -> str:
                  "gaps"),
     ])
     # no "<" at all in the data island: neither "</script>" nor "<!--" can end or change it
-    data = orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode().replace("<", "\\u003c")
+    data = json_visible(orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()).replace(
+        "<", "\\u003c")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
