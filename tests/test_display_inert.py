@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import logging
 import re
 import sqlite3
 import subprocess
@@ -24,10 +25,12 @@ from typing import Any
 import orjson
 import pytest
 from cli_helpers import CLI, in_process
+from hypothesis import given
+from hypothesis import strategies as st
 
-from lifecycle_es import LifecycleEngine, StageModel
+from lifecycle_es import LifecycleEngine, StageModel, logs
 from lifecycle_es.cli import output
-from lifecycle_es.display import visible
+from lifecycle_es.display import json_visible, visible
 from lifecycle_es.domain import Stage
 from lifecycle_es.stores.url import StoreURL
 
@@ -372,3 +375,46 @@ def test_real_terminal_width(hostile_store: tuple[str, str]) -> None:
         assert proc.returncode == 0, proc.stderr
         assert_inert(proc.stdout)
         assert max(len(line) for line in proc.stdout.splitlines()) <= 120
+
+
+# ------------------------------------------------------------------ the escaping rule
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"),
+    ("nul\x00", "nul\\x00"), ("a\rb", "a\\rb"), ("a\nb\tc", "a\\nb\\tc"), ("\x07", "\\x07"),
+    ("\x7f\x9b", "\\x7f\\x9b"), ("zero\u200bwidth", "zero\\u200bwidth"),
+    ("\u202eevil", "\\u202eevil"), ("tag\U000e0041", "tag\\U000e0041"),
+    ("[/] [link=x]a[/link] :warning:", "[/] [link=x]a[/link] :warning:"),
+    ("café 東京 C:\\path 🙂 <b>", "café 東京 C:\\path 🙂 <b>"),
+])
+def test_visible_known_answers(value: str, expected: str) -> None:
+    assert visible(value) == expected
+    assert output.inert(value).plain == expected
+
+
+@given(st.text())
+def test_visible_is_printable_and_keeps_printable_text(text: str) -> None:
+    shown_text = visible(text)
+    assert shown_text.isprintable()
+    assert (shown_text == text) == text.isprintable()
+
+
+@given(st.text())
+def test_json_visible_is_the_same_json_value(text: str) -> None:
+    encoded = json_visible(orjson.dumps({"v": text}).decode())
+    assert orjson.loads(encoded) == {"v": text} and encoded.isprintable()
+
+
+def test_console_log_lines_are_inert(capsys: pytest.CaptureFixture[str]) -> None:
+    """On a terminal logs are key=value lines: stored text in them is escaped too."""
+    logger = logging.getLogger("lifecycle_es")
+    saved = (logger.handlers, logger.level, logger.propagate)
+    logs.configure("INFO", json=False)
+    try:
+        logs.get_logger("lifecycle_es.test").info("projection.failed",
+                                                  customer="\x1b]8;;https://evil.example\x07x")
+    finally:
+        logger.handlers, logger.level, logger.propagate = saved
+    err = capsys.readouterr().err
+    assert "customer=\\x1b]8;;https://evil.example\\x07x" in err and "\x1b" not in err
