@@ -1,10 +1,15 @@
-"""Running the real `lifecycle-es` CLI in a subprocess (for projection CLI tests)."""
+"""Running the `lifecycle-es` CLI: in a subprocess (the real process) or in-process."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from typing import Any
+
+import pytest
+
+from lifecycle_es import LifecycleEngine
+from lifecycle_es.cli.main import run
 
 CLI = [sys.executable, "-m", "lifecycle_es.cli.main"]
 
@@ -22,3 +27,28 @@ def cli(store: str, *args: str, check: bool = True,
 def popen(store: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
     return subprocess.Popen([*CLI, "--store", store, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+               store: str, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process: (exit code, stdout, stderr); closes the engines it opened."""
+    opened: list[LifecycleEngine] = []
+    original = LifecycleEngine.__init__
+
+    def tracked(self: LifecycleEngine, *a: Any, **kw: Any) -> None:
+        opened.append(self)
+        original(self, *a, **kw)
+
+    capsys.readouterr()
+    monkeypatch.setattr(LifecycleEngine, "__init__", tracked)
+    monkeypatch.setattr(sys, "argv", ["lifecycle-es", "--store", store, *args])
+    try:
+        with pytest.raises(SystemExit) as exc:
+            run()
+    finally:
+        monkeypatch.setattr(LifecycleEngine, "__init__", original)
+        for engine in opened:
+            if hasattr(engine, "recorder"):
+                engine.close()
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err

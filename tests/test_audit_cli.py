@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,11 +11,11 @@ import orjson
 import pytest
 from audit_story import Story, tell
 from cli_helpers import cli as subprocess_cli
+from cli_helpers import in_process as cli
 
 from lifecycle_es import InvalidInput, LifecycleEngine, LifecycleError
 from lifecycle_es.audit.verify import verify
 from lifecycle_es.cli import output
-from lifecycle_es.cli.main import run
 
 INJECTIONS = [
     "' OR '1'='1",
@@ -35,31 +34,6 @@ def store(durable_store_url: str) -> Iterator[tuple[str, Story]]:
     story = tell(engine)
     engine.close()
     yield durable_store_url, story
-
-
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, store: str,
-        *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process: (exit code, stdout, stderr); closes the engines it opened."""
-    opened: list[LifecycleEngine] = []
-    original = LifecycleEngine.__init__
-
-    def tracked(self: LifecycleEngine, *a: Any, **kw: Any) -> None:
-        opened.append(self)
-        original(self, *a, **kw)
-
-    capsys.readouterr()
-    monkeypatch.setattr(LifecycleEngine, "__init__", tracked)
-    monkeypatch.setattr(sys, "argv", ["lifecycle-es", "--store", store, *args])
-    try:
-        with pytest.raises(SystemExit) as exc:
-            run()
-    finally:
-        monkeypatch.setattr(LifecycleEngine, "__init__", original)
-        for engine in opened:
-            if hasattr(engine, "recorder"):
-                engine.close()
-    out, err = capsys.readouterr()
-    return int(exc.value.code or 0), out, err
 
 
 def test_customer_timeline_json_and_csv(capsys: Any, monkeypatch: Any,

@@ -667,13 +667,12 @@ def write(engine: LifecycleEngine, commands: list[dict[str, Any]]) -> ImportResu
 
 def print_summary(engine: LifecycleEngine, result: ImportResult, customers: int, seed: int,
                   until: date, generated_s: float) -> None:
-    from lifecycle_es.cli.output import console, emit
+    from lifecycle_es.cli.output import emit, say
 
-    console.print(
+    say(
         f"demo: {customers} customers (seed {seed}, model {engine.stage_model.name}, history "
         f"ending before {until.isoformat()}) -> {result.events} events in "
-        f"{generated_s + result.seconds:.2f}s into {engine.store.redacted()}",
-        highlight=False, markup=False,
+        f"{generated_s + result.seconds:.2f}s into {engine.store.redacted()}"
     )
     rows = [{"type": t, "events": n} for t, n in Counter(result.by_type).most_common()]
     emit(rows, ["type", "events"], title="events written by type")

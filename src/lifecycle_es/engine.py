@@ -110,7 +110,7 @@ class LifecycleEngine(Application[UUID]):
         except Exception as exc:  # driver errors: never echo the URL with its password
             raise StoreError(
                 f"cannot open store {self.store.redacted()}: {type(exc).__name__}: "
-                f"{first_line(exc, self.store.password)}"
+                f"{self.store.scrub(first_line(exc))}"
             ) from None
         self.stage_model = self._settle_stage_model(stage_model)
         log.debug("engine.opened", store=self.store.redacted(), model=self.stage_model.name)

@@ -33,18 +33,26 @@ def get_logger(name: str) -> Any:
     )
 
 
+def _visible_values(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Text values with their non-printable characters escaped (the console renderer
+    writes text as it is; stored data must not reach a terminal raw)."""
+    from lifecycle_es.display import visible
+
+    return {k: visible(v) if isinstance(v, str) else v for k, v in event.items()}
+
+
 def configure(level: str = "INFO", json: bool | None = None) -> None:
     """Send ``lifecycle_es`` logs to stderr: JSON when not a terminal (or when ``json``)."""
     as_json = (not sys.stderr.isatty()) if json is None else json
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
+    renderer: list[Any] = (
+        [structlog.processors.JSONRenderer()]  # JSON escapes control characters itself
         if as_json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else [_visible_values, structlog.dev.ConsoleRenderer(colors=False)]
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer]
         )
     )
     root = logging.getLogger("lifecycle_es")

@@ -9,7 +9,7 @@ import orjson
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import emit, err_console
+from lifecycle_es.cli.output import emit, say
 from lifecycle_es.errors import FieldProblem, InvalidInput
 
 group = typer.Typer(help="Audit trail: timelines, point-in-time state, filtered events, "
@@ -121,7 +121,7 @@ def events(
     )
     emit([asdict(e) for e in page.events], EVENT_COLUMNS, as_json=as_json, as_csv=as_csv)
     if page.next_cursor is not None:
-        err_console.print(f"next page: --after {page.next_cursor}", highlight=False)
+        say(f"next page: --after {page.next_cursor}", err=True)
 
 
 @group.command("verify")
@@ -156,7 +156,7 @@ def verify(
         summary = (f"{report.events} events, {report.chained} chained"
                    + (f", {changes} settings change(s)" if changes else "") + ": "
                    + ("clean" if report.clean else f"{len(report.breaks)} break(s)"))
-        err_console.print(summary, highlight=False, markup=False)
+        say(summary, err=True)
         if print_heads:
             typer.echo(head or "")
     if not report.clean:

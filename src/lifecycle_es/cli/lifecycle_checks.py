@@ -12,7 +12,7 @@ import typer
 from lifecycle_es.checks.facts import as_utc
 from lifecycle_es.checks.gaps import KINDS
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import console, emit, print_json
+from lifecycle_es.cli.output import emit, print_json, say
 from lifecycle_es.config import ENV_VAR, load_config
 from lifecycle_es.errors import LifecycleError
 
@@ -108,8 +108,7 @@ def report(
         out.write_text(html, encoding="utf-8")
     except OSError as exc:
         raise LifecycleError(f"--out {str(out)!r}: {exc.strerror}") from None
-    console.print(f"wrote {out} ({len(html) // 1024} KiB); open it with: "
-                  f"xdg-open {out}", highlight=False)
+    say(f"wrote {out} ({len(html) // 1024} KiB); open it with: xdg-open {out}")
 
 
 def print_overview(engine: LifecycleEngine, as_of: datetime | None = None) -> None:
@@ -140,5 +139,5 @@ def print_overview(engine: LifecycleEngine, as_of: datetime | None = None) -> No
     emit(list(oldest.values()), ("customer", "kind", "days_open", "team", "owner", "detail"),
          title="the oldest gap of each kind")
     store = engine.store.redacted()
-    console.print(f"report: lifecycle-es --store {store} report --out report.html "
-                  "&& xdg-open report.html", highlight=False, markup=False, soft_wrap=True)
+    say(f"report: lifecycle-es --store {store} report --out report.html "
+        "&& xdg-open report.html")

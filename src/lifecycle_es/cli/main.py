@@ -11,8 +11,10 @@ import typer
 from lifecycle_es import logs
 from lifecycle_es.cli import audit, lifecycle_checks, metrics, projections, writing
 from lifecycle_es.cli.context import CliState
-from lifecycle_es.cli.output import err_console
+from lifecycle_es.cli.output import say
 from lifecycle_es.errors import LifecycleError, StoreError
+from lifecycle_es.stores.url import ENV_VAR as STORE_ENV_VAR
+from lifecycle_es.stores.url import redact
 
 app = typer.Typer(
     name="lifecycle-es",
@@ -38,11 +40,21 @@ def main(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR")] = "WARNING",
 ) -> None:
     logs.configure(log_level)
-    ctx.obj = CliState(
+    ctx.obj = _RUNNING["state"] = CliState(
         store=store,
         stage_model=stage_model or os.environ.get("LIFECYCLE_ES_STAGE_MODEL"),
         projections_path=projections_path or [],
     )
+
+
+#: the state of the command being run, for run()'s error line
+_RUNNING: dict[str, CliState] = {}
+
+
+def _store_url() -> str | None:
+    """The raw store URL of this run (``--store`` or the environment), parsed or not."""
+    given = _RUNNING.get("state")
+    return (given.store if given else None) or os.environ.get(STORE_ENV_VAR)
 
 
 for _group in (writing, projections, audit, metrics, lifecycle_checks):
@@ -55,10 +67,11 @@ def run() -> None:
         # Without standalone mode click *returns* the code of a typer.Exit: pass it on.
         code = app(standalone_mode=False)
     except LifecycleError as exc:
-        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        url = _store_url()
+        say(f"error: {exc if url is None else redact(str(exc), url)}", err=True)
         sys.exit(3 if isinstance(exc, StoreError) else 2)
     except KeyboardInterrupt:
-        err_console.print("interrupted", highlight=False)
+        say("interrupted", err=True)
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

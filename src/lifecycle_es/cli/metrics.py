@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import console, emit, print_json
+from lifecycle_es.cli.output import emit, print_json, say
 from lifecycle_es.metrics.queries import Metrics
 
 From = Annotated[str | None, typer.Option("--from", help="period start, a date YYYY-MM-DD "
@@ -130,7 +130,7 @@ def cohorts(
               for r in c.rows], ("cohort", "size", *months), as_csv=True)
         return
     if not c.rows:
-        console.print(f"no cohorts before {c.as_of.isoformat()} ({activity})")
+        say(f"no cohorts before {c.as_of.isoformat()} ({activity})")
         return
     emit([{"cohort": r.cohort, "size": r.size,
            **{m: pct(v) for m, v in zip(months, r.shares, strict=False)}} for r in c.rows],

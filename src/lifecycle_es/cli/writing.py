@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import console, err_console, print_json
+from lifecycle_es.cli.output import console, err_console, print_json, say
 from lifecycle_es.engine import DEFAULT_WRITE_BATCH, iter_jsonl
 from lifecycle_es.errors import InvalidInput, LifecycleError
 
@@ -34,14 +34,11 @@ def import_(
         raise LifecycleError(f"file={file!r}: {exc.strerror}") from None
     except InvalidInput as exc:
         for problem in exc.problems[:MAX_SHOWN]:
-            err_console.print(str(problem), highlight=False, markup=False, soft_wrap=True)
+            say(problem, err=True)
         more = len(exc.problems) - MAX_SHOWN
         if more > 0:
             err_console.print(f"... and {more} more problems", highlight=False, soft_wrap=True)
-        err_console.print(
-            f"error: {len(exc.problems)} problem(s) in {file}; nothing was written",
-            highlight=False, markup=False, soft_wrap=True,
-        )
+        say(f"error: {len(exc.problems)} problem(s) in {file}; nothing was written", err=True)
         raise typer.Exit(2) from None
     if json:
         print_json(vars(result))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from html import escape
 from typing import Any
 
 import orjson
 
+from lifecycle_es.display import html_text, json_visible
 from lifecycle_es.report.svg import Bar, hbars, heatmap, lines
 
 BAND_COLORS = {"healthy": "#16a34a", "at risk": "#d97706", "critical": "#dc2626"}
@@ -53,14 +53,14 @@ def _when(iso: str) -> str:
 
 
 def _section(title: str, note: str, body: str, key: str) -> str:
-    return (f'<section id="{key}" data-section="{key}"><h2>{escape(title)}</h2>'
-            f'<p class="note">{escape(note)}</p>{body}</section>')
+    return (f'<section id="{key}" data-section="{key}"><h2>{html_text(title)}</h2>'
+            f'<p class="note">{html_text(note)}</p>{body}</section>')
 
 
 def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], key: str) -> str:
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    head = "".join(f"<th>{html_text(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape('' if r.get(c) is None else str(r.get(c)))}</td>"
+        "<tr>" + "".join(f"<td>{html_text('' if r.get(c) is None else r.get(c))}</td>"
                          for c in columns) + "</tr>"
         for r in rows
     )
@@ -85,8 +85,8 @@ def _kpis(d: dict[str, Any]) -> str:
         items.append((_money(mrr), f"MRR now ({cur})"))
     items.append((str(len(d["gaps"]["rows"])), "open gaps"))
     return '<div class="kpis">' + "".join(
-        f'<div class="kpi" data-kpi="{escape(label, quote=True)}"><b>{escape(value)}</b>'
-        f"<span>{escape(label)}</span></div>" for value, label in items
+        f'<div class="kpi" data-kpi="{html_text(label)}"><b>{html_text(value)}</b>'
+        f"<span>{html_text(label)}</span></div>" for value, label in items
     ) + "</div>"
 
 
@@ -170,13 +170,16 @@ def render(d: dict[str, Any]) -> str:
         _section("Gaps", "customers left hanging between teams, oldest first", _gaps(d),
                  "gaps"),
     ])
-    data = orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode().replace("</", "<\\/")
+    # no "<" at all in the data island: neither "</script>" nor "<!--" can end or change it
+    data = json_visible(orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()).replace(
+        "<", "\\u003c")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Lifecycle report {escape(period)}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>Customer lifecycle report</h1><p>period {escape(period)} · as of "
-        f"{escape(_when(d['as_of']))} UTC · stage model {escape(d['stage_model'])} · generated "
-        f"{escape(d['generated_at'][:19])} UTC</p></header><main>{body}</main>"
+        f"<title>Lifecycle report {html_text(period)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>Customer lifecycle report</h1><p>period {html_text(period)} · as of "
+        f"{html_text(_when(d['as_of']))} UTC · stage model {html_text(d['stage_model'])} · "
+        "generated "
+        f"{html_text(d['generated_at'][:19])} UTC</p></header><main>{body}</main>"
         f'<script type="application/json" id="report-data">{data}</script></body></html>'
     )

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from html import escape
+
+from lifecycle_es.display import html_text
 
 PALETTE = ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563")
 FONT = 'font-family="system-ui, sans-serif" font-size="12"'
@@ -17,7 +18,7 @@ FONT = 'font-family="system-ui, sans-serif" font-size="12"'
 
 def _a(value: object) -> str:
     """An attribute value, escaped."""
-    return escape(str(value), quote=True)
+    return html_text(value)
 
 
 def _num(value: float) -> str:
@@ -51,12 +52,13 @@ def hbars(chart: str, bars: Sequence[Bar], *, width: int = 640, label_width: int
         w = max(0.0, span * b.value / peak)
         color = b.color or PALETTE[0]
         parts.append(
-            f'<text x="{label_width - 8}" y="{y + 16}" text-anchor="end">{escape(b.label)}</text>'
+            f'<text x="{label_width - 8}" y="{y + 16}" text-anchor="end">'
+            f'{html_text(b.label)}</text>'
             f'<rect class="bar" x="{label_width}" y="{y + 3}" width="{_num(w)}" height="18" '
             f'rx="3" fill="{color}" data-label="{_a(b.label)}" data-value="{_a(b.value)}">'
-            f'<title>{escape(b.label)}: {escape(b.text or str(b.value))}</title></rect>'
+            f'<title>{html_text(b.label)}: {html_text(b.text or str(b.value))}</title></rect>'
             f'<text x="{_num(label_width + w + 6)}" y="{y + 16}" fill="#374151">'
-            f'{escape(b.text if b.text is not None else str(b.value))}</text>'
+            f'{html_text(b.text if b.text is not None else str(b.value))}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -88,13 +90,13 @@ def lines(chart: str, labels: Sequence[str], series: Mapping[str, Sequence[float
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_num(y(v))}" '
                      f'y2="{_num(y(v))}" stroke="#e5e7eb"/>'
                      f'<text x="{left - 6}" y="{_num(y(v) + 4)}" text-anchor="end" '
-                     f'fill="#6b7280">{escape(_tick(v, tick))}{escape(unit)}</text>')
+                     f'fill="#6b7280">{html_text(_tick(v, tick))}{html_text(unit)}</text>')
         v += tick
     step = max(1, math.ceil(len(labels) / 7))
     for i, label in enumerate(labels):
         if i % step == 0:
             parts.append(f'<text x="{_num(x(i))}" y="{height - bottom + 18}" '
-                         f'text-anchor="middle" fill="#6b7280">{escape(label)}</text>')
+                         f'text-anchor="middle" fill="#6b7280">{html_text(label)}</text>')
     for n, (name, points) in enumerate(series.items()):
         color = PALETTE[n % len(PALETTE)]
         parts.append(f'<g class="series" data-series="{_a(name)}">')
@@ -111,13 +113,14 @@ def lines(chart: str, labels: Sequence[str], series: Mapping[str, Sequence[float
             if point is not None:
                 parts.append(f'<circle class="point" cx="{_num(x(i))}" cy="{_num(y(point))}" r="3" '
                              f'fill="{color}" data-label="{_a(labels[i])}" '
-                             f'data-value="{_a(point)}"><title>{escape(name)} {escape(labels[i])}: '
-                             f'{escape(_num(point))}{escape(unit)}</title></circle>')
+                             f'data-value="{_a(point)}"><title>{html_text(name)} '
+                             f'{html_text(labels[i])}: '
+                             f'{html_text(_num(point))}{html_text(unit)}</title></circle>')
         parts.append("</g>")
         if len(series) > 1:  # legend under the axis
             ly = height + 18 * n - 4
             parts.append(f'<rect x="{left}" y="{ly - 9}" width="10" height="10" '
-                         f'fill="{color}"/><text x="{left + 16}" y="{ly}">{escape(name)}</text>')
+                         f'fill="{color}"/><text x="{left + 16}" y="{ly}">{html_text(name)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -139,14 +142,14 @@ def heatmap(chart: str, rows: Sequence[tuple[str, int, Sequence[float]]], *,
     for r, (label, size, shares) in enumerate(rows):
         y = top + r * cell
         parts.append(f'<text x="{left - 8}" y="{y + cell / 2 + 4}" text-anchor="end">'
-                     f'{escape(label)} ({size})</text>')
+                     f'{html_text(label)} ({size})</text>')
         for k, share in enumerate(shares):
             light = round(95 - 55 * share)
             ink = "#ffffff" if share > 0.55 else "#111827"
             parts.append(
                 f'<rect class="cell" x="{left + k * cell}" y="{y}" width="{cell - 2}" '
                 f'height="{cell - 2}" fill="hsl(217, 80%, {light}%)" data-row="{_a(label)}" '
-                f'data-col="{k}" data-value="{_a(round(share, 6))}"><title>{escape(label)} '
+                f'data-col="{k}" data-value="{_a(round(share, 6))}"><title>{html_text(label)} '
                 f'month {k}: {share:.0%}</title></rect>'
                 f'<text x="{left + k * cell + cell / 2 - 1}" y="{y + cell / 2 + 3}" '
                 f'text-anchor="middle" fill="{ink}">{round(100 * share)}</text>'
@@ -172,4 +175,4 @@ def _tick(value: float, step: float) -> str:
 def _empty(chart: str, text: str) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart empty" '
             f'data-chart="{_a(chart)}" viewBox="0 0 640 40" width="640" height="40" {FONT}>'
-            f'<text x="8" y="24" fill="#6b7280">{escape(text)}</text></svg>')
+            f'<text x="8" y="24" fill="#6b7280">{html_text(text)}</text></svg>')

@@ -489,4 +489,5 @@ def _describe(exc: BaseException, store: StoreURL | None) -> str:
                 "meanwhile")
     if isinstance(exc, LifecycleError):
         return str(exc)
-    return f"{type(exc).__name__}: {first_line(exc, store.password if store else '')}"
+    text = first_line(exc)
+    return f"{type(exc).__name__}: {store.scrub(text) if store else text}"

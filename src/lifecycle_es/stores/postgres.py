@@ -19,9 +19,7 @@ def connect(store: StoreURL, autocommit: bool = False) -> psycopg.Connection[tup
         return psycopg.connect(store.psycopg_conninfo(), autocommit=autocommit)
     except psycopg.Error as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if store.password:
-            message = message.replace(store.password, "***")
-        raise StoreError(f"cannot connect to {store.redacted()}: {message}") from None
+        raise StoreError(f"cannot connect to {store.redacted()}: {store.scrub(message)}") from None
 
 
 @contextmanager

@@ -1,15 +1,19 @@
 """Store URLs: ``sqlite:///path.db`` (default ``./lifecycle.db``), ``postgresql://...``,
 ``memory://``. Parsed once into the environment the ``eventsourcing`` library expects.
 
-Passwords never appear in :meth:`StoreURL.redacted`, in logs or in error messages.
+Passwords never appear in :meth:`StoreURL.redacted`, in logs or in error messages: every text
+shown that may hold one goes through :func:`redact`, which works on the raw URL text, parsed or
+not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, quote_plus, unquote, unquote_plus, urlsplit
 
 from lifecycle_es.errors import StoreError
 
@@ -29,6 +33,8 @@ class StoreURL:
     password: str = field(default="", repr=False)
     dbname: str = ""
     schema: str = "public"
+    #: the text it was parsed from (may hold the password: never show it, see :func:`redact`)
+    raw: str = field(default="", repr=False, compare=False)
 
     @classmethod
     def parse(cls, url: StoreURL | str | None = None) -> StoreURL:
@@ -49,6 +55,9 @@ class StoreURL:
                     raise StoreError("sqlite URL needs a file path: sqlite:///path/to/file.db")
                 return cls(kind="sqlite", path=path)
             if scheme in ("postgresql", "postgres"):
+                if not raw[len(scheme) + 1:].startswith("//"):
+                    raise StoreError(f"store URL {redact(raw)!r}: a {scheme} URL starts with "
+                                     f"{scheme}:// (postgresql://user@host:port/db)")
                 query = parse_qs(parts.query)
                 dbname = unquote(parts.path.lstrip("/"))
                 if not dbname:
@@ -58,14 +67,16 @@ class StoreURL:
                     host=parts.hostname or "127.0.0.1",
                     port=parts.port or 5432,
                     user=unquote(parts.username or "postgres"),
-                    password=unquote(parts.password or ""),
+                    # libpq's URI rule: a password= parameter counts as the password too
+                    password=query.get("password", [unquote(parts.password or "")])[-1],
                     dbname=dbname,
                     schema=query.get("schema", ["public"])[0],
+                    raw=raw,
                 )
         except ValueError as exc:  # bad port and the like
-            raise StoreError(f"store URL {redact(raw)!r}: {exc}") from None
+            raise StoreError(f"store URL {redact(raw)!r}: {redact(str(exc), raw)}") from None
         raise StoreError(
-            f"store URL {redact(raw)!r}: unknown scheme {scheme!r} "
+            f"store URL {redact(raw)!r}: unknown scheme {redact(scheme, raw)!r} "
             "(use sqlite:///file.db, postgresql://user@host:port/db or memory://)"
         )
 
@@ -78,6 +89,10 @@ class StoreURL:
         auth = self.user + (":***" if self.password else "")
         schema = f"?schema={self.schema}" if self.schema != "public" else ""
         return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}{schema}"
+
+    def scrub(self, text: str) -> str:
+        """``text`` (an error message, a log line) without this URL's password."""
+        return redact(text, self)
 
     def eventsourcing_env(self) -> dict[str, str]:
         """Settings for ``eventsourcing.application.Application``."""
@@ -117,12 +132,73 @@ class StoreURL:
         )
 
 
-def redact(url: str) -> str:
-    """Hide the password of a URL that may not even parse."""
-    try:
-        parts = urlsplit(url)
-        if parts.password:
-            return url.replace(f":{parts.password}@", ":***@")
-    except ValueError:
-        pass
-    return url
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+#: ``password=VALUE`` in any text (a URL query, a libpq connection string): VALUE is hidden
+_PASSWORD_PARAM = re.compile(r"(?i)(password\s*=\s*)(?!\*\*\*)[^&\s'\"]+")
+MASK = "***"
+#: URLs that hold no secret (but a password= in them is still hidden)
+_NO_SECRETS = ("sqlite:///", "memory:")
+
+
+def _userinfo_password(head: str) -> str:
+    """The password part of the text before an ``@``, however malformed the URL."""
+    if "//" in head:  # scheme://user:password (any scheme, even a broken one)
+        head = head.split("//", 1)[1]
+    elif (m := _SCHEME.match(head)) and ":" in head[m.end():]:  # scheme:/user:password
+        head = head[m.end():].lstrip("/")
+    return head.split(":", 1)[1] if ":" in head else ""
+
+
+def secrets_of(url: str) -> set[str]:
+    """Every substring of the raw ``url`` that may be its password, parsed or not.
+
+    Generous on purpose (a wrong guess only hides a little more): the text after the first
+    ``:`` of what precedes the last ``@`` (also the last ``@`` before ``?``), a non-numeric
+    "port" of an authority without ``@``, whatever follows ``password=`` (to the next ``&``,
+    and to the end), and the password ``urlsplit`` finds.
+    """
+    found: set[str] = set()
+    for m in re.finditer(r"(?i)password=", url):
+        rest = url[m.end():]
+        found.update((rest, rest.split("&")[0], rest.split("&")[0].split("#")[0]))
+    if not url.lower().startswith(_NO_SECRETS):
+        query = url.find("?")
+        for end in {url.rfind("@"), url.rfind("@", 0, query) if query >= 0 else -1}:
+            if end > 0:
+                found.add(_userinfo_password(url[:end]))
+        authority = url.split("//", 1)[1] if "//" in url else ""
+        authority = re.split(r"[/?#]", authority, maxsplit=1)[0]
+        port = authority.rsplit(":", 1)[1] if ":" in authority else ""
+        if "@" not in authority and "[" not in authority and not port.isdigit():
+            found.add(port)
+    with contextlib.suppress(ValueError):  # a URL urlsplit refuses: the guesses above
+        found.add(urlsplit(url).password or "")
+    return {s for s in found if s}
+
+
+def _forms(secret: str) -> set[str]:
+    """The ways a secret can be written in a message: raw, percent-decoded and -encoded,
+    Python-escaped (a repr), libpq-quoted."""
+    out: set[str] = set()
+    for s in {secret, unquote(secret), unquote_plus(secret)}:
+        out.update((s, quote(s), quote(s, safe=""), quote_plus(s, safe=""), repr(s)[1:-1],
+                    s.replace("\\", "\\\\").replace("'", "\\'")))
+    return {f for f in out if f}
+
+
+def redact(text: str, url: str | StoreURL | None = None) -> str:
+    """``text`` with the password of ``url`` (default: ``text`` is the URL) hidden as ``***``.
+
+    Works on the raw text of any URL, even one that does not parse: hides every guess of
+    :func:`secrets_of` in its raw, percent-decoded, percent-encoded and escaped forms, and
+    the value of any ``password=`` in ``text``.
+    """
+    raw = url.raw if isinstance(url, StoreURL) else text if url is None else url
+    secrets = secrets_of(raw)
+    if isinstance(url, StoreURL) and url.password:
+        secrets.add(url.password)
+    for form in sorted({f for s in secrets for f in _forms(s)}, key=len, reverse=True):
+        text = text.replace(form, MASK)
+    if raw.lower().startswith(_NO_SECRETS) and not secrets:
+        return text  # a SQLite or memory store has no password: the text is shown as it is
+    return _PASSWORD_PARAM.sub(lambda m: m.group(1) + MASK, text)
