@@ -56,7 +56,7 @@ def run() -> None:
         code = app(standalone_mode=False)
     except LifecycleError as exc:
         err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(3 if isinstance(exc, StoreError) else 2)
+        sys.exit(getattr(exc, "exit_code", 3 if isinstance(exc, StoreError) else 2))
     except KeyboardInterrupt:
         err_console.print("interrupted", highlight=False)
         sys.exit(130)

@@ -49,6 +49,13 @@ def to_utc_text(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
+def to_utc(value: datetime) -> datetime:
+    """A timestamp in UTC (PostgreSQL storage): a time whose UTC form Python cannot hold
+    (year 1 at +14:00) raises OverflowError here, on its event, rather than being stored
+    as a value no query can read back."""
+    return value if value.tzinfo is UTC or value.tzinfo is None else value.astimezone(UTC)
+
+
 def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -231,6 +238,8 @@ class ReadStore:
                 return value.isoformat()
             if typ == "bool":
                 return int(value)
+        elif typ == "timestamp":
+            return to_utc(value)
         return value
 
     def encoder(self, typ: str) -> Callable[[Any], Any] | None:
@@ -243,7 +252,7 @@ class ReadStore:
             return _json_text
         if self.dialect == "sqlite":
             return _SQLITE_ENCODERS.get(typ)
-        return None
+        return to_utc if typ == "timestamp" else None
 
     def insert_rows(self, physical: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:

@@ -575,11 +575,14 @@ class ProjectionManager:
                 self.read.execute(
                     f"UPDATE {STATE_TABLE} SET shadow_position=? WHERE name=? "
                     "AND shadow_cursor='' AND shadow_position=0", (head, p.name))
-        phases: dict[int, list[Projection]] = {}
-        for p in group:  # rebuilds resumed at different bounds replay separately
-            phases.setdefault(int(self._state_value(p.name, "shadow_position")), []).append(p)
+        phases: dict[tuple[int, str], list[Projection]] = {}
+        for p in group:  # rebuilds resumed at different bounds or cursors replay separately
+            st = self._state(p.name)
+            assert st is not None
+            phases.setdefault((int(st["shadow_position"]), str(st["shadow_cursor"])),
+                              []).append(p)
         done = 0
-        for bound, members in phases.items():
+        for (bound, _), members in phases.items():
             done += self._replay_until(members, tables, bound, batch_size, progress, done,
                                        skip, failures)
         return done
