@@ -69,7 +69,7 @@ def run() -> None:
     except LifecycleError as exc:
         url = _store_url()
         say(f"error: {exc if url is None else redact(str(exc), url)}", err=True)
-        sys.exit(3 if isinstance(exc, StoreError) else 2)
+        sys.exit(getattr(exc, "exit_code", 3 if isinstance(exc, StoreError) else 2))
     except KeyboardInterrupt:
         say("interrupted", err=True)
         sys.exit(130)

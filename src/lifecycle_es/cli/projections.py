@@ -1,4 +1,4 @@
-"""`lifecycle-es projections rebuild|run|status` and the `stage` / `handovers` queries."""
+"""`lifecycle-es projections rebuild|run|status|errors` and the `stage` / `handovers` queries."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import console, emit, print_json
+from lifecycle_es.cli.output import console, emit, print_json, say
 from lifecycle_es.logs import get_logger
 from lifecycle_es.projection import queries
-from lifecycle_es.projection.runner import DEFAULT_BATCH, Progress
+from lifecycle_es.projection.runner import DEFAULT_BATCH, Failure, Progress, ProjectionFailed
 
 PROGRESS_LOGGER = "lifecycle_es.progress"
 LOG_EVERY = 2.0  # seconds between progress lines when stdout is not a terminal
@@ -25,6 +25,9 @@ Names = Annotated[list[str] | None, typer.Argument(
     help="read models (default: all; see 'projections status')", show_default=False)]
 BatchSize = Annotated[int, typer.Option(min=1, help="events per transaction")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON")]
+SkipFailing = Annotated[bool, typer.Option(
+    "--skip-failing", help="record events a read model cannot apply (see 'projections "
+                           "errors') and go on past them, instead of stopping that read model")]
 NoCatchUp = Annotated[bool, typer.Option(
     "--no-catch-up", help="read the read models as they are (a 'projections run' keeps them "
                           "fresh) instead of catching them up first")]
@@ -33,6 +36,8 @@ HANDOVER_TABLE = ("customer", "handover_id", "from_team", "to_team", "to_person"
                   "sent_at", "latency_seconds")
 STATUS_COLUMNS = ("name", "state", "version", "stored_version", "position", "head", "lag",
                   "rows", "rebuilt_at", "rebuild_position")
+ERROR_COLUMNS = ("model", "position", "event_type", "customer", "error", "skipped_at")
+ERROR_JSON_COLUMNS = (*ERROR_COLUMNS, "build")
 
 
 def register(app: typer.Typer) -> None:
@@ -93,29 +98,39 @@ def _with_progress(what: str, work: Any) -> Any:
 @group.command("rebuild")
 def rebuild(
     ctx: typer.Context, names: Names = None, batch_size: BatchSize = DEFAULT_BATCH,
-    json: Json = False,
+    json: Json = False, skip_failing: SkipFailing = False,
 ) -> None:
     """Rebuild read models from the whole log into shadow tables, then swap them in.
 
     Readers keep the old tables until the swap. A killed rebuild resumes on the next run.
+    A read model that fails on an event is not swapped in (exit 4); the others are.
     """
     pm = state(ctx).engine().projections
     selected = [p.name for p in pm.select(names)]
     started = time.perf_counter()
 
     def work(progress: Progress) -> int:
-        return pm.rebuild(selected, batch_size=batch_size, progress=progress)
+        return pm.rebuild(selected, batch_size=batch_size, progress=progress,
+                          skip_failing=skip_failing)
 
-    done = _with_progress("rebuild", work)
+    failed: ProjectionFailed | None = None
+    try:
+        done = _with_progress("rebuild", work)
+    except ProjectionFailed as exc:
+        failed, done, selected = exc, exc.events, exc.rebuilt
     seconds = time.perf_counter() - started
     result = {"projections": selected, "events": done, "seconds": round(seconds, 3),
               "events_per_s": round(done / seconds) if seconds else 0}
+    if failed is not None:
+        result["failed"] = [asdict(f) for f in failed.failures]
     if json:
         print_json(result)
     else:
-        console.print(f"rebuilt {', '.join(selected)}: {done} events in {seconds:.2f}s "
-                      f"({result['events_per_s']} events/s)", highlight=False,
-                      soft_wrap=True)
+        console.print(f"rebuilt {', '.join(selected) or 'nothing'}: {done} events in "
+                      f"{seconds:.2f}s ({result['events_per_s']} events/s)", highlight=False,
+                      soft_wrap=True, markup=False)
+    if failed is not None:
+        raise failed
 
 
 @group.command("run")
@@ -125,31 +140,58 @@ def run(
     batch_size: BatchSize = DEFAULT_BATCH,
     poll: Annotated[float, typer.Option(
         min=0.05, help="seconds between polls (PostgreSQL also wakes on NOTIFY)")] = 2.0,
+    skip_failing: SkipFailing = False,
 ) -> None:
     """Catch read models up with the log, then follow new events (Ctrl-C to stop).
 
     Several runners may run at once: each read model is advanced by one at a time.
-    A read model whose code version changed is refused until it is rebuilt.
+    A read model whose code version changed is refused until it is rebuilt. One that
+    fails on an event stops there (logged; retried every 30 s) while the others go on;
+    a lost or locked database is retried with back-off.
     """
     pm = state(ctx).engine().projections
     if once:
-        done = pm.catch_up(names, batch_size=batch_size)
+        done = pm.catch_up(names, batch_size=batch_size, skip_failing=skip_failing)
         console.print(f"caught up: {done} events applied (head {pm.head()})", highlight=False,
                       soft_wrap=True)
         return
     log = get_logger("lifecycle_es.cli")
     log.info("projections.follow", projections=names or pm.names)
     try:
-        pm.follow(names, batch_size=batch_size, poll_interval=poll)
+        pm.follow(names, batch_size=batch_size, poll_interval=poll,
+                  skip_failing=skip_failing)
     except KeyboardInterrupt:  # Ctrl-C is how a follower is stopped: not an error
         log.info("projections.stopped")
 
 
 @group.command("status")
 def status(ctx: typer.Context, names: Names = None, json: Json = False) -> None:
-    """Per read model: state, versions, position, log head, lag, rows, last rebuild."""
+    """Per read model: state, versions, position, log head, lag, rows, last rebuild.
+
+    Exits 4 when a read model (or its rebuild) failed on an event: each is described on
+    stderr (position, event type, customer, error).
+    """
     rows = [asdict(s) for s in state(ctx).engine().projections.status(names)]
-    emit(rows, STATUS_COLUMNS, as_json=json, title="read models")
+    emit(rows, (*STATUS_COLUMNS, "failure", "rebuild_failure") if json else STATUS_COLUMNS,
+         as_json=json, title="read models")
+    failed = [(what, Failure(**row[key])) for row in rows
+              for key, what in (("failure", "failed"), ("rebuild_failure", "rebuild failed"))
+              if row[key]]
+    for what, f in failed:
+        who = f", customer {f.customer!r}" if f.customer is not None else ""
+        say(f"{f.projection}: {what} at position {f.position} ({f.event_type}{who}) since "
+            f"{f.at}: {f.error}", err=True)
+    if failed:
+        raise typer.Exit(ProjectionFailed.exit_code)
+
+
+@group.command("errors")
+def errors(ctx: typer.Context, names: Names = None, json: Json = False) -> None:
+    """Events read models passed over with --skip-failing (model, position, event type,
+    customer, error, when), by model and position."""
+    rows = state(ctx).engine().projections.skipped(names)
+    emit(rows, ERROR_JSON_COLUMNS if json else ERROR_COLUMNS, as_json=json,
+         title="events skipped by read models")
 
 
 def stage(

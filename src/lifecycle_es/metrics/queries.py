@@ -57,8 +57,7 @@ class Metrics:
         return self.engine.projections.read
 
     def _fresh(self) -> None:
-        if self.catch_up:
-            self.engine.projections.catch_up(list(READ_MODELS))
+        self.engine.projections.ensure_current(list(READ_MODELS), self.catch_up)
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         enc = self._read.encode

@@ -21,6 +21,24 @@ from lifecycle_es.projection.base import COLUMN_TYPES, Table
 from lifecycle_es.stores.url import StoreURL
 
 STATE_TABLE = "projection_state"
+#: events a read model skipped (``--skip-failing``): one row per read model, build and event
+ERRORS_TABLE = "projection_errors"
+#: columns added to ``projection_state`` after its first release (added to older stores)
+_LATER_STATE_COLUMNS = {"shadow_cursor": "TEXT", "failure": "TEXT", "shadow_failure": "TEXT"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a fault of the database or the connection (lost, locked,
+    unreachable, timed out) rather than of the event being applied: such a fault is
+    retried, never recorded as a read model's failure."""
+    import psycopg
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    from lifecycle_es.errors import StoreError
+
+    return isinstance(exc, (sqlite3.OperationalError, psycopg.OperationalError,
+                            psycopg.InterfaceError, OperationalError, InterfaceError,
+                            StoreError))
 
 
 @lru_cache(maxsize=1 << 14)  # a batch's times land in rows of several tables; isoformat is slow
@@ -29,6 +47,13 @@ def to_utc_text(value: datetime) -> str:
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return value.isoformat(timespec="microseconds")
+
+
+def to_utc(value: datetime) -> datetime:
+    """A timestamp in UTC (PostgreSQL storage): a time whose UTC form Python cannot hold
+    (year 1 at +14:00) raises OverflowError here, on its event, rather than being stored
+    as a value no query can read back."""
+    return value if value.tzinfo is UTC or value.tzinfo is None else value.astimezone(UTC)
 
 
 def _json_text(value: Any) -> str:
@@ -53,6 +78,7 @@ class ReadStore:
         self.store = store
         self.dialect = "postgresql" if store.kind == "postgresql" else "sqlite"
         self._lock = threading.RLock()
+        self._savepoints = 0
         self._open()
 
     def _open(self) -> None:
@@ -87,12 +113,20 @@ class ReadStore:
             f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
             "name TEXT PRIMARY KEY, version INTEGER NOT NULL, position BIGINT NOT NULL, "
             "build TEXT NOT NULL, rebuilt_at TEXT, shadow_version INTEGER, "
-            "shadow_position BIGINT, shadow_build TEXT, shadow_cursor TEXT)"
+            "shadow_position BIGINT, shadow_build TEXT, shadow_cursor TEXT, failure TEXT, "
+            "shadow_failure TEXT)"
         )
         columns = [c[0] for c in self.execute(f"SELECT * FROM {STATE_TABLE} LIMIT 0")
                    .description]
-        if "shadow_cursor" not in columns:  # a store made by an earlier version
-            self.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN shadow_cursor TEXT")
+        for column, typ in _LATER_STATE_COLUMNS.items():
+            if column not in columns:  # a store made by an earlier version
+                self.execute(f"ALTER TABLE {STATE_TABLE} ADD COLUMN {column} {typ}")
+        self.execute(
+            f"CREATE TABLE IF NOT EXISTS {ERRORS_TABLE} ("
+            "model TEXT NOT NULL, build TEXT NOT NULL, position BIGINT NOT NULL, "
+            "event_type TEXT, customer TEXT, error TEXT NOT NULL, skipped_at TEXT NOT NULL, "
+            "PRIMARY KEY (model, build, position))"
+        )
 
     # ------------------------------------------------------------ primitives
 
@@ -143,6 +177,33 @@ class ReadStore:
                 raise
             self.conn.execute("COMMIT")
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A savepoint inside the current transaction: an exception in the block rolls back
+        to it (the transaction goes on) and is re-raised."""
+        with self._lock:
+            self._savepoints += 1
+            name = f"lc_sp{self._savepoints}"
+            self.conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except Exception:  # not on Ctrl-C: the transaction's rollback handles that
+                # a connection that cannot roll back raises its own (transient) error
+                self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                self.conn.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            finally:
+                self._savepoints -= 1
+            self.conn.execute(f"RELEASE SAVEPOINT {name}")
+
+    def ensure_open(self) -> None:
+        """Reopen a PostgreSQL connection that was lost (server restart, terminated
+        session); a no-op on a working one and on SQLite."""
+        if self.dialect == "postgresql" and (self.conn.closed or self.conn.broken):
+            with suppress(Exception):
+                self.conn.close()
+            self._open()
+
     def _rollback(self) -> None:
         """Roll back; a PostgreSQL connection that cannot (broken, or interrupted
         mid-command by Ctrl-C) is closed instead, which rolls back too, and reopened."""
@@ -177,6 +238,8 @@ class ReadStore:
                 return value.isoformat()
             if typ == "bool":
                 return int(value)
+        elif typ == "timestamp":
+            return to_utc(value)
         return value
 
     def encoder(self, typ: str) -> Callable[[Any], Any] | None:
@@ -189,7 +252,7 @@ class ReadStore:
             return _json_text
         if self.dialect == "sqlite":
             return _SQLITE_ENCODERS.get(typ)
-        return None
+        return to_utc if typ == "timestamp" else None
 
     def insert_rows(self, physical: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:

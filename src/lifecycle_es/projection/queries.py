@@ -5,7 +5,8 @@
 [{'stage': 'awareness', 'team': 'marketing', 'customers': 12}, ...]
 
 Each function first catches the read models up with the log (``catch_up=False`` to read them
-as they are, e.g. when a separate ``projections run`` keeps them fresh).
+as they are, e.g. when a separate ``projections run`` keeps them fresh). A read model that
+stopped on an event it could not apply raises ``ProjectionFailed`` (stale since where).
 """
 
 from __future__ import annotations
@@ -43,8 +44,7 @@ def parse_age(text: str, field: str = "older_than") -> timedelta:
 
 
 def _fresh(pm: ProjectionManager, name: str, catch_up: bool) -> None:
-    if catch_up:
-        pm.catch_up([name])
+    pm.ensure_current([name], catch_up)
 
 
 def customer_stage(pm: ProjectionManager, customer: str, *,

@@ -9,20 +9,26 @@ transaction.
 
 from __future__ import annotations
 
+import random
+import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import orjson
+from eventsourcing.utils import resolve_topic
 
 from lifecycle_es.domain.customer import Customer
-from lifecycle_es.errors import LifecycleError
+from lifecycle_es.errors import LifecycleError, first_line
 from lifecycle_es.logs import get_logger
 from lifecycle_es.projection.base import BoundHandler, Projection, Table
-from lifecycle_es.projection.db import STATE_TABLE, ReadStore
+from lifecycle_es.projection.db import ERRORS_TABLE, STATE_TABLE, ReadStore, is_transient
 from lifecycle_es.projection.registry import discover
 from lifecycle_es.projection.writer import Rows, Tables
 from lifecycle_es.stores.by_aggregate import aggregate_pages
@@ -56,6 +62,51 @@ class RebuildNeeded(LifecycleError):
         )
 
 
+#: longest error text kept for a failure (one line, cut with its full length named)
+ERROR_TEXT_MAX = 300
+#: a following runner retries a failed read model at most this often (seconds)
+FAILED_RETRY_EVERY = 30.0
+#: reconnect back-off of a following runner: first delay, cap (seconds); each delay is
+#: drawn uniformly from [d/2, d] where d doubles from the first to the cap
+BACKOFF_FIRST, BACKOFF_CAP = 0.1, 5.0
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The event a read model could not apply: it stopped just before ``position``."""
+
+    projection: str
+    position: int
+    event_type: str
+    customer: str | None
+    error: str
+    at: str  # when it was first recorded (ISO 8601 UTC)
+
+    def describe(self) -> str:
+        who = f" of customer {self.customer!r}" if self.customer is not None else ""
+        return (f"{self.projection} since position {self.position} "
+                f"({self.event_type}{who}: {self.error})")
+
+
+class ProjectionFailed(LifecycleError):
+    """Read models stopped at an event they could not apply: their rows are stale.
+
+    ``failures`` says where and why; in a rebuild, ``rebuilt`` names the read models that
+    were rebuilt and swapped in all the same and ``events`` the events replayed.
+    """
+
+    exit_code: ClassVar[int] = 4
+
+    def __init__(self, failures: Sequence[Failure], *, rebuild: bool = False,
+                 rebuilt: Sequence[str] = (), events: int = 0) -> None:
+        self.failures, self.rebuilt, self.events = list(failures), list(rebuilt), events
+        what = "rebuild stopped" if rebuild else "read model stale"
+        fix = ("fix the read model (or void the event), then rebuild again, or pass "
+               "--skip-failing" if rebuild else
+               "see 'lifecycle-es projections status'; a catch-up retries it")
+        super().__init__(f"{what}: {'; '.join(f.describe() for f in self.failures)}; {fix}")
+
+
 @dataclass(frozen=True)
 class ProjectionStatus:
     """One read model's state, as ``projections status`` shows it."""
@@ -68,8 +119,43 @@ class ProjectionStatus:
     lag: int
     rows: int
     rebuilt_at: str | None
-    state: str  # "up to date" | "behind" | "rebuild needed" | "not built", + ", rebuilding ..."
+    #: "up to date" | "behind" | "rebuild needed" | "not built" | "failed", then
+    #: ", rebuilding ..." or ", rebuild failed" while a rebuild is under way
+    state: str
     rebuild_position: int | None  # position of a rebuild in its second phase
+    failure: dict[str, Any] | None = None  # the live tables' Failure (as a dict)
+    rebuild_failure: dict[str, Any] | None = None  # the rebuild's Failure (as a dict)
+
+
+class _Undecodable:
+    """A stored event that cannot be decoded: any handler touching it raises the error."""
+
+    def __init__(self, event_class: type, error: Exception, customer: str | None,
+                 originator_id: uuid.UUID, originator_version: int) -> None:
+        d = self.__dict__
+        d["event_class"], d["error"], d["customer"] = event_class, error, customer
+        d["originator_id"], d["originator_version"] = originator_id, originator_version
+
+    def __getattr__(self, name: str) -> Any:
+        raise self.__dict__["error"]
+
+
+def _fail_undecodable(event: Any, tables: Tables) -> None:
+    """The handler of an event whose type is unknown: every read model fails on it."""
+    raise event.error
+
+
+def _one_line(exc: BaseException, secret: str = "") -> str:
+    """``Type: first line of the message`` cut to ERROR_TEXT_MAX characters."""
+    text = f"{type(exc).__name__}: {first_line(exc, secret)}".rstrip(": ")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    if len(text) > ERROR_TEXT_MAX:
+        text = f"{text[:ERROR_TEXT_MAX]}... ({len(text)} characters)"
+    return text
+
+
+#: (position, event, handlers of one read model) — what a failing batch is retried with
+_Item = tuple[int, Any, list[BoundHandler]]
 
 
 class ProjectionManager:
@@ -77,6 +163,9 @@ class ProjectionManager:
 
     def __init__(self, engine: LifecycleEngine) -> None:
         self.engine = engine
+        mapper = engine.mapper
+        assert isinstance(mapper, FastMapper)  # the engine's codec
+        self._mapper = mapper
         self.read = ReadStore(engine.store)
         self.classes = discover(engine.projections_path)
         self._history_cache: tuple[Any, list[Any]] = (None, [])
@@ -115,9 +204,11 @@ class ProjectionManager:
         """Rows of a live read-model table as dicts of Python values.
 
         ``where`` / ``order`` are SQL fragments with ``?`` placeholders, e.g.
-        ``fetch("handover_history", "status=?", ["pending"], "sent_at")``.
+        ``fetch("handover_history", "status=?", ["pending"], "sent_at")``. Raises
+        :class:`ProjectionFailed` when the read model of the table stopped on an event.
         """
         t = self.table(table)
+        self.check_current([p.name for p in self.projections.values() if t in p.tables])
         cols = list(t.columns)
         sql = f"SELECT {', '.join(cols)} FROM {t.name}"
         if where:
@@ -137,14 +228,51 @@ class ProjectionManager:
     def _state(self, name: str) -> dict[str, Any] | None:
         row = self.read.fetchone(
             f"SELECT version, position, build, rebuilt_at, shadow_version, shadow_position, "
-            f"shadow_build, shadow_cursor FROM {STATE_TABLE} WHERE name=?",
+            f"shadow_build, shadow_cursor, failure, shadow_failure FROM {STATE_TABLE} "
+            "WHERE name=?",
             (name,),
         )
         if row is None:
             return None
         keys = ("version", "position", "build", "rebuilt_at", "shadow_version",
-                "shadow_position", "shadow_build", "shadow_cursor")
-        return dict(zip(keys, row, strict=True))
+                "shadow_position", "shadow_build", "shadow_cursor", "failure", "shadow_failure")
+        st = dict(zip(keys, row, strict=True))
+        for key in ("failure", "shadow_failure"):
+            st[key] = Failure(**orjson.loads(st[key])) if st[key] else None
+        return st
+
+    def failures(self, names: Sequence[str] | None = None) -> list[Failure]:
+        """The read models (of ``names``, default all) stopped on an event they could not
+        apply, with where and why; a model is retried by every catch-up."""
+        out = []
+        for p in self.select(names):
+            st = self._state(p.name)
+            if st is not None and st["failure"] is not None:
+                out.append(st["failure"])
+        return out
+
+    def check_current(self, names: Sequence[str]) -> None:
+        """Raise :class:`ProjectionFailed` when one of these read models stopped on an
+        event (its rows are stale since then)."""
+        if names and (failed := self.failures(names)):
+            raise ProjectionFailed(failed)
+
+    def ensure_current(self, names: Sequence[str], catch_up: bool = True) -> None:
+        """Before a query: catch the read models up (``catch_up``) or only check that none
+        of them stopped on an event (:class:`ProjectionFailed` says since where)."""
+        if catch_up:
+            self.catch_up(names)
+        else:
+            self.check_current(names)
+
+    def skipped(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The events read models skipped (``skip_failing``), oldest first: model,
+        position, event type, customer, error, skipped_at (UTC), build."""
+        wanted = [p.name for p in self.select(names)]
+        cols = ("model", "position", "event_type", "customer", "error", "skipped_at", "build")
+        rows = self.read.fetchall(
+            f"SELECT {', '.join(cols)} FROM {ERRORS_TABLE} ORDER BY model, position, build")
+        return [dict(zip(cols, r, strict=True)) for r in rows if r[0] in wanted]
 
     def status(self, names: Sequence[str] | None = None) -> list[ProjectionStatus]:
         head = self.head()
@@ -158,11 +286,14 @@ class ProjectionManager:
                 state = "not built"
             elif st and st["version"] != p.version:
                 state = "rebuild needed"
+            elif st and st["failure"] is not None:
+                state = "failed"
             else:
                 state = "up to date" if position >= head else "behind"
             phase_one = bool(st and st["shadow_build"] and st["shadow_cursor"] is not None)
             if st and st["shadow_build"]:
-                state += ", rebuilding" + (" (by aggregate)" if phase_one else "")
+                state += (", rebuild failed" if st["shadow_failure"] is not None
+                          else ", rebuilding" + (" (by aggregate)" if phase_one else ""))
             out.append(ProjectionStatus(
                 name=p.name, version=p.version,
                 stored_version=st["version"] if built and st else None,
@@ -171,6 +302,10 @@ class ProjectionManager:
                 state=state,
                 rebuild_position=(int(st["shadow_position"])
                                   if st and st["shadow_build"] and not phase_one else None),
+                failure=asdict(st["failure"]) if st and st["failure"] else None,
+                rebuild_failure=(asdict(st["shadow_failure"])
+                                 if st and st["shadow_build"] and st["shadow_failure"]
+                                 else None),
             ))
         return out
 
@@ -178,14 +313,28 @@ class ProjectionManager:
 
     def catch_up(
         self, names: Sequence[str] | None = None, *, batch_size: int = DEFAULT_BATCH,
-        progress: Progress | None = None,
+        progress: Progress | None = None, skip_failing: bool = False,
     ) -> int:
         """Apply every new event to the live read models; returns events applied.
 
         Builds a read model's tables on first use. Read models whose code version differs
         from the stored one are not touched: the others are caught up, then
-        :class:`RebuildNeeded` names the stale ones.
+        :class:`RebuildNeeded` names the stale ones. A read model that cannot apply an
+        event stops just before it (retried from there by the next catch-up) while the
+        others go on; then :class:`ProjectionFailed` says which, where and why. With
+        ``skip_failing`` such events are recorded (see :meth:`skipped`) and passed over.
         """
+        done, failed, stale = self._catch_up(names, batch_size, progress, skip_failing)
+        if failed:
+            raise ProjectionFailed(failed)
+        if stale:
+            raise RebuildNeeded(stale)
+        return done
+
+    def _catch_up(self, names: Sequence[str] | None, batch_size: int,
+                  progress: Progress | None, skip: bool,
+                  ) -> tuple[int, list[Failure], list[str]]:
+        """catch_up: (events applied, read models that failed, read models to rebuild)."""
         group, stale = [], []
         tables: dict[str, Tables] = {}
         for p in self.select(names):
@@ -199,40 +348,80 @@ class ProjectionManager:
             else:
                 tables[p.name] = self._tables(p, "", complete=False)
                 group.append(p)
-        done = self._advance(group, tables, "position", batch_size, progress)
-        if stale:
-            raise RebuildNeeded(stale)
-        return done
+        failures: dict[str, Failure] = {}
+        done = self._advance(group, tables, "position", batch_size, progress, skip, failures)
+        return done, list(failures.values()), stale
 
     def follow(
         self, names: Sequence[str] | None = None, *, batch_size: int = DEFAULT_BATCH,
         poll_interval: float = 2.0, stop: threading.Event | None = None,
+        skip_failing: bool = False,
     ) -> int:
         """Catch up, then apply new events as they are recorded, until ``stop`` is set.
 
         PostgreSQL: wakes on the event store's NOTIFY (LISTEN on its channel), with a poll
         every ``poll_interval`` seconds as a fallback; SQLite: polls. Returns events applied.
+
+        A read model that fails on an event stops there (retried every
+        FAILED_RETRY_EVERY seconds) while the others go on. A lost connection, a locked
+        or unreachable database is logged and retried with capped, jittered back-off
+        (BACKOFF_FIRST doubling to BACKOFF_CAP); positions are stored with the rows, so
+        work resumes exactly where it stopped.
         """
         stop = stop or threading.Event()
-        total = 0
-        with _Waiter(self.engine) as waiter:
+        selected = [p.name for p in self.select(names)]
+        total, attempts = 0, 0
+        retry_at: dict[str, float] = {}  # failed read model -> when to retry it
+        waiter = _Waiter(self.engine)
+        try:
             while not stop.is_set():
-                applied = self.catch_up(names, batch_size=batch_size)
-                if applied:
-                    log.info("projections.followed", events=applied, head=self.head())
-                total += applied
-                waiter.wait(poll_interval, stop)
+                try:
+                    self.read.ensure_open()
+                    waiter.connect()
+                    now = time.monotonic()
+                    due = [n for n in selected if retry_at.get(n, 0.0) <= now]
+                    applied, failed, stale = self._catch_up(due, batch_size, None,
+                                                            skip_failing) if due else (0, [], [])
+                    if stale:
+                        raise RebuildNeeded(stale)
+                    for name in due:
+                        retry_at.pop(name, None)
+                    for f in failed:
+                        retry_at[f.projection] = now + FAILED_RETRY_EVERY
+                    if attempts:
+                        log.warning("projections.reconnected", attempts=attempts)
+                        attempts = 0
+                    if applied:
+                        log.info("projections.followed", events=applied, head=self.head())
+                    total += applied
+                    waiter.wait(poll_interval, stop)
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    attempts += 1
+                    waiter.close()
+                    delay = _backoff(attempts)
+                    log.warning("projections.connection_lost", attempt=attempts,
+                                retry_in_s=round(delay, 3), store=self.engine.store.redacted(),
+                                error=_one_line(exc, self.engine.store.password))
+                    stop.wait(delay)
+        finally:
+            waiter.close()
         return total
 
     # ----------------------------------------------------------------- rebuild
 
     def rebuild(
         self, names: Sequence[str] | None = None, *, batch_size: int = DEFAULT_BATCH,
-        progress: Progress | None = None,
+        progress: Progress | None = None, skip_failing: bool = False,
     ) -> int:
         """Rebuild read models from the whole log without downtime; returns events replayed.
 
         Resumes a rebuild that was interrupted (same code version), else starts afresh.
+        A read model whose rebuild fails on an event is not swapped in (its live tables
+        stay; the next rebuild resumes it and retries the event) while the others are; then
+        :class:`ProjectionFailed` says which, where and why. With ``skip_failing`` such
+        events are recorded (see :meth:`skipped`) and passed over.
         """
         group = self.select(names)
         tables: dict[str, Tables] = {}
@@ -253,24 +442,35 @@ class ProjectionManager:
                 by_aggregate.append(p)
             log.info("rebuild.start", projection=p.name, resumed=bool(resumable),
                      by_aggregate=phase_one)
-        done = self._replay_by_aggregate(by_aggregate, tables, batch_size, progress)
+        failures: dict[str, Failure] = {}
+        done = self._replay_by_aggregate(by_aggregate, tables, batch_size, progress,
+                                         skip_failing, failures)
         replayed = done
+        group = [p for p in group if p.name not in failures]
         done += self._advance(
             group, tables, "shadow_position", batch_size,
             progress and (lambda d, t: progress(d + replayed, t + replayed)),
+            skip_failing, failures,
         )
+        group = [p for p in group if p.name not in failures]
         for p in group:
             with self.read.transaction([p.name]):
                 build = str(self._state_value(p.name, "shadow_build"))
                 for t in p.tables:
                     self.read.create_indexes(t, t.name + SHADOW, build)
-        with self.read.transaction([p.name for p in group]):
-            # Apply the tail that arrived meanwhile, then swap while holding the locks.
-            done += self._step_until_head(group, tables, "shadow_position", batch_size)
-            for p in group:
-                self._swap(p)
+        if group:
+            with self.read.transaction([p.name for p in group]):
+                # Apply the tail that arrived meanwhile, then swap while holding the locks.
+                done += self._step_until_head(group, tables, "shadow_position", batch_size,
+                                              skip_failing, failures)
+                group = [p for p in group if p.name not in failures]
+                for p in group:
+                    self._swap(p)
         for p in group:
             log.info("rebuild.done", projection=p.name)
+        if failures:
+            raise ProjectionFailed(list(failures.values()), rebuild=True,
+                                   rebuilt=[p.name for p in group], events=done)
         return done
 
     # --------------------------------------------------------------- internals
@@ -296,9 +496,13 @@ class ProjectionManager:
                 )
             else:  # a first rebuild is under way: keep its shadow columns
                 self.read.execute(
-                    f"UPDATE {STATE_TABLE} SET version=?, position=0, build=? WHERE name=?",
+                    f"UPDATE {STATE_TABLE} SET version=?, position=0, build=?, failure=NULL "
+                    "WHERE name=?",
                     (p.version, build, p.name),
                 )
+            self.read.execute(  # skipped events of tables that are no more
+                f"DELETE FROM {ERRORS_TABLE} WHERE model=? AND build<>? AND build<>?",
+                (p.name, build, (st or {}).get("shadow_build") or ""))
         return True
 
     def _start_shadow(self, p: Projection, st: dict[str, Any] | None) -> None:
@@ -317,9 +521,12 @@ class ProjectionManager:
             # shadow_cursor '' = replay aggregate by aggregate first (see _replay_by_aggregate)
             self.read.execute(
                 f"UPDATE {STATE_TABLE} SET shadow_version=?, shadow_position=0, "
-                "shadow_build=?, shadow_cursor=? WHERE name=?",
+                "shadow_build=?, shadow_cursor=?, shadow_failure=NULL WHERE name=?",
                 (p.version, build, "" if p.replay_by_aggregate else None, p.name),
             )
+            if st is not None and st["shadow_build"]:  # an abandoned rebuild's skips
+                self.read.execute(f"DELETE FROM {ERRORS_TABLE} WHERE model=? AND build=?",
+                                  (p.name, st["shadow_build"]))
 
     def _swap(self, p: Projection) -> None:
         st = self._state(p.name)
@@ -330,9 +537,13 @@ class ProjectionManager:
         self.read.execute(
             f"UPDATE {STATE_TABLE} SET version=shadow_version, position=shadow_position, "
             "build=shadow_build, rebuilt_at=?, shadow_version=NULL, shadow_position=NULL, "
-            "shadow_build=NULL, shadow_cursor=NULL WHERE name=?",
+            "shadow_build=NULL, shadow_cursor=NULL, failure=NULL, shadow_failure=NULL "
+            "WHERE name=?",
             (datetime.now(UTC).isoformat(timespec="seconds"), p.name),
         )
+        self.read.execute(  # the skips of the tables just replaced
+            f"DELETE FROM {ERRORS_TABLE} WHERE model=? AND build<>?",
+            (p.name, st["shadow_build"]))
 
     def _state_value(self, name: str, key: str) -> Any:
         st = self._state(name)
@@ -348,7 +559,8 @@ class ProjectionManager:
         return out
 
     def _replay_by_aggregate(self, group: list[Projection], tables: dict[str, Tables],
-                             batch_size: int, progress: Progress | None) -> int:
+                             batch_size: int, progress: Progress | None, skip: bool,
+                             failures: dict[str, Failure]) -> int:
         """Phase one of a rebuild: the log up to a bound, one aggregate's events together.
 
         In ``projection_state`` phase one is ``shadow_cursor`` not NULL (the id of the last
@@ -366,62 +578,87 @@ class ProjectionManager:
                 self.read.execute(
                     f"UPDATE {STATE_TABLE} SET shadow_position=? WHERE name=? "
                     "AND shadow_cursor='' AND shadow_position=0", (head, p.name))
-        phases: dict[int, list[Projection]] = {}
-        for p in group:  # rebuilds resumed at different bounds replay separately
-            phases.setdefault(int(self._state_value(p.name, "shadow_position")), []).append(p)
+        phases: dict[tuple[int, str], list[Projection]] = {}
+        for p in group:  # rebuilds resumed at different bounds or cursors replay separately
+            st = self._state(p.name)
+            assert st is not None
+            phases.setdefault((int(st["shadow_position"]), str(st["shadow_cursor"])),
+                              []).append(p)
         done = 0
-        for bound, members in phases.items():
-            done += self._replay_until(members, tables, bound, batch_size, progress, done)
+        for (bound, _), members in phases.items():
+            done += self._replay_until(members, tables, bound, batch_size, progress, done,
+                                       skip, failures)
         return done
 
     def _replay_until(self, group: list[Projection], tables: dict[str, Tables], bound: int,
-                      batch_size: int, progress: Progress | None, offset: int) -> int:
-        rec, mapper = self.engine.recorder, self.engine.mapper
-        assert isinstance(mapper, FastMapper)  # the engine's codec
-        decode = mapper.event_from
+                      batch_size: int, progress: Progress | None, offset: int, skip: bool,
+                      failures: dict[str, Failure]) -> int:
+        rec = self.engine.recorder
+        decode = self._decode
         known = self._aggregate_events
-        routes = self._routes(group, tables)
+        group = list(group)
         names = [p.name for p in group]
         with self.read.transaction(names):
             cursor = self._phase_one_cursor(group, tables)
+            for p in group:
+                tables[p.name].stored_failure = self._state_value(p.name, "shadow_failure")
         pages = aggregate_pages(rec, cursor, bound, batch_size)
         done = 0
         try:
             for rows, after in pages:
-                with self.read.transaction(names):
-                    self._phase_one_cursor(group, tables, cursor)
-                    last = ""
+                routes = self._routes(group, tables)
+                batch: list[tuple[int, Any]] = []
+
+                def events(rows: Sequence[Any] = rows, batch: list[Any] = batch,
+                           ) -> Iterator[tuple[int, Any]]:
+                    last, originator_id = "", None
                     for position, key, version, topic, data in rows:
                         if key != last:  # the next aggregate
                             last, originator_id = key, uuid.UUID(key)
                             known.clear()
                         event = decode(topic, data, originator_id, version)
                         known.append(event)
-                        for t, handler in routes[type(event)]:
-                            t.position = position
-                            handler(event, t)
+                        batch.append((position, event))
+                        yield position, event
+
+                with self.read.transaction(names):
+                    self._phase_one_cursor(group, tables, cursor)
+                    broken = self._dispatch(routes, events(), None)
                     known.clear()
                     for p in group:
-                        tables[p.name].flush(bounded=False)
-                        self.read.execute(
-                            f"UPDATE {STATE_TABLE} SET shadow_cursor=? WHERE name=?",
-                            (after, p.name))
+                        t = tables[p.name]
+                        try:  # a rebuild that stops keeps none of the batch (the cursor)
+                            with self.read.savepoint():
+                                failure, skipped = self._settle(p, t, batch, 0, routes,
+                                                                t in broken, skip, False)
+                                if failure is not None:
+                                    raise _Stopped
+                        except _Stopped:
+                            pass
+                        self._record(p, t, "shadow_cursor", cursor if failure else after,
+                                     failure, skipped, failures)
                 cursor = after
                 for p in group:
                     tables[p.name].forget()
+                group = [p for p in group if p.name not in failures]
+                names = [p.name for p in group]
                 done += len(rows)
                 if progress is not None:
                     progress(offset + done, max(bound, offset + done))
-            with self.read.transaction(names):  # phase one done: NULL cursor
-                self._phase_one_cursor(group, tables, cursor)
-                for p in group:
-                    self.read.execute(
-                        f"UPDATE {STATE_TABLE} SET shadow_cursor=NULL WHERE name=?", (p.name,))
+                if not group:
+                    break
+            if group:
+                with self.read.transaction(names):  # phase one done: NULL cursor
+                    self._phase_one_cursor(group, tables, cursor)
+                    for p in group:
+                        self.read.execute(
+                            f"UPDATE {STATE_TABLE} SET shadow_cursor=NULL WHERE name=?",
+                            (p.name,))
         finally:  # what follows replays in recording order: it must trust no cached row
             pages.close()
             known.clear()
-            for p in group:
-                tables[p.name].discard()
+            for t in tables.values():
+                t.discard()
         log.info("rebuild.replayed_by_aggregate", projections=names, events=done, bound=bound)
         return done
 
@@ -444,36 +681,47 @@ class ProjectionManager:
         return str(cursors.pop())
 
     def _advance(self, group: list[Projection], tables: dict[str, Tables], column: str,
-                 batch_size: int, progress: Progress | None) -> int:
-        """Apply batches, each in its own transaction, until the positions reach the head."""
+                 batch_size: int, progress: Progress | None, skip: bool,
+                 failures: dict[str, Failure]) -> int:
+        """Apply batches, each in its own transaction, until the positions reach the head
+        (read models that fail on an event drop out, see :meth:`_step`)."""
         if not group:
             return 0
         start = min(self._positions(group, column).values())
         target = self.head()
         done = 0
         started = time.perf_counter()
-        while True:
+        names = [p.name for p in group]
+        while group:
             with self.read.transaction([p.name for p in group]):
-                applied = self._step(group, tables, column, batch_size)
+                applied = self._step(group, tables, column, batch_size, skip, failures)
             if applied is None:
                 break
+            group = [p for p in group if p.name not in failures]
             done += applied
             if progress is not None:
                 progress(done, max(target, self.head()) - start)
-        log.info("projections.advanced", projections=[p.name for p in group], events=done,
+        log.info("projections.advanced", projections=names, events=done,
                  seconds=round(time.perf_counter() - started, 3))
         return done
 
     def _step_until_head(self, group: list[Projection], tables: dict[str, Tables],
-                         column: str, batch_size: int) -> int:
+                         column: str, batch_size: int, skip: bool,
+                         failures: dict[str, Failure]) -> int:
         done = 0
-        while (applied := self._step(group, tables, column, batch_size)) is not None:
+        while group and (applied := self._step(group, tables, column, batch_size, skip,
+                                                failures)) is not None:
             done += applied
+            group = [p for p in group if p.name not in failures]
         return done
 
     def _step(self, group: list[Projection], tables: dict[str, Tables], column: str,
-              batch_size: int) -> int | None:
-        """One batch inside the caller's transaction; None when already at the head."""
+              batch_size: int, skip: bool, failures: dict[str, Failure]) -> int | None:
+        """One batch inside the caller's transaction; None when already at the head.
+
+        A read model whose handler or row write fails on an event stops just before it
+        (or, with ``skip``, passes over it): see :meth:`_settle`; the others go on.
+        """
         try:
             positions = {p.name: self._claim(p, tables[p.name], column) for p in group}
             start = min(positions.values())
@@ -481,31 +729,169 @@ class ProjectionManager:
             if start >= head:
                 return None
             notes = self.engine.recorder.select_notifications(start + 1, batch_size, stop=head)
-            to_domain = self.engine.mapper.to_domain_event
-            events = [to_domain(note) for note in notes]
-            customers = {getattr(e, "customer", None) for e in events}
+            decode = self._decode
+            batch = [(n.id, decode(n.topic, n.state, n.originator_id, n.originator_version))
+                     for n in notes]
+            customers = {getattr(e, "customer", None) for _, e in batch}
             customers.discard(None)
             for p in group:
                 tables[p.name].prefetch(customers)
             routes = self._routes(group, tables)
             claimed = {tables[p.name]: positions[p.name] for p in group}
-            for note, event in zip(notes, events, strict=True):
-                for t, handler in routes[type(event)]:
-                    if note.id > claimed[t]:
-                        t.position = note.id  # for handlers that need it
-                        handler(event, t)
+            broken = self._dispatch(routes, batch, claimed)
             last = notes[-1].id if len(notes) == batch_size else head
             for p in group:
-                tables[p.name].flush()
-                self.read.execute(
-                    f"UPDATE {STATE_TABLE} SET {column}=? WHERE name=?", (last, p.name)
-                )
-                tables[p.name].seen = last
+                t = tables[p.name]
+                failure, skipped = self._settle(p, t, batch, claimed[t], routes, t in broken,
+                                                skip, True)
+                self._record(p, t, column, last, failure, skipped, failures)
             return len(notes)
         except BaseException:
             for t in tables.values():
                 t.discard()
             raise
+
+    def _dispatch(self, routes: _Routes, batch: Iterable[tuple[int, Any]],
+                  claimed: dict[Tables, int] | None) -> set[Tables]:
+        """Apply each (position, event) through ``routes`` (to the tables whose claimed
+        position is below it); returns the tables a handler raised on, which get no later
+        event of the batch. A fault of the database itself is raised."""
+        broken: set[Tables] = set()
+        for position, event in batch:
+            cls = type(event)
+            if cls is _Undecodable:
+                cls = event.event_class
+            for t, handler in routes[cls]:
+                if (claimed is not None and position <= claimed[t]) or (broken and t in broken):
+                    continue
+                t.position = position  # for handlers that need it
+                try:
+                    handler(event, t)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    broken.add(t)
+        return broken
+
+    def _settle(self, p: Projection, t: Tables, batch: Sequence[tuple[int, Any]],
+                claimed: int, routes: _Routes, broken: bool, skip: bool,
+                bounded: bool) -> tuple[Failure | None, list[Failure]]:
+        """Write the batch's rows of ``p`` (in a savepoint); when a handler (``broken``) or
+        the write failed, apply the batch again to ``p`` alone to find the event.
+
+        Returns the failure ``p`` stopped at (its rows hold every event before it), or
+        None, and the failures passed over (``skip``).
+        """
+        if not broken:
+            try:
+                with self.read.savepoint():
+                    t.flush(bounded)
+                return None, []
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+        t.discard()
+        items: list[_Item] = []
+        for position, event in batch:
+            if position > claimed:
+                cls = event.event_class if type(event) is _Undecodable else type(event)
+                handlers = [h for tt, h in routes[cls] if tt is t]
+                if handlers:
+                    items.append((position, event, handlers))
+        return self._isolate(p, t, items, skip, bounded)
+
+    def _isolate(self, p: Projection, t: Tables, items: list[_Item], skip: bool,
+                 bounded: bool) -> tuple[Failure | None, list[Failure]]:
+        """Apply ``items`` to ``t`` in savepoints, halving a failing run of events until
+        the one that fails is found (a few retries per failing event)."""
+        skipped: list[Failure] = []
+        size = len(items)
+        while items:
+            chunk = items[:size]
+            try:
+                with self.read.savepoint():
+                    for position, event, handlers in chunk:
+                        t.position = position
+                        for handler in handlers:
+                            handler(event, t)
+                    t.flush(bounded)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                t.discard()
+                if size > 1:
+                    size //= 2
+                    continue
+                failure = self._failure(p, t, chunk[0][0], chunk[0][1], exc)
+                if not skip:
+                    return failure, skipped
+                skipped.append(failure)
+                chunk = chunk[:1]
+            items = items[len(chunk):]
+            size = len(items)
+        return None, skipped
+
+    def _failure(self, p: Projection, t: Tables, position: int, event: Any,
+                 exc: BaseException) -> Failure:
+        undecodable = type(event) is _Undecodable
+        cls = event.event_class if undecodable else type(event)
+        event_type = ("unknown event type" if cls is _Undecodable
+                      else getattr(cls, "TYPE", "") or cls.__name__)
+        error = _one_line(exc)
+        if undecodable:
+            error = f"cannot decode the stored event: {error}"
+        previous = t.stored_failure
+        at = (previous.at if isinstance(previous, Failure) and previous.position == position
+              else datetime.now(UTC).isoformat(timespec="seconds"))
+        return Failure(p.name, position, event_type, getattr(event, "customer", None), error,
+                       at)
+
+    def _record(self, p: Projection, t: Tables, column: str, reached: Any,
+                failure: Failure | None, skipped: list[Failure],
+                failures: dict[str, Failure]) -> None:
+        """Store how far ``p`` got (``reached``, unless it stopped before a failing event),
+        its failure and the events it passed over, in the batch's transaction."""
+        live = column == "position"
+        failure_column = "failure" if live else "shadow_failure"
+        if failure is not None:
+            failures[p.name] = failure
+            if column != "shadow_cursor":  # phase one keeps the cursor of the last batch
+                reached = failure.position - 1
+            if failure != t.stored_failure:
+                log.error("projection.failed", rebuild=not live, **asdict(failure))
+        self.read.execute(
+            f"UPDATE {STATE_TABLE} SET {column}=?, {failure_column}=? WHERE name=?",
+            (reached, None if failure is None else orjson.dumps(asdict(failure)).decode(),
+             p.name))
+        t.stored_failure = failure
+        if column != "shadow_cursor":
+            t.seen = reached
+        for f in skipped:
+            log.warning("projection.skipped_event", rebuild=not live, **asdict(f))
+            self.read.execute(
+                f"INSERT INTO {ERRORS_TABLE} (model, build, position, event_type, customer, "
+                "error, skipped_at) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT (model, build, position) DO NOTHING",
+                (p.name, t.build or "", f.position, f.event_type, f.customer, f.error,
+                 datetime.now(UTC).isoformat(timespec="seconds")))
+
+    def _decode(self, topic: str, data: bytes, originator_id: Any, version: int) -> Any:
+        """The domain event, or an :class:`_Undecodable` standing for it."""
+        if not isinstance(originator_id, uuid.UUID):
+            originator_id = uuid.UUID(str(originator_id))
+        try:
+            return self._mapper.event_from(topic, data, originator_id, version)
+        except Exception as exc:
+            try:
+                event_class: type = resolve_topic(topic)
+            except Exception:
+                event_class = _Undecodable
+            match = _CUSTOMER.search(bytes(data))
+            customer = None
+            if match:
+                with suppress(Exception):
+                    customer = str(orjson.loads(match.group(1)))
+            return _Undecodable(event_class, exc, customer, originator_id, version)
 
     def _claim(self, p: Projection, tables: Tables, column: str) -> int:
         """The stored position of ``p`` (inside the locked transaction).
@@ -527,6 +913,7 @@ class ProjectionManager:
                     f"projection {p.name}: the rebuild was restarted by another process"
                 )
         position = int(st[column] or 0)
+        tables.stored_failure = st["failure" if column == "position" else "shadow_failure"]
         swapped = tables.build is not None and build != tables.build
         # A fresh run trusts "complete" (empty tables) only at position 0.
         moved = position != 0 if tables.seen is None else tables.seen != position
@@ -543,7 +930,9 @@ class ProjectionManager:
             route: list[tuple[Tables, BoundHandler]] = []
             for p in group:
                 t = tables[p.name]
-                if issubclass(event_class, Customer.EventVoided) and p.refold_on_void:
+                if event_class is _Undecodable:  # an unknown type: no read model can tell
+                    route.append((t, _fail_undecodable))
+                elif issubclass(event_class, Customer.EventVoided) and p.refold_on_void:
                     route.append((t, partial(self._refold, p)))
                 else:
                     route.extend((t, h) for h in p.handlers_of(event_class))
@@ -559,13 +948,16 @@ class ProjectionManager:
                 and known[0].originator_version == 1:  # the whole history is in this batch
             return [e for e in known if e.originator_version < void.originator_version]
         if self._history_cache[0] != key:
-            events = list(self.engine.events.get(void.originator_id,
-                                                 lte=void.originator_version - 1))
+            stored = self.engine.recorder.select_events(void.originator_id,
+                                                        lte=void.originator_version - 1)
+            events = [self._decode(e.topic, e.state, e.originator_id, e.originator_version)
+                      for e in stored]
             self._history_cache = (key, events)
         return self._history_cache[1]
 
     def _refold(self, p: Projection, void: Customer.EventVoided, tables: Tables) -> None:
-        """Re-fold one customer's rows from its events before ``void``, without voided ones."""
+        """Re-fold one customer's rows from its events before ``void``, without voided ones
+        (and without undecodable ones: the read model stopped at them or skipped them)."""
         for rows in tables.all():
             if rows.table.partition:
                 rows.delete_partition(void.customer)
@@ -575,6 +967,20 @@ class ProjectionManager:
         for e in history:
             if not isinstance(e, Customer.EventVoided) and e.originator_version not in voided:
                 p.apply(e, tables)
+
+
+class _Stopped(Exception):
+    """Rolls back a rebuild batch of a read model that stopped on an event."""
+
+
+_CUSTOMER = re.compile(rb'"customer"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait before reconnect attempt ``attempt`` (1, 2, ...): drawn from
+    [d/2, d], d = BACKOFF_FIRST doubled per attempt up to BACKOFF_CAP."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** min(attempt - 1, 32))
+    return random.uniform(ceiling / 2, ceiling)
 
 
 class _Routes(dict[type, list[tuple[Tables, BoundHandler]]]):
@@ -601,25 +1007,37 @@ def _param_type(value: Any) -> str:
 
 
 class _Waiter:
-    """Sleeps until new events may exist: PostgreSQL LISTEN on the store's channel, else poll."""
+    """Sleeps until new events may exist: PostgreSQL LISTEN on the store's channel, else poll.
+
+    The LISTEN connection is opened by :meth:`connect` and, once lost, closed by
+    :meth:`close` and opened again by the next :meth:`connect`.
+    """
 
     def __init__(self, engine: LifecycleEngine) -> None:
+        self.store = engine.store
+        self.channel = getattr(engine.recorder, "channel_name", None)
         self.conn: Any = None
-        channel = getattr(engine.recorder, "channel_name", None)
-        if engine.store.kind == "postgresql" and channel:
-            from psycopg import sql
 
-            from lifecycle_es.stores.postgres import connect
+    def connect(self) -> None:
+        if self.conn is not None or self.store.kind != "postgresql" or not self.channel:
+            return
+        from psycopg import sql
 
-            self.conn = connect(engine.store, autocommit=True)
-            self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        from lifecycle_es.stores.postgres import connect
 
-    def __enter__(self) -> _Waiter:
-        return self
+        conn = connect(self.store, autocommit=True)
+        try:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+        except BaseException:
+            conn.close()
+            raise
+        self.conn = conn
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         if self.conn is not None:
-            self.conn.close()
+            with suppress(Exception):
+                self.conn.close()
+            self.conn = None
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
         """Return after a notification, after ``timeout`` seconds, or soon after ``stop``."""

@@ -214,7 +214,9 @@ class Rows:
     def forget(self) -> None:
         """Drop the cache and known keys, still trusting that the table holds no other row
         that a handler will touch (after a batch of whole aggregates in a by-aggregate
-        replay: their rows are final and later aggregates never touch them)."""
+        replay: their rows are final and later aggregates never touch them), even when the
+        batch had to be retried without that trust (a failing event)."""
+        self.complete = self.exact_keys = True
         self.cache.clear()
         self._by_part.clear()
         self.known.clear()
@@ -253,6 +255,8 @@ class Tables:
         self.seen: int | None = None  # position this run last wrote (None: unknown)
         #: notification id (log position) of the event being dispatched
         self.position = 0
+        #: the failure stored for these tables when last claimed (a Failure, or None)
+        self.stored_failure: Any = None
 
     def __getitem__(self, name: str) -> Rows:
         return self._rows[name]
