@@ -14,6 +14,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.domain.stage_model import CHURNED
 from lifecycle_es.errors import FieldProblem, InvalidInput, UnknownCustomer
 
@@ -50,6 +51,7 @@ def _fresh(pm: ProjectionManager, name: str, catch_up: bool) -> None:
 def customer_stage(pm: ProjectionManager, customer: str, *,
                    catch_up: bool = True) -> dict[str, Any]:
     """The ``current_stage`` row of one customer (UnknownCustomer when there is none)."""
+    customer = parse_id("customer", customer)
     _fresh(pm, "current_stage", catch_up)
     rows = pm.fetch("current_stage", "customer=?", [customer])
     if not rows:
@@ -82,7 +84,7 @@ def handovers(
     params: list[Any] = []
     if customer is not None:
         where.append("customer=?")
-        params.append(customer)
+        params.append(parse_id("customer", customer))
     if pending:
         where.append("status=?")
         params.append("pending")
