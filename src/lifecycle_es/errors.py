@@ -27,7 +27,10 @@ class FieldProblem:
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line is not None else ""
-        return f"{where}{self.field}={echo(self.value)}: {self.reason}"
+        name = self.field  # an unknown key of the input is shown as the value is
+        if len(name) > ECHO_CHARS or not name.isprintable():
+            name = echo(name)
+        return f"{where}{name}={echo(self.value)}: {self.reason}"
 
 
 #: characters of a value shown in an error; a longer one is cut and its length named

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.domain.stage_model import CHURNED
 from lifecycle_es.errors import FieldProblem, InvalidInput, UnknownCustomer
+from lifecycle_es.limits import MAX_TIME, MIN_TIME
 
 if TYPE_CHECKING:
     from lifecycle_es.projection.runner import ProjectionManager
@@ -40,7 +41,15 @@ def parse_age(text: str, field: str = "older_than") -> timedelta:
         raise InvalidInput(
             [FieldProblem(field, text, "expected a number and a unit m, h or d, e.g. 3d")]
         )
-    return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    longest = MAX_TIME - MIN_TIME
+    try:
+        age = timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    except OverflowError:
+        age = longest + longest
+    if age > longest:
+        raise InvalidInput([FieldProblem(field, text, f"longer than the supported time range "
+                                                      f"({longest.days} days)")])
+    return age
 
 
 def _fresh(pm: ProjectionManager, name: str, catch_up: bool) -> None:
