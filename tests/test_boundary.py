@@ -284,6 +284,11 @@ def test_extreme_accepted_times_leave_read_models_working(ready: LifecycleEngine
     ready.renewal(customer="acme", at="2199-12-31T23:59:59.999999Z", actor="sue",
                   team="success", new_contract_end="2199-12-31")
     ready.check_in(customer="acme", at="1900-01-01T00:00:00Z", actor="sue", team="success")
+    ready.register(**{**kwargs(REGISTER), "customer": "old", "at": "1900-01-01T00:00:00Z"})
+    ready.purchase(**{**kwargs(PURCHASE), "customer": "old", "at": "1900-01-01T00:00:00Z",
+                      "contract_start": "1900-01-01", "contract_end": "1900-01-01"})
+    ready.payment(customer="old", at="1900-01-01T00:00:00Z", actor="bill", team="support",
+                  amount=MAX_MONEY, currency="EUR")
     up_to_date(ready)
     for as_of in (MIN_TIME, MAX_TIME):
         ready.gaps(as_of)
