@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.checker import line_key
 from lifecycle_es.commands import parse_command
+from lifecycle_es.demo import parse_until
 from lifecycle_es.domain.ids import customer_id, normalise_id
 from lifecycle_es.errors import (
     ECHO_CHARS,
@@ -470,11 +471,20 @@ def test_query_times_outside_the_range_are_refused(shared: LifecycleEngine, when
     assert [p.field for p in err.value.problems] == ["from"]
 
 
-def test_handover_age_is_bounded() -> None:
+def test_handover_age_and_demo_dates_are_bounded(shared: LifecycleEngine) -> None:
     with pytest.raises(InvalidInput) as err:
         queries.parse_age("99999999999999d")
     assert err.value.problems[0].field == "older_than"
     assert queries.parse_age("3d") == timedelta(days=3)
+    with pytest.raises(InvalidInput) as err:
+        queries.handovers(shared.projections, older_than=timedelta(days=1),
+                          now=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))))
+    assert err.value.problems[0].field == "now"
+    for until in ("0001-01-01", "9999-12-31"):
+        with pytest.raises(InvalidInput) as err:
+            parse_until(until)
+        assert err.value.problems[0].field == "until"
+    assert parse_until("2024-05-01") == date(2024, 5, 1)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.domain.stage_model import CHURNED
 from lifecycle_es.errors import FieldProblem, InvalidInput, UnknownCustomer
-from lifecycle_es.limits import MAX_TIME, MIN_TIME
+from lifecycle_es.limits import MAX_TIME, MIN_TIME, utc_instant
 
 if TYPE_CHECKING:
     from lifecycle_es.projection.runner import ProjectionManager
@@ -99,6 +99,7 @@ def handovers(
         params.append("pending")
     if older_than is not None:
         where.append("sent_at<?")
-        params.append((now or datetime.now(UTC)) - older_than)
+        params.append((datetime.now(UTC) if now is None else utc_instant("now", now))
+                      - older_than)
     return pm.fetch("handover_history", " AND ".join(where), params,
                     "sent_at, customer, handover_id")
