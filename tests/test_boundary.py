@@ -212,16 +212,14 @@ def ready(engine: LifecycleEngine) -> LifecycleEngine:
     return engine
 
 
-@pytest.fixture(scope="module", params=STORES)
-def shared(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifecycleEngine]:
-    """One store of each kind holding SETUP, shared by the tests that must write nothing
-    (each of them checks that it did not)."""
+def module_store(kind: str, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[LifecycleEngine]:
+    """An engine on a new store of ``kind`` holding SETUP, for a module-scoped fixture."""
     schema = None
-    if request.param == "memory":
+    if kind == "memory":
         url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('shared') / 'shared.db'}"
+    elif kind == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('boundary') / 'store.db'}"
     else:
         need_postgres()
         schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -232,6 +230,14 @@ def shared(request: pytest.FixtureRequest,
     engine.close()
     if schema is not None:
         drop_schema(schema)
+
+
+@pytest.fixture(scope="module", params=STORES)
+def shared(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifecycleEngine]:
+    """One store of each kind holding SETUP, shared by the tests that must write nothing
+    (each of them checks that it did not)."""
+    yield from module_store(request.param, tmp_path_factory)
 
 
 # ---------------------------------------------------------------- library
@@ -487,12 +493,10 @@ def test_handover_age_and_demo_dates_are_bounded(shared: LifecycleEngine) -> Non
     assert parse_until("2024-05-01") == date(2024, 5, 1)
 
 
-@pytest.fixture(scope="module")
-def round_trip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifecycleEngine]:
-    engine = LifecycleEngine(f"sqlite:///{tmp_path_factory.mktemp('rt') / 'rt.db'}")
-    set_up(engine)
-    yield engine
-    engine.close()
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def round_trip(request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[LifecycleEngine]:
+    yield from module_store(request.param, tmp_path_factory)
 
 
 OFFSETS = st.builds(lambda m: timezone(timedelta(minutes=m)), st.integers(-14 * 60, 14 * 60))
