@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from lifecycle_es.commands import COMMANDS, CampaignCommand, Command
+from lifecycle_es.domain.ids import normalise_id
 from lifecycle_es.domain.trigger import take_pending
 from lifecycle_es.errors import (
     FieldProblem,
@@ -124,9 +125,9 @@ def line_key(line: str | bytes) -> Key | None:
         data: Any = orjson.loads(line)
         target = _TARGETS[data["type"]]
         key = data[target]
-    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return (target, normalise_id(key))  # as the command's field normalises it
+    except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError, ValueError):
         return None
-    return (target, key.strip()) if isinstance(key, str) else None  # as Text strips it
 
 
 def _problem(exc: LifecycleError, line: int) -> FieldProblem:

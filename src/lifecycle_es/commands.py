@@ -13,7 +13,9 @@ from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
+import orjson
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -26,7 +28,7 @@ from pydantic import (
 
 from lifecycle_es.domain.campaign import Campaign
 from lifecycle_es.domain.customer import ADVOCACY_KINDS, Customer
-from lifecycle_es.domain.ids import campaign_id, customer_id
+from lifecycle_es.domain.ids import campaign_id, customer_id, normalise_id
 from lifecycle_es.domain.stage_model import StageModel
 from lifecycle_es.errors import (
     FieldProblem,
@@ -35,14 +37,34 @@ from lifecycle_es.errors import (
     UnknownCampaign,
     UnknownCustomer,
 )
+from lifecycle_es.limits import (
+    DOCUMENT_BYTES,
+    DOCUMENT_ITEMS,
+    FREE_TEXT_CHARS,
+    INT64_MAX,
+    MAX_MONEY,
+    TEXT_CHARS,
+    free_text,
+    plain_text,
+    supported_date,
+    utc_time,
+)
 
 if TYPE_CHECKING:
     from eventsourcing.domain import Aggregate
 
-Text = Annotated[str, Field(min_length=1, max_length=200)]
-FreeText = Annotated[str, Field(max_length=10_000)]
-Minor = Annotated[StrictInt, Field(ge=0, description="amount in minor units (cents)")]
-Delta = Annotated[StrictInt, Field(gt=0, description="MRR change in minor units")]
+# The limits of every field: docs/commands.md, "Limits" (values in lifecycle_es.limits).
+Text = Annotated[str, Field(min_length=1, max_length=TEXT_CHARS), AfterValidator(plain_text)]
+FreeText = Annotated[str, Field(max_length=FREE_TEXT_CHARS), AfterValidator(free_text)]
+#: an external id: stripped, NFC, no control or invisible character (``normalise_id``)
+Id = Annotated[str, AfterValidator(normalise_id)]
+#: an aware datetime, normalised to UTC, inside the supported range
+At = Annotated[AwareDatetime, AfterValidator(utc_time)]
+Day = Annotated[date, AfterValidator(supported_date)]
+Minor = Annotated[StrictInt, Field(ge=0, le=MAX_MONEY,
+                                   description="amount in minor units (cents)")]
+Delta = Annotated[StrictInt, Field(gt=0, le=MAX_MONEY, description="MRR change in minor units")]
+Items = Annotated[list[Text], Field(max_length=DOCUMENT_ITEMS)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 AdvocacyKind = Literal["testimonial", "case_study", "review", "referral"]
 assert set(ADVOCACY_KINDS) == set(AdvocacyKind.__args__)  # type: ignore[attr-defined]
@@ -53,11 +75,19 @@ class HandoverDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    goals: list[Text] = Field(default_factory=list)
-    features_of_interest: list[Text] = Field(default_factory=list)
-    features_known: list[Text] = Field(default_factory=list)
-    risks: list[Text] = Field(default_factory=list)
+    goals: Items = Field(default_factory=list)
+    features_of_interest: Items = Field(default_factory=list)
+    features_known: Items = Field(default_factory=list)
+    risks: Items = Field(default_factory=list)
     notes: FreeText | None = None
+
+    @model_validator(mode="after")
+    def _size(self) -> HandoverDocument:
+        size = len(orjson.dumps(self.__dict__))
+        if size > DOCUMENT_BYTES:
+            raise ValueError(f"the document is {size} bytes as stored (UTF-8 JSON); at most "
+                             f"{DOCUMENT_BYTES} bytes")
+        return self
 
 
 class Command(BaseModel):
@@ -66,11 +96,11 @@ class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     type: str
-    at: AwareDatetime = Field(description="when it happened (business time, with timezone)")
+    at: At = Field(description="when it happened (business time, with timezone; kept in UTC)")
     actor: Text = Field(description="who did it")
     team: Text = Field(description="the team the actor acted for")
-    correlation_id: Text | None = None
-    causation_id: Text | None = None
+    correlation_id: Id | None = None
+    causation_id: Id | None = None
 
     #: "customer" or "campaign": which aggregate the command targets.
     target: ClassVar[str] = "customer"
@@ -127,7 +157,7 @@ class Command(BaseModel):
 
 
 class CustomerCommand(Command):
-    customer: Text = Field(description="the caller's external id of the customer")
+    customer: Id = Field(description="the caller's external id of the customer")
 
     @property
     def key(self) -> str:
@@ -164,7 +194,7 @@ class RegisterCustomer(CustomerCommand):
 class RecordTouchpoint(CustomerCommand):
     type: Literal["touchpoint"] = "touchpoint"
     channel: Text
-    campaign_id: Text | None = None
+    campaign_id: Id | None = None
     notes: FreeText | None = None
 
     def apply(self, c: Customer, model: StageModel) -> None:
@@ -198,7 +228,7 @@ class ReleaseOwner(CustomerCommand):
 
 class SendHandover(CustomerCommand):
     type: Literal["handover_sent"] = "handover_sent"
-    handover_id: Text
+    handover_id: Id
     from_team: Text
     to_team: Text
     to_person: Text | None = None
@@ -215,7 +245,7 @@ class SendHandover(CustomerCommand):
 
 class AcceptHandover(CustomerCommand):
     type: Literal["handover_accepted"] = "handover_accepted"
-    handover_id: Text
+    handover_id: Id
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.accept_handover(self.handover_id, self.meta())
@@ -223,7 +253,7 @@ class AcceptHandover(CustomerCommand):
 
 class RejectHandover(CustomerCommand):
     type: Literal["handover_rejected"] = "handover_rejected"
-    handover_id: Text
+    handover_id: Id
     reason: FreeText
 
     def apply(self, c: Customer, model: StageModel) -> None:
@@ -235,8 +265,8 @@ class Purchase(CustomerCommand):
     plan: Text
     mrr: Minor
     currency: Currency
-    contract_start: date
-    contract_end: date
+    contract_start: Day
+    contract_end: Day
 
     @model_validator(mode="after")
     def _contract_order(self) -> Purchase:
@@ -260,12 +290,16 @@ class Payment(CustomerCommand):
     currency: Currency
 
     def apply(self, c: Customer, model: StageModel) -> None:
+        total = c.state.total_paid + self.amount
+        if total > INT64_MAX:  # the sum of a customer's payments stays a 64-bit integer
+            raise InvariantViolation("amount", self.amount, f"customer {self.customer!r}: "
+                                     f"the payments would total {total}, above {INT64_MAX}")
         c.pay(self.amount, self.currency, self.meta())
 
 
 class Renewal(CustomerCommand):
     type: Literal["renewal"] = "renewal"
-    new_contract_end: date
+    new_contract_end: Day
     new_mrr: Minor | None = None
 
     def apply(self, c: Customer, model: StageModel) -> None:
@@ -277,6 +311,10 @@ class Expansion(CustomerCommand):
     mrr_delta: Delta
 
     def apply(self, c: Customer, model: StageModel) -> None:
+        mrr = c.state.mrr + self.mrr_delta
+        if c.state.paying and mrr > MAX_MONEY:
+            raise InvariantViolation("mrr_delta", self.mrr_delta, f"customer {self.customer!r}: "
+                                     f"the MRR would be {mrr}, above {MAX_MONEY}")
         c.expand(self.mrr_delta, self.meta())
 
 
@@ -341,7 +379,7 @@ class RequestAdvocacy(CustomerCommand):
 class GiveAdvocacy(CustomerCommand):
     type: Literal["advocacy_given"] = "advocacy_given"
     kind: AdvocacyKind
-    referred_customer: Text | None = None
+    referred_customer: Id | None = None
     details: FreeText | None = None
 
     @model_validator(mode="after")
@@ -360,7 +398,7 @@ class GiveAdvocacy(CustomerCommand):
 
 class VoidEvent(CustomerCommand):
     type: Literal["event_voided"] = "event_voided"
-    voided_version: Annotated[StrictInt, Field(ge=1)]
+    voided_version: Annotated[StrictInt, Field(ge=1, le=INT64_MAX)]
     reason: Text
 
     def apply(self, c: Customer, model: StageModel) -> None:
@@ -368,7 +406,7 @@ class VoidEvent(CustomerCommand):
 
 
 class CampaignCommand(Command):
-    campaign: Text = Field(description="the campaign's id in the shared registry")
+    campaign: Id = Field(description="the campaign's id in the shared registry")
     target: ClassVar[str] = "campaign"
 
     @property
@@ -384,8 +422,8 @@ class AnnounceCampaign(CampaignCommand):
     name: Text
     offer: FreeText
     discount_percent: Annotated[StrictInt, Field(ge=0, le=100)] = 0
-    starts: date
-    ends: date
+    starts: Day
+    ends: Day
     segment: Text | None = None
     owning_team: Text
     creates: ClassVar[bool] = True
@@ -405,8 +443,8 @@ class AmendCampaign(CampaignCommand):
     name: Text | None = None
     offer: FreeText | None = None
     discount_percent: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
-    starts: date | None = None
-    ends: date | None = None
+    starts: Day | None = None
+    ends: Day | None = None
     segment: Text | None = None
 
     def apply(self, c: Campaign, model: StageModel) -> None:

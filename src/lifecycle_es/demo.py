@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError
+from lifecycle_es.limits import MAX_DATE, MIN_DATE
 
 if TYPE_CHECKING:
     from lifecycle_es.commands import Command
@@ -82,10 +83,17 @@ def parse_until(text: str | None) -> date | None:
     if text is None:
         return None
     try:
-        return date.fromisoformat(text)
+        until = date.fromisoformat(text)
     except ValueError:
         raise InvalidInput([FieldProblem("until", text, "not a date (YYYY-MM-DD)")],
                            "demo option") from None
+    first, last = MIN_DATE.replace(year=MIN_DATE.year + 5), MAX_DATE.replace(year=MAX_DATE.year - 5)
+    if not first <= until <= last:  # the history before it and the contracts after it fit
+        raise InvalidInput([FieldProblem("until", text, f"the demo needs a date from {first} to "
+                                                        f"{last} (the supported range, less "
+                                                        "five years at each end)")],
+                           "demo option")
+    return until
 
 
 def _iso(d: date) -> str:

@@ -29,7 +29,7 @@ from lifecycle_es.commands import (
 )
 from lifecycle_es.domain.campaign import Campaign
 from lifecycle_es.domain.customer import Customer
-from lifecycle_es.domain.ids import campaign_id, customer_id
+from lifecycle_es.domain.ids import campaign_id, customer_id, parse_id
 from lifecycle_es.domain.stage_model import CLASSIC, StageModel, load_stage_model
 from lifecycle_es.domain.trigger import take_pending
 from lifecycle_es.errors import (
@@ -136,24 +136,31 @@ class LifecycleEngine(Application[UUID]):
     # ------------------------------------------------------------------ reading
 
     def customer(self, external_id: str) -> Customer:
-        """The customer's current state (``.state``), version and events (``.log``)."""
+        """The customer's current state (``.state``), version and events (``.log``).
+
+        Every method taking an external id normalises it as commands do (stripped, NFC;
+        see ``docs/commands.md``, "Limits"); a malformed id raises InvalidInput.
+        """
+        key = parse_id("customer", external_id)
         try:
-            return self.repository.get(customer_id(external_id))  # type: ignore[no-any-return]
+            return self.repository.get(customer_id(key))  # type: ignore[no-any-return]
         except AggregateNotFoundError:
-            raise UnknownCustomer(external_id) from None
+            raise UnknownCustomer(key) from None
 
     def campaign(self, external_id: str) -> Campaign:
         """A campaign of the shared registry."""
+        key = parse_id("campaign", external_id)
         try:
-            return self.repository.get(campaign_id(external_id))  # type: ignore[no-any-return]
+            return self.repository.get(campaign_id(key))  # type: ignore[no-any-return]
         except AggregateNotFoundError:
-            raise UnknownCampaign(external_id) from None
+            raise UnknownCampaign(key) from None
 
     def history(self, external_id: str) -> list[Customer.Event]:
         """The customer's events in order (version 1 first), voided ones included."""
-        events = list(self.events.get(customer_id(external_id)))
+        key = parse_id("customer", external_id)
+        events = list(self.events.get(customer_id(key)))
         if not events:
-            raise UnknownCustomer(external_id)
+            raise UnknownCustomer(key)
         return events  # type: ignore[return-value]
 
     def stored_aggregate(self, command: Command) -> Aggregate | None:

@@ -27,7 +27,31 @@ class FieldProblem:
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line is not None else ""
-        return f"{where}{self.field}={self.value!r}: {self.reason}"
+        name = self.field  # an unknown key of the input is shown as the value is
+        if len(name) > ECHO_CHARS or not name.isprintable():
+            name = echo(name)
+        return f"{where}{name}={echo(self.value)}: {self.reason}"
+
+
+#: characters of a value shown in an error; a longer one is cut and its length named
+ECHO_CHARS = 80
+
+
+def echo(value: Any) -> str:
+    """``repr(value)``, cut to about :data:`ECHO_CHARS` characters: a longer value shows its
+    start and its full length (``'aaaa…' (1048576 characters)``, ``[…]… (5000 items)``), so
+    one line stays readable."""
+    if isinstance(value, str) and len(value) > ECHO_CHARS:
+        return f"{value[:ECHO_CHARS]!r}… ({len(value)} characters)"
+    try:
+        text = repr(value)
+    except ValueError:  # an integer beyond Python's 4300-digit conversion limit
+        return f"<an integer of {value.bit_length()} bits>"
+    if len(text) > ECHO_CHARS:
+        size = (f"{len(value)} items" if isinstance(value, list | tuple | dict)
+                else f"{len(text)} characters")
+        return f"{text[:ECHO_CHARS]}… ({size})"
+    return text
 
 
 class InvalidInput(LifecycleError, ValueError):

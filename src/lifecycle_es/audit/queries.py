@@ -23,8 +23,9 @@ from lifecycle_es.audit.records import (
     summary,
 )
 from lifecycle_es.domain import EVENT_TYPES, Customer
-from lifecycle_es.domain.ids import customer_id
+from lifecycle_es.domain.ids import customer_id, normalise_id, parse_id
 from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError, UnknownCustomer
+from lifecycle_es.limits import checked, stripped_text
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
@@ -56,6 +57,7 @@ class Audit:
 
     def timeline(self, customer: str) -> list[TimelineEntry]:
         """Every event of ``customer`` in version order, voided ones marked and linked."""
+        customer = parse_id("customer", customer, "audit filter")
         events = self.engine.history(customer)
         voided_by = {e.voided_version: e.originator_version
                      for e in events if isinstance(e, Customer.EventVoided)}
@@ -82,6 +84,7 @@ class Audit:
         ``version`` events. They combine (all must hold). A void counts only if it is itself
         selected. Selected events are folded in version order with the domain's own fold.
         """
+        customer = parse_id("customer", customer, "audit filter")
         events = self.engine.history(customer)
         if version is not None and not 1 <= version <= len(events):
             raise _bad("version", version, f"customer {customer!r} has versions 1..{len(events)}")
@@ -145,13 +148,16 @@ class Audit:
             params.append(value)
 
         if customer is not None:
+            customer = parse_id("customer", customer, "audit filter")
             if not list(self.engine.recorder.select_events(customer_id(customer), limit=1)):
                 raise UnknownCustomer(customer)
             equal("customer", customer)
-        for column, value in (("actor", actor), ("team", team), ("campaign", campaign),
-                              ("correlation_id", correlation_id)):
+        for column, value, check in (  # normalised as the commands' fields are
+                ("actor", actor, stripped_text), ("team", team, stripped_text),
+                ("campaign", campaign, normalise_id), ("correlation_id", correlation_id,
+                                                       normalise_id)):
             if value is not None:
-                equal(column, value)
+                equal(column, checked(column, value, check, "audit filter"))
         if types:
             unknown = [t for t in types if t not in EVENT_TYPES]
             if unknown:

@@ -7,12 +7,13 @@ Every record carries both times: ``occurred_at`` (business time, as the caller s
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
 
 from lifecycle_es.errors import FieldProblem, InvalidInput
+from lifecycle_es.limits import utc_instant
 
 #: attributes every event has that are not its own fields
 META_FIELDS = frozenset({
@@ -65,9 +66,7 @@ def parse_time(name: str, value: str | date | datetime) -> datetime:
                                            "(e.g. 2024-03-01 or 2024-03-01T09:30:00+01:00)")],
                 "audit filter",
             ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return utc_instant(name, parsed, "audit filter")  # UTC, in the supported range
 
 
 def as_row(record: Any) -> dict[str, Any]:

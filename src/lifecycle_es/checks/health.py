@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lifecycle_es.checks.facts import CustomerFacts, as_utc, days, reader_for
 from lifecycle_es.checks.gaps import Detector, stall_limit
 from lifecycle_es.config import Config, load_config
+from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.errors import UnknownCustomer
 from lifecycle_es.metrics.calc import When
 
@@ -59,6 +60,8 @@ def health_scores(engine: LifecycleEngine, customer: str | None = None,
                   config: Config | None = None) -> list[Health]:
     """Scores at ``as_of`` (default now): of ``customer``, or of every paying customer
     (every customer when ``health.paying_only`` is false), worst first."""
+    if customer is not None:
+        customer = parse_id("customer", customer)
     at = as_utc(as_of)
     cfg = config or load_config()
     reader = reader_for(engine)

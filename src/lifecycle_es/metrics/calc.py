@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 
 from lifecycle_es.errors import FieldProblem, InvalidInput
+from lifecycle_es.limits import utc_instant
 
 _DAY_US = 86_400_000_000
 #: average days per month, used to scale a period that is not whole calendar months
@@ -32,9 +33,9 @@ def instant(value: When, field: str) -> datetime:
         except ValueError:
             raise InvalidInput([FieldProblem(
                 field, value, "expected a date YYYY-MM-DD or an ISO 8601 time")]) from None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    return utc_instant(field, value)  # UTC, in the supported range
 
 
 def check_period(start: datetime, end: datetime) -> None:

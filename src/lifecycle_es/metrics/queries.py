@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.domain.stage_model import CHURNED
 from lifecycle_es.errors import FieldProblem, InvalidInput, UnknownCustomer
 from lifecycle_es.metrics import calc
@@ -264,6 +265,7 @@ class Metrics:
     def stage_history(self, customer: str, as_of: When | None = None) -> list[StageSummary]:
         """One customer's stages: first/last entered, last exited, entries and cumulative
         time (re-entries counted), exactly as of ``as_of`` (default now)."""
+        customer = parse_id("customer", customer)
         self._fresh()
         now = instant(as_of, "as_of") if as_of is not None else self._now()
         stays = self._rows(

@@ -15,8 +15,10 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.domain.stage_model import CHURNED
 from lifecycle_es.errors import FieldProblem, InvalidInput, UnknownCustomer
+from lifecycle_es.limits import MAX_TIME, MIN_TIME, utc_instant
 
 if TYPE_CHECKING:
     from lifecycle_es.projection.runner import ProjectionManager
@@ -40,7 +42,15 @@ def parse_age(text: str, field: str = "older_than") -> timedelta:
         raise InvalidInput(
             [FieldProblem(field, text, "expected a number and a unit m, h or d, e.g. 3d")]
         )
-    return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    longest = MAX_TIME - MIN_TIME
+    try:
+        age = timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    except OverflowError:
+        age = longest + longest
+    if age > longest:
+        raise InvalidInput([FieldProblem(field, text, f"longer than the supported time range "
+                                                      f"({longest.days} days)")])
+    return age
 
 
 def _fresh(pm: ProjectionManager, name: str, catch_up: bool) -> None:
@@ -50,6 +60,7 @@ def _fresh(pm: ProjectionManager, name: str, catch_up: bool) -> None:
 def customer_stage(pm: ProjectionManager, customer: str, *,
                    catch_up: bool = True) -> dict[str, Any]:
     """The ``current_stage`` row of one customer (UnknownCustomer when there is none)."""
+    customer = parse_id("customer", customer)
     _fresh(pm, "current_stage", catch_up)
     rows = pm.fetch("current_stage", "customer=?", [customer])
     if not rows:
@@ -82,12 +93,13 @@ def handovers(
     params: list[Any] = []
     if customer is not None:
         where.append("customer=?")
-        params.append(customer)
+        params.append(parse_id("customer", customer))
     if pending:
         where.append("status=?")
         params.append("pending")
     if older_than is not None:
         where.append("sent_at<?")
-        params.append((now or datetime.now(UTC)) - older_than)
+        params.append((datetime.now(UTC) if now is None else utc_instant("now", now))
+                      - older_than)
     return pm.fetch("handover_history", " AND ".join(where), params,
                     "sent_at, customer, handover_id")
