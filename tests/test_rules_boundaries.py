@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from fractions import Fraction as F
 
 import pytest
-from metrics_history import WHO, _t, buy, register
+from metrics_history import WHO, _t, buy, move, nps, pay, register
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.errors import InvariantViolation
+from lifecycle_es.errors import InvalidInput, InvariantViolation
 
 # ------------------------------------------------------------- [FROM, TO) and churn
 
@@ -114,3 +114,113 @@ def test_a_contraction_up_to_the_whole_mrr_is_accepted_and_one_more_is_refused(
     assert paying.customer("more").state.mrr == 1000
     with pytest.raises(InvariantViolation, match="larger than the MRR 0"):
         contract(paying, "equal", 1)  # at MRR 0 no contraction is left
+
+
+# ------------------------------------------------ NPS thresholds and payments at TO
+
+
+@pytest.fixture
+def answers_and_payments(engine: LifecycleEngine) -> LifecycleEngine:
+    """NPS answers 6, 7, 8, 9 in January 2024 (the 6 exactly at FROM, the 9 a microsecond
+    before TO) and a 0 exactly at TO; EUR 1000 payments on 12-01, a microsecond before TO and
+    exactly at TO."""
+    for c, score, at in (("n6", 6, "2024-01-01T00:00:00Z"), ("n7", 7, "2024-01-10"),
+                         ("n8", 8, "2024-01-20"), ("n9", 9, "2024-01-31T23:59:59.999999Z"),
+                         ("n0", 0, "2024-02-01T00:00:00Z")):
+        register(engine, c, "2023-12-01")
+        nps(engine, c, at, score)
+    register(engine, "payer", "2023-11-01")
+    buy(engine, "payer", "2023-12-01", 1000)
+    pay(engine, "payer", 1000, "2023-12-01", "2024-01-31T23:59:59.999999Z",
+        "2024-02-01T00:00:00Z")
+    return engine
+
+
+def test_nps_thresholds_six_is_a_detractor_seven_and_eight_passives_nine_a_promoter(
+    answers_and_payments: LifecycleEngine,
+) -> None:
+    n = answers_and_payments.metrics.summary(JAN, FEB).nps
+    # in [01-01, 02-01): 6 (at FROM), 7, 8, 9; the 0 at exactly TO is February's
+    # promoters (9-10): 9; passives: 7, 8; detractors (0-6): 6 -> 100 x (1 - 1) / 4 = 0
+    assert (n.answers, n.promoters, n.passives, n.detractors) == (4, 1, 2, 1)
+    assert n.score == 0
+    feb = answers_and_payments.metrics.summary(FEB, "2024-03-01").nps
+    assert (feb.answers, feb.detractors, feb.score) == (1, 1, -100)
+
+
+def test_historical_clv_counts_payments_before_to_only(
+    answers_and_payments: LifecycleEngine,
+) -> None:
+    [clv] = answers_and_payments.metrics.summary(JAN, FEB).historical_clv
+    # payments before 02-01 00:00: 12-01 and 01-31 23:59:59.999999 -> 2000; the one at
+    # exactly TO is not before TO
+    assert (clv.currency, clv.customers, clv.total, clv.mean, clv.median) == (
+        "EUR", 1, 2000, 2000, 2000)
+
+
+# ------------------------------------- stage entries and stays at the period bounds
+
+
+@pytest.fixture
+def stage_bounds(engine: LifecycleEngine) -> LifecycleEngine:
+    """Stage entries around January 2024:
+
+    from  registered exactly 01-01 00:00 and moved to consideration at that same instant
+    mid   registered 2023-12-01, consideration 01-11 (41 days later)
+    edge  registered 01-10, consideration exactly 02-01 00:00 (TO)
+    late  registered exactly 02-01 00:00 (TO)
+    """
+    register(engine, "from", "2024-01-01T00:00:00Z")
+    move(engine, "from", "2024-01-01T00:00:00Z", "consideration")
+    register(engine, "mid", "2023-12-01")
+    move(engine, "mid", "2024-01-11", "consideration")
+    register(engine, "edge", "2024-01-10")
+    move(engine, "edge", "2024-02-01T00:00:00Z", "consideration")
+    register(engine, "late", "2024-02-01T00:00:00Z")
+    return engine
+
+
+def test_funnel_counts_entries_in_from_to_and_zero_day_steps(
+    stage_bounds: LifecycleEngine,
+) -> None:
+    f = stage_bounds.metrics.funnel(JAN, FEB)
+    # entered some stage in [01-01, 02-01): from (both entries at FROM), mid (consideration),
+    # edge (awareness; its consideration at TO is February's). late entered at TO: not in.
+    # furthest in the period: from co, mid co, edge aw
+    assert f.customers == 3
+    aw, co, pu = f.stages[:3]
+    assert (aw.reached, aw.entered, co.reached, co.entered, pu.reached) == (3, 3, 2, 2, 0)
+    assert co.conversion_to_next == 0 and aw.conversion_to_next == F(2, 3)
+    # awareness -> consideration: from 0 days (same instant: a step, not a backward move),
+    # mid 41 days -> median 20.5
+    assert (aw.median_days_to_next, aw.to_next_samples) == (F(41, 2), 2)
+
+
+def test_time_in_stage_counts_stays_ended_in_from_to_and_open_at_as_of(
+    stage_bounds: LifecycleEngine,
+) -> None:
+    t = {s.stage: s for s in stage_bounds.metrics.time_in_stage(JAN, FEB).stages}
+    aw, co = t["awareness"], t["consideration"]
+    # awareness stays that ended in [01-01, 02-01): from's (0 days, ended exactly at FROM),
+    # mid's (12-01 -> 01-11: 41 days); edge's ended exactly at TO: February's.
+    # median (0 + 41) / 2; p90 = rank ceil(0.9 x 2) = 2 -> 41
+    assert (aw.completed, aw.median_days, aw.p90_days) == (2, F(41, 2), 41)
+    # open at AS_OF = TO: late (entered exactly then: 0 days); edge's awareness ended at
+    # exactly AS_OF, so it is not open
+    assert (aw.open, aw.open_median_days) == (1, 0)
+    # consideration open at TO: from 31 days, mid 21, edge 0 -> median 21, p90 rank 3 -> 31
+    assert (co.completed, co.open, co.open_median_days, co.open_p90_days) == (0, 3, 21, 31)
+
+
+def test_a_period_must_not_be_empty_and_its_length_in_months() -> None:
+    e = LifecycleEngine("memory://")
+    try:
+        with pytest.raises(InvalidInput, match="to="):
+            e.metrics.summary(FEB, FEB)  # [FEB, FEB) is empty
+        # whole calendar months only when both ends are first-of-month midnights
+        assert e.metrics.summary(JAN, "2024-03-01").months == 2
+        # else days / (365.25 / 12): 15 days -> 15 x 12 / 365.25
+        assert e.metrics.summary(JAN, "2024-01-16").months == F(15 * 1200, 36525)
+        assert e.metrics.summary("2024-01-17", FEB).months == F(15 * 1200, 36525)
+    finally:
+        e.close()
