@@ -8,12 +8,15 @@ docs/metrics.md and docs/commands.md.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from fractions import Fraction as F
 
 import pytest
+from gap_helpers import History, day, gaps
 from metrics_history import WHO, _t, buy, move, nps, pay, register
 
 from lifecycle_es import LifecycleEngine
+from lifecycle_es.config import Config
 from lifecycle_es.errors import InvalidInput, InvariantViolation
 
 # ------------------------------------------------------------- [FROM, TO) and churn
@@ -74,6 +77,18 @@ def test_a_churn_exactly_at_from_ends_paying_at_from(boundary_churns: LifecycleE
     assert (dec.paying_at_start, dec.paying_at_end, dec.new, dec.churned) == (5, 4, 0, 0)
     assert dec.retention_rate == F(4, 5)
     assert dec.churn_rate == 0
+
+
+def test_a_churn_exactly_at_from_counts_for_a_customer_of_s(engine: LifecycleEngine) -> None:
+    # The one way a churn at FROM meets S: won back at that same instant, so paying at FROM.
+    # The churn is in [FROM, TO), so it counts (like c07 of docs/metrics.md, won back later).
+    register(engine, "flip", "2023-11-01")
+    buy(engine, "flip", "2023-12-01", 1000)
+    churn(engine, "flip", "2024-01-01T00:00:00Z")
+    engine.win_back(customer="flip", mrr=1000, at=_t("2024-01-01T00:00:00Z"), **WHO)
+    s = engine.metrics.summary(JAN, FEB)
+    assert (s.paying_at_start, s.paying_at_end, s.churned) == (1, 1, 1)
+    assert (s.retention_rate, s.churn_rate) == (1, 1)
 
 
 # ------------------------------------------------------ a contraction and the MRR
@@ -224,3 +239,61 @@ def test_a_period_must_not_be_empty_and_its_length_in_months() -> None:
         assert e.metrics.summary("2024-01-17", FEB).months == F(15 * 1200, 36525)
     finally:
         e.close()
+
+
+# --------------------------------------------------- health steps and bands
+
+
+def test_health_steps_include_their_bound_and_bands_their_threshold() -> None:
+    factors = Config().health.factors
+    nps_points = factors["last_nps"].points  # steps (6 -> 0), (8 -> 60), above 100
+    assert [nps_points(v) for v in (6, 6.01, 8, 8.01, None)] == [0, 60, 60, 100, 50]
+    bands = Config().health.bands  # healthy >= 70, at risk >= 40
+    assert [bands.band(v) for v in (70, 69.99, 40, 39.99)] == [
+        "healthy", "at risk", "at risk", "critical"]
+
+
+# ------------------------------------------------------- a campaign's running days
+
+
+def test_a_campaign_runs_from_its_first_to_its_last_day_and_on_the_day_it_ended() -> None:
+    e = LifecycleEngine("memory://")
+    try:
+        meta = {"actor": "mia", "team": "marketing"}
+        e.record("campaign_announced", campaign="spring", at=_t("2024-01-01"), name="Spring",
+                 offer="20% off", starts="2024-03-01", ends="2024-03-31",
+                 owning_team="marketing", **meta)
+        spring = e.campaign("spring")
+        days = [date(2024, 2, 29), date(2024, 3, 1), date(2024, 3, 31), date(2024, 4, 1)]
+        assert [spring.running_on(d) for d in days] == [False, True, True, False]
+        # ended early on 03-15 at 18:00: it still ran that day, not the next
+        e.record("campaign_ended", campaign="spring", at=_t("2024-03-15T18:00:00Z"),
+                 reason="budget", **meta)
+        spring = e.campaign("spring")
+        assert [spring.running_on(date(2024, 3, d)) for d in (14, 15, 16)] == [
+            True, True, False]
+    finally:
+        e.close()
+
+
+# ------------------------------------------------- gaps: facts at the same instant
+
+
+def test_gap_facts_at_the_very_instant_count(engine: LifecycleEngine) -> None:
+    h = History(engine)
+    for c in ("det", "pro", "hand"):
+        h.register(c)
+        h.cmd("owner_assigned", c, 0, owner="sue")
+    # a check-in (an advocacy request) at the instant of the answer follows it up
+    h.cmd("nps_answer", "det", 1, score=2)
+    h.cmd("check_in", "det", 1)
+    h.cmd("nps_answer", "pro", 1, score=10)
+    h.cmd("advocacy_requested", "pro", 1, team="marketing", kind="review")
+    # a handover decided exactly at AS_OF is no longer pending then
+    h.cmd("handover_sent", "hand", 1, team="sales", handover_id="x", from_team="sales",
+          to_team="success")
+    h.cmd("handover_accepted", "hand", 5, handover_id="x")
+    kinds = ("detractor_ignored", "promoter_not_asked", "handover_stale")
+    assert [g for k in kinds for g in gaps(engine, day(60), k)] == []
+    assert gaps(engine, day(5), "handover_stale") == []
+    assert gaps(engine, day(5, -1), "handover_stale") == [("hand", day(3))]  # sent + 2 days
