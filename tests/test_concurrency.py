@@ -1,10 +1,15 @@
 """Optimistic concurrency: racing writers on the same customers lose nothing and duplicate
 nothing. Several processes on PostgreSQL through ``retry_on_conflict``, and a forced race
-between two engines in one process on both durable stores."""
+between two engines in one process on both durable stores.
+
+Every test makes its race happen (a barrier, or a write forced between a load and its save)
+and asserts that it did: a test whose writers never collided would prove nothing.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections import Counter
 from typing import Any
 
@@ -24,10 +29,25 @@ PAYMENTS = 12  # per worker and customer
 AT: dict[str, Any] = {"at": "2024-03-01T09:00:00Z", "actor": "ann", "team": "sales"}
 
 
-def _worker(url: str, worker: int, start: Any, results: Any) -> None:
-    """One process: PAYMENTS payments on every customer, retried on conflicts."""
+def _worker(url: str, worker: int, start: Any, loaded: Any, results: Any) -> None:
+    """One process: PAYMENTS payments on every customer, retried on conflicts.
+
+    Its first load waits at ``loaded`` until every worker has loaded: all of them then hold
+    the same version of c0 and try to save the next one, so WORKERS - 1 saves must conflict.
+    """
     engine = LifecycleEngine(url)
     conflicts = 0
+    real_get = engine.repository.get
+    waited: list[bool] = []
+
+    def get_then_wait(*args: Any, **kwargs: Any) -> Any:
+        aggregate = real_get(*args, **kwargs)
+        if not waited:
+            waited.append(True)
+            loaded.wait(60)
+        return aggregate
+
+    engine.repository.get = get_then_wait  # type: ignore[method-assign]
 
     def pay(customer: str, n: int) -> int:
         nonlocal conflicts
@@ -59,8 +79,8 @@ def test_processes_racing_on_postgres_record_every_command_exactly_once(
     for customer in CUSTOMERS:
         setup.register(customer=customer, name=customer, segment="smb", source="web", **AT)
     ctx = multiprocessing.get_context("spawn")
-    start, results = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(url, w, start, results))
+    start, loaded, results = ctx.Event(), ctx.Barrier(WORKERS), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(url, w, start, loaded, results))
              for w in range(WORKERS)]
     for p in procs:
         p.start()
@@ -84,8 +104,9 @@ def test_processes_racing_on_postgres_record_every_command_exactly_once(
     assert set(seen) == expected and set(seen.values()) == {1}
     assert setup.recorder.max_notification_id() is not None
     setup.close()
-    # The race was real: some writers had to retry (reported, not asserted exactly).
-    print("conflicts retried per worker:", {w: n for w, n, _ in outcomes})
+    # The race was real: every worker loaded c0 at version 1 before any saved, so all but
+    # one of their first saves conflicted (and were retried).
+    assert sum(n for _, n, _ in outcomes) >= WORKERS - 1
 
 
 def test_two_engines_racing_one_gets_conflict_and_nothing_is_lost(
@@ -113,6 +134,7 @@ def test_two_engines_racing_one_gets_conflict_and_nothing_is_lost(
         raced.clear()  # the retry loses the race once more, then wins
         assert retry_on_conflict(b.payment, customer="acme", amount=2, currency="EUR",
                                  **AT) == 4
+        assert raced == [3]  # A's second payment came between B's load and save
         history = a.history("acme")
         assert [getattr(e, "amount", None) for e in history] == [None, 1, 1, 2]
         assert a.customer("acme").state.total_paid == 4
@@ -147,24 +169,43 @@ def test_racing_registrations_of_one_customer_register_it_once(
         b.close()
 
 
-def _open_fresh_store(url: str) -> str:
-    """One process opening a store (event tables and read-model schema) for the first time."""
+OPENERS = 6
+_opening: Any = None  # the barrier of a pool process, set by its initializer
+
+
+def _set_barrier(barrier: Any) -> None:
+    global _opening
+    _opening = barrier
+
+
+def _open_fresh_store(url: str) -> tuple[float, float, str]:
+    """One process opening a store (event tables and read-model schema) for the first time,
+    once every opener is ready; returns when it started and ended (``time.time()``)."""
+    _opening.wait(60)
+    started = time.time()
     try:
         engine = LifecycleEngine(url)
         engine.projections.catch_up()
         engine.close()
-        return "ok"
+        return started, time.time(), "ok"
     except Exception as exc:
-        return repr(exc)
+        return started, time.time(), repr(exc)
 
 
 @pytest.mark.slow
 def test_processes_opening_a_new_postgres_store_at_once_all_succeed(
     store_url_factory: Any,
 ) -> None:
-    """CREATE SCHEMA/TABLE IF NOT EXISTS races with itself in PostgreSQL; opening must not."""
+    """CREATE SCHEMA/TABLE IF NOT EXISTS races with itself in PostgreSQL; opening must not.
+
+    The openers start together (a barrier) and the test asserts they really overlapped: the
+    last one started before the first one finished.
+    """
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(6) as pool:
+    with ctx.Pool(OPENERS, initializer=_set_barrier,
+                  initargs=(ctx.Barrier(OPENERS),)) as pool:
         for _ in range(3):
             url = store_url_factory("postgres")
-            assert pool.map(_open_fresh_store, [url] * 6) == ["ok"] * 6
+            runs = pool.map(_open_fresh_store, [url] * OPENERS)
+            assert [outcome for _, _, outcome in runs] == ["ok"] * OPENERS
+            assert max(start for start, _, _ in runs) < min(end for _, end, _ in runs)

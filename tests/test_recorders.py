@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -37,8 +37,10 @@ def chain_rows(engine: LifecycleEngine) -> tuple[list[tuple], dict[str, tuple]]:
 
 
 @pytest.fixture
-def durable_engine(durable_store_url: str) -> LifecycleEngine:
-    return LifecycleEngine(durable_store_url)
+def durable_engine(durable_store_url: str) -> Iterator[LifecycleEngine]:
+    e = LifecycleEngine(durable_store_url)
+    yield e
+    e.close()
 
 
 def test_every_event_is_chained_in_log_and_customer_order(
@@ -135,15 +137,15 @@ def test_chain_links_like_digest_across_batches() -> None:
                              (b, 15, 3, want[-1])]
 
 
+@pytest.mark.parametrize("store_kind", ["postgres"])  # sequence gaps: PostgreSQL only
 def test_postgres_ids_after_a_sequence_gap_are_chained_to_the_right_events(
-    durable_engine: LifecycleEngine,
+    engine: LifecycleEngine,
 ) -> None:
     """The COPY's notification ids are read back as a range only when they are one."""
     from lifecycle_es.audit.verify import verify
 
-    e = durable_engine
-    if e.store.kind != "postgresql":
-        pytest.skip("sequence gaps are a PostgreSQL matter")
+    e = engine
+    assert e.store.kind == "postgresql"
     e.register(customer="a", name="A", segment="smb", source="web", **AT)
     table = f'"{e.store.schema}".{e.recorder.events_table_name}'  # type: ignore[attr-defined]
     with psycopg.connect(e.store.psycopg_conninfo(), autocommit=True) as conn:

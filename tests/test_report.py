@@ -91,11 +91,32 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
     assert chart(doc, "stages", "rect") == stages
     assert {s["stage"]: s["customers"] for s in data["stages"]} == stages
 
-    # funnel: every customer reached awareness; hc and gone reached purchase (cumulative)
+    # funnel of [day 0, day 100): all three registered in awareness on day 0; furthest stage
+    # hc onboarding, gone purchase (churned is no funnel stage), lead awareness. Cumulative:
+    # hc and gone reached consideration without entering it (skipped 2).
     funnel = chart(doc, "funnel", "rect")
-    assert (funnel["awareness"], funnel["consideration"], funnel["purchase"],
-            funnel["onboarding"]) == (3, 2, 2, 1)
-    assert data["funnel"] == engine.metrics.funnel(START, END).to_dict()
+    assert funnel == {"awareness": 3, "consideration": 2, "purchase": 2, "onboarding": 1,
+                      "retention": 0, "advocacy": 0}
+
+    def stage(name: str, team: str, reached: int, entered: int, conversion: float | None,
+              median: float | None, samples: int) -> dict[str, Any]:
+        return {"stage": name, "team": team, "reached": reached, "entered": entered,
+                "skipped": reached - entered, "conversion_to_next": conversion,
+                "median_days_to_next": median, "to_next_samples": samples}
+
+    assert data["funnel"] == {
+        "start": "2024-01-01T00:00:00+00:00", "end": "2024-04-10T00:00:00+00:00",
+        "customers": 3,
+        "stages": [
+            stage("awareness", "marketing", 3, 3, 2 / 3, None, 0),  # nobody entered co
+            stage("consideration", "sales", 2, 0, 1.0, None, 0),
+            # purchase -> onboarding: hc day 1 -> day 2 (gone never onboarded)
+            stage("purchase", "sales", 2, 2, 0.5, 1.0, 1),
+            stage("onboarding", "success", 1, 1, 0.0, None, 0),
+            stage("retention", "success", 0, 0, None, None, 0),  # 0/0: undefined
+            stage("advocacy", "success", 0, 0, None, None, 0),  # the last stage
+        ],
+    }
 
     # MRR at the end of Jan, Feb, Mar 2024 (gone churned on Feb 10), in major units
     assert chart(doc, "mrr", "circle") == {"2024-01": 14.0, "2024-02": 15.0, "2024-03": 15.0}
@@ -110,11 +131,36 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
     assert chart(doc, "health", "rect") == {"healthy": 0, "at risk": 1, "critical": 0}
     assert [c["customer"] for c in data["health"]["customers"]] == ["hc"]
 
-    expected = [g.as_dict(AS_OF) for g in engine.gaps(AS_OF, config=CFG)]
-    assert len(data["gaps"]["rows"]) == len(expected) >= 3
-    assert [(g["customer"], g["kind"]) for g in data["gaps"]["rows"]] == [
-        (g["customer"], g["kind"]) for g in expected]
-    assert chart(doc, "gaps", "rect")["unknown_offer"] == 1
+    # gaps as of day 100 (2024-04-10) with the default thresholds, oldest first:
+    # (customer, kind, since (day), days open, team, owner, stage, detail, ref)
+    expected = [
+        # no owner ever: since registration; awareness is marketing's
+        ("lead", "unowned", 0, 100, "marketing", None, "awareness",
+         "no owner in stage awareness", None),
+        # the touchpoint of day 5 cites a campaign the registry never knew; its actor owns it
+        ("lead", "unknown_offer", 5, 95, "sales", "sam", "awareness",
+         "touchpoint on 2024-01-06 cites campaign 'ghost', unknown to the registry", "ghost"),
+        # NPS 3 on day 20, no check-in: detractor ignored from day 20 + 7
+        ("gone", "detractor_ignored", 27, 73, "success", "sam", "churned",
+         "NPS 3 on 2024-01-21, no check-in since", None),
+        # NPS 9 on day 10, never asked to advocate: from day 10 + 30
+        ("hc", "promoter_not_asked", 40, 60, "success", "sue", "onboarding",
+         "NPS 9 on 2024-01-11, never asked to advocate", None),
+        # onboarding since day 2, limit 45 days
+        ("hc", "stalled", 47, 53, "success", "sue", "onboarding",
+         "in onboarding since 2024-01-03 (limit 45 days)", None),
+        # awareness since day 0, limit 90 days
+        ("lead", "stalled", 90, 10, "marketing", None, "awareness",
+         "in awareness since 2024-01-01 (limit 90 days)", None),
+    ]
+    keys = ("customer", "kind", "since", "days_open", "team", "owner", "stage", "detail",
+            "ref")
+    assert data["gaps"]["rows"] == [
+        dict(zip(keys, (c, k, day(since).isoformat(), d, *rest), strict=True))
+        for c, k, since, d, *rest in expected]
+    assert chart(doc, "gaps", "rect") == {
+        "unowned": 1, "handover_stale": 0, "renewal_at_risk": 0, "detractor_ignored": 1,
+        "stalled": 2, "promoter_not_asked": 1, "unknown_offer": 1}
     rows = html.split('data-table="gaps"')[1].split("</table>")[0].count("<tr>")
     assert rows == len(expected) + 1  # plus the header row
 
