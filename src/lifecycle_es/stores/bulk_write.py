@@ -55,6 +55,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError, first_line
 from lifecycle_es.logs import get_logger
 from lifecycle_es.stores.chain import Row
+from lifecycle_es.stores.imports import IMPORTS_TABLE
 from lifecycle_es.stores.url import StoreURL
 
 if TYPE_CHECKING:
@@ -495,6 +496,8 @@ def serve() -> None:
 def _describe(exc: BaseException, store: StoreURL | None) -> str:
     """One line about ``exc`` for the user, without the store's password."""
     if isinstance(exc, IntegrityError):
+        if IMPORTS_TABLE in str(exc):  # the record's key: the same bytes, committed first
+            return "another run of the same file was imported meanwhile"
         return ("another writer recorded events on a customer or campaign of this import "
                 "meanwhile")
     if isinstance(exc, LifecycleError):

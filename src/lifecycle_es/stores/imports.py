@@ -45,10 +45,14 @@ class DigestedLines:
 
     def __iter__(self) -> Iterator[str | bytes]:
         update = self._sha.update
-        for line in self._lines:
-            update(line.encode() if isinstance(line, str) else line)
-            self.count += 1
-            yield line
+        count = 0
+        try:
+            for line in self._lines:
+                update(line if type(line) is bytes else line.encode())  # type: ignore[union-attr]
+                count += 1
+                yield line
+        finally:
+            self.count = count
 
     @property
     def digest(self) -> str:

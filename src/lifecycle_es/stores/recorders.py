@@ -468,7 +468,7 @@ class MemoryRecorder(POPOApplicationRecorder):
         """Insert the events and, atomically with them, the record ``imported``."""
         with self._database_lock:
             if imported is not None and imported.digest in self._imports:
-                raise IntegrityError(f"import {imported.digest} is recorded already")
+                raise IntegrityError(f"{IMPORTS_TABLE}: {imported.digest} is recorded already")
             ids = super().insert_events(stored_events, **kwargs)
             if imported is not None:
                 self._imports[imported.digest] = imported
