@@ -21,7 +21,7 @@ Every method that touches the store raises store faults as
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -335,27 +335,32 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
         with self.bulk() as write:
             return write(rows_of(stored_events))
 
-    def _live_connection(self) -> Any:
-        """A pooled connection that answers (one round trip); a broken one is dropped (the
-        pool replaces it) and the error raised, for :func:`guarded` to try again."""
+    def _begin(self) -> tuple[ExitStack, Any]:
+        """A pooled connection in a transaction holding the library's table lock, and its
+        cursor; closing the stack ends the transaction (commit, or rollback on an error) and
+        returns the connection. A broken connection fails here, before anything is written,
+        so :func:`guarded` may try again on another."""
         pool = self.datastore.pool
+        stack = ExitStack()
         conn = pool.getconn()
+        stack.callback(pool.putconn, conn)  # a broken one is dropped (the pool replaces it)
         try:
-            conn.execute("")
-        except BaseException:
-            pool.putconn(conn)
+            stack.enter_context(conn.transaction())
+            curs = stack.enter_context(conn.cursor())
+            for statement in self.lock_table_statements:
+                curs.execute(statement)
+        except BaseException as exc:
+            stack.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        return conn
+        return stack, curs
 
     @contextmanager
     def _bulk(self) -> Iterator[Bulk]:
         """:meth:`bulk`. The library's table lock is held throughout (notification ids
         commit in order)."""
-        conn = self._call(self._live_connection)
+        stack, curs = self._call(self._begin)
         try:
-            with conn.transaction(), conn.cursor() as curs:
-                for statement in self.lock_table_statements:
-                    curs.execute(statement)
+            with stack:
                 curs.execute(SQL("NOTIFY {}").format(Identifier(self.channel_name)))
                 curs.execute(SQL("SELECT digest FROM {} WHERE scope = %s").format(self.heads),
                              (LOG_SCOPE,))
@@ -371,8 +376,6 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
                 self._save_heads(curs, chain)
         except psycopg.errors.UniqueViolation as exc:
             raise IntegrityError(str(exc)) from exc
-        finally:
-            self.datastore.pool.putconn(conn)
 
     def _append(self, curs: Any, rows: Sequence[Row], chain: Chain) -> list[int]:
         if not rows:
