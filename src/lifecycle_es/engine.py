@@ -48,6 +48,7 @@ from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.logs import get_logger
 from lifecycle_es.stores.bulk_write import BulkWrite, WriteFailed
 from lifecycle_es.stores.codec import FastMapper
+from lifecycle_es.stores.faults import raised_as_faults
 from lifecycle_es.stores.imports import DigestedLines, ImportRecord, file_digest
 from lifecycle_es.stores.url import StoreURL
 
@@ -202,7 +203,8 @@ class LifecycleEngine(Application[UUID]):
         :func:`lifecycle_es.checks.gaps.find_gaps`."""
         from lifecycle_es.checks.gaps import find_gaps
 
-        return find_gaps(self, as_of, kind, team, config=config)
+        with raised_as_faults(self.store):  # the read models' faults too
+            return find_gaps(self, as_of, kind, team, config=config)
 
     def health(self, customer: str | None = None, as_of: When | None = None, *,
                config: Config | None = None) -> list[Health]:
@@ -210,7 +212,8 @@ class LifecycleEngine(Application[UUID]):
         :func:`lifecycle_es.checks.health.health_scores`."""
         from lifecycle_es.checks.health import health_scores
 
-        return health_scores(self, customer, as_of, config=config)
+        with raised_as_faults(self.store):  # the read models' faults too
+            return health_scores(self, customer, as_of, config=config)
 
     def close(self) -> None:
         """Close the store's connections (events and read models)."""
