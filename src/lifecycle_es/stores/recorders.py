@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from datetime import datetime
+from functools import wraps
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -100,35 +101,49 @@ class _Guarded:
     def max_notification_id(self) -> Any:  # int (SQLite) or int | None (PostgreSQL)
         return self._call(super().max_notification_id)  # type: ignore[misc]
 
-    def get_setting(self, key: str) -> str | None:
-        """A store-wide setting (e.g. the stage model), or None."""
-        return self._call(self._get_setting, key)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """The subclass's own store calls get the same treatment: :data:`_READS` through
+        :func:`guarded`, :data:`_WRITES` and ``bulk`` (a context manager) raising faults as
+        ``StoreFault`` without another try."""
+        super().__init_subclass__(**kwargs)
+        for name, wrap in [*((n, _guarded_read) for n in _READS),
+                           *((n, _guarded_write) for n in _WRITES)]:
+            if name in cls.__dict__:
+                setattr(cls, name, wrap(cls.__dict__[name]))
+        if "bulk" in cls.__dict__:
+            setattr(cls, "bulk", _guarded_bulk(cls.__dict__["bulk"]))  # noqa: B010
 
-    def put_setting(self, key: str, value: str) -> None:
-        """Store a store-wide setting."""
-        self._call(self._put_setting, key, value)
 
-    def find_import(self, digest: str) -> ImportRecord | None:
-        """The record of the committed import of a file with this SHA-256 digest, or None."""
-        return self._call(self._find_import, digest)
+#: recorder methods of the subclasses safe to run again on a new connection
+_READS = ("get_setting", "find_import")
+#: and those that write (not run again: a lost connection may have committed)
+_WRITES = ("put_setting",)
 
+
+def _guarded_read(method: Callable[..., T]) -> Callable[..., T]:
+    @wraps(method)
+    def call(self: _Guarded, *args: Any, **kwargs: Any) -> T:
+        return self._call(method, self, *args, **kwargs)
+    return call
+
+
+def _guarded_write(method: Callable[..., T]) -> Callable[..., T]:
+    @wraps(method)
+    def call(self: _Guarded, *args: Any, **kwargs: Any) -> T:
+        with raised_as_faults(self.store):
+            return method(self, *args, **kwargs)
+    return call
+
+
+def _guarded_bulk(
+        bulk: Callable[[_Guarded], AbstractContextManager[Bulk]],
+) -> Callable[[_Guarded], AbstractContextManager[Bulk]]:
     @contextmanager
-    def bulk(self) -> Iterator[Bulk]:
-        """One transaction for many batches: commits when the block ends, else rolls back."""
-        with raised_as_faults(self.store), self._bulk() as write:
+    @wraps(bulk)
+    def guarded_bulk(self: _Guarded) -> Iterator[Bulk]:
+        with raised_as_faults(self.store), bulk(self) as write:
             yield write
-
-    def _get_setting(self, key: str) -> str | None:
-        raise NotImplementedError
-
-    def _put_setting(self, key: str, value: str) -> None:
-        raise NotImplementedError
-
-    def _find_import(self, digest: str) -> ImportRecord | None:
-        raise NotImplementedError
-
-    def _bulk(self) -> AbstractContextManager[Bulk]:
-        raise NotImplementedError
+    return guarded_bulk
 
 
 def rows_of(stored_events: Sequence[StoredEvent]) -> list[Row]:
@@ -160,23 +175,16 @@ class ChainedSQLiteRecorder(_Guarded, SQLiteApplicationRecorder):
             "lines INTEGER NOT NULL, events INTEGER NOT NULL, imported_at TEXT NOT NULL)",
         ]
 
-    def _get_setting(self, key: str) -> str | None:
+    def get_setting(self, key: str) -> str | None:
+        """A store-wide setting (e.g. the stage model), or None."""
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT value FROM {SETTINGS_TABLE} WHERE key=?", (key,))
             row = c.fetchone()
         return None if row is None else str(row[0])
 
-    def _put_setting(self, key: str, value: str) -> None:
+    def put_setting(self, key: str, value: str) -> None:
         with self.datastore.transaction(commit=True) as c:
             c.execute(f"INSERT OR REPLACE INTO {SETTINGS_TABLE} VALUES (?, ?)", (key, value))
-
-    def _find_import(self, digest: str) -> ImportRecord | None:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT digest, lines, events, imported_at FROM {IMPORTS_TABLE} "
-                      "WHERE digest=?", (digest,))
-            row = c.fetchone()
-        return None if row is None else ImportRecord(
-            str(row[0]), int(row[1]), int(row[2]), datetime.fromisoformat(row[3]))
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
@@ -189,11 +197,12 @@ class ChainedSQLiteRecorder(_Guarded, SQLiteApplicationRecorder):
         return ids
 
     @contextmanager
-    def _bulk(self) -> Iterator[Bulk]:
-        """:meth:`bulk`. The connection's page cache is raised to :data:`BULK_CACHE_KIB`
-        meanwhile: with SQLite's default (2 MB) a large transaction keeps evicting the
-        primary-key index pages it is about to need (1.25M events: 29 µs per event written,
-        20 with 128 MB).
+    def bulk(self) -> Iterator[Bulk]:
+        """One transaction for many batches: commits when the block ends, else rolls back.
+
+        The connection's page cache is raised to :data:`BULK_CACHE_KIB` meanwhile: with
+        SQLite's default (2 MB) a large transaction keeps evicting the primary-key index
+        pages it is about to need (1.25M events: 29 µs per event written, 20 with 128 MB).
         """
         with self.datastore.transaction(commit=True) as c:
             c.execute("PRAGMA cache_size")
@@ -246,6 +255,15 @@ class ChainedSQLiteRecorder(_Guarded, SQLiteApplicationRecorder):
             chain.heads(),
         )
 
+    def find_import(self, digest: str) -> ImportRecord | None:
+        """The record of the committed import of the bytes with this SHA-256, or None."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT digest, lines, events, imported_at FROM {IMPORTS_TABLE} "
+                      "WHERE digest=?", (digest,))
+            row = c.fetchone()
+        return None if row is None else ImportRecord(
+            str(row[0]), int(row[1]), int(row[2]), datetime.fromisoformat(row[3]))
+
 
 class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
     """PostgreSQL: ``COPY`` under the library's table lock, chain rows in the same transaction.
@@ -289,43 +307,20 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
                 "events bigint NOT NULL, imported_at timestamptz NOT NULL)").format(self.imports),
         ])
 
-    def create_table(self) -> None:
-        """Create what is missing. When every table exists, nothing is run: ``CREATE INDEX IF
-        NOT EXISTS`` would wait for the lock an import holds (an engine opened meanwhile
-        would wait for the import's end)."""
-        names = [self.events_table_name, self.notification_id_index_name, DIGESTS_TABLE,
-                 HEADS_TABLE, SETTINGS_TABLE, IMPORTS_TABLE]
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute("SELECT bool_and(to_regclass(format('%%I.%%I', %s::text, n)) "
-                         "IS NOT NULL) AS ok FROM unnest(%s::text[]) AS n",
-                         (self.datastore.schema, names))
-            row = curs.fetchone()
-        if row is not None and _first(row):
-            self.datastore.register_type_adapters()
-            return
-        super().create_table()
-
-    def _get_setting(self, key: str) -> str | None:
+    def get_setting(self, key: str) -> str | None:
+        """A store-wide setting (e.g. the stage model), or None."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(SQL("SELECT value FROM {} WHERE key=%s").format(self.settings), (key,))
             row = curs.fetchone()
         return None if row is None else str(_first(row))
 
-    def _put_setting(self, key: str, value: str) -> None:
+    def put_setting(self, key: str, value: str) -> None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 SQL("INSERT INTO {} VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET "
                     "value = EXCLUDED.value").format(self.settings),
                 (key, value),
             )
-
-    def _find_import(self, digest: str) -> ImportRecord | None:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(SQL("SELECT digest, lines, events, imported_at FROM {} "
-                             "WHERE digest = %s").format(self.imports), (digest,))
-            row = curs.fetchone()
-        return None if row is None else ImportRecord(
-            row["digest"], row["lines"], row["events"], row["imported_at"])
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -355,9 +350,11 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
         return stack, curs
 
     @contextmanager
-    def _bulk(self) -> Iterator[Bulk]:
-        """:meth:`bulk`. The library's table lock is held throughout (notification ids
-        commit in order)."""
+    def bulk(self) -> Iterator[Bulk]:
+        """One transaction for many batches: commits when the block ends, else rolls back.
+
+        The library's table lock is held throughout (notification ids commit in order).
+        """
         stack, curs = self._call(self._begin)
         try:
             with stack:
@@ -442,6 +439,31 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
                 "digest = EXCLUDED.digest").format(self.heads),
             [list(column) for column in zip(*heads, strict=True)],
         )
+
+    def find_import(self, digest: str) -> ImportRecord | None:
+        """The record of the committed import of the bytes with this SHA-256, or None."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(SQL("SELECT digest, lines, events, imported_at FROM {} "
+                             "WHERE digest = %s").format(self.imports), (digest,))
+            row = curs.fetchone()
+        return None if row is None else ImportRecord(
+            row["digest"], row["lines"], row["events"], row["imported_at"])
+
+    def create_table(self) -> None:
+        """Create what is missing. When every table exists, nothing is run: ``CREATE INDEX IF
+        NOT EXISTS`` would wait for the lock an import holds (an engine opened meanwhile
+        would wait for the import's end)."""
+        names = [self.events_table_name, self.notification_id_index_name, DIGESTS_TABLE,
+                 HEADS_TABLE, SETTINGS_TABLE, IMPORTS_TABLE]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute("SELECT bool_and(to_regclass(format('%%I.%%I', %s::text, n)) "
+                         "IS NOT NULL) AS ok FROM unnest(%s::text[]) AS n",
+                         (self.datastore.schema, names))
+            row = curs.fetchone()
+        if row is not None and _first(row):
+            self.datastore.register_type_adapters()
+            return
+        super().create_table()
 
 
 def _uuids(rows: Sequence[Row]) -> dict[str, UUID]:
