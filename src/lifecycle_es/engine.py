@@ -123,6 +123,15 @@ class LifecycleEngine(Application[UUID]):
         self.stage_model = self._settle_stage_model(stage_model)
         log.debug("engine.opened", store=self.store.redacted(), model=self.stage_model.name)
 
+    def construct_recorder(self) -> ApplicationRecorder:
+        """The chained recorders (``stores/recorders.py``); for ``memory://`` the library's
+        in-memory one plus import records."""
+        if self.store.kind == "memory":
+            from lifecycle_es.stores.recorders import MemoryRecorder
+
+            return MemoryRecorder()
+        return super().construct_recorder()
+
     def _settle_stage_model(self, given: StageModel | str | None) -> StageModel:
         """The model given (remembered by the store), else the store's, else ``classic``."""
         get = getattr(self.recorder, "get_setting", None)
@@ -138,13 +147,6 @@ class LifecycleEngine(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         return FastMapper()
-
-    def construct_recorder(self) -> ApplicationRecorder:
-        if self.store.kind == "memory":
-            from lifecycle_es.stores.recorders import MemoryRecorder
-
-            return MemoryRecorder()
-        return super().construct_recorder()
 
     # ------------------------------------------------------------------ reading
 
