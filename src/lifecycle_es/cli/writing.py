@@ -8,7 +8,7 @@ import typer
 
 from lifecycle_es.cli.context import state
 from lifecycle_es.cli.output import console, err_console, print_json, say
-from lifecycle_es.engine import DEFAULT_WRITE_BATCH, iter_jsonl
+from lifecycle_es.engine import DEFAULT_WRITE_BATCH
 from lifecycle_es.errors import InvalidInput, LifecycleError
 
 MAX_SHOWN = 50
@@ -26,10 +26,13 @@ def import_(
         min=1, help="events per insert (the import is one transaction)")] = DEFAULT_WRITE_BATCH,
     json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """Import commands from JSON Lines. Any bad line: every problem listed, nothing written."""
+    """Import commands from JSON Lines. Any bad line: every problem listed, nothing written.
+
+    The store records each import (SHA-256 of the file): the same file again writes nothing.
+    """
     engine = state(ctx).engine()
     try:
-        result = engine.import_lines(iter_jsonl(file), batch_size=batch_size)
+        result = engine.import_file(file, batch_size=batch_size)
     except OSError as exc:
         raise LifecycleError(f"file={file!r}: {exc.strerror}") from None
     except InvalidInput as exc:
@@ -42,6 +45,9 @@ def import_(
         raise typer.Exit(2) from None
     if json:
         print_json(vars(result))
+    elif result.already_imported is not None:
+        console.print(f"{result.already_imported.describe()}: nothing written",
+                      highlight=False, markup=False, soft_wrap=True)
     else:
         console.print(
             f"imported {result.commands} commands ({result.events} events, "

@@ -55,12 +55,14 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError, first_line
 from lifecycle_es.logs import get_logger
 from lifecycle_es.stores.chain import Row
+from lifecycle_es.stores.imports import IMPORTS_TABLE
 from lifecycle_es.stores.url import StoreURL
 
 if TYPE_CHECKING:
     from lifecycle_es.checker import Tally
     from lifecycle_es.domain.stage_model import StageModel
     from lifecycle_es.engine import LifecycleEngine
+    from lifecycle_es.stores.imports import ImportRecord
 
 log = get_logger("lifecycle_es.stores.bulk_write")
 
@@ -187,12 +189,14 @@ class BulkWrite:
         problems.extend(report_problems)
         return tally
 
-    def commit(self, meanwhile: Callable[[], None] | None = None) -> None:
+    def commit(self, meanwhile: Callable[[], None] | None = None,
+               record: ImportRecord | None = None) -> None:
         """Write whatever is left and commit everything (raises :class:`WriteFailed`);
-        ``meanwhile`` runs while a writer process commits (else first)."""
+        ``meanwhile`` runs while a writer process commits (else first). ``record`` (the
+        import of a file) is stored in the same transaction, by whichever process commits."""
         if self._writer is not None:
             writer, self._writer = self._writer, None
-            writer.commit(meanwhile)
+            writer.commit(meanwhile, record)
             return
         if meanwhile is not None:
             meanwhile()
@@ -207,11 +211,14 @@ class BulkWrite:
                 recorder.insert_events([
                     StoredEvent(originator_id=UUID(agg), originator_version=version, topic=topic,
                                 state=state)
-                    for batch in batches for agg, version, topic, state in batch])
+                    for batch in batches for agg, version, topic, state in batch],
+                    imported=record)
                 return
             with recorder.bulk() as write:
                 for batch in batches:
                     write(batch)
+                if record is not None:
+                    write.record_import(record)
         except Exception as exc:  # as the writer process reports it
             raise WriteFailed(_describe(exc, self.engine.store),
                               conflict=isinstance(exc, IntegrityError)) from None
@@ -326,10 +333,12 @@ class WriterProcess:
         problems, tally = reply[1]
         return problems, tally
 
-    def commit(self, meanwhile: Callable[[], None] | None = None) -> None:
-        """Commit everything written; raises :class:`WriteFailed` (nothing written) if not.
-        ``meanwhile`` runs while the child commits."""
-        self._send(("commit", None), wait=True)
+    def commit(self, meanwhile: Callable[[], None] | None = None,
+               record: ImportRecord | None = None) -> None:
+        """Commit everything written, with the import's ``record``; raises
+        :class:`WriteFailed` (nothing written) if not. ``meanwhile`` runs while the child
+        commits."""
+        self._send(("commit", record), wait=True)
         if meanwhile is not None:
             meanwhile()
         reply = self._reply()
@@ -470,6 +479,8 @@ def serve() -> None:
                 if kind != "commit" or not writing:
                     raise _Aborted  # leaving the block this way rolls back
                 started = time.perf_counter()
+                if body is not None:  # the import's record, committed with its events
+                    write.record_import(body)
             busy += time.perf_counter() - started  # leaving the block normally committed
         finally:
             engine.close()
@@ -485,6 +496,8 @@ def serve() -> None:
 def _describe(exc: BaseException, store: StoreURL | None) -> str:
     """One line about ``exc`` for the user, without the store's password."""
     if isinstance(exc, IntegrityError):
+        if IMPORTS_TABLE in str(exc):  # the record's key: the same bytes, committed first
+            return "another run of the same file was imported meanwhile"
         return ("another writer recorded events on a customer or campaign of this import "
                 "meanwhile")
     if isinstance(exc, LifecycleError):

@@ -19,6 +19,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
+from lifecycle_es.stores.faults import raised_as_faults
+
 T = TypeVar("T")
 
 
@@ -128,6 +130,15 @@ def read_ahead(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
 
 def _select(recorder: ApplicationRecorder, where: str, key: str, stop: int,
             limit: int | None, version: int | None = None) -> list[EventRow]:
+    store = getattr(recorder, "store", None)  # the chained recorders': faults as StoreError
+    if store is None:
+        return _select_rows(recorder, where, key, stop, limit, version)
+    with raised_as_faults(store):
+        return _select_rows(recorder, where, key, stop, limit, version)
+
+
+def _select_rows(recorder: ApplicationRecorder, where: str, key: str, stop: int,
+                 limit: int | None, version: int | None) -> list[EventRow]:
     params: list[Any] = [key] if version is None else [key, version]
     params.append(stop)
     if isinstance(recorder, SQLiteApplicationRecorder):

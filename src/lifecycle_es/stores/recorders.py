@@ -9,18 +9,27 @@ commit in order, and the NOTIFY that wakes subscribers) and change two things:
 - the same transaction appends every event to the hash chain (``stores/chain.py``).
 
 Both also offer :meth:`bulk`: one transaction for many batches of rows (a whole import), with
-the chain heads stored once at the end. A single ``insert_events`` is a bulk write of one batch.
+the chain heads stored once at the end, and the record of the import (``imports`` table,
+``stores/imports.py``) when it came from a file. A single ``insert_events`` is a bulk write of
+one batch.
+
+Every method that touches the store raises store faults as
+:class:`~lifecycle_es.stores.faults.StoreFault` (a ``StoreError``), within the store URL's
+``timeout`` (``stores/faults.py``). ``memory://`` uses :class:`MemoryRecorder`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from typing import Any
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
+from datetime import datetime
+from functools import wraps
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
+from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg.sql import SQL, Identifier
@@ -37,6 +46,9 @@ from lifecycle_es.stores.chain import (
     SettingsLog,
     canonical_id,
 )
+from lifecycle_es.stores.faults import guarded, raised_as_faults, unwrapped
+from lifecycle_es.stores.imports import IMPORTS_TABLE, ImportRecord
+from lifecycle_es.stores.url import StoreURL
 
 _SQLITE_VARS = 900  # stay under SQLite's bound-parameter limit in IN (...) lists
 #: SQLite page cache (KiB) of a bulk write's connection while it writes
@@ -46,6 +58,97 @@ _SQLITE_SETTINGS = {"settings": SETTINGS_TABLE, "history": SETTINGS_HISTORY_TABL
 
 #: writes one batch of rows inside a bulk transaction; returns their notification ids
 WriteRows = Callable[[Sequence[Row]], list[int]]
+T = TypeVar("T")
+
+
+class Bulk:
+    """The open transaction of a recorder's ``bulk()``: call it with a batch of rows to write
+    them (returns their notification ids); :meth:`record_import` stores the record of the
+    import it commits, in the same transaction."""
+
+    def __init__(self, write: WriteRows, record: Callable[[ImportRecord], None]) -> None:
+        self._write, self._record = write, record
+
+    def __call__(self, rows: Sequence[Row]) -> list[int]:
+        return self._write(rows)
+
+    def record_import(self, record: ImportRecord) -> None:
+        """Store ``record``; a digest recorded before raises ``IntegrityError`` (a conflict)."""
+        self._record(record)
+
+
+class _Guarded:
+    """The store calls of the library's recorders, with store faults raised as
+    ``StoreFault`` within :attr:`store`'s timeout (``stores/faults.py``). Reads on
+    PostgreSQL are tried again on a new connection when theirs broke (``retry_lost``)."""
+
+    store: StoreURL
+    retry_lost = False
+
+    def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        run: Callable[..., T] = unwrapped(method)
+        return guarded(self.store, lambda: run(*args, **kwargs), retry_lost=self.retry_lost)
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with raised_as_faults(self.store):  # a write is not tried again
+            return super().insert_events(stored_events, **kwargs)  # type: ignore[misc, no-any-return]
+
+    def select_events(self, originator_id: UUID | str, **kwargs: Any) -> Sequence[StoredEvent]:
+        return self._call(super().select_events, originator_id, **kwargs)  # type: ignore[misc]
+
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             topics: Sequence[str] = (), **kwargs: Any) -> Sequence[Notification]:
+        return self._call(super().select_notifications,  # type: ignore[misc]
+                          start, limit, stop, topics, **kwargs)
+
+    def max_notification_id(self) -> Any:  # int (SQLite) or int | None (PostgreSQL)
+        return self._call(super().max_notification_id)  # type: ignore[misc]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """The subclass's own store calls get the same treatment: :data:`_READS` through
+        :func:`guarded`, :data:`_WRITES` and ``bulk`` (a context manager) raising faults as
+        ``StoreFault`` without another try."""
+        super().__init_subclass__(**kwargs)
+        for name, wrap in [*((n, _guarded_read) for n in _READS),
+                           *((n, _guarded_write) for n in _WRITES)]:
+            if name in cls.__dict__:
+                setattr(cls, name, wrap(cls.__dict__[name]))
+        if "bulk" in cls.__dict__:
+            setattr(cls, "bulk", _guarded_bulk(cls.__dict__["bulk"]))  # noqa: B010
+
+
+#: recorder methods of the subclasses safe to run again on a new connection
+_READS = ("get_setting", "find_import")
+#: and those that write (not run again: a lost connection may have committed)
+_WRITES = ("put_setting",)
+
+
+def _guarded_read(method: Callable[..., T]) -> Callable[..., T]:
+    @wraps(method)
+    def call(self: _Guarded, *args: Any, **kwargs: Any) -> T:
+        return self._call(method, self, *args, **kwargs)
+    return call
+
+
+def _guarded_write(method: Callable[..., T]) -> Callable[..., T]:
+    @wraps(method)
+    def call(self: _Guarded, *args: Any, **kwargs: Any) -> T:
+        with raised_as_faults(self.store):
+            return method(self, *args, **kwargs)
+    return call
+
+
+def _guarded_bulk(
+        bulk: Callable[[_Guarded], AbstractContextManager[Bulk]],
+) -> Callable[[_Guarded], AbstractContextManager[Bulk]]:
+    @contextmanager
+    @wraps(bulk)
+    def guarded_bulk(self: _Guarded) -> Iterator[Bulk]:
+        with raised_as_faults(self.store), bulk(self) as write:
+            yield write
+    return guarded_bulk
 
 
 def rows_of(stored_events: Sequence[StoredEvent]) -> list[Row]:
@@ -54,10 +157,13 @@ def rows_of(stored_events: Sequence[StoredEvent]) -> list[Row]:
             for e in stored_events]
 
 
-class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
+class ChainedSQLiteRecorder(_Guarded, SQLiteApplicationRecorder):
     """SQLite: one ``executemany`` per batch, chain rows in the same transaction."""
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        pool = datastore.pool
+        self.store = StoreURL(kind="sqlite", path=pool.db_name, timeout=pool.lock_timeout or 5)
+        pool.pool_timeout = float(self.store.timeout)  # threads waiting for the writer's turn
         super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
@@ -71,6 +177,8 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             "digest BLOB NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {SETTINGS_TABLE} (key TEXT PRIMARY KEY, value TEXT)",
             *SettingsLog(_no_run, _SQLITE_SETTINGS).create_statements("BLOB", "INTEGER"),
+            f"CREATE TABLE IF NOT EXISTS {IMPORTS_TABLE} (digest TEXT PRIMARY KEY, "
+            "lines INTEGER NOT NULL, events INTEGER NOT NULL, imported_at TEXT NOT NULL)",
         ]
 
     def _create_table(self, c: SQLiteCursor) -> None:
@@ -102,7 +210,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         return ids
 
     @contextmanager
-    def bulk(self) -> Iterator[WriteRows]:
+    def bulk(self) -> Iterator[Bulk]:
         """One transaction for many batches: commits when the block ends, else rolls back.
 
         The connection's page cache is raised to :data:`BULK_CACHE_KIB` meanwhile: with
@@ -115,7 +223,11 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             c.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
             try:
                 chain = Chain()
-                yield lambda rows: self._append(c, rows, chain)
+                yield Bulk(lambda rows: self._append(c, rows, chain),
+                           lambda record: c.execute(
+                               f"INSERT INTO {IMPORTS_TABLE} VALUES (?, ?, ?, ?)",
+                               (record.digest, record.lines, record.events,
+                                record.imported_at.isoformat())))
                 self._save_heads(c, chain)
             finally:
                 with suppress(Exception):  # best effort: never hide why the block ended
@@ -156,11 +268,36 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             chain.heads(),
         )
 
+    def find_import(self, digest: str) -> ImportRecord | None:
+        """The record of the committed import of the bytes with this SHA-256, or None."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT digest, lines, events, imported_at FROM {IMPORTS_TABLE} "
+                      "WHERE digest=?", (digest,))
+            row = c.fetchone()
+        return None if row is None else ImportRecord(
+            str(row[0]), int(row[1]), int(row[2]), datetime.fromisoformat(row[3]))
 
-class ChainedPostgresRecorder(PostgresApplicationRecorder):
-    """PostgreSQL: ``COPY`` under the library's table lock, chain rows in the same transaction."""
+
+class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
+    """PostgreSQL: ``COPY`` under the library's table lock, chain rows in the same transaction.
+
+    Its connections wait at most the store's timeout for any lock (``lock_timeout``); reads
+    and the start of a write get a new connection when theirs broke.
+    """
+
+    retry_lost = True
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        pool = datastore.pool
+        kw: dict[str, Any] = pool.kwargs  # type: ignore[assignment]
+        self.store = StoreURL(kind="postgresql", host=str(kw["host"]), port=int(kw["port"]),
+                              user=str(kw["user"]), password=str(kw.get("password") or ""),
+                              dbname=str(kw["dbname"]), schema=datastore.schema,
+                              timeout=round(pool.timeout))
+        # Before the pool's first connection: every session waits at most that for a lock
+        # (reads too, e.g. behind an ACCESS EXCLUSIVE lock); the library's SET LOCAL before
+        # its table lock uses the same value (POSTGRES_LOCK_TIMEOUT).
+        kw["options"] = f"-c lock_timeout={self.store.timeout * 1000}"
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(self.datastore.schema)
         self.table = SQL("{}.{}").format(schema, Identifier(self.events_table_name))
@@ -168,6 +305,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         self.heads = SQL("{}.{}").format(schema, Identifier(HEADS_TABLE))
         self.settings = SQL("{}.{}").format(schema, Identifier(SETTINGS_TABLE))
         self.settings_history = SQL("{}.{}").format(schema, Identifier(SETTINGS_HISTORY_TABLE))
+        self.imports = SQL("{}.{}").format(schema, Identifier(IMPORTS_TABLE))
         self.sql_create_statements.extend([
             SQL("CREATE TABLE IF NOT EXISTS {} (notification_id bigint PRIMARY KEY, "
                 "originator_id text NOT NULL, originator_version bigint NOT NULL, "
@@ -181,6 +319,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 self.settings),
             *(SQL(s).format() for s in  # built from fixed, quoted names
               self._settings_log(_no_run).create_statements("bytea", "bigint")),
+            SQL("CREATE TABLE IF NOT EXISTS {} (digest text PRIMARY KEY, lines bigint NOT NULL, "
+                "events bigint NOT NULL, imported_at timestamptz NOT NULL)").format(self.imports),
         ])
 
     def _settings_log(self, run: Run) -> SettingsLog:
@@ -219,24 +359,46 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         with self.bulk() as write:
             return write(rows_of(stored_events))
 
+    def _begin(self) -> tuple[ExitStack, Any]:
+        """A pooled connection in a transaction holding the library's table lock, and its
+        cursor; closing the stack ends the transaction (commit, or rollback on an error) and
+        returns the connection. A broken connection fails here, before anything is written,
+        so :func:`guarded` may try again on another."""
+        pool = self.datastore.pool
+        stack = ExitStack()
+        conn = pool.getconn()
+        stack.callback(pool.putconn, conn)  # a broken one is dropped (the pool replaces it)
+        try:
+            stack.enter_context(conn.transaction())
+            curs = stack.enter_context(conn.cursor())
+            for statement in self.lock_table_statements:
+                curs.execute(statement)
+        except BaseException as exc:
+            stack.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return stack, curs
+
     @contextmanager
-    def bulk(self) -> Iterator[WriteRows]:
+    def bulk(self) -> Iterator[Bulk]:
         """One transaction for many batches: commits when the block ends, else rolls back.
 
         The library's table lock is held throughout (notification ids commit in order).
         """
+        stack, curs = self._call(self._begin)
         try:
-            with self.datastore.get_connection() as conn, conn.transaction(), \
-                    conn.cursor() as curs:
-                for statement in self.lock_table_statements:
-                    curs.execute(statement)
+            with stack:
                 curs.execute(SQL("NOTIFY {}").format(Identifier(self.channel_name)))
                 curs.execute(SQL("SELECT digest FROM {} WHERE scope = %s").format(self.heads),
                              (LOG_SCOPE,))
                 row = curs.fetchone()
                 chain = Chain()
                 chain.start(None if row is None else bytes(row["digest"]))
-                yield lambda rows: self._append(curs, rows, chain)
+                yield Bulk(lambda rows: self._append(curs, rows, chain),
+                           lambda record: curs.execute(
+                               SQL("INSERT INTO {} VALUES (%s, %s, %s, %s)").format(
+                                   self.imports),
+                               (record.digest, record.lines, record.events,
+                                record.imported_at)))
                 self._save_heads(curs, chain)
         except psycopg.errors.UniqueViolation as exc:
             raise IntegrityError(str(exc)) from exc
@@ -307,6 +469,31 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             [list(column) for column in zip(*heads, strict=True)],
         )
 
+    def find_import(self, digest: str) -> ImportRecord | None:
+        """The record of the committed import of the bytes with this SHA-256, or None."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(SQL("SELECT digest, lines, events, imported_at FROM {} "
+                             "WHERE digest = %s").format(self.imports), (digest,))
+            row = curs.fetchone()
+        return None if row is None else ImportRecord(
+            row["digest"], row["lines"], row["events"], row["imported_at"])
+
+    def create_table(self) -> None:
+        """Create what is missing. When every table exists, nothing is run: ``CREATE INDEX IF
+        NOT EXISTS`` would wait for the lock an import holds (an engine opened meanwhile
+        would wait for the import's end)."""
+        names = [self.events_table_name, self.notification_id_index_name, DIGESTS_TABLE,
+                 HEADS_TABLE, SETTINGS_TABLE, SETTINGS_HISTORY_TABLE, IMPORTS_TABLE]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute("SELECT bool_and(to_regclass(format('%%I.%%I', %s::text, n)) "
+                         "IS NOT NULL) AS ok FROM unnest(%s::text[]) AS n",
+                         (self.datastore.schema, names))
+            row = curs.fetchone()
+        if row is not None and _first(row):
+            self.datastore.register_type_adapters()
+            return
+        super().create_table()
+
 
 def _no_run(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     raise AssertionError("only the create statements are asked for")  # pragma: no cover
@@ -339,3 +526,27 @@ def _uuids(rows: Sequence[Row]) -> dict[str, UUID]:
 def _first(row: Any) -> Any:
     """The first column of a row (the library's connections return dict rows)."""
     return next(iter(row.values())) if isinstance(row, dict) else row[0]
+
+
+class MemoryRecorder(POPOApplicationRecorder):
+    """``memory://``: the library's recorder, plus the records of imports (in memory too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._imports: dict[str, ImportRecord] = {}
+
+    def find_import(self, digest: str) -> ImportRecord | None:
+        """The record of the import of a file with this SHA-256 digest, or None."""
+        return self._imports.get(digest)
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], *,
+                      imported: ImportRecord | None = None,
+                      **kwargs: Any) -> Sequence[int] | None:
+        """Insert the events and, atomically with them, the record ``imported``."""
+        with self._database_lock:
+            if imported is not None and imported.digest in self._imports:
+                raise IntegrityError(f"{IMPORTS_TABLE}: {imported.digest} is recorded already")
+            ids = super().insert_events(stored_events, **kwargs)
+            if imported is not None:
+                self._imports[imported.digest] = imported
+            return ids

@@ -1,6 +1,11 @@
 """Store URLs: ``sqlite:///path.db`` (default ``./lifecycle.db``), ``postgresql://...``,
 ``memory://``. Parsed once into the environment the ``eventsourcing`` library expects.
 
+``?timeout=SECONDS`` (SQLite and PostgreSQL; whole seconds, default
+:data:`DEFAULT_TIMEOUT`) bounds every wait of the event store: for a lock (SQLite's busy
+timeout, PostgreSQL's ``lock_timeout``) and for a connection (PostgreSQL's connect timeout and
+its pool's wait). A wait that runs out raises :class:`~lifecycle_es.errors.StoreError`.
+
 Passwords never appear in :meth:`StoreURL.redacted`, in logs or in error messages: every text
 shown that may hold one goes through :func:`redact`, which works on the raw URL text, parsed or
 not.
@@ -19,6 +24,9 @@ from lifecycle_es.errors import StoreError
 
 DEFAULT_STORE = "sqlite:///lifecycle.db"
 ENV_VAR = "LIFECYCLE_ES_STORE"
+#: seconds a store call waits for a lock or a connection before it raises StoreError
+DEFAULT_TIMEOUT = 5
+MAX_TIMEOUT = 86_400
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class StoreURL:
     schema: str = "public"
     #: the text it was parsed from (may hold the password: never show it, see :func:`redact`)
     raw: str = field(default="", repr=False, compare=False)
+    timeout: int = DEFAULT_TIMEOUT  # seconds (``?timeout=``)
 
     @classmethod
     def parse(cls, url: StoreURL | str | None = None) -> StoreURL:
@@ -53,7 +62,7 @@ class StoreURL:
                     raise StoreError("sqlite URL takes no host: use sqlite:///path/to/file.db")
                 if not path:
                     raise StoreError("sqlite URL needs a file path: sqlite:///path/to/file.db")
-                return cls(kind="sqlite", path=path)
+                return cls(kind="sqlite", path=path, timeout=_timeout(parse_qs(parts.query)))
             if scheme in ("postgresql", "postgres"):
                 if not raw[len(scheme) + 1:].startswith("//"):
                     raise StoreError(f"store URL {redact(raw)!r}: a {scheme} URL starts with "
@@ -72,6 +81,7 @@ class StoreURL:
                     dbname=dbname,
                     schema=query.get("schema", ["public"])[0],
                     raw=raw,
+                    timeout=_timeout(query),
                 )
         except ValueError as exc:  # bad port and the like
             raise StoreError(f"store URL {redact(raw)!r}: {redact(str(exc), raw)}") from None
@@ -105,6 +115,7 @@ class StoreURL:
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": self.path,
+                "SQLITE_LOCK_TIMEOUT": str(self.timeout),
                 "APPLICATION_RECORDER_TOPIC": "lifecycle_es.stores.recorders:ChainedSQLiteRecorder",
             }
         return {
@@ -115,7 +126,9 @@ class StoreURL:
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password,
             "POSTGRES_SCHEMA": self.schema,
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            # the pool's wait for a connection, and lock_timeout while taking the table lock
+            "POSTGRES_CONNECT_TIMEOUT": str(self.timeout),
+            "POSTGRES_LOCK_TIMEOUT": str(self.timeout),
             # the library's default (5 s) aborts long all-or-nothing imports; 0 = PostgreSQL's
             # default (no limit): a dead client's session ends with its connection anyway
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "0",
@@ -128,8 +141,17 @@ class StoreURL:
 
         return make_conninfo(
             host=self.host, port=self.port, user=self.user, password=self.password or None,
-            dbname=self.dbname, connect_timeout=5,
+            dbname=self.dbname, connect_timeout=self.timeout,
         )
+
+
+def _timeout(query: dict[str, list[str]]) -> int:
+    """The ``timeout`` query parameter: whole seconds, 1 to :data:`MAX_TIMEOUT`."""
+    given = query.get("timeout", [str(DEFAULT_TIMEOUT)])[-1]
+    if not (given.isascii() and given.isdigit() and 1 <= int(given) <= MAX_TIMEOUT):
+        raise StoreError(f"store URL: timeout={given[:20]!r}: whole seconds from 1 to "
+                         f"{MAX_TIMEOUT} expected")
+    return int(given)
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")

@@ -1,0 +1,132 @@
+"""Store faults as :class:`~lifecycle_es.errors.StoreError`, within the store's timeout.
+
+The recorders (``stores/recorders.py``) run every call that touches the event store through
+:func:`guarded`: a driver or library error other than a version clash (``IntegrityError``,
+which the engine turns into :class:`~lifecycle_es.errors.ConcurrencyConflict`) leaves as a
+:class:`StoreFault` with a one-line message that names the store (never its password) and
+why: a lock not granted within the timeout, the server unreachable, a read-only file.
+
+Every wait is bounded by the store URL's ``timeout`` (seconds; see ``stores/url.py``): the
+SQLite busy timeout, the PostgreSQL connection-pool wait and ``lock_timeout``. A PostgreSQL
+connection found broken (the server restarted, ``pg_terminate_backend``) is replaced and the
+call tried again, within the same time.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg
+from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError
+from psycopg_pool import PoolClosed, PoolTimeout
+
+from lifecycle_es.errors import LifecycleError, StoreError, first_line
+from lifecycle_es.logs import get_logger
+
+if TYPE_CHECKING:
+    from lifecycle_es.stores.url import StoreURL
+
+log = get_logger("lifecycle_es.stores.faults")
+T = TypeVar("T")
+
+#: the errors a store call can raise besides a version clash
+DRIVER_ERRORS: tuple[type[Exception], ...] = (PersistenceError, sqlite3.Error, psycopg.Error)
+#: PostgreSQL error classes of a lost connection: 08 connection exception, 57P operator
+#: intervention (admin shutdown: ``pg_terminate_backend``, crash shutdown, cannot connect now)
+_LOST = ("08", "57P")
+_LOCKED_SQLITE = ("database is locked", "database table is locked", "database schema is locked")
+
+
+class StoreFault(StoreError, OperationalError):
+    """The store failed or did not answer in time: a :class:`StoreError`.
+
+    It is also ``eventsourcing``'s ``OperationalError``, so code written against the library
+    (catching that) keeps working.
+    """
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The driver's exception behind the library's wrapper (the library raises ``from``)."""
+    while isinstance(exc, PersistenceError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether ``exc`` says a PostgreSQL connection broke (worth a new connection and another
+    try), not that the server is unreachable, a lock timed out or a statement was wrong."""
+    cause = _cause(exc)
+    if isinstance(cause, (PoolTimeout, PoolClosed)) or not isinstance(
+            cause, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return False
+    state = cause.sqlstate
+    return state is None or state.startswith(_LOST)
+
+
+def fault(exc: BaseException, store: StoreURL) -> StoreFault:
+    """``exc`` (a driver or library error) as a one-line :class:`StoreFault`."""
+    cause = _cause(exc)
+    detail = first_line(cause, store.password) or type(cause).__name__
+    where = f"store {store.redacted()}"
+    if isinstance(cause, psycopg.errors.LockNotAvailable) or (
+            isinstance(cause, sqlite3.OperationalError) and detail.startswith(_LOCKED_SQLITE)):
+        why = (f"locked by another transaction: gave up after {store.timeout} s "
+               "(the store URL's timeout=)")
+    elif isinstance(cause, PoolTimeout) or (
+            isinstance(cause, psycopg.OperationalError) and lost_connection(cause)):
+        why = f"unreachable (gave up after {store.timeout} s)"
+    elif "readonly" in detail or "read-only" in detail:
+        why = "read-only"
+    else:
+        why = type(cause).__name__
+    return StoreFault(f"{where}: {why}: {detail}")
+
+
+def guarded(store: StoreURL, call: Callable[[], T], *, retry_lost: bool = False) -> T:
+    """``call()``, with its store faults raised as :class:`StoreFault`.
+
+    With ``retry_lost`` (PostgreSQL, calls safe to repeat) a lost connection is tried again
+    on another one after a short jittered pause, until ``store.timeout`` seconds have passed.
+    """
+    deadline = time.monotonic() + store.timeout
+    tries = 0
+    while True:
+        try:
+            return call()
+        except (IntegrityError, LifecycleError):
+            raise
+        except DRIVER_ERRORS as exc:
+            tries += 1
+            pause = min(0.2, 0.005 * 2 ** tries) * random.uniform(0.5, 1.0)
+            if not (retry_lost and lost_connection(exc)) or \
+                    time.monotonic() + pause > deadline:
+                raise fault(exc, store) from None
+            log.warning("store.reconnect", store=store.redacted(), attempt=tries,
+                        error=first_line(_cause(exc), store.password))
+            time.sleep(pause)
+
+
+@contextmanager
+def raised_as_faults(store: StoreURL) -> Iterator[None]:
+    """Store faults inside the block leave it as :class:`StoreFault` (not tried again)."""
+    try:
+        yield
+    except (IntegrityError, LifecycleError):
+        raise
+    except DRIVER_ERRORS as exc:
+        raise fault(exc, store) from None
+
+
+def unwrapped(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A library method without its own retry decorator (ten tries with a full connection
+    wait each: 50 s on an outage); :func:`guarded` bounds the time instead."""
+    func = getattr(method, "__wrapped__", None)
+    owner = getattr(method, "__self__", None)
+    if func is None or owner is None:
+        return method
+    return func.__get__(owner)  # type: ignore[no-any-return]

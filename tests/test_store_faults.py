@@ -1,0 +1,349 @@
+"""Store faults leave the public API as StoreError (a LifecycleError), within the store URL's
+``timeout``, never as a driver or library exception, and never show a password.
+
+A table of injected faults, each run against the same table of public calls (commands,
+reads, bulk writes, an audit query): SQLite locked by another connection's write transaction,
+a read-only SQLite file and folder, PostgreSQL at a closed port, PostgreSQL going away under
+an open engine (a local TCP proxy the test cuts), the engine's PostgreSQL sessions killed with
+``pg_terminate_backend``, and a table lock held by another PostgreSQL session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from conftest import PG_URL, drop_schema, need_postgres
+
+from lifecycle_es import LifecycleEngine, StoreError
+from lifecycle_es.commands import build_command
+from lifecycle_es.errors import LifecycleError
+from lifecycle_es.stores.url import StoreURL
+
+TIMEOUT = 1  # the store URL's timeout= in these tests
+BOUND = TIMEOUT + 2.0  # seconds a faulted call may take (the wait, plus a slow machine)
+PASSWORD = "S3cret-pw-x9"  # a known password that must show nowhere
+AT = {"actor": "ann", "team": "sales"}
+
+
+def check_in(day: int) -> dict[str, Any]:
+    return {"customer": "acme", "at": f"2024-03-{day:02d}T09:00:00Z", **AT}
+
+
+def seed(engine: LifecycleEngine) -> None:
+    engine.register(customer="acme", at="2024-01-02T09:00:00Z", actor="ann",
+                    team="marketing", name="Acme", segment="smb", source="web")
+    engine.announce_campaign(campaign="spring", at="2024-02-01T08:00:00Z", actor="mia",
+                             team="marketing", name="Spring", offer="20% off",
+                             starts="2024-02-01", ends="2024-04-30",
+                             owning_team="marketing")
+
+
+def _import_file(engine: LifecycleEngine, folder: Path) -> Any:
+    path = folder / f"one_{uuid.uuid4().hex[:6]}.jsonl"
+    path.write_text(json.dumps({"type": "check_in", **check_in(5)}) + "\n")
+    return engine.import_file(path)
+
+
+#: the public calls tried under each fault; "write" ones must fail when writes are refused
+OPS: dict[str, tuple[bool, Callable[[LifecycleEngine, Path], Any]]] = {
+    "command": (True, lambda e, _: e.check_in(**check_in(3))),
+    "customer": (False, lambda e, _: e.customer("acme")),
+    "history": (False, lambda e, _: e.history("acme")),
+    "campaign": (False, lambda e, _: e.campaign("spring")),
+    "audit": (False, lambda e, _: e.audit.timeline("acme")),
+    "import_lines": (True, lambda e, _: e.import_lines(
+        [json.dumps({"type": "check_in", **check_in(4)})])),
+    "record_many": (True, lambda e, _: e.record_many(
+        [build_command("check_in", check_in(6))])),
+    "import_file": (True, _import_file),
+}
+WRITES = {name for name, (write, _) in OPS.items() if write}
+READS = set(OPS) - WRITES
+#: queries on the read models (they catch up from the event log first); PostgreSQL faults
+QUERIES: dict[str, tuple[bool, Callable[[LifecycleEngine, Path], Any]]] = {
+    "gaps": (False, lambda e, _: e.gaps()),
+    "health": (False, lambda e, _: e.health()),
+}
+
+
+@dataclass
+class Outcome:
+    kind: str  # "ok", "StoreError", or the class of anything else (a failure)
+    seconds: float
+    message: str = ""
+
+
+def attempt(call: Callable[[], Any]) -> Outcome:
+    started = time.monotonic()
+    try:
+        call()
+    except StoreError as exc:
+        return Outcome("StoreError", time.monotonic() - started, str(exc))
+    except Exception as exc:  # the bug this file guards against
+        return Outcome(f"{type(exc).__module__}.{type(exc).__name__}",
+                       time.monotonic() - started, str(exc))
+    return Outcome("ok", time.monotonic() - started)
+
+
+def run_ops(engine: LifecycleEngine, folder: Path,
+            ops: dict[str, tuple[bool, Callable[[LifecycleEngine, Path], Any]]] = OPS,
+            ) -> dict[str, Outcome]:
+    return {name: attempt(partial(op, engine, folder)) for name, (_, op) in ops.items()}
+
+
+def assert_faults(outcomes: dict[str, Outcome], failing: set[str], *,
+                  may_fail: frozenset[str] | set[str] = frozenset()) -> None:
+    """``failing`` raised StoreError within the bound; the others succeeded (or, for
+    ``may_fail``, raised StoreError); no password anywhere."""
+    kinds = {name: o.kind for name, o in outcomes.items()}
+    expected = {name: "StoreError" if name in failing else kinds[name]
+                if name in may_fail and kinds[name] in ("ok", "StoreError") else "ok"
+                for name in outcomes}
+    assert kinds == expected, {n: (o.kind, o.message[:200]) for n, o in outcomes.items()}
+    for name, o in outcomes.items():
+        if o.kind == "StoreError":
+            assert o.seconds < BOUND, (name, o.seconds, o.message)
+            assert PASSWORD not in o.message
+            assert "\n" not in o.message
+
+
+# ----------------------------------------------------------------------------- SQLite
+
+
+def test_sqlite_locked_by_another_writer(tmp_path: Path) -> None:
+    """Another connection holds a write transaction (BEGIN IMMEDIATE): writes give up after
+    the timeout with StoreError; reads go on (WAL)."""
+    path = tmp_path / "locked.db"
+    engine = LifecycleEngine(f"sqlite:///{path}?timeout={TIMEOUT}")
+    seed(engine)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes = run_ops(engine, tmp_path)
+    finally:
+        other.rollback()
+        other.close()
+    assert_faults(outcomes, WRITES)
+    assert "locked" in outcomes["command"].message
+    assert outcomes["command"].seconds >= TIMEOUT * 0.9  # it did wait for the lock
+    assert engine.check_in(**check_in(9)) == 2  # and works again once the lock is gone
+    engine.close()
+
+
+@pytest.mark.parametrize("folder_read_only", [False, True], ids=["file", "file+folder"])
+def test_sqlite_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                          folder_read_only: bool) -> None:
+    """A read-only database file (and folder): every write is a StoreError, nothing else
+    escapes. As root (file modes do not bind it) the driver opens the file read-only
+    instead (``mode=ro``), which fails the same way (SQLITE_READONLY)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "ro.db"
+    url = f"sqlite:///{path}?timeout={TIMEOUT}"
+    engine = LifecycleEngine(url)
+    seed(engine)
+    engine.close()
+    if os.geteuid() == 0:
+        env = StoreURL.eventsourcing_env
+        monkeypatch.setattr(StoreURL, "eventsourcing_env", lambda self: {
+            **env(self), "SQLITE_DBNAME": f"file:{path}?mode=ro"})
+    path.chmod(0o444)
+    if folder_read_only:
+        folder.chmod(0o555)
+    try:
+        engines: list[LifecycleEngine] = []
+        opened = attempt(lambda: engines.append(LifecycleEngine(url)))
+        if opened.kind != "ok":  # a store that cannot even be read: refused at open
+            assert opened.kind == "StoreError", opened
+            return
+        engine = engines[0]
+        outcomes = run_ops(engine, tmp_path)
+        engine.close()
+    finally:
+        folder.chmod(0o755)
+        path.chmod(0o644)
+    assert_faults(outcomes, WRITES, may_fail=READS)
+    assert "read-only" in outcomes["command"].message
+
+
+# ------------------------------------------------------------------------- PostgreSQL
+
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1 to the test PostgreSQL; :meth:`cut` drops every connection
+    and closes its port (connections are refused from then on)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets += [client, server]
+            threading.Thread(target=self._pipe, args=(client, server), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while True:
+                ready, _, _ = select.select([a, b], [], [])
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        raise OSError("closed")
+                    (b if s is a else a).sendall(data)
+
+    def cut(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the accept() (close alone would not)
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        with self.lock:
+            for s in self.sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            self.sockets.clear()
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    need_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield schema
+    drop_schema(schema)
+
+
+def pg_url(schema: str, host: str | None = None, port: int | None = None,
+           timeout: int = TIMEOUT) -> str:
+    base = StoreURL.parse(PG_URL)
+    return (f"postgresql://{base.user}:{PASSWORD}@{host or base.host}:{port or base.port}/"
+            f"{base.dbname}?schema={schema}&timeout={timeout}")
+
+
+def admin() -> psycopg.Connection[Any]:
+    return psycopg.connect(StoreURL.parse(PG_URL).psycopg_conninfo(), autocommit=True)
+
+
+def test_postgres_closed_port() -> None:
+    """No server at the port: opening the engine is a StoreError at once, without the
+    password."""
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # closed when the block ends
+    outcome = attempt(lambda: LifecycleEngine(pg_url("public", "127.0.0.1", port)))
+    assert outcome.kind == "StoreError", outcome
+    assert outcome.seconds < BOUND and PASSWORD not in outcome.message
+
+
+def test_postgres_goes_away(pg_schema: str, tmp_path: Path) -> None:
+    """The server goes away under an open engine (its connections dropped, its port closed):
+    every call is a StoreError within the bound."""
+    base = StoreURL.parse(PG_URL)
+    proxy = Proxy((base.host, base.port))
+    engine = LifecycleEngine(pg_url(pg_schema, "127.0.0.1", proxy.port))
+    seed(engine)
+    engine.gaps()  # the read models' own connection is open too
+    proxy.cut()
+    try:
+        outcomes = run_ops(engine, tmp_path, OPS | QUERIES)
+    finally:
+        with contextlib.suppress(Exception):
+            engine.close()
+    assert_faults(outcomes, set(OPS | QUERIES))
+    assert "unreachable" in outcomes["customer"].message
+
+
+def test_postgres_sessions_killed(pg_schema: str, tmp_path: Path) -> None:
+    """``pg_terminate_backend`` of every session of the engine's pool before each call: the
+    call reconnects and succeeds (given the default timeout to do it in; else it would be a
+    StoreError), never a driver exception."""
+    engine = LifecycleEngine(pg_url(pg_schema, timeout=5))
+    seed(engine)
+    outcomes: dict[str, Outcome] = {}
+    killed = 0
+    with admin() as conn:
+        for name, (_, op) in OPS.items():
+            pids = [c.info.backend_pid for c in list(engine.recorder.datastore.pool._pool)]  # type: ignore[attr-defined]
+            for pid in pids:
+                killed += bool(conn.execute("SELECT pg_terminate_backend(%s)",
+                                            (pid,)).fetchone()[0])  # type: ignore[index]
+            outcomes[name] = attempt(partial(op, engine, tmp_path))
+    assert killed >= len(OPS)  # the sessions were there and were killed
+    assert_faults(outcomes, set())  # every call reconnected
+    assert engine.customer("acme").version >= 2
+    engine.close()
+
+
+@pytest.mark.parametrize(("mode", "failing"), [
+    ("EXCLUSIVE", WRITES),  # as a writer holds it: reads go on
+    ("ACCESS EXCLUSIVE", set(OPS)),  # as DDL holds it: reads wait too (and queries)
+])
+def test_postgres_table_locked(pg_schema: str, tmp_path: Path, mode: str,
+                               failing: set[str]) -> None:
+    """Another session holds a lock on the event table: the calls it blocks give up after
+    the timeout with StoreError."""
+    engine = LifecycleEngine(pg_url(pg_schema))
+    seed(engine)
+    with psycopg.connect(StoreURL.parse(PG_URL).psycopg_conninfo()) as other:
+        other.execute(f'LOCK TABLE "{pg_schema}".lifecycle_events IN {mode} MODE')
+        try:
+            outcomes = run_ops(engine, tmp_path, OPS | QUERIES)
+        finally:
+            other.rollback()
+    assert_faults(outcomes, failing | (set(QUERIES) if failing == set(OPS) else set()))
+    assert "locked" in outcomes["command"].message
+    assert engine.check_in(**check_in(9)) == 2  # and works again once the lock is gone
+    engine.close()
+
+
+def test_store_fault_is_a_lifecycle_error_and_the_librarys() -> None:
+    """StoreError is what callers catch; code written against eventsourcing (catching its
+    OperationalError) keeps working."""
+    from eventsourcing.persistence import OperationalError
+
+    from lifecycle_es.stores.faults import StoreFault
+
+    assert issubclass(StoreFault, StoreError) and issubclass(StoreFault, LifecycleError)
+    assert issubclass(StoreFault, OperationalError)
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "abc", "1.5", "86401"])
+def test_timeout_parameter_is_checked(bad: str) -> None:
+    with pytest.raises(StoreError, match="timeout="):
+        StoreURL.parse(f"sqlite:///x.db?timeout={bad}")
+
+
+def test_timeout_parameter_reaches_the_library() -> None:
+    assert StoreURL.parse("sqlite:///x.db").timeout == 5
+    env = StoreURL.parse("sqlite:///x.db?timeout=7").eventsourcing_env()
+    assert env["SQLITE_LOCK_TIMEOUT"] == "7"
+    env = StoreURL.parse("postgresql://u@h/db?timeout=9").eventsourcing_env()
+    assert env["POSTGRES_CONNECT_TIMEOUT"] == env["POSTGRES_LOCK_TIMEOUT"] == "9"
