@@ -100,8 +100,9 @@ class ReadStore:
         else:
             self.schema = ""
             path = store.path if store.kind == "sqlite" else ":memory:"
-            self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                        timeout=30)
+            with self._faults():
+                self.conn = sqlite3.connect(path, isolation_level=None,
+                                            check_same_thread=False, timeout=store.timeout)
             if path != ":memory:":
                 self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -134,12 +135,29 @@ class ReadStore:
         """Turn ``?`` placeholders into the dialect's."""
         return sql if self.param == "?" else sql.replace("?", "%s")
 
+    @contextmanager
+    def _faults(self) -> Iterator[None]:
+        """A fault of the database or the connection (:func:`is_transient`) leaves as a
+        one-line ``StoreError`` (still transient: the runner retries it); an error of the
+        statement or its values (an event a read model cannot store) is left as it is."""
+        from lifecycle_es.errors import StoreError
+        from lifecycle_es.stores.faults import fault
+
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                raise fault(exc, self.store) from None
+            raise
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with self._lock:
+        with self._lock, self._faults():
             return self.conn.execute(self.q(sql), params)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        with self._lock:
+        with self._lock, self._faults():
             if self.dialect == "sqlite":
                 self.conn.executemany(sql, rows)
             else:
@@ -147,7 +165,7 @@ class ReadStore:
                     cur.executemany(self.q(sql), list(rows))
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        with self._lock, self._faults():
             return list(self.conn.execute(self.q(sql), params).fetchall())
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
