@@ -225,7 +225,18 @@ def test_stage_counts_show_stage_and_team_names(cli: Any, hostile_store: tuple[s
     assert ("lead", "[/]") in got
 
 
-@pytest.mark.parametrize("index", [0, 1, 5, 6, 7])  # 2 markup, 3 control values
+@pytest.mark.parametrize("index", [5, 6, 7])  # control values, stored by plain SQL
+def test_a_stored_id_with_control_characters_is_refused_inertly(
+        cli: Any, hostile_store: tuple[str, str], index: int) -> None:
+    """An id no command can create (docs/commands.md, "Limits") cannot be asked for either:
+    the refusal names it with its characters made visible."""
+    kind = hostile_store[1]
+    cust = customers(kind)[index]
+    _, err = cli("stage", "--customer", real(cust, kind), code=2)
+    assert "not allowed in an id" in err
+
+
+@pytest.mark.parametrize("index", [0, 1])  # markup values
 def test_stage_of_one_customer(cli: Any, hostile_store: tuple[str, str], index: int) -> None:
     kind = hostile_store[1]
     cust, v = customers(kind)[index], hostile(kind)[index]
