@@ -491,6 +491,10 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
             row = curs.fetchone()
         if row is not None and _first(row):
             self.datastore.register_type_adapters()
+            with self.datastore.transaction(commit=True) as curs:
+                curs.execute(SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
+                    self.settings_history))  # two openers of an older store: one adopts
+                self._settings_log(_pg_run(curs)).adopt()  # cheap reads unless it adopts
             return
         super().create_table()
 
