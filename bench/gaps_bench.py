@@ -28,9 +28,9 @@ from typing import Any
 from metrics_bench import UNTIL, best, fill, parser, print_queries, run_stores
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.checks.facts import READ_MODELS
 from lifecycle_es.config import Config
 from lifecycle_es.domain.stage_model import CLASSIC
+from lifecycle_es.reading.lifecycle_checks.facts import READ_MODELS
 from lifecycle_es.report import build_report
 
 END = datetime(UNTIL.year, UNTIL.month, UNTIL.day, tzinfo=UTC)

@@ -31,7 +31,7 @@ from typing import Any
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.demo import generate, write
 from lifecycle_es.domain.stage_model import CLASSIC
-from lifecycle_es.metrics.queries import READ_MODELS, Metrics
+from lifecycle_es.reading.metrics.queries import READ_MODELS, Metrics
 
 UNTIL = date(2026, 11, 1)
 YEAR = ("2025-11-01", "2026-11-01")

@@ -108,7 +108,7 @@ def measure(url: str, batch: int, with_all: bool = True, repeat: int = 3) -> dic
     """Raw read+decode rate, then rebuild rates (fastest of ``repeat`` runs each, alternated,
     so both sides see the same machine); peak RSS of this process."""
     from lifecycle_es import LifecycleEngine
-    from lifecycle_es.projection.docs import builtin_projections
+    from lifecycle_es.reading.projection.docs import builtin_projections
 
     engine = LifecycleEngine(url)
     pm = engine.projections

@@ -2,9 +2,10 @@
 
 Facts, not answers: paying intervals, MRR changes, payments and survey answers, each keyed by
 the customer and the version of the event that produced it, so a period's retention, churn,
-GRR/NRR, NPS, CSAT, CLV and cohorts are SQL over these tables (``lifecycle_es.metrics``) and a
-voided event disappears when the customer's rows are re-folded. The state kept per customer
-takes paying, MRR and currency from the aggregate's own money fold (``Customer.Event.money``).
+GRR/NRR, NPS, CSAT, CLV and cohorts are SQL over these tables
+(``lifecycle_es.reading.metrics``) and a voided event disappears when the customer's rows are
+re-folded. The state kept per customer takes paying, MRR and currency from the aggregate's own
+money fold (``Customer.Event.money``).
 Months are UTC calendar months (``YYYY-MM``).
 """
 

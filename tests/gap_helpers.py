@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.checks.gaps import Gap
 from lifecycle_es.config import Config
+from lifecycle_es.reading.lifecycle_checks.gaps import Gap
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CFG = Config()  # the documented defaults, whatever $LIFECYCLE_ES_CONFIG says

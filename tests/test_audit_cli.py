@@ -14,8 +14,8 @@ from cli_helpers import cli as subprocess_cli
 from cli_helpers import in_process as cli
 
 from lifecycle_es import InvalidInput, LifecycleEngine, LifecycleError
-from lifecycle_es.audit.verify import verify
 from lifecycle_es.cli import output
+from lifecycle_es.reading.audit.verify import verify
 
 INJECTIONS = [
     "' OR '1'='1",

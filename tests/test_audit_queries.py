@@ -8,8 +8,8 @@ import pytest
 from audit_story import Story, tell
 
 from lifecycle_es import InvalidInput, LifecycleEngine, UnknownCustomer
-from lifecycle_es.audit.queries import NotYetKnown
-from lifecycle_es.audit.records import AuditEvent, parse_time
+from lifecycle_es.reading.audit.queries import NotYetKnown
+from lifecycle_es.reading.audit.records import AuditEvent, parse_time
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from audit_story import tell
 
 from lifecycle_es import LifecycleEngine, LifecycleError
-from lifecycle_es.audit.verify import Break, verify
 from lifecycle_es.domain import customer_id
+from lifecycle_es.reading.audit.verify import Break, verify
 from lifecycle_es.stores.chain import Chain, canonical_id
 from lifecycle_es.stores.url import StoreURL
 

@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.checker import line_key
 from lifecycle_es.commands import parse_command
 from lifecycle_es.demo import parse_until
 from lifecycle_es.domain.ids import customer_id, normalise_id
@@ -42,7 +41,8 @@ from lifecycle_es.limits import (
     free_text,
     plain_text,
 )
-from lifecycle_es.projection import queries
+from lifecycle_es.reading.projection import queries
+from lifecycle_es.writing.import_check import line_key
 
 WHO = {"actor": "ann", "at": "2024-03-01T09:00:00Z"}
 REGISTER = {"type": "customer_registered", "customer": "acme", "at": "2024-01-02T09:00:00Z",

@@ -19,7 +19,7 @@ from eventsourcing.persistence import StoredEvent
 from test_recorders import chain_rows
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.audit.verify import verify
+from lifecycle_es.reading.audit.verify import verify
 from lifecycle_es.stores.chain import LOG_SCOPE, ZERO, Chain, digest, setting_digest
 
 OID = "6f1b2a4e-9c3d-4e5f-8a7b-0c1d2e3f4a5b"

@@ -14,8 +14,8 @@ from eventsourcing.cryptography import AESCipher
 from lifecycle_samples import FULL_LIFECYCLE, jsonl
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.audit.verify import verify
 from lifecycle_es.domain.customer import Customer
+from lifecycle_es.reading.audit.verify import verify
 
 SECRET_NAME = "Zyxwvut Distinctive Name"
 AT = {"at": "2024-03-01T09:00:00Z", "actor": "ann", "team": "sales"}

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from lifecycle_es import LifecycleEngine
+from lifecycle_es.cli.demo import run_demo
 from lifecycle_es.commands import COMMANDS
-from lifecycle_es.demo import generate, parse_all, run_demo
+from lifecycle_es.demo import generate, parse_all
 from lifecycle_es.domain.stage_model import CHURNED, CLASSIC, CUSTOMER_SUCCESS, StageModel
 from lifecycle_es.errors import LifecycleError
 

@@ -10,9 +10,10 @@ import pytest
 from gap_helpers import CFG
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.checks.gaps import KINDS
-from lifecycle_es.demo import generate, parse_all, run_demo
+from lifecycle_es.cli.demo import run_demo
+from lifecycle_es.demo import generate, parse_all
 from lifecycle_es.domain.stage_model import CLASSIC, CUSTOMER_SUCCESS, StageModel
+from lifecycle_es.reading.lifecycle_checks.gaps import KINDS
 
 UNTIL = date(2026, 11, 1)
 

@@ -8,9 +8,9 @@ import pytest
 from gap_helpers import CFG, History, day
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.checks.health import Health
 from lifecycle_es.config import Config, load_config
 from lifecycle_es.errors import ConfigError, UnknownCustomer
+from lifecycle_es.reading.lifecycle_checks.health import Health
 
 
 def story(engine: LifecycleEngine) -> None:

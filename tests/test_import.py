@@ -17,8 +17,8 @@ import pytest
 from lifecycle_samples import ACME_VERSION, FULL_LIFECYCLE, jsonl
 
 from lifecycle_es import LifecycleEngine, StoreError
-from lifecycle_es.audit.verify import verify
 from lifecycle_es.errors import InvalidInput, UnknownCustomer
+from lifecycle_es.reading.audit.verify import verify
 
 AT = {"at": "2024-03-01T09:00:00Z", "actor": "ann", "team": "sales"}
 
@@ -284,7 +284,7 @@ def test_an_import_of_half_a_batch_or_less_starts_no_process(
     def no_process(*_: Any) -> None:
         raise AssertionError("a writer process was started")
 
-    monkeypatch.setattr("lifecycle_es.stores.bulk_write.WriterProcess", no_process)
+    monkeypatch.setattr("lifecycle_es.writing.bulk_write.WriterProcess", no_process)
     result = durable.import_lines(jsonl(FULL_LIFECYCLE).splitlines(),
                                   batch_size=2 * len(FULL_LIFECYCLE))
     assert result.events == written(durable) == len(FULL_LIFECYCLE)

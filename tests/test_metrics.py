@@ -11,7 +11,7 @@ import pytest
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.errors import InvalidInput, UnknownCustomer
-from lifecycle_es.metrics import MrrPoint, NpsPoint
+from lifecycle_es.reading.metrics import MrrPoint, NpsPoint
 
 FROM, TO = "2024-01-01", "2024-04-01"
 

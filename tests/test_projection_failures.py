@@ -18,8 +18,8 @@ from psycopg import sql
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.domain import Customer
-from lifecycle_es.projection import queries
-from lifecycle_es.projection.runner import ProjectionFailed, ProjectionManager
+from lifecycle_es.reading.projection import queries
+from lifecycle_es.reading.projection.runner import ProjectionFailed, ProjectionManager
 from lifecycle_es.stores.url import StoreURL
 
 T0 = datetime(2024, 3, 1, 9, tzinfo=UTC)

@@ -13,8 +13,8 @@ from projection_gen import snapshot, write
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.errors import InvalidInput, UnknownCustomer
-from lifecycle_es.projection import queries
-from lifecycle_es.projection.runner import SHADOW, RebuildNeeded, UnknownProjection
+from lifecycle_es.reading.projection import queries
+from lifecycle_es.reading.projection.runner import SHADOW, RebuildNeeded, UnknownProjection
 
 AT = {"actor": "ann", "team": "sales"}
 T0 = datetime(2024, 1, 1, 9, tzinfo=UTC)

@@ -9,7 +9,7 @@ import pytest
 from cli_helpers import cli
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.projection.docs import builtin_projections, render
+from lifecycle_es.reading.projection.docs import builtin_projections, render
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "projections.md"
@@ -21,7 +21,7 @@ def test_table_reference_is_generated_from_the_code() -> None:
     text = DOC.read_text()
     assert render(text, builtin_projections()) == text, (
         "docs/projections.md is out of date: run "
-        "`python -m lifecycle_es.projection.docs docs/projections.md`")
+        "`python -m lifecycle_es.reading.projection.docs docs/projections.md`")
 
 
 @pytest.mark.parametrize("name", ["current_stage", "handover_history"])

@@ -85,7 +85,7 @@ def test_a_cache_too_small_for_the_read_models_changes_no_row(
     """Large logs do not fit the row cache: evicted rows are prefetched per batch or loaded,
     and PostgreSQL upserts go through a staging table. Every built-in read model must end
     with the same rows as when everything fits (the path small logs take)."""
-    from lifecycle_es.projection import db, writer
+    from lifecycle_es.reading.projection import db, writer
 
     eng = LifecycleEngine(store_url_factory(kind))
     try:

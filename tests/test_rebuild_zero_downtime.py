@@ -8,7 +8,7 @@ import time
 from projection_gen import write
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.projection.db import ReadStore
+from lifecycle_es.reading.projection.db import ReadStore
 from lifecycle_es.stores.url import StoreURL
 
 OLD, NEW = 400, 250

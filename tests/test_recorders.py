@@ -142,7 +142,7 @@ def test_postgres_ids_after_a_sequence_gap_are_chained_to_the_right_events(
     engine: LifecycleEngine,
 ) -> None:
     """The COPY's notification ids are read back as a range only when they are one."""
-    from lifecycle_es.audit.verify import verify
+    from lifecycle_es.reading.audit.verify import verify
 
     e = engine
     assert e.store.kind == "postgresql"

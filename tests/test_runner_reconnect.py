@@ -18,7 +18,7 @@ from cli_helpers import popen
 from projection_gen import write
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.projection.runner import ProjectionManager
+from lifecycle_es.reading.projection.runner import ProjectionManager
 from lifecycle_es.stores.url import StoreURL
 
 PASSWORD = "s3cret-Pw-41"

@@ -16,9 +16,9 @@ from test_audit_cli import cli
 from test_audit_verify import Raw, kinds
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.audit.verify import VerifyReport, verify
 from lifecycle_es.domain import customer_id
 from lifecycle_es.domain.stage_model import CUSTOMER_SUCCESS
+from lifecycle_es.reading.audit.verify import VerifyReport, verify
 from lifecycle_es.stores.chain import LOG_SCOPE, SETTINGS_SCOPE
 
 AT = dict(at="2024-01-02T09:00:00Z", actor="ann", team="sales")

@@ -32,7 +32,7 @@ def test_installed_wheel_runs_builtin_read_models(tmp_path: Path) -> None:
 
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "LIFECYCLE_ES_PROJECTIONS_PATH", "LIFECYCLE_ES_STORE")}
-    where = _run(py, "-c", "import lifecycle_es.projection.registry as r; "
+    where = _run(py, "-c", "import lifecycle_es.reading.projection.registry as r; "
                  "print(r.builtin_dir())", cwd=tmp_path, env=env).strip()
     assert where.endswith("lifecycle_es/_projections") and str(venv) in where
     cli = venv / "bin" / "lifecycle-es"

@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import random
-import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -626,24 +624,6 @@ def generate(customers: int, seed: int, model: StageModel, until: date) -> list[
 # ------------------------------------------------------------------------ demo
 
 
-def run_demo(engine: LifecycleEngine, customers: int = 500, seed: int = 7,
-             until: date | None = None) -> ImportResult:
-    """Generate and write the demo history, then print a summary and the stage counts."""
-    check_empty(engine)
-    until = until or default_until()
-    started = time.perf_counter()
-    commands = generate(customers, seed, engine.stage_model, until)
-    generated = time.perf_counter() - started
-    result = write(engine, commands)
-    print_summary(engine, result, customers, seed, until, generated)
-    engine.projections.catch_up()
-    print_stage_counts(engine)
-    from lifecycle_es.cli.lifecycle_checks import print_overview
-
-    print_overview(engine)  # this year's metrics, the top gaps, the report command
-    return result
-
-
 def check_empty(engine: LifecycleEngine) -> None:
     """Refuse to add a second demo history to a store that already has events."""
     if engine.recorder.max_notification_id() not in (None, 0):
@@ -671,27 +651,3 @@ def parse_all(commands: list[dict[str, Any]]) -> list[Command]:
 def write(engine: LifecycleEngine, commands: list[dict[str, Any]]) -> ImportResult:
     """Validate and record the commands through the import path (all or nothing)."""
     return engine.record_many(parse_all(commands))
-
-
-def print_summary(engine: LifecycleEngine, result: ImportResult, customers: int, seed: int,
-                  until: date, generated_s: float) -> None:
-    from lifecycle_es.cli.output import emit, say
-
-    say(
-        f"demo: {customers} customers (seed {seed}, model {engine.stage_model.name}, history "
-        f"ending before {until.isoformat()}) -> {result.events} events in "
-        f"{generated_s + result.seconds:.2f}s into {engine.store.redacted()}"
-    )
-    rows = [{"type": t, "events": n} for t, n in Counter(result.by_type).most_common()]
-    emit(rows, ["type", "events"], title="events written by type")
-
-
-def print_stage_counts(engine: LifecycleEngine) -> None:
-    from lifecycle_es.cli.output import emit
-
-    counts = dict(engine.projections.read.fetchall(
-        "SELECT stage, COUNT(*) FROM current_stage GROUP BY stage"))
-    order = [*engine.stage_model.names, CHURNED]
-    rows = [{"stage": s, "customers": counts.get(s, 0)} for s in order]
-    rows += [{"stage": s, "customers": n} for s, n in counts.items() if s not in order]
-    emit(rows, ["stage", "customers"], title="customers per stage (current_stage)")

@@ -137,7 +137,7 @@ def verify(
     as_json: Json = False, as_csv: Csv = False,
 ) -> None:
     """Recompute the hash chains (events, settings); list every break. Exit 1 on any break."""
-    from lifecycle_es.audit.verify import verify as run_verify
+    from lifecycle_es.reading.audit.verify import verify as run_verify
 
     _format(as_json, as_csv)
     report = run_verify(state(ctx).engine(), anchor=anchor)

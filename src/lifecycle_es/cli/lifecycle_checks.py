@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lifecycle_es.checks.facts import as_utc
-from lifecycle_es.checks.gaps import KINDS
 from lifecycle_es.cli.context import state
 from lifecycle_es.cli.output import emit, print_json, say
 from lifecycle_es.config import ENV_VAR, load_config
 from lifecycle_es.errors import LifecycleError
+from lifecycle_es.reading.lifecycle_checks.facts import as_utc
+from lifecycle_es.reading.lifecycle_checks.gaps import KINDS
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine

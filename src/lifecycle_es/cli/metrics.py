@@ -13,7 +13,7 @@ import typer
 
 from lifecycle_es.cli.context import state
 from lifecycle_es.cli.output import emit, print_json, say
-from lifecycle_es.metrics.queries import Metrics
+from lifecycle_es.reading.metrics.queries import Metrics
 
 From = Annotated[str | None, typer.Option("--from", help="period start, a date YYYY-MM-DD "
                                           "(UTC midnight) or an ISO 8601 time; inclusive")]

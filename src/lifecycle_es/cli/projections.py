@@ -13,8 +13,13 @@ import typer
 from lifecycle_es.cli.context import state
 from lifecycle_es.cli.output import console, emit, print_json, say
 from lifecycle_es.logs import get_logger
-from lifecycle_es.projection import queries
-from lifecycle_es.projection.runner import DEFAULT_BATCH, Failure, Progress, ProjectionFailed
+from lifecycle_es.reading.projection import queries
+from lifecycle_es.reading.projection.runner import (
+    DEFAULT_BATCH,
+    Failure,
+    Progress,
+    ProjectionFailed,
+)
 
 PROGRESS_LOGGER = "lifecycle_es.progress"
 LOG_EVERY = 2.0  # seconds between progress lines when stdout is not a terminal

@@ -65,6 +65,7 @@ def demo(
              "(default: first day of the current UTC month)")] = None,
 ) -> None:
     """Write a deterministic, realistic multi-year history through the import path."""
-    from lifecycle_es.demo import parse_until, run_demo
+    from lifecycle_es.cli.demo import run_demo
+    from lifecycle_es.demo import parse_until
 
     run_demo(state(ctx).engine(), customers=customers, seed=seed, until=parse_until(until))

@@ -11,13 +11,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from lifecycle_es.checks.facts import reader_for
-from lifecycle_es.checks.gaps import KINDS, find_gaps
-from lifecycle_es.checks.health import health_scores
 from lifecycle_es.config import Config, load_config
 from lifecycle_es.domain.stage_model import CHURNED
-from lifecycle_es.metrics import calc
-from lifecycle_es.metrics.results import plain
+from lifecycle_es.reading.lifecycle_checks.facts import reader_for
+from lifecycle_es.reading.lifecycle_checks.gaps import KINDS, find_gaps
+from lifecycle_es.reading.lifecycle_checks.health import health_scores
+from lifecycle_es.reading.metrics import calc
+from lifecycle_es.reading.metrics.results import plain
 from lifecycle_es.report.page import render
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 Each import of a file (``engine.import_file``, ``lifecycle-es import FILE``) is recorded in
 the ``imports`` table of the event store (SHA-256 of the file's bytes, its number of lines, the
 events written, the time), in the same transaction as its events (``stores/recorders.py``,
-``stores/bulk_write.py``). A file whose digest is recorded is not imported again.
+``writing/bulk_write.py``). A file whose digest is recorded is not imported again.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Questions answered from the built-in read models (embedded use and the CLI).
 
->>> from lifecycle_es.projection import queries
+>>> from lifecycle_es.reading.projection import queries
 >>> queries.stage_counts(engine.projections)            # doctest: +SKIP
 [{'stage': 'awareness', 'team': 'marketing', 'customers': 12}, ...]
 
@@ -21,7 +21,7 @@ from lifecycle_es.errors import FieldProblem, InvalidInput, UnknownCustomer
 from lifecycle_es.limits import MAX_TIME, MIN_TIME, utc_instant
 
 if TYPE_CHECKING:
-    from lifecycle_es.projection.runner import ProjectionManager
+    from lifecycle_es.reading.projection.runner import ProjectionManager
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}

@@ -12,7 +12,11 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from lifecycle_es.audit.records import (
+from lifecycle_es.domain import EVENT_TYPES, Customer
+from lifecycle_es.domain.ids import customer_id, normalise_id, parse_id
+from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError, UnknownCustomer
+from lifecycle_es.limits import checked, stripped_text
+from lifecycle_es.reading.audit.records import (
     AuditEvent,
     EventsPage,
     OpenHandover,
@@ -22,13 +26,10 @@ from lifecycle_es.audit.records import (
     parse_time,
     summary,
 )
-from lifecycle_es.domain import EVENT_TYPES, Customer
-from lifecycle_es.domain.ids import customer_id, normalise_id, parse_id
-from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError, UnknownCustomer
-from lifecycle_es.limits import checked, stripped_text
+from lifecycle_es.reading.source import customer_history
 
 if TYPE_CHECKING:
-    from lifecycle_es.engine import LifecycleEngine
+    from lifecycle_es.reading.source import Source
 
 INDEX = "audit_index"
 VOIDED = "audit_voided"
@@ -50,7 +51,7 @@ def _bad(name: str, value: Any, reason: str) -> InvalidInput:
 class Audit:
     """Audit queries on one engine (``engine.audit``)."""
 
-    def __init__(self, engine: LifecycleEngine) -> None:
+    def __init__(self, engine: Source) -> None:
         self.engine = engine
 
     # ---------------------------------------------------------------- timeline
@@ -58,7 +59,7 @@ class Audit:
     def timeline(self, customer: str) -> list[TimelineEntry]:
         """Every event of ``customer`` in version order, voided ones marked and linked."""
         customer = parse_id("customer", customer, "audit filter")
-        events = self.engine.history(customer)
+        events = customer_history(self.engine, customer)
         voided_by = {e.voided_version: e.originator_version
                      for e in events if isinstance(e, Customer.EventVoided)}
         return [
@@ -85,7 +86,7 @@ class Audit:
         selected. Selected events are folded in version order with the domain's own fold.
         """
         customer = parse_id("customer", customer, "audit filter")
-        events = self.engine.history(customer)
+        events = customer_history(self.engine, customer)
         if version is not None and not 1 <= version <= len(events):
             raise _bad("version", version, f"customer {customer!r} has versions 1..{len(events)}")
         of = parse_time("as_of", as_of) if as_of is not None else None
@@ -149,7 +150,7 @@ class Audit:
 
         if customer is not None:
             customer = parse_id("customer", customer, "audit filter")
-            if not list(self.engine.recorder.select_events(customer_id(customer), limit=1)):
+            if not list(self.engine.event_log.stored(customer_id(customer), limit=1)):
                 raise UnknownCustomer(customer)
             equal("customer", customer)
         for column, value, check in (  # normalised as the commands' fields are

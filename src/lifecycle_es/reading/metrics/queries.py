@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.domain.stage_model import CHURNED
 from lifecycle_es.errors import FieldProblem, InvalidInput, UnknownCustomer
-from lifecycle_es.metrics import calc
-from lifecycle_es.metrics.calc import When, instant, median, percentile, ratio
-from lifecycle_es.metrics.results import (
+from lifecycle_es.reading.metrics import calc
+from lifecycle_es.reading.metrics.calc import When, instant, median, percentile, ratio
+from lifecycle_es.reading.metrics.results import (
     CohortRow,
     Cohorts,
     Csat,
@@ -37,8 +37,8 @@ from lifecycle_es.metrics.results import (
 )
 
 if TYPE_CHECKING:
-    from lifecycle_es.engine import LifecycleEngine
-    from lifecycle_es.projection.db import ReadStore
+    from lifecycle_es.reading.projection.db import ReadStore
+    from lifecycle_es.reading.source import Source
 
 READ_MODELS = ("metrics", "stage_history")
 ACTIVITIES = ("paying", "payments")
@@ -47,7 +47,7 @@ ACTIVITIES = ("paying", "payments")
 class Metrics:
     """Lifecycle metrics of one engine, for any period."""
 
-    def __init__(self, engine: LifecycleEngine, *, catch_up: bool = True) -> None:
+    def __init__(self, engine: Source, *, catch_up: bool = True) -> None:
         self.engine = engine
         self.catch_up = catch_up
 

@@ -1,6 +1,6 @@
 """Markdown reference of read-model tables, generated from each ``Table.doc``.
 
-``python -m lifecycle_es.projection.docs docs/projections.md`` rewrites the part of the file
+``python -m lifecycle_es.reading.projection.docs docs/projections.md`` rewrites the part of the file
 between the ``<!-- tables:begin -->`` and ``<!-- tables:end -->`` markers; a test checks the
 file is current, so the documentation never drifts from the code.
 """
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from lifecycle_es.projection.base import COLUMN_TYPES, Projection
+from lifecycle_es.reading.projection.base import COLUMN_TYPES, Projection
 
 BEGIN, END = "<!-- tables:begin -->", "<!-- tables:end -->"
 
@@ -49,7 +49,7 @@ def render(text: str, projections: Iterable[type[Projection]]) -> str:
 
 def builtin_projections() -> list[type[Projection]]:
     """The read models shipped in the built-in projections folder."""
-    from lifecycle_es.projection.registry import builtin_dir, discover
+    from lifecycle_es.reading.projection.registry import builtin_dir, discover
 
     return [c for c in discover().values()
             if Path(sys.modules[c.__module__].__file__ or "").parent == builtin_dir()]

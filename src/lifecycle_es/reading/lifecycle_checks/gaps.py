@@ -12,14 +12,20 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from lifecycle_es.checks.facts import CustomerFacts, FactsReader, as_utc, days, reader_for
 from lifecycle_es.config import Config, GapsConfig, load_config
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.errors import FieldProblem, InvalidInput
-from lifecycle_es.metrics.calc import When
+from lifecycle_es.reading.lifecycle_checks.facts import (
+    CustomerFacts,
+    FactsReader,
+    as_utc,
+    days,
+    reader_for,
+)
+from lifecycle_es.reading.metrics.calc import When
 
 if TYPE_CHECKING:
-    from lifecycle_es.engine import LifecycleEngine
+    from lifecycle_es.reading.source import Source
 
 KINDS = (
     "unowned", "handover_stale", "renewal_at_risk", "detractor_ignored", "stalled",
@@ -65,7 +71,7 @@ def stall_limit(model: StageModel, cfg: GapsConfig, stage: str) -> int | None:
     return model.stage(stage).stall_after_days
 
 
-def find_gaps(engine: LifecycleEngine, as_of: When | None = None, kind: str | None = None,
+def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None,
               team: str | None = None, *, config: Config | None = None,
               customer: str | None = None) -> list[Gap]:
     """Open gaps at ``as_of`` (default now), optionally of one kind / for one team."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from lifecycle_es.projection.base import COLUMN_TYPES, Table
+from lifecycle_es.reading.projection.table import COLUMN_TYPES, Table
 from lifecycle_es.stores.url import StoreURL
 
 STATE_TABLE = "projection_state"

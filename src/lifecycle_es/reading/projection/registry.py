@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lifecycle_es.errors import ConfigError
-from lifecycle_es.projection.base import Projection
+from lifecycle_es.reading.projection.base import Projection
 
 ENV_VAR = "LIFECYCLE_ES_PROJECTIONS_PATH"
 

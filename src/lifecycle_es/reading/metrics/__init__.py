@@ -3,7 +3,7 @@
 ``.time_in_stage()``, ``.mrr_series()``, ``.nps_series()``. Definitions: docs/metrics.md.
 """
 
-from lifecycle_es.metrics.results import (
+from lifecycle_es.reading.metrics.results import (
     CohortRow,
     Cohorts,
     Csat,

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from lifecycle_es.projection.base import Table
-from lifecycle_es.projection.db import ReadStore
+from lifecycle_es.reading.projection.db import ReadStore
+from lifecycle_es.reading.projection.table import Table
 
 _MISSING: dict[str, Any] = {}
 _CACHE_LIMIT = 20_000  # rows kept per table between batches (then the cache is dropped)

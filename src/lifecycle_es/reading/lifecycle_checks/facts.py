@@ -12,11 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.domain.campaign import Campaign
-from lifecycle_es.metrics.calc import When, instant
-from lifecycle_es.projection.db import ReadStore
+from lifecycle_es.reading.metrics.calc import When, instant
+from lifecycle_es.reading.projection.db import ReadStore
 
 if TYPE_CHECKING:
-    from lifecycle_es.engine import LifecycleEngine
+    from lifecycle_es.reading.source import Source
 
 #: the read models these queries read
 READ_MODELS = ("gaps_facts", "handover_history")
@@ -66,7 +66,7 @@ def as_utc(value: When | None, field: str = "as_of") -> datetime:
     return datetime.now(UTC) if value is None else instant(value, field)
 
 
-def reader_for(engine: LifecycleEngine) -> FactsReader:
+def reader_for(engine: Source) -> FactsReader:
     """A reader over the engine's read models, caught up with the log first."""
     engine.projections.catch_up(list(READ_MODELS))
     return FactsReader(engine.projections.read)

@@ -27,15 +27,14 @@ from eventsourcing.utils import resolve_topic
 from lifecycle_es.domain.customer import Customer
 from lifecycle_es.errors import LifecycleError, first_line
 from lifecycle_es.logs import get_logger
-from lifecycle_es.projection.base import BoundHandler, Projection, Table
-from lifecycle_es.projection.db import ERRORS_TABLE, STATE_TABLE, ReadStore, is_transient
-from lifecycle_es.projection.registry import discover
-from lifecycle_es.projection.writer import Rows, Tables
-from lifecycle_es.stores.by_aggregate import aggregate_pages
+from lifecycle_es.reading.projection.base import BoundHandler, Projection, Table
+from lifecycle_es.reading.projection.db import ERRORS_TABLE, STATE_TABLE, ReadStore, is_transient
+from lifecycle_es.reading.projection.registry import discover
+from lifecycle_es.reading.projection.writer import Rows, Tables
 from lifecycle_es.stores.codec import FastMapper
 
 if TYPE_CHECKING:
-    from lifecycle_es.engine import LifecycleEngine
+    from lifecycle_es.reading.projection.source import LogSource
 
 log = get_logger("lifecycle_es.projection")
 
@@ -161,9 +160,10 @@ _Item = tuple[int, Any, list[BoundHandler]]
 class ProjectionManager:
     """The read models of one engine: ``catch_up()``, ``rebuild()``, ``status()``."""
 
-    def __init__(self, engine: LifecycleEngine) -> None:
+    def __init__(self, engine: LogSource) -> None:
         self.engine = engine
-        mapper = engine.mapper
+        self.log = engine.event_log
+        mapper = self.log.mapper
         assert isinstance(mapper, FastMapper)  # the engine's codec
         self._mapper = mapper
         self.read = ReadStore(engine.store)
@@ -223,7 +223,7 @@ class ProjectionManager:
         ]
 
     def head(self) -> int:
-        return int(self.engine.recorder.max_notification_id() or 0)
+        return self.log.head()
 
     def _state(self, name: str) -> dict[str, Any] | None:
         row = self.read.fetchone(
@@ -593,7 +593,6 @@ class ProjectionManager:
     def _replay_until(self, group: list[Projection], tables: dict[str, Tables], bound: int,
                       batch_size: int, progress: Progress | None, offset: int, skip: bool,
                       failures: dict[str, Failure]) -> int:
-        rec = self.engine.recorder
         decode = self._decode
         known = self._aggregate_events
         group = list(group)
@@ -602,7 +601,7 @@ class ProjectionManager:
             cursor = self._phase_one_cursor(group, tables)
             for p in group:
                 tables[p.name].stored_failure = self._state_value(p.name, "shadow_failure")
-        pages = aggregate_pages(rec, cursor, bound, batch_size)
+        pages = self.log.pages_by_aggregate(cursor, bound, batch_size)
         done = 0
         try:
             for rows, after in pages:
@@ -728,7 +727,7 @@ class ProjectionManager:
             head = self.head()
             if start >= head:
                 return None
-            notes = self.engine.recorder.select_notifications(start + 1, batch_size, stop=head)
+            notes = self.log.page(start + 1, batch_size, stop=head)
             decode = self._decode
             batch = [(n.id, decode(n.topic, n.state, n.originator_id, n.originator_version))
                      for n in notes]
@@ -948,7 +947,7 @@ class ProjectionManager:
                 and known[0].originator_version == 1:  # the whole history is in this batch
             return [e for e in known if e.originator_version < void.originator_version]
         if self._history_cache[0] != key:
-            stored = self.engine.recorder.select_events(void.originator_id,
+            stored = self.log.stored(void.originator_id,
                                                         lte=void.originator_version - 1)
             events = [self._decode(e.topic, e.state, e.originator_id, e.originator_version)
                       for e in stored]
@@ -1013,9 +1012,9 @@ class _Waiter:
     :meth:`close` and opened again by the next :meth:`connect`.
     """
 
-    def __init__(self, engine: LifecycleEngine) -> None:
+    def __init__(self, engine: LogSource) -> None:
         self.store = engine.store
-        self.channel = getattr(engine.recorder, "channel_name", None)
+        self.channel = engine.event_log.channel
         self.conn: Any = None
 
     def connect(self) -> None:

@@ -4,7 +4,7 @@ A :class:`Checker` keeps the aggregates of one import in memory, applies each co
 aggregate (the domain's own rules), records every problem with its line number and returns
 the events of the commands that passed as rows for the recorders. The engine runs one; a large
 import's writer process runs a second one on its share of the aggregates
-(``stores/bulk_write.py``): commands of different aggregates never depend on each other, so
+(``writing/bulk_write.py``): commands of different aggregates never depend on each other, so
 the two check in parallel and see exactly what one checker would.
 """
 
@@ -31,7 +31,7 @@ from lifecycle_es.stores.chain import Row, canonical_id
 if TYPE_CHECKING:
     from eventsourcing.domain import Aggregate
 
-    from lifecycle_es.engine import LifecycleEngine
+    from lifecycle_es.writing.application import LifecycleApplication
 
 #: (target, external id): "customer" or "campaign", as the command's ``key`` gives it
 Key = tuple[str, str]
@@ -56,7 +56,7 @@ class Checker:
     without ``encode``, :meth:`check` returns no rows (checking only).
     """
 
-    def __init__(self, engine: LifecycleEngine, problems: list[FieldProblem], *,
+    def __init__(self, engine: LifecycleApplication, problems: list[FieldProblem], *,
                  store_empty: bool, encode: bool = True) -> None:
         self.engine = engine
         self.problems = problems

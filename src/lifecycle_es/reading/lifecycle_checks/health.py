@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from lifecycle_es.checks.facts import CustomerFacts, as_utc, days, reader_for
-from lifecycle_es.checks.gaps import Detector, stall_limit
 from lifecycle_es.config import Config, load_config
 from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.errors import UnknownCustomer
-from lifecycle_es.metrics.calc import When
+from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts, as_utc, days, reader_for
+from lifecycle_es.reading.lifecycle_checks.gaps import Detector, stall_limit
+from lifecycle_es.reading.metrics.calc import When
 
 if TYPE_CHECKING:
-    from lifecycle_es.engine import LifecycleEngine
+    from lifecycle_es.reading.source import Source
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Health:
         }
 
 
-def health_scores(engine: LifecycleEngine, customer: str | None = None,
+def health_scores(engine: Source, customer: str | None = None,
                   as_of: When | None = None, *,
                   config: Config | None = None) -> list[Health]:
     """Scores at ``as_of`` (default now): of ``customer``, or of every paying customer
@@ -80,7 +80,7 @@ def health_scores(engine: LifecycleEngine, customer: str | None = None,
     return sorted(out, key=lambda h: (h.score, h.customer))
 
 
-def factor_values(engine: LifecycleEngine, cfg: Config, f: CustomerFacts, at: datetime,
+def factor_values(engine: Source, cfg: Config, f: CustomerFacts, at: datetime,
                   open_gaps: int, mrr_before: int | None) -> dict[str, float | None]:
     """The raw value of every factor for one customer at ``at``."""
     limit = stall_limit(engine.stage_model, cfg.gaps, f.stage)

@@ -48,7 +48,7 @@ from lifecycle_es.stores.chain import (
 )
 
 if TYPE_CHECKING:
-    from lifecycle_es.engine import LifecycleEngine
+    from lifecycle_es.reading.source import Source
     from lifecycle_es.stores.url import StoreURL
 
 log = get_logger("lifecycle_es.audit.verify")
@@ -625,17 +625,17 @@ def _anchored(wanted: Anchor, report: VerifyReport, at_anchor: bytes | None,
     return out
 
 
-def verify(engine: LifecycleEngine, anchor: str | None = None) -> VerifyReport:
+def verify(engine: Source, anchor: str | None = None) -> VerifyReport:
     """Recompute the hash chains of ``engine``'s store (events, settings); report every break.
 
     ``anchor`` (``POSITION:DIGEST[,settings=SEQ:DIGEST]`` from an earlier ``--print-heads``)
     also checks that the store still extends what was anchored outside the database.
     """
     wanted = parse_anchor(anchor) if anchor is not None else None
-    table = getattr(engine.recorder, "events_table_name", "")
+    table = getattr(engine.event_log.recorder, "events_table_name", "")
     snap = _Snapshot(engine.store, table)
     try:
-        v = _Verifier(engine.mapper.decode_topic)  # type: ignore[attr-defined]
+        v = _Verifier(engine.event_log.decode_state)
         at_anchor: bytes | None = None
         chain_end = 0
         for pos, ev, dg in _merged(snap):

@@ -14,17 +14,17 @@ The writer is a separate process, not a thread: both sides are Python code and a
 mostly wait for the other's GIL (the SQLite driver takes it back for every row).
 
 Checking costs more than writing, so once the writer process runs it also checks some of the
-customers and campaigns the engine has not seen yet: up to a share
-(:data:`WRITER_CHECK_SHARE`, chosen by a hash of the id) of the new ones, while it keeps up
-(no more than :data:`ROUTE_BACKLOG_BYTES` of messages waiting for it; else new ones stay with
-the engine, so the two sides balance themselves). An aggregate given to the writer stays
-with it. The engine reads each line's key with orjson and sends the writer's lines instead
-of checking them. The writer checks them with its own :class:`~lifecycle_es.checker.Checker`
-and writes their rows merged with the engine's batches in line order (the engine sends the
-lines before the batch that follows them), so the log keeps the file's order. Commands of
-different aggregates do not depend on each other, so both sides decide exactly what one
-checker would, whichever side checks what; at the end the writer reports its problems and
-counts with the engine's.
+customers and campaigns the engine has not seen yet: up to a share (:data:`WRITER_CHECK_SHARE`,
+chosen by a hash of the id) of the new ones, while it keeps up (no more than
+:data:`ROUTE_BACKLOG_BYTES` of messages waiting for it; else new ones stay with the engine, so
+the two sides balance themselves). An aggregate given to the writer stays with it. The engine
+reads each line's key with orjson and sends the writer's lines instead of checking them. The
+writer checks them with its own :class:`~lifecycle_es.writing.import_check.Checker` and writes
+their rows merged with the engine's batches in line order (the engine sends the lines before
+the batch that follows them), so the log keeps the file's order. Commands of different
+aggregates do not depend on each other, so both sides decide exactly what one checker would,
+whichever side checks what; at the end the writer reports its problems and counts with the
+engine's.
 
 Messages wait in a queue of up to :data:`BACKLOG_BYTES` on the engine's side when the pipe is
 full (see :class:`WriterProcess`), so neither side waits for the other's bursts.
@@ -59,10 +59,10 @@ from lifecycle_es.stores.imports import IMPORTS_TABLE
 from lifecycle_es.stores.url import StoreURL
 
 if TYPE_CHECKING:
-    from lifecycle_es.checker import Tally
     from lifecycle_es.domain.stage_model import StageModel
-    from lifecycle_es.engine import LifecycleEngine
     from lifecycle_es.stores.imports import ImportRecord
+    from lifecycle_es.writing.application import LifecycleApplication
+    from lifecycle_es.writing.import_check import Tally
 
 log = get_logger("lifecycle_es.stores.bulk_write")
 
@@ -103,7 +103,7 @@ class BulkWrite:
     share of the aggregates to check as well (see the module doc).
     """
 
-    def __init__(self, engine: LifecycleEngine, batch_size: int, *, store_empty: bool) -> None:
+    def __init__(self, engine: LifecycleApplication, batch_size: int, *, store_empty: bool) -> None:
         self.engine = engine
         self.batch_size = batch_size
         self._store_empty = store_empty
@@ -400,7 +400,7 @@ class _Aborted(Exception):
 _BOOT = (
     "import os, pickle, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
     "sys.path[:] = pickle.load(sys.stdin.buffer); "
-    "from lifecycle_es.stores.bulk_write import serve; serve(); "
+    "from lifecycle_es.writing.bulk_write import serve; serve(); "
     "sys.stderr.flush(); os._exit(0)"
 )
 
@@ -423,10 +423,10 @@ def _merged(own: deque[tuple[int, list[Row]]], batch: Lines) -> list[Row]:
 def serve() -> None:
     """The writer process: one bulk transaction until commit or abort. It checks the lines
     it is sent and writes their rows merged, in line order, with the engine's batches."""
-    from lifecycle_es.checker import Checker
     from lifecycle_es.commands import parse_command
     from lifecycle_es.domain.stage_model import StageModel
-    from lifecycle_es.engine import LifecycleEngine
+    from lifecycle_es.writing.application import LifecycleApplication
+    from lifecycle_es.writing.import_check import Checker
 
     inbox = sys.stdin.buffer
     replies = os.fdopen(os.dup(1), "wb")  # stdout is for replies only:
@@ -442,7 +442,7 @@ def serve() -> None:
     gc.disable()  # as the engine's import does (gcpause.py)
     try:
         _, (store, model, store_empty) = pickle.load(inbox)
-        engine = LifecycleEngine(store, stage_model=StageModel.model_validate_json(model))
+        engine = LifecycleApplication(store, stage_model=StageModel.model_validate_json(model))
         problems: list[FieldProblem] = []
         checker = Checker(engine, problems, store_empty=store_empty)
         own: deque[tuple[int, list[Row]]] = deque()  # rows of our lines, not written yet

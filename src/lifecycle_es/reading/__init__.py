@@ -1,0 +1,1 @@
+"""The read side: read models and their machinery, audit, metrics, gaps and health."""

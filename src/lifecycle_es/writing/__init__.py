@@ -1,0 +1,1 @@
+"""The write side: the application that records commands, and the bulk import."""

@@ -1,0 +1,268 @@
+"""The write side's application service: the ``eventsourcing`` Application that records commands.
+
+It opens the store, settles the stage model, loads aggregates, applies one validated command
+and saves its events (``execute``); one method per command (``register``, ``purchase``, ...)
+takes the command's fields as keywords. Bulk writes are in ``writing/bulk_import.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, StoredEvent
+
+from lifecycle_es.commands import Command, build_command
+from lifecycle_es.domain.campaign import Campaign
+from lifecycle_es.domain.customer import Customer
+from lifecycle_es.domain.ids import campaign_id, customer_id, parse_id
+from lifecycle_es.domain.stage_model import CLASSIC, StageModel, load_stage_model
+from lifecycle_es.domain.trigger import take_pending
+from lifecycle_es.errors import (
+    ConcurrencyConflict,
+    LifecycleError,
+    StoreError,
+    UnknownCampaign,
+    UnknownCustomer,
+    first_line,
+)
+from lifecycle_es.logs import get_logger
+from lifecycle_es.stores.codec import FastMapper, OrjsonTranscoder
+from lifecycle_es.stores.event_log import EventLog
+from lifecycle_es.stores.url import StoreURL
+
+log = get_logger("lifecycle_es.engine")  # the log name users filter on
+
+
+class LifecycleApplication(Application[UUID]):
+    """Record customer lifecycles on a store (SQLite file, PostgreSQL, memory).
+
+    ``store`` is a URL (``sqlite:///lifecycle.db``, ``postgresql://user@host:5432/db``,
+    ``memory://``); when omitted, ``$LIFECYCLE_ES_STORE`` or ``sqlite:///lifecycle.db``.
+    ``stage_model`` is a :class:`StageModel`, a preset name or a TOML path; the store
+    remembers it, so later opens without one use the store's (``classic`` for a new
+    store). ``projections_path`` adds folders of custom read models.
+    """
+
+    name = "lifecycle"
+
+    def __init__(
+        self,
+        store: str | StoreURL | None = None,
+        *,
+        stage_model: StageModel | str | None = None,
+        projections_path: Sequence[str] = (),
+    ) -> None:
+        self.store = StoreURL.parse(store)
+        self.projections_path = list(projections_path)
+        setup: AbstractContextManager[None] = nullcontext()
+        if self.store.kind == "postgresql":
+            from lifecycle_es.stores.postgres import prepared_schema
+
+            setup = prepared_schema(self.store)
+        try:
+            with setup:
+                super().__init__(env=self.store.eventsourcing_env())
+        except LifecycleError:
+            raise
+        except Exception as exc:  # driver errors: never echo the URL with its password
+            raise StoreError(
+                f"cannot open store {self.store.redacted()}: {type(exc).__name__}: "
+                f"{self.store.scrub(first_line(exc))}"
+            ) from None
+        self.stage_model = self._settle_stage_model(stage_model)
+        log.debug("engine.opened", store=self.store.redacted(), model=self.stage_model.name)
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        """The chained recorders (``stores/recorders.py``); for ``memory://`` the library's
+        in-memory one plus import records."""
+        if self.store.kind == "memory":
+            from lifecycle_es.stores.recorders import MemoryRecorder
+
+            return MemoryRecorder()
+        return super().construct_recorder()
+
+    def _settle_stage_model(self, given: StageModel | str | None) -> StageModel:
+        """The model given (remembered by the store), else the store's, else ``classic``."""
+        get = getattr(self.recorder, "get_setting", None)
+        stored = get("stage_model") if get else None
+        if given is None:
+            return StageModel.model_validate_json(stored) if stored else CLASSIC
+        model = given if isinstance(given, StageModel) else load_stage_model(given)
+        dumped = model.model_dump_json()
+        if get is not None and dumped != stored:
+            self.recorder.put_setting("stage_model", dumped)  # type: ignore[attr-defined]
+            log.info("engine.stage_model_set", model=model.name)
+        return model
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """The library's mapper (cipher and compressor from the environment) with the
+        project's orjson codec (``stores/codec.py``)."""
+        return self.factory.mapper(transcoder=OrjsonTranscoder(), mapper_class=FastMapper)
+
+    # ------------------------------------------------------------------ reading
+
+    def customer(self, external_id: str) -> Customer:
+        """The customer's current state (``.state``), version and events (``.log``).
+
+        Every method taking an external id normalises it as commands do (stripped, NFC;
+        see ``docs/commands.md``, "Limits"); a malformed id raises InvalidInput.
+        """
+        key = parse_id("customer", external_id)
+        try:
+            return self.repository.get(customer_id(key))  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            raise UnknownCustomer(key) from None
+
+    def campaign(self, external_id: str) -> Campaign:
+        """A campaign of the shared registry."""
+        key = parse_id("campaign", external_id)
+        try:
+            return self.repository.get(campaign_id(key))  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            raise UnknownCampaign(key) from None
+
+    def history(self, external_id: str) -> list[Customer.Event]:
+        """The customer's events in order (version 1 first), voided ones included."""
+        key = parse_id("customer", external_id)
+        events = list(self.events.get(customer_id(key)))
+        if not events:
+            raise UnknownCustomer(key)
+        return events  # type: ignore[return-value]
+
+    def stored_aggregate(self, command: Command) -> Aggregate | None:
+        """The recorded aggregate ``command`` targets, or None when there is none yet."""
+        try:
+            return self.repository.get(command.aggregate_id())  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            return None
+
+    @property
+    def event_log(self) -> EventLog:
+        """The event log as the read side reads it (``stores/event_log.py``)."""
+        return EventLog(self.recorder, self.mapper, self.events)
+
+    # ----------------------------------------------------------------- writing
+
+    def execute(self, command: Command) -> int:
+        """Apply one validated command and save it; returns the aggregate's new version.
+
+        Raises :class:`InvalidInput`, :class:`InvariantViolation`, :class:`UnknownCustomer`
+        or :class:`ConcurrencyConflict`; in every case nothing was written.
+        """
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            command.check_teams(self.stage_model.teams)
+            agg = command.apply_to(self.stored_aggregate(command), self.stage_model)
+            self._write_events(take_pending(agg))
+            outcome = "ok"
+            return agg.version
+        except LifecycleError as exc:
+            outcome = type(exc).__name__
+            raise
+        finally:
+            log.info(
+                "command", command=command.type, key=command.key, outcome=outcome,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+    def record(self, type_: str, **fields: Any) -> int:
+        """Validate and execute command ``type_`` (a JSON Lines type name) from keywords."""
+        return self.execute(build_command(type_, fields))
+
+    # One method per command; the keyword arguments are the command's fields
+    # (see lifecycle_es.commands and docs/commands.md).
+    def register(self, **f: Any) -> int:
+        return self.record("customer_registered", **f)
+
+    def touchpoint(self, **f: Any) -> int:
+        return self.record("touchpoint", **f)
+
+    def change_stage(self, **f: Any) -> int:
+        return self.record("stage_changed", **f)
+
+    def assign_owner(self, **f: Any) -> int:
+        return self.record("owner_assigned", **f)
+
+    def release_owner(self, **f: Any) -> int:
+        return self.record("owner_released", **f)
+
+    def send_handover(self, **f: Any) -> int:
+        return self.record("handover_sent", **f)
+
+    def accept_handover(self, **f: Any) -> int:
+        return self.record("handover_accepted", **f)
+
+    def reject_handover(self, **f: Any) -> int:
+        return self.record("handover_rejected", **f)
+
+    def purchase(self, **f: Any) -> int:
+        return self.record("purchase", **f)
+
+    def payment(self, **f: Any) -> int:
+        return self.record("payment", **f)
+
+    def renewal(self, **f: Any) -> int:
+        return self.record("renewal", **f)
+
+    def expansion(self, **f: Any) -> int:
+        return self.record("expansion", **f)
+
+    def contraction(self, **f: Any) -> int:
+        return self.record("contraction", **f)
+
+    def churn(self, **f: Any) -> int:
+        return self.record("churned", **f)
+
+    def win_back(self, **f: Any) -> int:
+        return self.record("won_back", **f)
+
+    def nps_answer(self, **f: Any) -> int:
+        return self.record("nps_answer", **f)
+
+    def csat_answer(self, **f: Any) -> int:
+        return self.record("csat_answer", **f)
+
+    def check_in(self, **f: Any) -> int:
+        return self.record("check_in", **f)
+
+    def request_advocacy(self, **f: Any) -> int:
+        return self.record("advocacy_requested", **f)
+
+    def give_advocacy(self, **f: Any) -> int:
+        return self.record("advocacy_given", **f)
+
+    def void_event(self, **f: Any) -> int:
+        return self.record("event_voided", **f)
+
+    def announce_campaign(self, **f: Any) -> int:
+        return self.record("campaign_announced", **f)
+
+    def amend_campaign(self, **f: Any) -> int:
+        return self.record("campaign_amended", **f)
+
+    def end_campaign(self, **f: Any) -> int:
+        return self.record("campaign_ended", **f)
+
+    # ---------------------------------------------------------------- internals
+
+    def _write_events(self, events: Sequence[Any]) -> None:
+        """Write events in one transaction; a version clash becomes ConcurrencyConflict."""
+        if not events:
+            return
+        stored: list[StoredEvent] = [self.mapper.to_stored_event(e) for e in events]
+        try:
+            self.recorder.insert_events(stored)
+        except IntegrityError:
+            first = events[0]
+            key = getattr(first, "customer", None) or getattr(first, "campaign", "?")
+            raise ConcurrencyConflict(f"{type(first).__qualname__.split('.')[0].lower()} "
+                                      f"{key!r}") from None
+
+

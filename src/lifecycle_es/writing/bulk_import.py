@@ -1,0 +1,208 @@
+"""Bulk writes: a JSON Lines import or many commands, checked in order and written all or nothing.
+
+Checking is ``writing/import_check.py``; the writes, in batches and by a second process once
+the import is large enough, are ``writing/bulk_write.py``; each committed import of a file is
+recorded in the store (``stores/imports.py``) so running it again is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from lifecycle_es.commands import Command, parse_command
+from lifecycle_es.errors import FieldProblem, InvalidInput, StoreError
+from lifecycle_es.logs import get_logger
+from lifecycle_es.stores.imports import DigestedLines, ImportRecord, file_digest
+from lifecycle_es.writing.application import LifecycleApplication
+from lifecycle_es.writing.bulk_write import BulkWrite, WriteFailed
+from lifecycle_es.writing.gcpause import without_cyclic_gc
+from lifecycle_es.writing.import_check import Checker, line_key
+
+log = get_logger("lifecycle_es.engine")  # the log name users filter on
+
+#: events per insert in a bulk import (and the size from which a writer process takes over)
+DEFAULT_WRITE_BATCH = 25_000
+
+
+@dataclass
+class ImportResult:
+    """What a bulk write did."""
+
+    commands: int = 0
+    events: int = 0
+    customers_created: int = 0
+    campaigns_created: int = 0
+    seconds: float = 0.0
+    by_type: dict[str, int] = field(default_factory=dict)
+    #: SHA-256 of the imported bytes (imports of a file, recorded in the store), else ""
+    digest: str = ""
+    #: the earlier import of the same bytes when this one wrote nothing for that reason
+    already_imported: ImportRecord | None = None
+
+
+class BulkImportApplication(LifecycleApplication):
+    """:class:`LifecycleApplication` with bulk writes: ``import_file``, ``import_lines``,
+    ``record_many``."""
+
+    def import_file(
+        self, path: str | os.PathLike[str], *, batch_size: int = DEFAULT_WRITE_BATCH
+    ) -> ImportResult:
+        """Import a JSON Lines file (``"-"``: stdin) once, all or nothing.
+
+        The store records the import (SHA-256 of the bytes, lines, events, time) in the same
+        transaction as its events. If the same bytes were imported before, nothing is written
+        and ``result.already_imported`` says when; a file is looked up before it is read,
+        stdin once it is read to its end. See :meth:`import_lines` (``once=True``).
+        """
+        path = os.fspath(path)
+        if path != "-":
+            previous = self.find_import(file_digest(path))
+            if previous is not None:
+                log.info("import.already_imported", digest=previous.digest)
+                return ImportResult(digest=previous.digest, already_imported=previous)
+        return self.import_lines(iter_jsonl(path), batch_size=batch_size, once=True)
+
+    def find_import(self, digest: str) -> ImportRecord | None:
+        """The committed import of the bytes with this SHA-256 (hex), or None."""
+        return self.recorder.find_import(digest)  # type: ignore[attr-defined, no-any-return]
+
+    @without_cyclic_gc
+    def import_lines(
+        self, lines: Iterable[str | bytes], *, batch_size: int = DEFAULT_WRITE_BATCH,
+        once: bool = False,
+    ) -> ImportResult:
+        """Import JSON Lines commands, all or nothing (see :meth:`record_many`).
+
+        With ``once``, the lines' bytes (``str`` lines as UTF-8) are digested as they are
+        read: if the store recorded an import of the same bytes, nothing is written and
+        ``result.already_imported`` is that record; else this import is recorded with its
+        events (:meth:`import_file` does this for a file).
+
+        Once a writer process runs, it also checks the lines of a share of the customers and
+        campaigns not seen before (``writing/bulk_write.py``).
+        """
+        source = DigestedLines(lines) if once else None
+        if source is not None:
+            lines = source
+        problems: list[FieldProblem] = []
+        checker = Checker(self, problems, store_empty=self._store_empty())
+        out = BulkWrite(self, batch_size, store_empty=checker.store_empty)
+        known = checker.known
+
+        def parsed() -> Iterator[tuple[int, Command]]:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                if out.shares_checking:
+                    key = line_key(line)
+                    if key is not None and key not in known and out.route(number, line, key):
+                        continue
+                try:
+                    yield number, parse_command(line, number)
+                except InvalidInput as exc:  # reported with the rules' problems, in line order
+                    problems.extend(exc.problems)
+
+        return self._check_and_write(parsed(), checker, out, check_only=False, source=source)
+
+    @without_cyclic_gc
+    def record_many(
+        self,
+        commands: Iterable[tuple[int, Command]] | Iterable[Command],
+        *,
+        batch_size: int = DEFAULT_WRITE_BATCH,
+        check_only: bool = False,
+    ) -> ImportResult:
+        """Apply many commands in order and write them all in one transaction, or nothing.
+
+        Every command is checked against the state left by the ones before it; any
+        problem raises :class:`InvalidInput` listing all of them (with line numbers) and
+        nothing is written. The events are written in order, ``batch_size`` per insert, by a
+        second process while checking goes on once over half a batch is queued
+        (``writing/bulk_write.py``); they are committed only after the last command passed.
+        A storage failure or a concurrent writer on the same aggregates raises
+        :class:`StoreError` and also writes nothing. ``check_only`` validates without writing.
+        """
+        numbered = (item if isinstance(item, tuple) else (number, item)
+                    for number, item in enumerate(commands, start=1))
+        checker = Checker(self, [], store_empty=self._store_empty(), encode=not check_only)
+        out = BulkWrite(self, batch_size, store_empty=checker.store_empty)
+        return self._check_and_write(numbered, checker, out, check_only=check_only)
+
+    def _store_empty(self) -> bool:
+        return self.recorder.max_notification_id() in (None, 0)
+
+    def _check_and_write(
+        self,
+        commands: Iterable[tuple[int, Command]],
+        checker: Checker,
+        out: BulkWrite,
+        *,
+        check_only: bool,
+        source: DigestedLines | None = None,
+    ) -> ImportResult:
+        """Check ``commands`` and write their events (see :meth:`record_many`).
+
+        ``checker.problems`` may already hold problems (and grow while ``commands`` is
+        consumed). With ``source`` (the digested lines of ``commands``) the import is
+        recorded, or is a no-op if the same bytes were.
+        """
+        started = time.perf_counter()
+        problems = checker.problems
+        check = checker.check
+        try:
+            for line, cmd in commands:
+                rows = check(line, cmd)
+                if problems:
+                    out.discard()  # nothing will be written: stop writing early
+                elif rows is not None and not check_only:
+                    out.add(line, rows)
+            tallies = [checker.tally]
+            writer_tally = out.finish(problems)
+            if writer_tally is not None:
+                tallies.append(writer_tally)
+            record = None
+            if source is not None:
+                previous = self.find_import(source.digest)
+                if previous is not None:  # its lines were checked against themselves
+                    log.info("import.already_imported", digest=previous.digest)
+                    return ImportResult(digest=previous.digest, already_imported=previous)
+                record = ImportRecord(source.digest, source.count,
+                                      sum(t.events for t in tallies), datetime.now(UTC))
+            if problems:
+                problems.sort(key=lambda p: p.line or 0)
+                raise InvalidInput(problems, "import (nothing written)")
+            if not check_only:
+                out.commit(checker.forget, record)
+        except WriteFailed as exc:
+            log.error("import.failed", error=str(exc), conflict=exc.conflict)
+            raise StoreError(f"import failed, nothing written: {exc}") from None
+        finally:
+            out.abort()  # after a commit: nothing left to drop
+        result = ImportResult(seconds=time.perf_counter() - started,
+                              digest=source.digest if source is not None else "")
+        for tally in tallies:
+            result.events += tally.events
+            result.customers_created += tally.customers_created
+            result.campaigns_created += tally.campaigns_created
+            for type_, n in tally.by_type.items():
+                result.by_type[type_] = result.by_type.get(type_, 0) + n
+        result.commands = sum(result.by_type.values())
+        if not check_only:
+            log.info("import", commands=result.commands, events=result.events,
+                     seconds=round(result.seconds, 3))
+        return result
+
+
+def iter_jsonl(path: str) -> Iterator[bytes]:
+    """Lines of a JSON Lines file, or of stdin for ``-``."""
+    import sys
+
+    if path == "-":
+        yield from sys.stdin.buffer
+        return
+    with open(path, "rb") as fh:
+        yield from fh
