@@ -293,7 +293,7 @@ def test_an_import_of_half_a_batch_or_less_starts_no_process(
 def test_a_writer_process_starts_past_half_a_batch(durable_store_url: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Before the first batch is full, so that it has started when the batch is sent."""
-    from lifecycle_es.stores import bulk_write
+    from lifecycle_es.writing import bulk_write
 
     started: list[int] = []
 

@@ -17,7 +17,7 @@ from lifecycle_es.demo import generate
 from lifecycle_es.domain.stage_model import CLASSIC
 from lifecycle_es.errors import InvalidInput
 from lifecycle_es.reading.audit.verify import verify
-from lifecycle_es.stores import bulk_write
+from lifecycle_es.writing import bulk_write
 
 BATCH = 100  # events per insert: the writer process starts after 50
 

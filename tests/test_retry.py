@@ -43,7 +43,7 @@ def test_it_reraises_when_the_tries_run_out() -> None:
 
 def test_pauses_grow_and_stay_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each pause is drawn in [0, min(cap, backoff * 2**tries)] (full jitter)."""
-    from lifecycle_es import engine as module
+    from lifecycle_es.writing import retry as module
 
     drawn: list[tuple[float, float]] = []
     slept: list[float] = []

@@ -19,8 +19,8 @@ from lifecycle_es.commands import parse_command
 from lifecycle_es.demo import generate
 from lifecycle_es.domain.stage_model import PRESETS
 from lifecycle_es.reading.audit.verify import verify
-from lifecycle_es.stores import bulk_write
 from lifecycle_es.stores.chain import Row
+from lifecycle_es.writing import bulk_write
 from lifecycle_es.writing.bulk_write import BulkWrite, WriterProcess
 from lifecycle_es.writing.import_check import Checker
 

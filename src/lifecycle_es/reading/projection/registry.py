@@ -23,7 +23,7 @@ ENV_VAR = "LIFECYCLE_ES_PROJECTIONS_PATH"
 
 def builtin_dir() -> Path:
     """The folder of the built-in read models (installed wheel or source checkout)."""
-    package = Path(__file__).resolve().parent.parent
+    package = Path(__file__).resolve().parents[2]  # lifecycle_es/
     installed = package / "_projections"
     if installed.is_dir():
         return installed
