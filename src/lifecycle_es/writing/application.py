@@ -15,14 +15,13 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, StoredEvent
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 
 from lifecycle_es.commands import Command, build_command
 from lifecycle_es.domain.campaign import Campaign
 from lifecycle_es.domain.customer import Customer
 from lifecycle_es.domain.ids import campaign_id, customer_id, parse_id
 from lifecycle_es.domain.stage_model import CLASSIC, StageModel, load_stage_model
-from lifecycle_es.domain.trigger import take_pending
 from lifecycle_es.errors import (
     ConcurrencyConflict,
     LifecycleError,
@@ -160,7 +159,7 @@ class LifecycleApplication(Application[UUID]):
         try:
             command.check_teams(self.stage_model.teams)
             agg = command.apply_to(self.stored_aggregate(command), self.stage_model)
-            self._write_events(take_pending(agg))
+            self._save(agg)
             outcome = "ok"
             return agg.version
         except LifecycleError as exc:
@@ -253,16 +252,21 @@ class LifecycleApplication(Application[UUID]):
     # ---------------------------------------------------------------- internals
 
     def _write_events(self, events: Sequence[Any]) -> None:
-        """Write events in one transaction; a version clash becomes ConcurrencyConflict."""
-        if not events:
-            return
-        stored: list[StoredEvent] = [self.mapper.to_stored_event(e) for e in events]
+        """Write these events in one transaction (see :meth:`_save`)."""
+        if events:
+            self._save(*events)
+
+    def _save(self, *objs: Any) -> None:
+        """Save aggregates' pending events (or events) in one transaction through the
+        library's ``save``, its snapshotting and notification hooks included; a version clash
+        becomes :class:`ConcurrencyConflict`."""
+        first = objs[0].pending_events[0] if isinstance(objs[0], Aggregate) else objs[0]
         try:
-            self.recorder.insert_events(stored)
+            self.save(*objs)
         except IntegrityError:
-            first = events[0]
             key = getattr(first, "customer", None) or getattr(first, "campaign", "?")
-            raise ConcurrencyConflict(f"{type(first).__qualname__.split('.')[0].lower()} "
-                                      f"{key!r}") from None
+            kind = type(first).__qualname__.split(".")[0].lower()
+            raise ConcurrencyConflict(f"{kind} {key!r}") from None
+
 
 
