@@ -13,15 +13,8 @@ is built here on the same store and event log. Neither side imports the other, n
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from lifecycle_es.config import Config
-from lifecycle_es.reading.audit.queries import Audit
-from lifecycle_es.reading.lifecycle_checks.gaps import Gap, find_gaps
-from lifecycle_es.reading.lifecycle_checks.health import Health, health_scores
-from lifecycle_es.reading.metrics.calc import When
-from lifecycle_es.reading.metrics.queries import Metrics
-from lifecycle_es.reading.projection.runner import ProjectionManager
-from lifecycle_es.stores.faults import raised_as_faults
 from lifecycle_es.writing.bulk_import import (
     DEFAULT_WRITE_BATCH,
     BulkImportApplication,
@@ -29,6 +22,15 @@ from lifecycle_es.writing.bulk_import import (
     iter_jsonl,
 )
 from lifecycle_es.writing.retry import retry_on_conflict
+
+if TYPE_CHECKING:  # the read side is imported when first used (start-up time of the CLI)
+    from lifecycle_es.config import Config
+    from lifecycle_es.reading.audit.queries import Audit
+    from lifecycle_es.reading.lifecycle_checks.gaps import Gap
+    from lifecycle_es.reading.lifecycle_checks.health import Health
+    from lifecycle_es.reading.metrics.calc import When
+    from lifecycle_es.reading.metrics.queries import Metrics
+    from lifecycle_es.reading.projection.runner import ProjectionManager
 
 __all__ = ["DEFAULT_WRITE_BATCH", "ImportResult", "LifecycleEngine", "iter_jsonl",
            "retry_on_conflict"]
@@ -47,22 +49,31 @@ class LifecycleEngine(BulkImportApplication):
     @cached_property
     def projections(self) -> ProjectionManager:
         """Read models: ``engine.projections.catch_up()``, ``.rebuild()``, ``.status()``."""
+        from lifecycle_es.reading.projection.runner import ProjectionManager
+
         return ProjectionManager(self)
 
     @cached_property
     def audit(self) -> Audit:
         """Audit queries: ``engine.audit.timeline(...)``, ``.state(...)``, ``.events(...)``."""
+        from lifecycle_es.reading.audit.queries import Audit
+
         return Audit(self)
 
     @cached_property
     def metrics(self) -> Metrics:
         """Lifecycle metrics for any period: ``engine.metrics.summary(...)``, ``.funnel()``..."""
+        from lifecycle_es.reading.metrics.queries import Metrics
+
         return Metrics(self)
 
     def gaps(self, as_of: When | None = None, kind: str | None = None,
              team: str | None = None, *, config: Config | None = None) -> list[Gap]:
         """Customers left hanging between teams at ``as_of`` (default now); see
         :func:`lifecycle_es.reading.lifecycle_checks.gaps.find_gaps`."""
+        from lifecycle_es.reading.lifecycle_checks.gaps import find_gaps
+        from lifecycle_es.stores.faults import raised_as_faults
+
         with raised_as_faults(self.store):  # the read models' faults too
             return find_gaps(self, as_of, kind, team, config=config)
 
@@ -70,6 +81,9 @@ class LifecycleEngine(BulkImportApplication):
                config: Config | None = None) -> list[Health]:
         """Health scores with each factor's contribution; see
         :func:`lifecycle_es.reading.lifecycle_checks.health.health_scores`."""
+        from lifecycle_es.reading.lifecycle_checks.health import health_scores
+        from lifecycle_es.stores.faults import raised_as_faults
+
         with raised_as_faults(self.store):  # the read models' faults too
             return health_scores(self, customer, as_of, config=config)
 

@@ -9,13 +9,20 @@ through SQL of the events table, so it depends on the recorder interface alone
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.persistence import ApplicationRecorder, EventStore, Notification, StoredEvent
-
-from lifecycle_es.stores.by_aggregate import EventRow, aggregate_pages
 from lifecycle_es.stores.codec import FastMapper
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import (
+        ApplicationRecorder,
+        EventStore,
+        Notification,
+        StoredEvent,
+    )
+
+    from lifecycle_es.stores.by_aggregate import EventRow
 
 
 class EventLog:
@@ -52,6 +59,8 @@ class EventLog:
     def pages_by_aggregate(self, after: str, stop: int, limit: int,
                            ) -> Generator[tuple[list[EventRow], str], None, None]:
         """Pages of whole aggregates after the cursor ``after`` (``stores/by_aggregate.py``)."""
+        from lifecycle_es.stores.by_aggregate import aggregate_pages  # imports the drivers
+
         return aggregate_pages(self.recorder, after, stop, limit)
 
     def decode(self, topic: str, data: bytes, originator_id: UUID, version: int) -> Any:

@@ -3,11 +3,12 @@ the folders of read models, and the event log to read (``stores/event_log.py``).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from lifecycle_es.domain.stage_model import StageModel
-from lifecycle_es.stores.event_log import EventLog
-from lifecycle_es.stores.url import StoreURL
+if TYPE_CHECKING:
+    from lifecycle_es.domain.stage_model import StageModel
+    from lifecycle_es.stores.event_log import EventLog
+    from lifecycle_es.stores.url import StoreURL
 
 
 class LogSource(Protocol):
