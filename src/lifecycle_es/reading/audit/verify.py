@@ -26,33 +26,27 @@ change's sequence number, position = the log position it was made at).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.domain.ids import campaign_id, customer_id
-from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError
+from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.logs import get_logger
 from lifecycle_es.stores.chain import (
-    DIGESTS_TABLE,
-    HEADS_TABLE,
     LOG_SCOPE,
-    SETTINGS_HISTORY_TABLE,
     SETTINGS_SCOPE,
-    SETTINGS_TABLE,
     ZERO,
     canonical_id,
     digest,
     setting_digest,
 )
+from lifecycle_es.stores.chain_snapshot import ChainRow, ChainSnapshot
 
 if TYPE_CHECKING:
     from lifecycle_es.reading.source import Source
-    from lifecycle_es.stores.url import StoreURL
 
 log = get_logger("lifecycle_es.audit.verify")
-BATCH = 5_000
 #: the read model that names a customer whose every event is gone (position -> external id)
 NAMING_TABLE = "audit_index"
 #: the key of a settings break about the whole settings history, not one setting
@@ -134,118 +128,11 @@ class Anchor:
     settings: tuple[int, bytes] | None = None
 
 
-@dataclass
-class _Row:
-    """An event row or a digest row at one position."""
-
-    oid: str
-    version: int
-    topic: str = ""
-    state: bytes = b""
-    digest: bytes = b""
-
-
-class _Snapshot:
-    """A read-only, consistent view of the events' tables (SQLite or PostgreSQL)."""
-
-    def __init__(self, store: StoreURL, events_table: str) -> None:
-        self.kind = store.kind
-        names = {"events": events_table, "digests": DIGESTS_TABLE, "heads": HEADS_TABLE,
-                 "settings": SETTINGS_TABLE, "history": SETTINGS_HISTORY_TABLE}
-        if store.kind == "sqlite":
-            self.conn: Any = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True,
-                                             isolation_level=None)
-            self.conn.execute("BEGIN")  # one read snapshot for every table
-            self.nid, self.p = "rowid", "?"
-            self.t = {**names, "naming": NAMING_TABLE}
-        elif store.kind == "postgresql":
-            from psycopg import sql
-
-            from lifecycle_es.stores.postgres import connect
-
-            self.conn = connect(store)
-            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            self.nid, self.p = "notification_id", "%s"
-            # read models live in the schema beside the store's (projection/db.py)
-            read = "lifecycle_read" if store.schema == "public" else f"{store.schema}_read"
-            self.t = {k: sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(v))
-                      .as_string(self.conn)
-                      for k, schema, v in [*((k, store.schema, v) for k, v in names.items()),
-                                           ("naming", read, NAMING_TABLE)]}
-        else:
-            raise LifecycleError(
-                f"audit verify: store {store.redacted()} keeps no hash chain "
-                "(use a SQLite or PostgreSQL store)"
-            )
-
-    def rows(self, which: str) -> Iterator[tuple[int, _Row]]:
-        """(position, row) of the events or the digests, in log order, in batches."""
-        if which == "events":
-            oid = "originator_id::text" if self.kind == "postgresql" else "originator_id"
-            cols, nid = f"{self.nid}, {oid}, originator_version, topic, state", self.nid
-        else:
-            cols, nid = "notification_id, originator_id, originator_version, digest", \
-                "notification_id"
-        sql = (f"SELECT {cols} FROM {self.t[which]} WHERE {nid} > {self.p} "
-               f"ORDER BY {nid} LIMIT {self.p}")
-        last = -1
-        while True:
-            batch = self.conn.execute(sql, (last, BATCH)).fetchall()
-            for r in batch:
-                if which == "events":
-                    yield int(r[0]), _Row(canonical_id(r[1]), int(r[2]), r[3], _bytes(r[4]))
-                else:
-                    yield int(r[0]), _Row(r[1], int(r[2]), digest=_bytes(r[3]))
-            if len(batch) < BATCH:
-                return
-            last = int(batch[-1][0])
-
-    def heads(self) -> dict[str, tuple[int, int, bytes]]:
-        sql = f"SELECT scope, notification_id, originator_version, digest FROM {self.t['heads']}"
-        return {r[0]: (int(r[1]), int(r[2]), _bytes(r[3]))
-                for r in self.conn.execute(sql).fetchall()}
-
-    def has(self, which: str) -> bool:
-        """Whether the table exists (a store not yet opened by this version may lack it)."""
-        if self.kind == "sqlite":
-            return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                                     "name = ?", (self.t[which],)).fetchone() is not None
-        return self.conn.execute("SELECT to_regclass(%s)", (self.t[which],)).fetchone()[0] \
-            is not None
-
-    def settings(self) -> dict[str, str]:
-        sql = f"SELECT key, value FROM {self.t['settings']}"
-        return {str(k): str(v) for k, v in self.conn.execute(sql).fetchall()}
-
-    def history(self) -> list[SettingChange]:
-        sql = (f"SELECT seq, key, origin, log_position, recorded_at, value, digest "
-               f"FROM {self.t['history']} ORDER BY seq")
-        return [SettingChange(int(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]),
-                              str(r[5]), _bytes(r[6]).hex())
-                for r in self.conn.execute(sql).fetchall()]
-
-    def named(self, position: int) -> list[tuple[str, str]]:
-        """(aggregate kind, external id) the naming read model holds at ``position``."""
-        sql = (f"SELECT aggregate, COALESCE(customer, campaign) FROM {self.t['naming']} "
-               f"WHERE position = {self.p}")
-        return [(str(r[0]), str(r[1])) for r in self.conn.execute(sql, (position,)).fetchall()
-                if r[1] is not None]
-
-    def close(self) -> None:
-        self.conn.rollback() if self.kind == "postgresql" else self.conn.execute("ROLLBACK")
-        self.conn.close()
-
-
 def _span(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}..{last}"
 
 
-def _bytes(value: Any) -> bytes:
-    """A BLOB/bytea column's bytes (a tampered SQLite cell may have become TEXT)."""
-    return value.encode() if isinstance(value, str) else bytes(value)
-
-
-def _merged(snap: _Snapshot) -> Iterator[tuple[int, _Row | None, _Row | None]]:
+def _merged(snap: ChainSnapshot) -> Iterator[tuple[int, ChainRow | None, ChainRow | None]]:
     """(position, event row, digest row) over the union of both tables' positions."""
     events, digests = snap.rows("events"), snap.rows("digests")
     e, d = next(events, None), next(digests, None)
@@ -306,7 +193,7 @@ class _Verifier:
         self.raw: list[_Raw] = []
         # oid -> (position, event, digest row, prev log digest, prev aggregate digest,
         # position of the log predecessor)
-        self.suspects: dict[str, list[tuple[int, _Row, _Row, bytes, bytes, int]]] = {}
+        self.suspects: dict[str, list[tuple[int, ChainRow, ChainRow, bytes, bytes, int]]] = {}
         # where events vanished: (after, before, oid) = somewhere strictly between the
         # positions, of that aggregate; the index of the break that reports it
         self.holes: list[tuple[int, int, str, int]] = []
@@ -331,7 +218,7 @@ class _Verifier:
         self.raw.append((kind, oid, version, pos, detail))
         return len(self.raw) - 1
 
-    def step(self, pos: int, ev: _Row | None, dg: _Row | None) -> None:
+    def step(self, pos: int, ev: ChainRow | None, dg: ChainRow | None) -> None:
         if ev is not None:
             self.report.events += 1
             self.last_event = pos
@@ -469,7 +356,7 @@ class _Verifier:
         """A reordered row whose version another reordered row of the aggregate holds."""
         return any(o[0] == "reordered" and o[1] == r[1] and o[3] != r[3] for o in self.raw)
 
-    def resolve(self, snap: _Snapshot) -> None:
+    def resolve(self, snap: ChainSnapshot) -> None:
         """Name every break's aggregate and append the breaks to the report."""
         notes = self._notes
         raw = [(k, oid, v, p, d + self._unchecked(notes.get(i, []), snap))
@@ -483,7 +370,7 @@ class _Verifier:
                 agg, key = self._named(oid, pos, snap)
             self.report.breaks.append(Break(kind, agg, key, version, pos, detail))
 
-    def _unchecked(self, rows: list[tuple[str, int, int]], snap: _Snapshot) -> str:
+    def _unchecked(self, rows: list[tuple[str, int, int]], snap: ChainSnapshot) -> str:
         if not rows:
             return ""
         named = ", ".join(f"{self._named(oid, pos, snap)[1]} v{v} at {pos}"
@@ -491,7 +378,7 @@ class _Verifier:
         return (f"; the event(s) following it in the log could not be re-hashed (their "
                 f"predecessor's digest is gone): {named}")
 
-    def _named(self, oid: str, pos: int | None, snap: _Snapshot) -> tuple[str, str]:
+    def _named(self, oid: str, pos: int | None, snap: ChainSnapshot) -> tuple[str, str]:
         """(aggregate kind, external id), from the events or, when none is left, from the
         naming read model at the aggregate's last known position (confirmed by the id)."""
         if oid not in self.names:
@@ -504,7 +391,7 @@ class _Verifier:
         return self.names[oid]
 
 
-def _lookup(snap: _Snapshot, position: int) -> list[tuple[str, str]]:
+def _lookup(snap: ChainSnapshot, position: int) -> list[tuple[str, str]]:
     """What the naming read model says is at ``position`` (nothing when it is not built)."""
     if not snap.has("naming"):
         return []
@@ -514,12 +401,12 @@ def _lookup(snap: _Snapshot, position: int) -> list[tuple[str, str]]:
 class _Settings:
     """Checks the settings chain and the stored settings against it."""
 
-    def __init__(self, snap: _Snapshot, head: tuple[int, int, bytes] | None) -> None:
+    def __init__(self, snap: ChainSnapshot, head: tuple[int, int, bytes] | None) -> None:
         self.breaks: list[Break] = []
         self.changes: list[SettingChange] = []
         if not snap.has("history"):  # a store this version never opened: nothing recorded
             return
-        self.changes = snap.history()
+        self.changes = [SettingChange(*row) for row in snap.history()]
         stored = snap.settings() if snap.has("settings") else {}
         self._chain(head)
         self._values(stored)
@@ -633,7 +520,7 @@ def verify(engine: Source, anchor: str | None = None) -> VerifyReport:
     """
     wanted = parse_anchor(anchor) if anchor is not None else None
     table = getattr(engine.event_log.recorder, "events_table_name", "")
-    snap = _Snapshot(engine.store, table)
+    snap = ChainSnapshot(engine.store, table, NAMING_TABLE)
     try:
         v = _Verifier(engine.event_log.decode_state)
         at_anchor: bytes | None = None

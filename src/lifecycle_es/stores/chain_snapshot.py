@@ -1,0 +1,137 @@
+"""One consistent, read-only snapshot of a store's chained tables, for ``audit verify``.
+
+Verifying compares the events with their digests, the chain heads and the settings history
+as they stood at one instant: it needs one snapshot transaction over all of them (SQLite's
+``BEGIN`` on a read-only connection, PostgreSQL's ``REPEATABLE READ READ ONLY``), which the
+recorder interface — a pooled connection per call — does not give. So the verifier reads
+through this class of the stores package rather than through the event log.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from lifecycle_es.errors import LifecycleError
+from lifecycle_es.stores.chain import (
+    DIGESTS_TABLE,
+    HEADS_TABLE,
+    SETTINGS_HISTORY_TABLE,
+    SETTINGS_TABLE,
+    canonical_id,
+)
+from lifecycle_es.stores.url import StoreURL
+
+BATCH = 5_000
+
+
+@dataclass
+class ChainRow:
+    """An event row or a digest row at one position."""
+
+    oid: str
+    version: int
+    topic: str = ""
+    state: bytes = b""
+    digest: bytes = b""
+
+
+class ChainSnapshot:
+    """A read-only, consistent view of the events' tables (SQLite or PostgreSQL): events,
+    digests, chain heads, settings and their history, and the read model ``naming_table``
+    (position -> the aggregate's external id), all in one snapshot transaction."""
+
+    def __init__(self, store: StoreURL, events_table: str, naming_table: str) -> None:
+        self.kind = store.kind
+        names = {"events": events_table, "digests": DIGESTS_TABLE, "heads": HEADS_TABLE,
+                 "settings": SETTINGS_TABLE, "history": SETTINGS_HISTORY_TABLE}
+        if store.kind == "sqlite":
+            self.conn: Any = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True,
+                                             isolation_level=None)
+            self.conn.execute("BEGIN")  # one read snapshot for every table
+            self.nid, self.p = "rowid", "?"
+            self.t = {**names, "naming": naming_table}
+        elif store.kind == "postgresql":
+            from psycopg import sql
+
+            from lifecycle_es.stores.postgres import connect
+
+            self.conn = connect(store)
+            self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self.nid, self.p = "notification_id", "%s"
+            # read models live in the schema beside the store's (projection/db.py)
+            read = "lifecycle_read" if store.schema == "public" else f"{store.schema}_read"
+            self.t = {k: sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(v))
+                      .as_string(self.conn)
+                      for k, schema, v in [*((k, store.schema, v) for k, v in names.items()),
+                                           ("naming", read, naming_table)]}
+        else:
+            raise LifecycleError(
+                f"audit verify: store {store.redacted()} keeps no hash chain "
+                "(use a SQLite or PostgreSQL store)"
+            )
+
+    def rows(self, which: str) -> Iterator[tuple[int, ChainRow]]:
+        """(position, row) of the events or the digests, in log order, in batches."""
+        if which == "events":
+            oid = "originator_id::text" if self.kind == "postgresql" else "originator_id"
+            cols, nid = f"{self.nid}, {oid}, originator_version, topic, state", self.nid
+        else:
+            cols, nid = "notification_id, originator_id, originator_version, digest", \
+                "notification_id"
+        sql = (f"SELECT {cols} FROM {self.t[which]} WHERE {nid} > {self.p} "
+               f"ORDER BY {nid} LIMIT {self.p}")
+        last = -1
+        while True:
+            batch = self.conn.execute(sql, (last, BATCH)).fetchall()
+            for r in batch:
+                if which == "events":
+                    yield int(r[0]), ChainRow(canonical_id(r[1]), int(r[2]), r[3], _bytes(r[4]))
+                else:
+                    yield int(r[0]), ChainRow(r[1], int(r[2]), digest=_bytes(r[3]))
+            if len(batch) < BATCH:
+                return
+            last = int(batch[-1][0])
+
+    def heads(self) -> dict[str, tuple[int, int, bytes]]:
+        sql = f"SELECT scope, notification_id, originator_version, digest FROM {self.t['heads']}"
+        return {r[0]: (int(r[1]), int(r[2]), _bytes(r[3]))
+                for r in self.conn.execute(sql).fetchall()}
+
+    def has(self, which: str) -> bool:
+        """Whether the table exists (a store not yet opened by this version may lack it)."""
+        if self.kind == "sqlite":
+            return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                     "name = ?", (self.t[which],)).fetchone() is not None
+        return self.conn.execute("SELECT to_regclass(%s)", (self.t[which],)).fetchone()[0] \
+            is not None
+
+    def settings(self) -> dict[str, str]:
+        sql = f"SELECT key, value FROM {self.t['settings']}"
+        return {str(k): str(v) for k, v in self.conn.execute(sql).fetchall()}
+
+    def history(self) -> list[tuple[int, str, str, int, str, str, str]]:
+        """The settings history: (seq, key, origin, log position, recorded at, value, digest
+        in hex), in order."""
+        sql = (f"SELECT seq, key, origin, log_position, recorded_at, value, digest "
+               f"FROM {self.t['history']} ORDER BY seq")
+        return [(int(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), str(r[5]),
+                 _bytes(r[6]).hex()) for r in self.conn.execute(sql).fetchall()]
+
+    def named(self, position: int) -> list[tuple[str, str]]:
+        """(aggregate kind, external id) the naming read model holds at ``position``."""
+        sql = (f"SELECT aggregate, COALESCE(customer, campaign) FROM {self.t['naming']} "
+               f"WHERE position = {self.p}")
+        return [(str(r[0]), str(r[1])) for r in self.conn.execute(sql, (position,)).fetchall()
+                if r[1] is not None]
+
+    def close(self) -> None:
+        self.conn.rollback() if self.kind == "postgresql" else self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+
+def _bytes(value: Any) -> bytes:
+    """A BLOB/bytea column's bytes (a tampered SQLite cell may have become TEXT)."""
+    return value.encode() if isinstance(value, str) else bytes(value)
