@@ -383,7 +383,7 @@ def test_each_command_is_logged_with_outcome_and_duration(engine: LifecycleEngin
                 self.events.append(record.msg)
 
     run(engine, NEW)
-    logger, keep = logging.getLogger("lifecycle_es.engine"), Keep()
+    logger, keep = logging.getLogger("lifecycle_es.writing"), Keep()
     old_level = logger.level
     logger.addHandler(keep)
     logger.setLevel(logging.INFO)

@@ -35,7 +35,7 @@ from lifecycle_es.stores.codec import FastMapper, OrjsonTranscoder
 from lifecycle_es.stores.event_log import EventLog
 from lifecycle_es.stores.url import StoreURL
 
-log = get_logger("lifecycle_es.engine")  # the log name users filter on
+log = get_logger("lifecycle_es.writing")
 
 
 class LifecycleApplication(Application[UUID]):

@@ -22,7 +22,7 @@ from lifecycle_es.writing.bulk_write import BulkWrite, WriteFailed
 from lifecycle_es.writing.gcpause import without_cyclic_gc
 from lifecycle_es.writing.import_check import Checker, line_key
 
-log = get_logger("lifecycle_es.engine")  # the log name users filter on
+log = get_logger("lifecycle_es.writing")
 
 #: events per insert in a bulk import (and the size from which a writer process takes over)
 DEFAULT_WRITE_BATCH = 25_000

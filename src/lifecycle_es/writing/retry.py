@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from lifecycle_es.errors import ConcurrencyConflict
 from lifecycle_es.logs import get_logger
 
-log = get_logger("lifecycle_es.engine")  # the log name users filter on
+log = get_logger("lifecycle_es.writing")
 T = TypeVar("T")
 
 
