@@ -210,7 +210,7 @@ class Customer(Aggregate):
         TYPE = "payment"
 
         def money(self, m: Money) -> Money:
-            return m._replace(currency=self.currency)
+            return Money(m.paying, m.mrr, self.currency, m.contract_end)
 
         def fold(self, s: CustomerState) -> None:
             self.fold_money(s)
@@ -222,8 +222,8 @@ class Customer(Aggregate):
         TYPE = "renewal"
 
         def money(self, m: Money) -> Money:
-            return m._replace(contract_end=self.new_contract_end,
-                              mrr=m.mrr if self.new_mrr is None else self.new_mrr)
+            mrr = m.mrr if self.new_mrr is None else self.new_mrr
+            return Money(m.paying, mrr, m.currency, self.new_contract_end)
 
         def fold(self, s: CustomerState) -> None:
             self.fold_money(s)
@@ -233,7 +233,7 @@ class Customer(Aggregate):
         TYPE = "expansion"
 
         def money(self, m: Money) -> Money:
-            return m._replace(mrr=m.mrr + self.mrr_delta)
+            return Money(m.paying, m.mrr + self.mrr_delta, m.currency, m.contract_end)
 
         def fold(self, s: CustomerState) -> None:
             self.fold_money(s)
@@ -243,7 +243,7 @@ class Customer(Aggregate):
         TYPE = "contraction"
 
         def money(self, m: Money) -> Money:
-            return m._replace(mrr=max(0, m.mrr - self.mrr_delta))
+            return Money(m.paying, max(0, m.mrr - self.mrr_delta), m.currency, m.contract_end)
 
         def fold(self, s: CustomerState) -> None:
             self.fold_money(s)
@@ -255,7 +255,7 @@ class Customer(Aggregate):
         PERSONAL = ("reason",)
 
         def money(self, m: Money) -> Money:
-            return m._replace(paying=False, mrr=0)
+            return Money(False, 0, m.currency, m.contract_end)
 
         def fold(self, s: CustomerState) -> None:
             self.fold_money(s)
@@ -267,7 +267,7 @@ class Customer(Aggregate):
         TYPE = "won_back"
 
         def money(self, m: Money) -> Money:
-            return m._replace(paying=True, mrr=self.mrr)
+            return Money(True, self.mrr, m.currency, m.contract_end)
 
         def fold(self, s: CustomerState) -> None:
             self.fold_money(s)

@@ -12,7 +12,11 @@ from typing import NamedTuple
 
 
 class Money(NamedTuple):
-    """Paying or not, MRR in minor units, currency (ISO 4217) and the contract's last day."""
+    """Paying or not, MRR in minor units, currency (ISO 4217) and the contract's last day.
+
+    The events build a new one directly: ``_replace`` costs about five times as much, and
+    money events are a third of a replay.
+    """
 
     paying: bool = False
     mrr: int = 0
