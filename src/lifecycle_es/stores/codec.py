@@ -146,11 +146,15 @@ class FastMapper(Mapper[UUID]):
                 data = self.compressor.decompress(data)
             state = self.transcoder.decode(data)
         class_version: int = getattr(cls, "class_version", 1)
-        version = state.pop("class_version", 1) if class_version > 1 else class_version
-        while version < class_version:
-            getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
-            version += 1
-        _revive(cls, state)
+        if class_version > 1:
+            version = state.pop("class_version", 1)
+            while version < class_version:
+                getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+                version += 1
+        for name, conv in revivers(cls):  # inline: this runs for every event of a replay
+            value = state.get(name)
+            if value.__class__ is str:  # an upcaster may already have set a value
+                state[name] = conv(value)
         return state
 
     def decode_topic(self, topic: str, data: bytes) -> dict[str, Any]:
@@ -179,12 +183,3 @@ def encode_state(domain_event: Any) -> bytes:
     state = dict(vars(domain_event))
     del state["originator_id"], state["originator_version"]
     return memoryview(orjson.dumps(state)).tobytes()
-
-
-def _revive(cls: type, state: dict[str, Any]) -> None:
-    """Turn the ISO strings of ``cls``'s date, datetime and UUID fields back into values
-    (an upcaster may already have set a value: it is left as it is)."""
-    for name, conv in revivers(cls):
-        value = state.get(name)
-        if isinstance(value, str):
-            state[name] = conv(value)
