@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import orjson
 from eventsourcing.utils import resolve_topic
 
+from lifecycle_es.display import visible
 from lifecycle_es.domain.customer import Customer
 from lifecycle_es.errors import LifecycleError, first_line
 from lifecycle_es.logs import get_logger
@@ -147,7 +148,7 @@ def _fail_undecodable(event: Any, tables: Tables) -> None:
 def _one_line(exc: BaseException, secret: str = "") -> str:
     """``Type: first line of the message`` cut to ERROR_TEXT_MAX characters."""
     text = f"{type(exc).__name__}: {first_line(exc, secret)}".rstrip(": ")
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    text = visible(text)
     if len(text) > ERROR_TEXT_MAX:
         text = f"{text[:ERROR_TEXT_MAX]}... ({len(text)} characters)"
     return text
