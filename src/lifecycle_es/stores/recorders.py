@@ -331,10 +331,6 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
             "heads": f"{schema}.{Identifier(HEADS_TABLE).as_string()}",
         })
 
-    def _create_table(self, curs: Any) -> None:
-        super()._create_table(curs)
-        self._settings_log(_pg_run(curs)).adopt()  # a store made before settings were chained
-
     def get_setting(self, key: str) -> str | None:
         """A store-wide setting (e.g. the stage model), or None."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -479,9 +475,10 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
             row["digest"], row["lines"], row["events"], row["imported_at"])
 
     def create_table(self) -> None:
-        """Create what is missing. When every table exists, nothing is run: ``CREATE INDEX IF
-        NOT EXISTS`` would wait for the lock an import holds (an engine opened meanwhile
-        would wait for the import's end)."""
+        """Create what is missing, then adopt unchained settings (one path for new and old
+        stores). When every table exists no DDL is run: ``CREATE INDEX IF NOT EXISTS`` would
+        wait for the lock an import holds (an engine opened meanwhile would wait for the
+        import's end)."""
         names = [self.events_table_name, self.notification_id_index_name, DIGESTS_TABLE,
                  HEADS_TABLE, SETTINGS_TABLE, SETTINGS_HISTORY_TABLE, IMPORTS_TABLE]
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -491,12 +488,13 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
             row = curs.fetchone()
         if row is not None and _first(row):
             self.datastore.register_type_adapters()
-            with self.datastore.transaction(commit=True) as curs:
-                curs.execute(SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
-                    self.settings_history))  # two openers of an older store: one adopts
-                self._settings_log(_pg_run(curs)).adopt()  # cheap reads unless it adopts
-            return
-        super().create_table()
+        else:
+            super().create_table()
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
+                self.settings_history))  # two openers of an older store: one adopts
+            # a store made before the settings were chained; cheap reads unless it adopts
+            self._settings_log(_pg_run(curs)).adopt()
 
 
 def _no_run(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
