@@ -72,20 +72,16 @@ class LifecycleEngine(BulkImportApplication):
         """Customers left hanging between teams at ``as_of`` (default now); see
         :func:`lifecycle_es.reading.lifecycle_checks.gaps.find_gaps`."""
         from lifecycle_es.reading.lifecycle_checks.gaps import find_gaps
-        from lifecycle_es.stores.faults import raised_as_faults
 
-        with raised_as_faults(self.store):  # the read models' faults too
-            return find_gaps(self, as_of, kind, team, config=config)
+        return find_gaps(self, as_of, kind, team, config=config)
 
     def health(self, customer: str | None = None, as_of: When | None = None, *,
                config: Config | None = None) -> list[Health]:
         """Health scores with each factor's contribution; see
         :func:`lifecycle_es.reading.lifecycle_checks.health.health_scores`."""
         from lifecycle_es.reading.lifecycle_checks.health import health_scores
-        from lifecycle_es.stores.faults import raised_as_faults
 
-        with raised_as_faults(self.store):  # the read models' faults too
-            return health_scores(self, customer, as_of, config=config)
+        return health_scores(self, customer, as_of, config=config)
 
     def close(self) -> None:
         """Close the store's connections (events and read models)."""
