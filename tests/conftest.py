@@ -103,3 +103,12 @@ def durable_store_url(request: pytest.FixtureRequest,
                       store_url_factory: Callable[[str], str]) -> str:
     """A fresh store URL on the two durable stores (for subprocess/CLI tests)."""
     return store_url_factory(str(request.param))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Finalise the engines tests left unclosed while the interpreter is whole: the library's
+    PostgreSQL datastore closes itself in ``__del__``, which fails noisily ("Exception
+    ignored ... 'NoneType' object has no attribute 'suppress'") once shutdown has begun."""
+    import gc
+
+    gc.collect()
