@@ -40,21 +40,22 @@ def main(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR")] = "WARNING",
 ) -> None:
     logs.configure(log_level)
-    ctx.obj = _RUNNING["state"] = CliState(
+    _RUNNING["store"] = store
+    ctx.obj = CliState(
         store=store,
         stage_model=stage_model or os.environ.get("LIFECYCLE_ES_STAGE_MODEL"),
         projections_path=projections_path or [],
     )
 
 
-#: the state of the command being run, for run()'s error line
-_RUNNING: dict[str, CliState] = {}
+#: the --store of the command being run, for run()'s error line (only the text: keeping the
+#: state would keep its engine, and its connections, alive after the command)
+_RUNNING: dict[str, str | None] = {}
 
 
 def _store_url() -> str | None:
     """The raw store URL of this run (``--store`` or the environment), parsed or not."""
-    given = _RUNNING.get("state")
-    return (given.store if given else None) or os.environ.get(STORE_ENV_VAR)
+    return _RUNNING.get("store") or os.environ.get(STORE_ENV_VAR)
 
 
 for _group in (writing, projections, audit, metrics, lifecycle_checks):
