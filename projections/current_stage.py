@@ -6,6 +6,7 @@ Counts per stage are a ``GROUP BY stage`` over this table (``lifecycle-es stage`
 from __future__ import annotations
 
 from lifecycle_es.domain import Customer, Money
+from lifecycle_es.privacy import ERASED
 from lifecycle_es.projection import Projection, Table, Tables, on
 
 
@@ -109,6 +110,10 @@ class CurrentStage(Projection):
     @on(Customer.WonBack)
     def won_back(self, e: Customer.WonBack, db: Tables) -> None:
         self._money(db, e, stage=e.stage, since=e.occurred_at, stage_team=self._team(e.stage))
+
+    @on(Customer.Erased)
+    def erased(self, e: Customer.Erased, db: Tables) -> None:
+        db["current_stage"].update(e.customer, name=ERASED)  # not an activity: no time moves
 
     @on(Customer.Touchpoint, Customer.HandoverSent, Customer.HandoverRejected,
         Customer.NpsAnswered, Customer.CsatAnswered, Customer.CheckedIn,

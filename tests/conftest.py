@@ -18,6 +18,13 @@ import pytest
 
 from lifecycle_es import LifecycleEngine
 
+#: the suite's master key (set for every test and the processes they start), so no test
+#: writes the default key file of the user running it; tests of the key's configuration
+#: change it themselves
+TEST_MASTER_KEY = "bGlmZWN5Y2xlLWVzIHRlc3Qgc3VpdGUgbWFzdGVyIGs="
+os.environ["LIFECYCLE_ES_MASTER_KEY"] = TEST_MASTER_KEY
+os.environ.pop("LIFECYCLE_ES_MASTER_KEY_FILE", None)
+
 PG_URL = os.environ.get("LIFECYCLE_ES_TEST_POSTGRES",
                         "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("LIFECYCLE_ES_REQUIRE_POSTGRES") == "1"

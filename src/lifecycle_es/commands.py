@@ -136,6 +136,8 @@ class Command(BaseModel):
         """
         what = self.target
         if self.creates:
+            if isinstance(existing, Customer) and existing.state.erased_at is not None:
+                raise InvariantViolation(what, self.key, existing.erased_reason())
             if existing is not None:
                 raise InvariantViolation(what, self.key, f"{what} is already registered")
             return self.create(model)  # type: ignore[attr-defined, no-any-return]
@@ -463,6 +465,34 @@ class EndCampaign(CampaignCommand):
 
     def apply(self, c: Campaign, model: StageModel) -> None:
         c.end(self.reason, self.meta())
+
+
+class Erasure(BaseModel):
+    """A request to erase one customer's personal data (``engine.erase``); not a command
+    of the JSON Lines import: erasure is asked for one customer at a time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    customer: Id
+    reason: Text = Field(description="why (a request reference; no personal data)")
+    actor: Text = Field(description="who erased it")
+
+    def meta(self, at: Any) -> dict[str, Any]:
+        """The erasure event's base fields (recorded now, for team ``privacy``)."""
+        return {"occurred_at": at, "actor": self.actor, "team": ERASURE_TEAM,
+                "correlation_id": None, "causation_id": None}
+
+
+#: the team an erasure is recorded for
+ERASURE_TEAM = "privacy"
+
+
+def build_erasure(fields: dict[str, Any]) -> Erasure:
+    """Validate an erasure request (raises InvalidInput)."""
+    try:
+        return Erasure.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidInput(problems_of(exc), "erasure") from None
 
 
 AnyCommand = Annotated[

@@ -21,6 +21,7 @@ from lifecycle_es.writing.bulk_import import (
     ImportResult,
     iter_jsonl,
 )
+from lifecycle_es.logs import get_logger
 from lifecycle_es.writing.retry import retry_on_conflict
 
 if TYPE_CHECKING:  # the read side is imported when first used (start-up time of the CLI)
@@ -31,6 +32,8 @@ if TYPE_CHECKING:  # the read side is imported when first used (start-up time of
     from lifecycle_es.reading.metrics.calc import When
     from lifecycle_es.reading.metrics.queries import Metrics
     from lifecycle_es.reading.projection.runner import ProjectionManager
+
+log = get_logger("lifecycle_es.writing")
 
 __all__ = ["DEFAULT_WRITE_BATCH", "ImportResult", "LifecycleEngine", "iter_jsonl",
            "retry_on_conflict"]
@@ -82,6 +85,19 @@ class LifecycleEngine(BulkImportApplication):
         from lifecycle_es.reading.lifecycle_checks.health import health_scores
 
         return health_scores(self, customer, as_of, config=config)
+
+    def erase(self, *, customer: str, reason: str, actor: str | None = None) -> int:
+        """Erase the customer's personal data (see
+        :meth:`~lifecycle_es.writing.application.LifecycleApplication.erase`), then bring
+        the read models up to the erasure (their copies become placeholders) and, on
+        SQLite, empty the write-ahead log of old page images (docs/privacy.md)."""
+        version = super().erase(customer=customer, reason=reason, actor=actor)
+        self.projections.catch_up()
+        checkpoint = getattr(self.recorder, "checkpoint", None)
+        if checkpoint is not None and not checkpoint():
+            log.warning("erase.wal_busy", detail="a reader kept the write-ahead log from "
+                        "being emptied: it still holds old pages until the next checkpoint")
+        return version
 
     def close(self) -> None:
         """Close the store's connections (events and read models)."""

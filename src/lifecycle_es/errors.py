@@ -125,6 +125,11 @@ class StoreError(LifecycleError):
     """The store URL is malformed or the store cannot be reached (never shows a password)."""
 
 
+class MasterKeyError(StoreError):
+    """The master key is missing, malformed or not the one the store was encrypted with
+    (never shows the key)."""
+
+
 class ConfigError(LifecycleError):
     """A configuration file (stage model, thresholds) is invalid."""
 
@@ -137,6 +142,7 @@ __all__ = [
     "InvalidInput",
     "InvariantViolation",
     "LifecycleError",
+    "MasterKeyError",
     "StoreError",
     "TransitionNotAllowed",
     "UnknownCampaign",

@@ -4,8 +4,9 @@ Commands (the public methods) check the rules and trigger events; events (the ne
 only fold facts into state, so replaying them always reproduces the same state. A voided event
 is folded out by re-folding the customer's own events without it.
 
-Fields holding personal data are listed in each event class's ``PERSONAL`` tuple so they can be
-encrypted per customer (crypto-shredding) without changing the log's shape.
+Fields holding personal data are listed in each event class's ``PERSONAL`` tuple: the store
+encrypts them under the customer's own key, and erasing the customer (``Erased``) deletes that
+key, after which they read as placeholders (crypto-shredding; docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from lifecycle_es.domain.money import Money
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.domain.trigger import emit, now, take_pending, trigger
 from lifecycle_es.errors import InvariantViolation, TransitionNotAllowed
+from lifecycle_es.privacy import ERASED
 
 ADVOCACY_KINDS = ("testimonial", "case_study", "review", "referral")
 
@@ -66,6 +68,7 @@ class CustomerState:
     advocacy_requested: int = 0
     advocacy_given: int = 0
     last_event_at: datetime | None = None
+    erased_at: datetime | None = None
 
 
 class Customer(Aggregate):
@@ -83,12 +86,20 @@ class Customer(Aggregate):
 
         TYPE: ClassVar[str] = ""
         PERSONAL: ClassVar[tuple[str, ...]] = ()
+        #: whether the event is something that happened with the customer (it moves
+        #: ``last_event_at``); an erasure is not
+        ACTIVITY: ClassVar[bool] = True
 
         def apply(self, aggregate: Customer) -> None:
             aggregate.log.append(self)
             if self.originator_version not in aggregate.voided:
-                aggregate.state.last_event_at = self.occurred_at
-                self.fold(aggregate.state)
+                self.fold_all(aggregate.state)
+
+        def fold_all(self, s: CustomerState) -> None:
+            """:meth:`fold`, and the time of the latest activity."""
+            if self.ACTIVITY:
+                s.last_event_at = self.occurred_at
+            self.fold(s)
 
         def fold(self, s: CustomerState) -> None:
             """Fold this event's facts into the state (pure: no checks, no I/O)."""
@@ -327,6 +338,17 @@ class Customer(Aggregate):
             aggregate.voided[self.voided_version] = self.originator_version
             aggregate.refold()
 
+    class Erased(Event):
+        """The customer's personal data was erased (its data key deleted): who, when, why.
+        It holds no personal data; the reason must not either (docs/privacy.md)."""
+
+        reason: str
+        TYPE = "customer_erased"
+        ACTIVITY = False
+
+        def fold(self, s: CustomerState) -> None:
+            s.erased_at, s.name = self.occurred_at, ERASED
+
     # ------------------------------------------------------------------ state
 
     def __init__(self) -> None:
@@ -341,8 +363,7 @@ class Customer(Aggregate):
             if ev.originator_version not in self.voided and not isinstance(
                 ev, Customer.EventVoided
             ):
-                self.state.last_event_at = ev.occurred_at
-                ev.fold(self.state)
+                ev.fold_all(self.state)
 
     @property
     def external_id(self) -> str:
@@ -374,12 +395,26 @@ class Customer(Aggregate):
 
         ``meta`` holds the base event fields (``occurred_at``, ``actor``, ``team``,
         ``correlation_id``, ``causation_id``); in that order, with ``fields`` in the event
-        class's order, the state needs no reordering (``domain/trigger.py``).
+        class's order, the state needs no reordering (``domain/trigger.py``). Nothing is
+        recorded on an erased customer.
         """
+        if self.state.erased_at is not None:
+            raise InvariantViolation("customer", self.state.external_id, self.erased_reason())
         emit(self, event_class, {
             "originator_id": self._id, "originator_version": self._version + 1,
             "timestamp": now(), "customer": self.state.external_id, **meta, **fields,
         })
+
+    def erased_reason(self) -> str:
+        """Why nothing more can be recorded on this (erased) customer."""
+        erased_at = self.state.erased_at
+        assert erased_at is not None
+        return (f"was erased on {erased_at.date().isoformat()}: nothing more can be "
+                "recorded on it (register the person again under a new external id)")
+
+    def erase(self, reason: str, meta: dict[str, Any]) -> None:
+        """Record the erasure (the store deletes the customer's data key with it)."""
+        self.record(self.Erased, meta, reason=reason)
 
     def collect_events(self) -> list[Any]:  # type: ignore[override]
         """The pending events (all at once: the library pops them one by one)."""

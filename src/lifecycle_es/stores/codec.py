@@ -21,7 +21,13 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Cipher, Compressor, Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
-from lifecycle_es.stores.chain import Row
+from lifecycle_es.errors import StoreError
+from lifecycle_es.privacy import ERASED, erased_document
+from lifecycle_es.stores.chain import Row, canonical_id
+from lifecycle_es.stores.keys import Keyring, seal, unseal
+
+#: the state key of an event's sealed personal fields: [token, field name, ...]
+SEALED = "_pii"
 
 _BASE_FIELDS = frozenset({"originator_id", "originator_version", "originator_topic"})
 
@@ -62,6 +68,25 @@ def revivers(cls: type) -> tuple[tuple[str, Callable[[str], Any]], ...]:
 
 
 @cache
+def personal_fields(cls: type) -> tuple[str, ...]:
+    """The fields of an event class holding personal data (its ``PERSONAL``)."""
+    return tuple(getattr(cls, "PERSONAL", ()))
+
+
+@cache
+def _placeholders(cls: type) -> dict[str, Callable[[], Any]]:
+    """The placeholder maker of each field an erased event may lack (by its type hint)."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Callable[[], Any]] = {}
+    for name in personal_fields(cls):
+        hint = hints.get(name)
+        inner = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        dict_like = any(a is dict or typing.get_origin(a) is dict for a in inner)
+        out[name] = erased_document if dict_like else (lambda: ERASED)
+    return out
+
+
+@cache
 def _topic_of(cls: type) -> str:
     return get_topic(cls)
 
@@ -82,7 +107,17 @@ class FastMapper(Mapper[UUID]):
     when read. What it changes is speed: no per-object hook when decoding (dates, datetimes
     and UUIDs are revived from the event class's type hints, computed once per class) and
     topics resolved once per class.
+
+    With a :attr:`keyring` (every store the engine opens, unless encryption is off), the
+    fields an event class lists in ``PERSONAL`` are sealed under the aggregate's data key
+    before the state goes through that pipeline, and opened when read; an erased
+    aggregate's read as placeholders (``stores/keys.py``, docs/privacy.md). The library's
+    cipher encrypts whole states under one key, which cannot erase one customer: this is
+    why the mapper, not the cipher, does it.
     """
+
+    #: the store's data keys; None: personal fields are stored as they are
+    keyring: Keyring | None = None
 
     def __init__(
         self,
@@ -100,7 +135,7 @@ class FastMapper(Mapper[UUID]):
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
             topic=_topic_of(type(domain_event)),
-            state=self.encode(domain_event),
+            state=self.encode(domain_event, canonical_id(domain_event.originator_id)),
         )
 
     def to_row(self, domain_event: DomainEventProtocol[UUID], aggregate_id: str) -> Row:
@@ -108,7 +143,7 @@ class FastMapper(Mapper[UUID]):
         ``aggregate_id`` is the canonical id of its aggregate (``canonical_id``), which a
         caller writing many events of one aggregate computes once."""
         return (aggregate_id, domain_event.originator_version, _topic_of(type(domain_event)),
-                self.encode(domain_event))
+                self.encode(domain_event, aggregate_id))
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         oid = stored_event.originator_id
@@ -117,14 +152,21 @@ class FastMapper(Mapper[UUID]):
             stored_event.originator_version)
         return event
 
-    def encode(self, domain_event: Any) -> bytes:
-        """A domain event's stored state: transcoded, then compressed and encrypted when
-        configured."""
-        class_version: int = getattr(type(domain_event), "class_version", 1)
+    def encode(self, domain_event: Any, aggregate_id: str) -> bytes:
+        """A domain event's stored state: personal fields sealed (with a keyring), then
+        transcoded, compressed and encrypted when configured. ``aggregate_id`` is the
+        canonical id of its aggregate (``canonical_id``)."""
+        cls: type = type(domain_event)
+        class_version: int = getattr(cls, "class_version", 1)
+        state = state_of(domain_event)
+        if self.keyring is not None and personal_fields(cls):
+            self._seal(state, cls, aggregate_id, domain_event.originator_version)
         if self._plain and class_version == 1:
-            return encode_state(domain_event)
-        state = dict(vars(domain_event))
-        del state["originator_id"], state["originator_version"]
+            # Copied out of orjson's result: orjson builds its output in an over-sized buffer
+            # and shrinks it, so keeping hundreds of thousands of them alive (a bulk
+            # import's batches) cost 6-14 µs each in fresh memory pages, against 1.6 µs for
+            # dumps plus an exact-size copy (docs/performance.md, "Import").
+            return memoryview(orjson.dumps(state)).tobytes()
         if class_version > 1:
             state["class_version"] = class_version
         data = self.transcoder.encode(state)
@@ -134,17 +176,38 @@ class FastMapper(Mapper[UUID]):
             data = self.cipher.encrypt(data)
         return data
 
-    def decode(self, cls: type, data: bytes) -> dict[str, Any]:
-        """The attribute dict of an event of ``cls`` from its stored state (decrypted,
-        decompressed, decoded, upcast to the class's version, dates revived)."""
+    def _seal(self, state: dict[str, Any], cls: type, aggregate_id: str, version: int) -> None:
+        personal = {name: value for name in personal_fields(cls)
+                    if (value := state.get(name)) is not None}
+        if personal:
+            assert self.keyring is not None
+            for name in personal:
+                del state[name]
+            key = self.keyring.for_write(aggregate_id, new=version == 1)
+            state[SEALED] = [seal(key, personal, aggregate_id, version), *personal]
+
+    def stored_state(self, data: bytes) -> dict[str, Any]:
+        """The state as stored (decrypted and decompressed when configured), personal
+        fields still sealed and no upcasting."""
         if self._plain:
             state: dict[str, Any] = orjson.loads(data)
-        else:
-            if self.cipher is not None:
-                data = self.cipher.decrypt(data)
-            if self.compressor is not None:
-                data = self.compressor.decompress(data)
-            state = self.transcoder.decode(data)
+            return state
+        if self.cipher is not None:
+            data = self.cipher.decrypt(data)
+        if self.compressor is not None:
+            data = self.compressor.decompress(data)
+        decoded: dict[str, Any] = self.transcoder.decode(data)
+        return decoded
+
+    def decode(self, cls: type, data: bytes, aggregate_id: str | None = None,
+               version: int = 0) -> dict[str, Any]:
+        """The attribute dict of an event of ``cls`` from its stored state (decrypted,
+        decompressed, decoded, personal fields opened, upcast to the class's version,
+        dates revived). Without ``aggregate_id`` sealed personal fields read as None."""
+        state = self.stored_state(data)
+        sealed = state.pop(SEALED, None)
+        if sealed is not None:
+            self._open(state, cls, sealed, aggregate_id, version)
         class_version: int = getattr(cls, "class_version", 1)
         if class_version > 1:
             version = state.pop("class_version", 1)
@@ -157,14 +220,36 @@ class FastMapper(Mapper[UUID]):
                 state[name] = conv(value)
         return state
 
+    def _open(self, state: dict[str, Any], cls: type, sealed: list[Any],
+              aggregate_id: str | None, version: int) -> None:
+        token, names = sealed[0], sealed[1:]
+        if aggregate_id is None:
+            state.update(dict.fromkeys(names))
+            return
+        if self.keyring is None:
+            raise StoreError(f"event {version} of aggregate {aggregate_id} has sealed "
+                             "personal fields, and the store was opened without its keys")
+        key = self.keyring.for_read(aggregate_id)
+        if key is None:  # erased
+            makers = _placeholders(cls)
+            state.update((n, makers.get(n, _erased_text)()) for n in names)
+        else:
+            state.update(unseal(key, token, aggregate_id, version))
+
+    def has_plain_personal(self, topic: str, data: bytes) -> bool:
+        """Whether the event stored as ``topic`` and ``data`` holds personal fields in
+        clear (written before encryption, or with it off)."""
+        state = self.stored_state(data)
+        return any(state.get(name) is not None for name in personal_fields(_class_of(topic)))
+
     def decode_topic(self, topic: str, data: bytes) -> dict[str, Any]:
-        """:meth:`decode` for the class stored as ``topic``."""
+        """:meth:`decode` for the class stored as ``topic`` (sealed fields not opened)."""
         return self.decode(_class_of(topic), data)
 
     def event_from(self, topic: str, data: bytes, originator_id: UUID, version: int) -> Any:
         """The domain event stored as ``topic`` and ``data`` (the state) on that aggregate."""
         cls = _class_of(topic)
-        state = self.decode(cls, data)
+        state = self.decode(cls, data, str(originator_id), version)
         state["originator_id"] = originator_id
         state["originator_version"] = version
         event: Any = object.__new__(cls)
@@ -172,14 +257,12 @@ class FastMapper(Mapper[UUID]):
         return event
 
 
-def encode_state(domain_event: Any) -> bytes:
-    """A domain event's stored state: its fields but the aggregate id and version, as JSON.
+def _erased_text() -> str:
+    return ERASED
 
-    The bytes are copied out of orjson's result: orjson builds its output in an over-sized
-    buffer and shrinks it, so keeping hundreds of thousands of them alive (a bulk import's
-    batches) cost 6-14 µs each in fresh memory pages, against 1.6 µs for dumps plus an
-    exact-size copy (docs/performance.md, "Import").
-    """
+
+def state_of(domain_event: Any) -> dict[str, Any]:
+    """A domain event's fields but the aggregate id and version."""
     state = dict(vars(domain_event))
     del state["originator_id"], state["originator_version"]
-    return memoryview(orjson.dumps(state)).tobytes()
+    return state

@@ -6,7 +6,8 @@ commit in order, and the NOTIFY that wakes subscribers) and change two things:
 
 - inserts are bulk: ``executemany`` on SQLite (the library inserts row by row), ``COPY`` on
   PostgreSQL (the library sends a composite array the driver must escape);
-- the same transaction appends every event to the hash chain (``stores/chain.py``).
+- the same transaction appends every event to the hash chain (``stores/chain.py``) and
+  stores the data keys made or erased for its events (``stores/keys.py``).
 
 Both also offer :meth:`bulk`: one transaction for many batches of rows (a whole import), with
 the chain heads stored once at the end, and the record of the import (``imports`` table,
@@ -48,6 +49,8 @@ from lifecycle_es.stores.chain import (
 )
 from lifecycle_es.stores.faults import guarded, raised_as_faults, unwrapped
 from lifecycle_es.stores.imports import IMPORTS_TABLE, ImportRecord
+from lifecycle_es.stores.key_table import MASTER_TABLE, KeyTable, create_statements
+from lifecycle_es.stores.keys import KEYS_TABLE, KeyChange, Keyring, KeyWrites
 from lifecycle_es.stores.url import StoreURL
 
 _SQLITE_VARS = 900  # stay under SQLite's bound-parameter limit in IN (...) lists
@@ -84,6 +87,19 @@ class _Guarded:
 
     store: StoreURL
     retry_lost = False
+    #: the store's data keys (set by the engine); their changes are written with the events
+    keyring: Keyring | None = None
+
+    def _key_writes(self) -> KeyWrites | None:
+        return None if self.keyring is None else self.keyring.writes()
+
+    def _keys_of(self, table: KeyTable, keys: KeyWrites | None, rows: Sequence[Row]) -> None:
+        """Write the key changes of the aggregates of ``rows`` (in their transaction)."""
+        if keys is not None:
+            changes = keys.take(r[0] for r in rows)
+            if changes:
+                assert self.keyring is not None
+                table.write(changes, self.keyring.master.fingerprint)
 
     def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         run: Callable[..., T] = unwrapped(method)
@@ -120,9 +136,9 @@ class _Guarded:
 
 
 #: recorder methods of the subclasses safe to run again on a new connection
-_READS = ("get_setting", "find_import")
+_READS = ("get_setting", "find_import", "select_keys", "master_fingerprint")
 #: and those that write (not run again: a lost connection may have committed)
-_WRITES = ("put_setting",)
+_WRITES = ("put_setting", "claim_master_fingerprint", "rewrap_keys")
 
 
 def _guarded_read(method: Callable[..., T]) -> Callable[..., T]:
@@ -141,12 +157,12 @@ def _guarded_write(method: Callable[..., T]) -> Callable[..., T]:
 
 
 def _guarded_bulk(
-        bulk: Callable[[_Guarded], AbstractContextManager[Bulk]],
-) -> Callable[[_Guarded], AbstractContextManager[Bulk]]:
+        bulk: Callable[..., AbstractContextManager[Bulk]],
+) -> Callable[..., AbstractContextManager[Bulk]]:
     @contextmanager
     @wraps(bulk)
-    def guarded_bulk(self: _Guarded) -> Iterator[Bulk]:
-        with raised_as_faults(self.store), bulk(self) as write:
+    def guarded_bulk(self: _Guarded, **kwargs: Any) -> Iterator[Bulk]:
+        with raised_as_faults(self.store), bulk(self, **kwargs) as write:
             yield write
     return guarded_bulk
 
@@ -164,6 +180,14 @@ class ChainedSQLiteRecorder(_Guarded, SQLiteApplicationRecorder):
         pool = datastore.pool
         self.store = StoreURL(kind="sqlite", path=pool.db_name, timeout=pool.lock_timeout or 5)
         pool.pool_timeout = float(self.store.timeout)  # threads waiting for the writer's turn
+        create = pool._create_connection
+
+        def secure_delete() -> Any:  # an erased key leaves no bytes in the file (privacy.md)
+            conn = create()
+            conn._sqlite_conn.execute("PRAGMA secure_delete = ON")
+            return conn
+
+        pool._create_connection = secure_delete  # type: ignore[method-assign]
         super().__init__(datastore, events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
@@ -179,6 +203,7 @@ class ChainedSQLiteRecorder(_Guarded, SQLiteApplicationRecorder):
             *SettingsLog(_no_run, _SQLITE_SETTINGS).create_statements("BLOB", "INTEGER"),
             f"CREATE TABLE IF NOT EXISTS {IMPORTS_TABLE} (digest TEXT PRIMARY KEY, "
             "lines INTEGER NOT NULL, events INTEGER NOT NULL, imported_at TEXT NOT NULL)",
+            *create_statements("TEXT", "BLOB"),
         ]
 
     def _create_table(self, c: SQLiteCursor) -> None:
@@ -199,43 +224,83 @@ class ChainedSQLiteRecorder(_Guarded, SQLiteApplicationRecorder):
             _sqlite_settings(c).put(
                 key, value, f"INSERT OR REPLACE INTO {SETTINGS_TABLE} VALUES (?, ?)")
 
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         if not stored_events:
             return []
-        chain = Chain()
-        ids = self._append(c, rows_of(stored_events), chain)
-        self._save_heads(c, chain)
-        return ids
+        with self.bulk(big=False) as write:
+            return write(rows_of(stored_events))
 
     @contextmanager
-    def bulk(self) -> Iterator[Bulk]:
+    def bulk(self, *, big: bool = True) -> Iterator[Bulk]:
         """One transaction for many batches: commits when the block ends, else rolls back.
 
-        The connection's page cache is raised to :data:`BULK_CACHE_KIB` meanwhile: with
-        SQLite's default (2 MB) a large transaction keeps evicting the primary-key index
-        pages it is about to need (1.25M events: 29 µs per event written, 20 with 128 MB).
+        For a ``big`` one the connection's page cache is raised to :data:`BULK_CACHE_KIB`
+        meanwhile: with SQLite's default (2 MB) a large transaction keeps evicting the
+        primary-key index pages it is about to need (1.25M events: 29 µs per event
+        written, 20 with 128 MB).
         """
-        with self.datastore.transaction(commit=True) as c:
-            c.execute("PRAGMA cache_size")
-            cache_size = int(c.fetchone()[0])
-            c.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
-            try:
-                chain = Chain()
-                yield Bulk(lambda rows: self._append(c, rows, chain),
-                           lambda record: c.execute(
-                               f"INSERT INTO {IMPORTS_TABLE} VALUES (?, ?, ?, ?)",
-                               (record.digest, record.lines, record.events,
-                                record.imported_at.isoformat())))
-                self._save_heads(c, chain)
-            finally:
-                with suppress(Exception):  # best effort: never hide why the block ended
-                    c.execute(f"PRAGMA cache_size = {cache_size}")
+        keys = self._key_writes()
+        committed = False
+        try:
+            with self.datastore.transaction(commit=True) as c:
+                cache_size = None
+                if big:
+                    c.execute("PRAGMA cache_size")
+                    cache_size = int(c.fetchone()[0])
+                    c.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+                try:
+                    chain = Chain()
+                    yield Bulk(lambda rows: self._append(c, rows, chain, keys),
+                               lambda record: c.execute(
+                                   f"INSERT INTO {IMPORTS_TABLE} VALUES (?, ?, ?, ?)",
+                                   (record.digest, record.lines, record.events,
+                                    record.imported_at.isoformat())))
+                    self._save_heads(c, chain)
+                finally:
+                    if cache_size is not None:
+                        with suppress(Exception):  # best effort: never hide why it ended
+                            c.execute(f"PRAGMA cache_size = {cache_size}")
+            committed = True
+        finally:
+            if keys is not None:
+                keys.close(committed)
 
-    def _append(self, c: SQLiteCursor, rows: Sequence[Row], chain: Chain) -> list[int]:
+    def select_keys(self, start: str, limit: int) -> list[KeyChange]:
+        """Up to ``limit`` rows of the keys table from aggregate id ``start`` on."""
+        with self.datastore.transaction(commit=False) as c:
+            return _sqlite_keys(c).select(start, limit)
+
+    def master_fingerprint(self) -> str | None:
+        """The fingerprint of the master key the store's data keys are wrapped by."""
+        with self.datastore.transaction(commit=False) as c:
+            return _sqlite_keys(c).fingerprint()
+
+    def claim_master_fingerprint(self, fingerprint: str) -> str:
+        """Record the master key of a store that has none; the store's fingerprint."""
+        with self.datastore.transaction(commit=True) as c:
+            return _sqlite_keys(c).claim(fingerprint)
+
+    def rewrap_keys(self, rewrap: Callable[[str, bytes], bytes], old: str, new: str) -> int:
+        """Re-wrap every data key under a new master key, in one transaction."""
+        with self.datastore.transaction(commit=True) as c:
+            return _sqlite_keys(c).rewrap(rewrap, old, new)
+
+    def checkpoint(self) -> bool:
+        """Copy the write-ahead log into the database file and empty it (old page images,
+        erased data among them, leave the disk); False when a reader kept it from
+        finishing."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            row = c.fetchone()
+        return row is None or int(row[0]) == 0
+
+    def _append(self, c: SQLiteCursor, rows: Sequence[Row], chain: Chain,
+                keys: KeyWrites | None = None) -> list[int]:
         if not rows:
             return []
+        self._keys_of(_sqlite_keys(c), keys, rows)
         c.executemany(self.insert_events_statement,
                       [(agg.replace("-", ""), v, t, s) for agg, v, t, s in rows])
         # The write lock is ours now (taken by the insert, so reads below see the latest
@@ -306,6 +371,8 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
         self.settings = SQL("{}.{}").format(schema, Identifier(SETTINGS_TABLE))
         self.settings_history = SQL("{}.{}").format(schema, Identifier(SETTINGS_HISTORY_TABLE))
         self.imports = SQL("{}.{}").format(schema, Identifier(IMPORTS_TABLE))
+        self.keys = SQL("{}.{}").format(schema, Identifier(KEYS_TABLE))
+        self.master = SQL("{}.{}").format(schema, Identifier(MASTER_TABLE))
         self.sql_create_statements.extend([
             SQL("CREATE TABLE IF NOT EXISTS {} (notification_id bigint PRIMARY KEY, "
                 "originator_id text NOT NULL, originator_version bigint NOT NULL, "
@@ -321,6 +388,8 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
               self._settings_log(_no_run).create_statements("bytea", "bigint")),
             SQL("CREATE TABLE IF NOT EXISTS {} (digest text PRIMARY KEY, lines bigint NOT NULL, "
                 "events bigint NOT NULL, imported_at timestamptz NOT NULL)").format(self.imports),
+            *(SQL(s).format() for s in  # built from fixed, quoted names
+              create_statements("text", "bytea", *self._key_names())),
         ])
 
     def _settings_log(self, run: Run) -> SettingsLog:
@@ -381,6 +450,8 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
         The library's table lock is held throughout (notification ids commit in order).
         """
         stack, curs = self._call(self._begin)
+        keys = self._key_writes()
+        committed = False
         try:
             with stack:
                 curs.execute(SQL("NOTIFY {}").format(Identifier(self.channel_name)))
@@ -389,19 +460,58 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
                 row = curs.fetchone()
                 chain = Chain()
                 chain.start(None if row is None else bytes(row["digest"]))
-                yield Bulk(lambda rows: self._append(curs, rows, chain),
+                yield Bulk(lambda rows: self._append(curs, rows, chain, keys),
                            lambda record: curs.execute(
                                SQL("INSERT INTO {} VALUES (%s, %s, %s, %s)").format(
                                    self.imports),
                                (record.digest, record.lines, record.events,
                                 record.imported_at)))
                 self._save_heads(curs, chain)
+            committed = True
         except psycopg.errors.UniqueViolation as exc:
             raise IntegrityError(str(exc)) from exc
+        finally:
+            if keys is not None:
+                keys.close(committed)
 
-    def _append(self, curs: Any, rows: Sequence[Row], chain: Chain) -> list[int]:
+    def _key_names(self) -> tuple[str, str]:
+        schema = Identifier(self.datastore.schema).as_string()
+        return (f"{schema}.{Identifier(KEYS_TABLE).as_string()}",
+                f"{schema}.{Identifier(MASTER_TABLE).as_string()}")
+
+    def _key_table(self, curs: Any) -> KeyTable:
+        def runmany(sql: str, params: list[tuple[Any, ...]]) -> None:
+            curs.executemany(sql.replace("?", "%s"), params)
+
+        return KeyTable(_pg_run(curs), runmany, *self._key_names())
+
+    def select_keys(self, start: str, limit: int) -> list[KeyChange]:
+        """Up to ``limit`` rows of the keys table from aggregate id ``start`` on."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self._key_table(curs).select(start, limit)
+
+    def master_fingerprint(self) -> str | None:
+        """The fingerprint of the master key the store's data keys are wrapped by."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            return self._key_table(curs).fingerprint()
+
+    def claim_master_fingerprint(self, fingerprint: str) -> str:
+        """Record the master key of a store that has none; the store's fingerprint."""
+        with self.datastore.transaction(commit=True) as curs:
+            return self._key_table(curs).claim(fingerprint)
+
+    def rewrap_keys(self, rewrap: Callable[[str, bytes], bytes], old: str, new: str) -> int:
+        """Re-wrap every data key under a new master key, in one transaction, with the
+        events table locked (no writer adds a key wrapped by the old one meanwhile)."""
+        stack, curs = self._call(self._begin)
+        with stack:
+            return self._key_table(curs).rewrap(rewrap, old, new)
+
+    def _append(self, curs: Any, rows: Sequence[Row], chain: Chain,
+                keys: KeyWrites | None = None) -> list[int]:
         if not rows:
             return []
+        self._keys_of(self._key_table(curs), keys, rows)
         if chain.log_last[0]:
             before = chain.log_last[0]  # the lock is ours: nobody else added rows since
         else:
@@ -480,7 +590,8 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
         wait for the lock an import holds (an engine opened meanwhile would wait for the
         import's end)."""
         names = [self.events_table_name, self.notification_id_index_name, DIGESTS_TABLE,
-                 HEADS_TABLE, SETTINGS_TABLE, SETTINGS_HISTORY_TABLE, IMPORTS_TABLE]
+                 HEADS_TABLE, SETTINGS_TABLE, SETTINGS_HISTORY_TABLE, IMPORTS_TABLE, KEYS_TABLE,
+                 MASTER_TABLE]
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute("SELECT bool_and(to_regclass(format('%%I.%%I', %s::text, n)) "
                          "IS NOT NULL) AS ok FROM unnest(%s::text[]) AS n",
@@ -501,12 +612,20 @@ def _no_run(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     raise AssertionError("only the create statements are asked for")  # pragma: no cover
 
 
-def _sqlite_settings(c: SQLiteCursor) -> SettingsLog:
+def _sqlite_run(c: SQLiteCursor) -> Run:
     def run(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         c.execute(sql, params)
         return [tuple(r) for r in c.fetchall()]
 
-    return SettingsLog(run, _SQLITE_SETTINGS)
+    return run
+
+
+def _sqlite_settings(c: SQLiteCursor) -> SettingsLog:
+    return SettingsLog(_sqlite_run(c), _SQLITE_SETTINGS)
+
+
+def _sqlite_keys(c: SQLiteCursor) -> KeyTable:
+    return KeyTable(_sqlite_run(c), lambda sql, params: c.executemany(sql, params))
 
 
 def _pg_run(curs: Any) -> Run:
@@ -533,9 +652,31 @@ def _first(row: Any) -> Any:
 class MemoryRecorder(POPOApplicationRecorder):
     """``memory://``: the library's recorder, plus the records of imports (in memory too)."""
 
+    keyring: Keyring | None = None
+
     def __init__(self) -> None:
         super().__init__()
         self._imports: dict[str, ImportRecord] = {}
+        self._keys: dict[str, bytes | None] = {}
+        self._fingerprint: str | None = None
+
+    def select_keys(self, start: str, limit: int) -> list[KeyChange]:
+        """The key of aggregate ``start`` (no read-ahead in memory)."""
+        return [(start, self._keys[start])] if start in self._keys else []
+
+    def master_fingerprint(self) -> str | None:
+        return self._fingerprint
+
+    def claim_master_fingerprint(self, fingerprint: str) -> str:
+        self._fingerprint = self._fingerprint or fingerprint
+        return self._fingerprint
+
+    def rewrap_keys(self, rewrap: Callable[[str, bytes], bytes], old: str, new: str) -> int:
+        with self._database_lock:
+            live = {a: rewrap(a, w) for a, w in self._keys.items() if w is not None}
+            self._keys.update(live)
+            self._fingerprint = new
+            return len(live)
 
     def find_import(self, digest: str) -> ImportRecord | None:
         """The record of the import of a file with this SHA-256 digest, or None."""
@@ -544,11 +685,25 @@ class MemoryRecorder(POPOApplicationRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], *,
                       imported: ImportRecord | None = None,
                       **kwargs: Any) -> Sequence[int] | None:
-        """Insert the events and, atomically with them, the record ``imported``."""
-        with self._database_lock:
-            if imported is not None and imported.digest in self._imports:
-                raise IntegrityError(f"{IMPORTS_TABLE}: {imported.digest} is recorded already")
-            ids = super().insert_events(stored_events, **kwargs)
-            if imported is not None:
-                self._imports[imported.digest] = imported
-            return ids
+        """Insert the events and, atomically with them, the record ``imported`` and the
+        data keys made or erased for them."""
+        writes = None if self.keyring is None else self.keyring.writes()
+        committed = False
+        try:
+            with self._database_lock:
+                if imported is not None and imported.digest in self._imports:
+                    raise IntegrityError(
+                        f"{IMPORTS_TABLE}: {imported.digest} is recorded already")
+                changes = [] if writes is None else writes.take(
+                    canonical_id(e.originator_id) for e in stored_events)
+                if any(w is not None and a in self._keys for a, w in changes):
+                    raise IntegrityError(f"{KEYS_TABLE}: a data key is recorded already")
+                ids = super().insert_events(stored_events, **kwargs)
+                self._keys.update(changes)
+                if imported is not None:
+                    self._imports[imported.digest] = imported
+                committed = True
+                return ids
+        finally:
+            if writes is not None:
+                writes.close(committed)

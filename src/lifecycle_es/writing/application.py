@@ -7,9 +7,11 @@ takes the command's fields as keywords. Bulk writes are in ``writing/bulk_import
 
 from __future__ import annotations
 
+import getpass
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,13 +19,14 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 
-from lifecycle_es.commands import Command, build_command
+from lifecycle_es.commands import Command, build_command, build_erasure
 from lifecycle_es.domain.campaign import Campaign
 from lifecycle_es.domain.customer import Customer
 from lifecycle_es.domain.ids import campaign_id, customer_id, parse_id
 from lifecycle_es.domain.stage_model import CLASSIC, StageModel, load_stage_model
 from lifecycle_es.errors import (
     ConcurrencyConflict,
+    InvariantViolation,
     LifecycleError,
     StoreError,
     UnknownCampaign,
@@ -31,8 +34,11 @@ from lifecycle_es.errors import (
     first_line,
 )
 from lifecycle_es.logs import get_logger
+from lifecycle_es.stores.chain import canonical_id
 from lifecycle_es.stores.codec import FastMapper, OrjsonTranscoder
 from lifecycle_es.stores.event_log import EventLog
+from lifecycle_es.stores.keys import Keyring
+from lifecycle_es.stores.master_key import MasterKey, configured_master_key
 from lifecycle_es.stores.url import StoreURL
 
 log = get_logger("lifecycle_es.writing")
@@ -45,7 +51,10 @@ class LifecycleApplication(Application[UUID]):
     ``memory://``); when omitted, ``$LIFECYCLE_ES_STORE`` or ``sqlite:///lifecycle.db``.
     ``stage_model`` is a :class:`StageModel`, a preset name or a TOML path; the store
     remembers it, so later opens without one use the store's (``classic`` for a new
-    store). ``projections_path`` adds folders of custom read models.
+    store). ``projections_path`` adds folders of custom read models. Personal fields are
+    encrypted under each customer's key, wrapped by the configured master key
+    (docs/privacy.md); ``encrypt=False`` stores them as given (for data without personal
+    fields, and to measure the cost).
     """
 
     name = "lifecycle"
@@ -56,8 +65,10 @@ class LifecycleApplication(Application[UUID]):
         *,
         stage_model: StageModel | str | None = None,
         projections_path: Sequence[str] = (),
+        encrypt: bool = True,
     ) -> None:
         self.store = StoreURL.parse(store)
+        self.encrypt = encrypt
         self.projections_path = list(projections_path)
         setup: AbstractContextManager[None] = nullcontext()
         if self.store.kind == "postgresql":
@@ -74,6 +85,7 @@ class LifecycleApplication(Application[UUID]):
                 f"cannot open store {self.store.redacted()}: {type(exc).__name__}: "
                 f"{self.store.scrub(first_line(exc))}"
             ) from None
+        self.keyring = self._open_keyring() if encrypt else None
         self.stage_model = self._settle_stage_model(stage_model)
         log.debug("engine.opened", store=self.store.redacted(), model=self.stage_model.name)
 
@@ -85,6 +97,22 @@ class LifecycleApplication(Application[UUID]):
 
             return MemoryRecorder()
         return super().construct_recorder()
+
+    def _open_keyring(self) -> Keyring:
+        """The store's data keys under the configured master key (``stores/master_key.py``),
+        given to the codec and the recorder; a new store records the key's fingerprint."""
+        recorder: Any = self.recorder
+        if self.store.kind == "memory":
+            master = MasterKey.generate("the memory store's own key")
+        else:
+            master = configured_master_key(stored_fingerprint=recorder.master_fingerprint())
+            claimed = recorder.claim_master_fingerprint(master.fingerprint)
+            if claimed != master.fingerprint:  # another process recorded its key first
+                configured_master_key(stored_fingerprint=claimed)  # raises, saying so
+        keyring = Keyring(master, recorder)
+        recorder.keyring = keyring
+        self.mapper.keyring = keyring  # type: ignore[attr-defined]
+        return keyring
 
     def _settle_stage_model(self, given: StageModel | str | None) -> StageModel:
         """The model given (remembered by the store), else the store's, else ``classic``."""
@@ -170,6 +198,51 @@ class LifecycleApplication(Application[UUID]):
                 "command", command=command.type, key=command.key, outcome=outcome,
                 ms=round((time.perf_counter() - started) * 1000, 2),
             )
+
+    def erase(self, *, customer: str, reason: str, actor: str | None = None) -> int:
+        """Erase the customer's personal data: delete its data key and record who erased
+        it, when and why, in one transaction; returns the erasure event's version.
+
+        Afterwards its personal fields read as placeholders everywhere (docs/privacy.md);
+        commands on it are refused. Refused for a customer with events written before
+        encryption was enabled (their personal fields are in clear).
+        """
+        request = build_erasure({"customer": customer, "reason": reason,
+                                 "actor": actor if actor is not None else getpass.getuser()})
+        key = request.customer
+        c = self.customer(key)
+        if self.keyring is None:
+            raise StoreError("this engine was opened with encrypt=False: it cannot erase")
+        plain = [e.originator_version for e in self.event_log.stored(c.id)
+                 if self.mapper.has_plain_personal(e.topic, e.state)]  # type: ignore[attr-defined]
+        if plain:
+            raise InvariantViolation(
+                "customer", key,
+                f"{len(plain)} of its events (the first: version {plain[0]}) hold personal "
+                "data in clear, written before encryption was enabled; erasure cannot reach "
+                "them (docs/privacy.md, 'Stores written before encryption')")
+        c.erase(request.reason, request.meta(datetime.now(UTC)))
+        aggregate_id = canonical_id(c.id)
+        self.keyring.erase(aggregate_id)
+        try:
+            self._save(c)
+        finally:
+            self.keyring.cancel(aggregate_id)  # a no-op once written
+        log.info("customer.erased", key=key, actor=request.actor)
+        return c.version
+
+    def rotate_master_key(self, new: MasterKey) -> int:
+        """Re-wrap every data key under ``new`` (one transaction; events untouched);
+        returns the number of keys. Configure ``new`` for every process afterwards."""
+        if self.keyring is None:
+            raise StoreError("this engine was opened with encrypt=False: it has no keys")
+        keyring = self.keyring
+        old = keyring.master.fingerprint
+        count: int = self.recorder.rewrap_keys(  # type: ignore[attr-defined]
+            lambda aid, wrapped: keyring.wrap(aid, keyring.unwrap(aid, wrapped), new),
+            old, new.fingerprint)
+        log.info("keys.rotated", old=old, new=new.fingerprint, keys=count)
+        return count
 
     def record(self, type_: str, **fields: Any) -> int:
         """Validate and execute command ``type_`` (a JSON Lines type name) from keywords."""

@@ -1,0 +1,239 @@
+"""Per-customer data keys (envelope encryption) and the sealing of personal fields.
+
+Every aggregate whose events hold personal data gets its own data key (AES-256-GCM), made
+with its first such event and stored, wrapped by the master key (``stores/master_key.py``),
+in the store's keys table in the same transaction as that event. The personal fields of an
+event (its class's ``PERSONAL``) are sealed together under that key, bound to the
+aggregate and version (``seal``); erasure replaces the key by a tombstone, after which they
+read as placeholders (``lifecycle_es.privacy``). See docs/privacy.md.
+
+The :class:`Keyring` is one store's view of the keys table: unwrapped keys cached for
+:data:`KEY_CACHE_SECONDS` (so an erasure made by another process is seen within that time),
+new keys and erasures held until the transaction that writes their events commits
+(:class:`KeyWrites`).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from lifecycle_es.errors import LifecycleError, MasterKeyError, StoreError
+from lifecycle_es.stores.master_key import MasterKey
+
+#: the keys table: one row per aggregate, ``wrapped`` NULL once erased
+KEYS_TABLE = "lifecycle_keys"
+#: the store setting holding the master key's fingerprint
+FINGERPRINT_SETTING = "master_key_fingerprint"
+#: seconds an unwrapped key is used before it is read again from the store
+KEY_CACHE_SECONDS = 60.0
+#: unwrapped keys kept at most (the cache is emptied when it grows past this)
+KEY_CACHE_SIZE = 50_000
+#: keys read ahead (in aggregate id order) when one is missing from the cache
+READ_AHEAD = 256
+_NONCE = 12
+
+#: a change to the keys table: (aggregate id, wrapped key), or (aggregate id, None) to erase
+KeyChange = tuple[str, bytes | None]
+
+
+class KeyTable(Protocol):
+    """What the keyring needs of a recorder."""
+
+    def select_keys(self, start: str, limit: int) -> Sequence[KeyChange]:
+        """Up to ``limit`` rows of the keys table from aggregate id ``start`` on, in order."""
+
+
+class Erased(LifecycleError):
+    """The aggregate's key was erased: nothing with personal data can be written on it."""
+
+    def __init__(self, aggregate_id: str) -> None:
+        super().__init__(f"aggregate {aggregate_id} was erased: its data key is gone")
+
+
+class Keyring:
+    """One store's data keys (see the module doc). Thread-safe."""
+
+    def __init__(self, master: MasterKey, table: KeyTable) -> None:
+        self.master = master
+        self._wrapper = AESGCM(master.raw)
+        self._table = table
+        self._cache: dict[str, tuple[float, AESGCM | None]] = {}
+        self._unsaved: dict[str, bytes | None] = {}  # changes not yet committed
+        self._new: dict[str, AESGCM] = {}  # the unwrapped form of unsaved new keys
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ wrapping
+
+    def wrap(self, aggregate_id: str, key: bytes, master: MasterKey | None = None) -> bytes:
+        """``key`` wrapped by the master key (or ``master``), bound to the aggregate."""
+        wrapper = self._wrapper if master is None else AESGCM(master.raw)
+        nonce = os.urandom(_NONCE)
+        return nonce + wrapper.encrypt(nonce, key, _wrap_aad(aggregate_id))
+
+    def unwrap(self, aggregate_id: str, wrapped: bytes) -> bytes:
+        """The data key of a keys-table row (raises MasterKeyError if it does not open)."""
+        wrapped = bytes(wrapped)
+        try:
+            return self._wrapper.decrypt(wrapped[:_NONCE], wrapped[_NONCE:],
+                                         _wrap_aad(aggregate_id))
+        except InvalidTag:
+            raise MasterKeyError(
+                f"the data key of aggregate {aggregate_id} does not open with master key "
+                f"{self.master.fingerprint} ({self.master.source}): the keys table was "
+                f"altered or wrapped by another key") from None
+
+    # ------------------------------------------------------------- lookups
+
+    def for_write(self, aggregate_id: str, *, new: bool) -> AESGCM:
+        """The key to seal an event of this aggregate with; made when it has none
+        (``new``: the event creates the aggregate, so no lookup is needed)."""
+        with self._lock:
+            made = self._new.get(aggregate_id)
+            if made is not None:
+                return made
+            if not new:
+                found = self._cached(aggregate_id)
+                if found is None:
+                    found = self._load(aggregate_id)
+                if found is not None and found[1] is not None:
+                    return found[1]
+                if found is not None:
+                    raise Erased(aggregate_id)
+            raw = AESGCM.generate_key(bit_length=256)
+            key = self._new[aggregate_id] = AESGCM(raw)
+            self._unsaved[aggregate_id] = self.wrap(aggregate_id, raw)
+            return key
+
+    def for_read(self, aggregate_id: str) -> AESGCM | None:
+        """The key to open this aggregate's sealed fields with; None once erased."""
+        with self._lock:
+            made = self._new.get(aggregate_id)
+            if made is not None:
+                return made
+            found = self._cached(aggregate_id) or self._load(aggregate_id)
+        if found is None:
+            raise StoreError(
+                f"aggregate {aggregate_id} has sealed personal fields but no data key in the "
+                f"store's {KEYS_TABLE} table (was the table restored from another backup?)")
+        return found[1]
+
+    def _cached(self, aggregate_id: str) -> tuple[float, AESGCM | None] | None:
+        entry = self._cache.get(aggregate_id)
+        if entry is not None and time.monotonic() - entry[0] < KEY_CACHE_SECONDS:
+            return entry
+        return None
+
+    def _load(self, aggregate_id: str) -> tuple[float, AESGCM | None] | None:
+        """Read the keys from ``aggregate_id`` on (the next aggregates of a replay by
+        aggregate come next); the entry of ``aggregate_id``, or None when it has none."""
+        rows = self._table.select_keys(aggregate_id, READ_AHEAD)
+        now = time.monotonic()
+        if len(self._cache) + len(rows) > KEY_CACHE_SIZE:
+            self._cache.clear()
+        for aid, wrapped in rows:
+            self._cache[aid] = (now, None if wrapped is None
+                                else AESGCM(self.unwrap(aid, wrapped)))
+        return self._cache.get(aggregate_id) if rows and rows[0][0] == aggregate_id else None
+
+    def forget(self) -> None:
+        """Drop the cached keys (they are read again when next needed)."""
+        with self._lock:
+            self._cache.clear()
+
+    # ------------------------------------------------------------- changes
+
+    def erase(self, aggregate_id: str) -> None:
+        """Erase the aggregate's key with the next write of its events (its tombstone)."""
+        with self._lock:
+            self._new.pop(aggregate_id, None)
+            self._unsaved[aggregate_id] = None
+
+    def cancel(self, aggregate_id: str) -> None:
+        """Drop the aggregate's unsaved change, if it was not written."""
+        with self._lock:
+            self._unsaved.pop(aggregate_id, None)
+
+    def adopt(self, changes: Iterable[KeyChange]) -> None:
+        """Changes made by another process, to write with the events they belong to."""
+        with self._lock:
+            for aid, wrapped in changes:
+                self._unsaved[aid] = wrapped
+
+    def writes(self) -> KeyWrites:
+        """The key changes of one write transaction (see :class:`KeyWrites`)."""
+        return KeyWrites(self)
+
+    def _take(self, aggregate_ids: Iterable[str] | None) -> list[KeyChange]:
+        with self._lock:
+            unsaved = self._unsaved
+            if not unsaved:
+                return []
+            wanted = unsaved if aggregate_ids is None else {
+                a: None for a in aggregate_ids if a in unsaved}
+            taken = [(a, unsaved.pop(a)) for a in list(wanted)]
+            return taken
+
+    def _settle(self, changes: Sequence[KeyChange], committed: bool) -> None:
+        with self._lock:
+            now = time.monotonic()
+            for aid, wrapped in changes:
+                key = self._new.pop(aid, None)
+                if committed:
+                    self._cache[aid] = (now, None if wrapped is None
+                                        else key or AESGCM(self.unwrap(aid, wrapped)))
+                else:
+                    self._cache.pop(aid, None)
+
+
+class KeyWrites:
+    """The key changes one write transaction stores: :meth:`take` those of the aggregates
+    of each batch of rows it writes, then :meth:`close` with whether it committed."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self._keyring = keyring
+        self.taken: list[KeyChange] = []
+
+    def take(self, aggregate_ids: Iterable[str] | None = None) -> list[KeyChange]:
+        """The unsaved changes of these aggregates (of all, when None), now this
+        transaction's to write."""
+        changes = self._keyring._take(aggregate_ids)
+        self.taken.extend(changes)
+        return changes
+
+    def close(self, committed: bool) -> None:
+        """Committed: the keys are the store's. Else they are forgotten (an aggregate
+        written again gets a new key, or the one another writer committed)."""
+        self._keyring._settle(self.taken, committed)
+        self.taken = []
+
+
+def _wrap_aad(aggregate_id: str) -> bytes:
+    return b"lifecycle-es data key " + aggregate_id.encode()
+
+
+def seal(key: AESGCM, fields: dict[str, Any], aggregate_id: str, version: int) -> str:
+    """Personal ``fields`` encrypted under ``key``, bound to the event (base64 text)."""
+    nonce = os.urandom(_NONCE)
+    sealed = key.encrypt(nonce, orjson.dumps(fields), f"{aggregate_id}/{version}".encode())
+    return base64.b64encode(nonce + sealed).decode("ascii")
+
+
+def unseal(key: AESGCM, token: str, aggregate_id: str, version: int) -> dict[str, Any]:
+    """The fields :func:`seal` sealed (raises StoreError when they do not open)."""
+    try:
+        data = base64.b64decode(token)
+        fields: dict[str, Any] = orjson.loads(key.decrypt(
+            data[:_NONCE], data[_NONCE:], f"{aggregate_id}/{version}".encode()))
+    except (InvalidTag, ValueError, TypeError):
+        raise StoreError(f"the personal fields of event {version} of aggregate {aggregate_id} "
+                         f"do not open with its data key (altered bytes?)") from None
+    return fields
