@@ -15,13 +15,13 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from lifecycle_es.logs import get_logger
 from lifecycle_es.writing.bulk_import import (
     DEFAULT_WRITE_BATCH,
     BulkImportApplication,
     ImportResult,
     iter_jsonl,
 )
-from lifecycle_es.logs import get_logger
 from lifecycle_es.writing.retry import retry_on_conflict
 
 if TYPE_CHECKING:  # the read side is imported when first used (start-up time of the CLI)

@@ -300,9 +300,9 @@ class ChainedSQLiteRecorder(_Guarded, SQLiteApplicationRecorder):
                 keys: KeyWrites | None = None) -> list[int]:
         if not rows:
             return []
-        self._keys_of(_sqlite_keys(c), keys, rows)
         c.executemany(self.insert_events_statement,
                       [(agg.replace("-", ""), v, t, s) for agg, v, t, s in rows])
+        self._keys_of(_sqlite_keys(c), keys, rows)  # after the insert: see below
         # The write lock is ours now (taken by the insert, so reads below see the latest
         # commit): rowids were assigned consecutively after the old maximum.
         c.execute(self.select_max_notification_id_statement)

@@ -117,6 +117,9 @@ class BulkWrite:
         self._share = int(WRITER_CHECK_SHARE * 1000)
         self._routed: set[tuple[str, str]] = set()  # the aggregates the writer process checks
         self._discarding = False
+        #: data keys made here for rows the writer process writes: sent before the rows
+        keyring = engine.keyring
+        self._keys = None if keyring is None else keyring.writes()
 
     @property
     def shares_checking(self) -> bool:
@@ -153,7 +156,7 @@ class BulkWrite:
             # Over half a batch: start the writer process now, so that it has started (about
             # 0.6 s of imports on a slow machine) by the time the first batch is full.
             self._writer = WriterProcess(self.engine.store, self.engine.stage_model,
-                                         self._store_empty)
+                                         self._store_empty, self.engine.encrypt)
         if self._queued >= self.batch_size:
             self._flush()
 
@@ -163,6 +166,8 @@ class BulkWrite:
             self._batches.append(batch)
         else:
             self._send_lines()  # every line before the batch's last is with the writer
+            if self._keys is not None and (keys := self._keys.take()):
+                self._writer.send("keys", keys)  # the new keys of the batch's aggregates
             self._writer.send("rows", batch)
 
     def discard(self) -> None:
@@ -196,7 +201,12 @@ class BulkWrite:
         import of a file) is stored in the same transaction, by whichever process commits."""
         if self._writer is not None:
             writer, self._writer = self._writer, None
-            writer.commit(meanwhile, record)
+            try:
+                writer.commit(meanwhile, record)
+            except BaseException:
+                self._settle_keys(committed=False)
+                raise
+            self._settle_keys(committed=True)
             return
         if meanwhile is not None:
             meanwhile()
@@ -223,9 +233,14 @@ class BulkWrite:
             raise WriteFailed(_describe(exc, self.engine.store),
                               conflict=isinstance(exc, IntegrityError)) from None
 
+    def _settle_keys(self, *, committed: bool) -> None:
+        if self._keys is not None:
+            self._keys.close(committed)
+
     def abort(self) -> None:
         """Drop everything; a writer process rolls back. Safe to call more than once."""
         self._pending, self._batches, self._lines = [], [], []
+        self._settle_keys(committed=False)
         if self._writer is not None:
             writer, self._writer = self._writer, None
             writer.abort()
@@ -254,7 +269,8 @@ class WriterProcess:
     the busy caller.)
     """
 
-    def __init__(self, store: StoreURL, model: StageModel, store_empty: bool) -> None:
+    def __init__(self, store: StoreURL, model: StageModel, store_empty: bool,
+                 encrypt: bool = True) -> None:
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -276,7 +292,7 @@ class WriterProcess:
         self._backlog_bytes = 0
         # read once the child has started
         self._queue(sys.path)
-        self._send(("start", (store, model.model_dump_json(), store_empty)))
+        self._send(("start", (store, model.model_dump_json(), store_empty, encrypt)))
 
     def _queue(self, message: Any) -> None:
         data = memoryview(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
@@ -319,7 +335,8 @@ class WriterProcess:
             raise _failure(reply) from None
 
     def send(self, kind: str, body: Any) -> None:
-        """Send ``lines`` to check, ``rows`` to write, or ``discard`` (raises
+        """Send ``lines`` to check, ``keys`` (data keys made by the engine) and ``rows`` to
+        write, or ``discard`` (raises
         :class:`WriteFailed` if the child stopped)."""
         self._send((kind, body))
 
@@ -441,8 +458,9 @@ def serve() -> None:
     store: StoreURL | None = None
     gc.disable()  # as the engine's import does (gcpause.py)
     try:
-        _, (store, model, store_empty) = pickle.load(inbox)
-        engine = LifecycleApplication(store, stage_model=StageModel.model_validate_json(model))
+        _, (store, model, store_empty, encrypt) = pickle.load(inbox)
+        engine = LifecycleApplication(store, stage_model=StageModel.model_validate_json(model),
+                                      encrypt=encrypt)
         problems: list[FieldProblem] = []
         checker = Checker(engine, problems, store_empty=store_empty)
         own: deque[tuple[int, list[Row]]] = deque()  # rows of our lines, not written yet
@@ -462,6 +480,9 @@ def serve() -> None:
                             if rows is not None:
                                 own.append((number, rows))
                         writing = writing and not problems
+                    elif kind == "keys":  # written with the rows of their aggregates
+                        assert engine.keyring is not None
+                        engine.keyring.adopt(body)
                     elif kind == "rows":
                         if writing:
                             write(_merged(own, body))
