@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -12,6 +12,8 @@ import pytest
 from projection_gen import snapshot, write
 
 from lifecycle_es import LifecycleEngine
+from lifecycle_es.demo import generate, parse_all
+from lifecycle_es.domain.stage_model import CLASSIC
 from lifecycle_es.errors import InvalidInput, UnknownCustomer
 from lifecycle_es.reading.projection import queries
 from lifecycle_es.reading.projection.runner import SHADOW, RebuildNeeded, UnknownProjection
@@ -227,3 +229,21 @@ def test_a_failed_rollback_reports_the_callers_error_and_keeps_the_store_usable(
         assert pm.catch_up() == 1
     finally:
         eng.close()
+
+
+def test_catching_up_all_after_one_leaves_the_one_where_it_was(
+        store_url_factory: Callable[[str], str]) -> None:
+    """A read model caught up alone, then with read models starting from zero, is not
+    applied again from the others' position (it was: every event counted twice)."""
+    url = store_url_factory("sqlite")
+    engine = LifecycleEngine(url)
+    try:
+        engine.record_many(parse_all(generate(60, 7, CLASSIC, date(2026, 11, 1))))
+        engine.projections.catch_up(["gaps_facts"])
+        engine.projections.catch_up(batch_size=500)  # the others start from 0
+        models = ("gaps_facts", "metrics", "current_stage")
+        got = snapshot(engine.projections, models)
+        engine.projections.rebuild()
+        assert snapshot(engine.projections, models) == got
+    finally:
+        engine.close()

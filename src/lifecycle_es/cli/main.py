@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from lifecycle_es import logs
-from lifecycle_es.cli import audit, lifecycle_checks, metrics, projections, writing
+from lifecycle_es.cli import audit, lifecycle_checks, metrics, privacy, projections, writing
 from lifecycle_es.cli.context import CliState
 from lifecycle_es.cli.output import say
 from lifecycle_es.errors import LifecycleError, StoreError
@@ -58,7 +58,7 @@ def _store_url() -> str | None:
     return _RUNNING.get("store") or os.environ.get(STORE_ENV_VAR)
 
 
-for _group in (writing, projections, audit, metrics, lifecycle_checks):
+for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy):
     _group.register(app)
 
 

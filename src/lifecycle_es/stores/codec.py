@@ -80,7 +80,8 @@ def _placeholders(cls: type) -> dict[str, Callable[[], Any]]:
     out: dict[str, Callable[[], Any]] = {}
     for name in personal_fields(cls):
         hint = hints.get(name)
-        inner = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        union = isinstance(hint, UnionType) or typing.get_origin(hint) is typing.Union
+        inner = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
         dict_like = any(a is dict or typing.get_origin(a) is dict for a in inner)
         out[name] = erased_document if dict_like else (lambda: ERASED)
     return out

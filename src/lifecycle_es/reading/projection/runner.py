@@ -744,7 +744,8 @@ class ProjectionManager:
                 t = tables[p.name]
                 failure, skipped = self._settle(p, t, batch, claimed[t], routes, t in broken,
                                                 skip, True)
-                self._record(p, t, column, last, failure, skipped, failures)
+                # a read model already past this batch (caught up alone before) stays there
+                self._record(p, t, column, max(last, claimed[t]), failure, skipped, failures)
             return len(notes)
         except BaseException:
             for t in tables.values():
