@@ -14,6 +14,7 @@ import csv
 import html
 import io
 import logging
+import os
 import re
 import sqlite3
 import subprocess
@@ -34,6 +35,7 @@ from lifecycle_es.display import json_visible, visible
 from lifecycle_es.domain import Stage
 from lifecycle_es.stores.url import StoreURL
 
+KEY = "LIFECYCLE_ES_MASTER_KEY"
 MARKUP = ["[/]", "[link=https://evil.example/x]ann[/link]", "[bold red]x[/]", ":warning:",
           "<script>alert(1)</script>"]
 CONTROL = ["\x1b[31mred\x1b[0m", "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07", "a\rb",
@@ -87,8 +89,9 @@ def model(kind: str) -> StageModel:
 def write_story(url: str, kind: str) -> str:
     """Per hostile value v: a customer whose id, name, actor, team, owner, notes, handover
     and plan all hold v; it is paying in stage CLIENT with a handover pending since 2024.
-    Returns the name of the events table."""
-    engine = LifecycleEngine(url, stage_model=model(kind))
+    Returns the name of the events table. Written without encryption, so that the tamper
+    step reaches every field (a store written before encryption holds such bytes)."""
+    engine = LifecycleEngine(url, stage_model=model(kind), encrypt=False)
     try:
         for cust, v in zip(customers(kind), hostile(kind), strict=True):
             who = {"customer": cust, "actor": v, "team": v}
@@ -382,7 +385,8 @@ def test_real_terminal_width(hostile_store: tuple[str, str]) -> None:
     url, _ = hostile_store
     for args in (["audit", "events"], ["audit", "customer", "[/]"]):
         proc = subprocess.run([*CLI, "--store", url, *args], capture_output=True, text=True,
-                              timeout=120, env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"})
+                              timeout=120, env={"COLUMNS": "120", "PATH": "/usr/bin:/bin",
+                                   "LIFECYCLE_ES_MASTER_KEY": os.environ[KEY]})
         assert proc.returncode == 0, proc.stderr
         assert_inert(proc.stdout)
         assert max(len(line) for line in proc.stdout.splitlines()) <= 120

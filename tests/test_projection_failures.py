@@ -65,8 +65,9 @@ def set_field(name: str, raw_json_value: bytes) -> Callable[[bytes], bytes]:
 
 def history(url: str) -> tuple[LifecycleEngine, int]:
     """A generated log with customer 'poison' in the middle; returns the engine and the
-    position of its check-in (made poisonous by the tests)."""
-    eng = LifecycleEngine(url)
+    position of its check-in (made poisonous by the tests). Written without encryption, so
+    the poison reaches personal fields too (as in a store written before it)."""
+    eng = LifecycleEngine(url, encrypt=False)
     write(eng, customers=8)
     eng.register(customer="poison", name="Poison Ltd", segment="smb", source="web",
                  at=T0, **AT)

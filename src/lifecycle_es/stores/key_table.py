@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from eventsourcing.persistence import IntegrityError
+
 from lifecycle_es.errors import MasterKeyError
 from lifecycle_es.stores.keys import KEYS_TABLE, KeyChange
 
@@ -62,17 +64,28 @@ class KeyTable:
         return stored
 
     def write(self, changes: Sequence[KeyChange], fingerprint: str) -> None:
-        """Store new data keys, wrapped by the master key ``fingerprint`` (a duplicate is a
-        conflict: the transaction fails), and erasures (the wrapped key overwritten by
-        NULL)."""
-        new = [(aid, wrapped) for aid, wrapped in changes if wrapped is not None]
+        """Store new data keys, wrapped by the master key ``fingerprint``, and erasures (the
+        wrapped key overwritten by NULL). The same key stored already (by another writer of
+        this process) is left as it is; another key for the aggregate is a conflict: the
+        transaction fails."""
+        new: list[tuple[str, bytes]] = [(aid, wrapped) for aid, wrapped in changes
+                                        if wrapped is not None]
         if new:
             stored = self.fingerprint()
             if stored is not None and stored != fingerprint:
                 raise MasterKeyError(
                     f"the store's master key was changed to {stored} while this process "
                     f"wraps data keys with {fingerprint}: restart it with the new key")
-            self.runmany(f"INSERT INTO {self.keys} VALUES (?, ?, NULL)", new)
+            self.runmany(f"INSERT INTO {self.keys} VALUES (?, ?, NULL) "
+                         "ON CONFLICT (aggregate_id) DO NOTHING", list(new))
+            for start in range(0, len(new), 500):
+                chunk = dict(new[start:start + 500])
+                marks = ", ".join("?" * len(chunk))
+                rows = self.run(f"SELECT aggregate_id, wrapped FROM {self.keys} "
+                                f"WHERE aggregate_id IN ({marks})", tuple(chunk))
+                if any(bytes(w or b"") != chunk[str(a)] for a, w in rows):
+                    raise IntegrityError(f"{KEYS_TABLE}: another writer stored a data key "
+                                         "for the same aggregate first")
         now = _now()
         erased = [(aid, now) for aid, wrapped in changes if wrapped is None]
         if erased:

@@ -41,7 +41,7 @@ KEY_CACHE_SIZE = 50_000
 READ_AHEAD = 256
 _NONCE = 12
 
-#: a change to the keys table: (aggregate id, wrapped key), or (aggregate id, None) to erase
+#: a row of the keys table: (aggregate id, wrapped key, or None once erased)
 KeyChange = tuple[str, bytes | None]
 
 
@@ -114,11 +114,9 @@ class Keyring:
             return key
 
     def for_read(self, aggregate_id: str) -> AESGCM | None:
-        """The key to open this aggregate's sealed fields with; None once erased."""
+        """The key to open this aggregate's sealed fields with; None once erased. (Only
+        committed keys: stored events are sealed by committed keys alone.)"""
         with self._lock:
-            made = self._new.get(aggregate_id)
-            if made is not None:
-                return made
             found = self._cached(aggregate_id) or self._load(aggregate_id)
         if found is None:
             raise StoreError(
@@ -172,26 +170,54 @@ class Keyring:
         """The key changes of one write transaction (see :class:`KeyWrites`)."""
         return KeyWrites(self)
 
-    def _take(self, aggregate_ids: Iterable[str] | None) -> list[KeyChange]:
+    def _peek(self, aggregate_ids: Iterable[str] | None,
+              skip: set[str]) -> list[KeyChange]:
+        """The unsaved changes of these aggregates (of all, when None) but ``skip``'s. They
+        stay unsaved until a transaction writing them commits: two writers of one new
+        aggregate in this process both write its key with their events, so whichever
+        commits stores it."""
         with self._lock:
             unsaved = self._unsaved
             if not unsaved:
                 return []
-            wanted = unsaved if aggregate_ids is None else {
-                a: None for a in aggregate_ids if a in unsaved}
-            taken = [(a, unsaved.pop(a)) for a in list(wanted)]
-            return taken
+            wanted = unsaved if aggregate_ids is None else dict.fromkeys(
+                a for a in aggregate_ids if a in unsaved)
+            return [(a, unsaved[a]) for a in wanted if a not in skip]
 
     def _settle(self, changes: Sequence[KeyChange], committed: bool) -> None:
+        """After the transaction that wrote ``changes``: committed, they are the store's;
+        else a new key stays unsaved unless the store holds another for its aggregate
+        (another writer's, committed first: that one is used from now on)."""
+        if not committed:
+            stored = {aid: self._table.select_keys(aid, 1) for aid, w in changes
+                      if w is not None}
         with self._lock:
             now = time.monotonic()
             for aid, wrapped in changes:
-                key = self._new.pop(aid, None)
-                if committed:
+                self._cache.pop(aid, None)
+                if not committed:
+                    rows = stored.get(aid)
+                    if not rows or rows[0][0] != aid:
+                        continue  # nobody stored a key for it: ours may still be written
+                    if rows[0][1] == wrapped:
+                        committed_here = True  # a writer of this process stored ours
+                    else:
+                        self._drop(aid, wrapped)
+                        continue
+                else:
+                    committed_here = True
+                if committed_here:
+                    key = self._new.get(aid)
+                    if self._unsaved.get(aid, b"") == wrapped:
+                        del self._unsaved[aid]
+                        self._new.pop(aid, None)
                     self._cache[aid] = (now, None if wrapped is None
                                         else key or AESGCM(self.unwrap(aid, wrapped)))
-                else:
-                    self._cache.pop(aid, None)
+
+    def _drop(self, aggregate_id: str, wrapped: bytes | None) -> None:
+        if self._unsaved.get(aggregate_id, b"") == wrapped:
+            del self._unsaved[aggregate_id]
+            self._new.pop(aggregate_id, None)
 
 
 class KeyWrites:
@@ -201,18 +227,20 @@ class KeyWrites:
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
         self.taken: list[KeyChange] = []
+        self._seen: set[str] = set()
 
     def take(self, aggregate_ids: Iterable[str] | None = None) -> list[KeyChange]:
-        """The unsaved changes of these aggregates (of all, when None), now this
-        transaction's to write."""
-        changes = self._keyring._take(aggregate_ids)
+        """The unsaved changes of these aggregates (of all, when None) this transaction
+        has not taken yet: its to write."""
+        changes = self._keyring._peek(aggregate_ids, self._seen)
+        self._seen.update(a for a, _ in changes)
         self.taken.extend(changes)
         return changes
 
     def close(self, committed: bool) -> None:
-        """Committed: the keys are the store's. Else they are forgotten (an aggregate
-        written again gets a new key, or the one another writer committed)."""
-        self._keyring._settle(self.taken, committed)
+        """Committed: the keys are the store's (else see ``Keyring._settle``)."""
+        if self.taken:
+            self._keyring._settle(self.taken, committed)
         self.taken = []
 
 

@@ -696,8 +696,8 @@ class MemoryRecorder(POPOApplicationRecorder):
                         f"{IMPORTS_TABLE}: {imported.digest} is recorded already")
                 changes = [] if writes is None else writes.take(
                     canonical_id(e.originator_id) for e in stored_events)
-                if any(w is not None and a in self._keys for a, w in changes):
-                    raise IntegrityError(f"{KEYS_TABLE}: a data key is recorded already")
+                if any(w is not None and self._keys.get(a, w) != w for a, w in changes):
+                    raise IntegrityError(f"{KEYS_TABLE}: another data key is recorded")
                 ids = super().insert_events(stored_events, **kwargs)
                 self._keys.update(changes)
                 if imported is not None:
