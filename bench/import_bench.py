@@ -106,18 +106,21 @@ class ImportRun:
     writer_peak_mb: float  # the writer process's peak RSS (0 when there was none)
 
 
-def import_run(url: str, path: str, model: str, profile: str | None) -> ImportRun:
+def import_run(url: str, path: str, model: str, profile: str | None,
+               encrypt: bool = True) -> ImportRun:
     """Import the JSON Lines file ``path`` into the empty store at ``url`` in a fresh
-    process."""
+    process (personal fields encrypted per customer, unless not ``encrypt``)."""
     done = subprocess.run(
-        [sys.executable, __file__, "--child-import", json.dumps([url, path, model, profile])],
+        [sys.executable, __file__, "--child-import",
+         json.dumps([url, path, model, profile, encrypt])],
         stdout=subprocess.PIPE, check=True)
     return ImportRun(**json.loads(done.stdout))
 
 
-def child_import(url: str, path: str, model: str, profile: str | None) -> None:
+def child_import(url: str, path: str, model: str, profile: str | None,
+                 encrypt: bool = True) -> None:
     """The child of :func:`import_run`: import, then print its :class:`ImportRun`."""
-    engine = LifecycleEngine(url, stage_model=model)
+    engine = LifecycleEngine(url, stage_model=model, encrypt=encrypt)
     table = str(engine.recorder.events_table_name)  # type: ignore[attr-defined]
     try:
         with profiled(profile):
@@ -275,6 +278,7 @@ class StoreRun:
     alone_seconds: float | None  # the write path alone (--write-alone), else None
     raw_server_cpu: float | None = None  # PostgreSQL's CPU seconds in the raw COPY
     alone_server_cpu: float | None = None  # and in the write path alone
+    plain_seconds: float | None = None  # the same import with encryption off
 
 
 def store_run(kind: str, postgres: str, path: str, events: int, model: str,
@@ -286,12 +290,14 @@ def store_run(kind: str, postgres: str, path: str, events: int, model: str,
     if kind == "sqlite":
         db = os.path.join(tmp, "bench.db")
         url, other = f"sqlite:///{db}", f"sqlite:///{os.path.join(tmp, 'alone.db')}"
+        plain = f"sqlite:///{os.path.join(tmp, 'plain.db')}"
     else:
         sep = "&" if "?" in postgres else "?"
-        url, other = (f"{postgres}{sep}schema=bench_{uuid.uuid4().hex[:8]}"
-                      for _ in range(2))
+        url, other, plain = (f"{postgres}{sep}schema=bench_{uuid.uuid4().hex[:8]}"
+                             for _ in range(3))
     alone_s = raw_cpu = alone_cpu = None
     try:
+        plain_s = import_run(plain, path, model, None, encrypt=False).seconds
         run = import_run(url, path, model, profile)
         if kind == "sqlite":
             rows = sqlite_rows(db, run.table)
@@ -307,11 +313,11 @@ def store_run(kind: str, postgres: str, path: str, events: int, model: str,
             alone_cpu = _spent(before)
     finally:
         if kind != "sqlite":
-            drop_schema(url)
-            drop_schema(other)
+            for schema_url in (url, other, plain):
+                drop_schema(schema_url)
         shutil.rmtree(tmp, ignore_errors=True)
     assert len(rows) == events, (len(rows), events)
-    return StoreRun(run, raw_s, url, alone_s, raw_cpu, alone_cpu)
+    return StoreRun(run, raw_s, url, alone_s, raw_cpu, alone_cpu, plain_s)
 
 
 def main() -> None:
@@ -377,6 +383,10 @@ def compare(args: argparse.Namespace, path: str, events: int) -> None:
             print(f"  raw driver insert : {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
             print(f"  import            : {imp_rate:>10,.0f} events/s ({run.seconds:.1f}s)  "
                   f"ratio {imp_rate / raw_rate:.2f}x raw")
+            if done.plain_seconds is not None:
+                print(f"  import, no encryption: {events / done.plain_seconds:>7,.0f} events/s "
+                      f"({done.plain_seconds:.1f}s): encryption costs "
+                      f"{100 * (run.seconds / done.plain_seconds - 1):+.0f}%")
             if done.alone_seconds is not None:
                 alone_rate = events / done.alone_seconds
                 print(f"  write path alone  : {alone_rate:>10,.0f} events/s "

@@ -43,19 +43,19 @@ ISSUE_MODELS = ["current_stage", "handover_history"]
 WRITE_CHUNK = 100_000
 
 
-def store_url(kind: str, n: int, pg: str) -> str:
+def store_url(kind: str, n: int, pg: str, suffix: str = "") -> str:
     if kind == "sqlite":
-        return f"sqlite:////tmp/lifecycle_rebuild_bench_{n}.db"
+        return f"sqlite:////tmp/lifecycle_rebuild_bench_{n}{suffix}.db"
     sep = "&" if "?" in pg else "?"
-    return f"{pg}{sep}schema=rebuild_bench_{n}"
+    return f"{pg}{sep}schema=rebuild_bench_{n}{suffix}"
 
 
-def write(url: str, n: int) -> None:
+def write(url: str, n: int, encrypt: bool = True) -> None:
     """Fill the store with the first ``n`` demo commands unless it already has them."""
     from lifecycle_es import LifecycleEngine
     from lifecycle_es.demo import generate, parse_all
 
-    engine = LifecycleEngine(url)
+    engine = LifecycleEngine(url, encrypt=encrypt)
     have = int(engine.recorder.max_notification_id() or 0)
     if have >= n:
         print(f"  {url}: already {have} events", file=sys.stderr)
@@ -104,13 +104,14 @@ def fastest(func: Any, repeat: int) -> tuple[int, float]:
     return events, seconds
 
 
-def measure(url: str, batch: int, with_all: bool = True, repeat: int = 3) -> dict[str, Any]:
+def measure(url: str, batch: int, with_all: bool = True, repeat: int = 3,
+            encrypt: bool = True) -> dict[str, Any]:
     """Raw read+decode rate, then rebuild rates (fastest of ``repeat`` runs each, alternated,
     so both sides see the same machine); peak RSS of this process."""
     from lifecycle_es import LifecycleEngine
     from lifecycle_es.reading.projection.docs import builtin_projections
 
-    engine = LifecycleEngine(url)
+    engine = LifecycleEngine(url, encrypt=encrypt)
     pm = engine.projections
     raw, issue = [], []
     for _ in range(repeat):
@@ -165,44 +166,59 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--issue-models-only", action="store_true",
                     help="skip the rebuild of every built-in read model")
+    ap.add_argument("--encryption", default="on,off",
+                    help="on, off or on,off: personal fields encrypted per customer or not")
+    ap.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--write", help=argparse.SUPPRESS)
     ap.add_argument("--measure", help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.write:
-        write(a.write, a.n)
+        write(a.write, a.n, encrypt=not a.plain)
         return
     if a.measure:
-        print(json.dumps(measure(a.measure, a.batch_size, not a.issue_models_only, a.repeat)))
+        print(json.dumps(measure(a.measure, a.batch_size, not a.issue_models_only, a.repeat,
+                                 encrypt=not a.plain)))
         return
     sizes = [int(s) for s in a.sizes.split(",")]
     print(f"rebuild benchmark: sizes {sizes}, batch {a.batch_size}, python "
           f"{sys.version.split()[0]}")
+    modes = a.encryption.split(",")
     for kind in a.stores.split(","):
         results = {}
         for n in sizes:
-            url = store_url(kind, n, a.postgres)
-            child("--write", url, "--n", str(n))
-            r = json.loads(child("--measure", url, "--batch-size", str(a.batch_size),
-                                 "--repeat", str(a.repeat),
-                                 *(["--issue-models-only"] if a.issue_models_only else [])))
-            results[n] = r
-            every = (f"  rebuild all ({len(r['all_models'])} models) {r['all_eps']:>9,.0f} ev/s"
-                     f" = {r['all_eps'] / r['raw_eps']:.2f}x raw") if r["all_eps"] else ""
-            print(f"{kind:8} N={r['events']:>9,}  raw read+decode {r['raw_eps']:>9,.0f} ev/s"
-                  f"{every}"
-                  f"  rebuild current_stage+handover_history {r['issue_eps']:>9,.0f} ev/s"
-                  f" = {r['issue_eps'] / r['raw_eps']:.2f}x raw"
-                  f"  peak RSS {r['rss_peak_mb']:.0f} MB (after the issue models "
-                  f"{r['rss_issue_mb']:.0f} MB)",
-                  flush=True)
-            if not a.keep:
-                drop(url)
+            by_mode = {}
+            for mode in modes:
+                url = store_url(kind, n, a.postgres, "" if mode == "on" else "_plain")
+                plain = ["--plain"] if mode == "off" else []
+                child("--write", url, "--n", str(n), *plain)
+                r = json.loads(child("--measure", url, "--batch-size", str(a.batch_size),
+                                     "--repeat", str(a.repeat), *plain,
+                                     *(["--issue-models-only"] if a.issue_models_only else [])))
+                by_mode[mode] = r
+                every = (f"  rebuild all ({len(r['all_models'])} models) "
+                         f"{r['all_eps']:>9,.0f} ev/s = {r['all_eps'] / r['raw_eps']:.2f}x raw"
+                         ) if r["all_eps"] else ""
+                print(f"{kind:8} N={r['events']:>9,} encryption {mode:3}  raw read+decode "
+                      f"{r['raw_eps']:>9,.0f} ev/s{every}"
+                      f"  rebuild current_stage+handover_history {r['issue_eps']:>9,.0f} ev/s"
+                      f" = {r['issue_eps'] / r['raw_eps']:.2f}x raw"
+                      f"  peak RSS {r['rss_peak_mb']:.0f} MB (after the issue models "
+                      f"{r['rss_issue_mb']:.0f} MB)",
+                      flush=True)
+                if not a.keep:
+                    drop(url)
+            if {"on", "off"} <= set(by_mode):
+                on, off = by_mode["on"], by_mode["off"]
+                key = "all_eps" if on["all_eps"] else "issue_eps"
+                print(f"{kind:8} N={n:>9,} encryption costs the rebuild "
+                      f"{100 * (off[key] / on[key] - 1):+.0f}% ({key}), read+decode "
+                      f"{100 * (off['raw_eps'] / on['raw_eps'] - 1):+.0f}%", flush=True)
+            results[n] = by_mode[modes[0]]
         if len(sizes) > 1:
             lo, hi = results[min(sizes)], results[max(sizes)]
             print(f"{kind:8} peak RSS N={max(sizes):,} / N={min(sizes):,}: "
                   f"{hi['rss_peak_mb'] / lo['rss_peak_mb']:.2f}x", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -23,6 +23,8 @@ MASTER_TABLE = "lifecycle_master_key"
 Run = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 #: runs one statement for many parameter rows
 RunMany = Callable[[str, list[tuple[Any, ...]]], None]
+#: inserts new keys unless their aggregate has one; returns the stored rows of those aggregates
+InsertNew = Callable[[list[tuple[str, bytes]]], list[tuple[Any, ...]]]
 
 
 def create_statements(text: str, blob: str, keys: str = KEYS_TABLE,
@@ -41,8 +43,20 @@ class KeyTable:
     the caller's transaction)."""
 
     def __init__(self, run: Run, runmany: RunMany, keys: str = KEYS_TABLE,
-                 master: str = MASTER_TABLE) -> None:
+                 master: str = MASTER_TABLE, insert_new: InsertNew | None = None) -> None:
         self.run, self.runmany, self.keys, self.master = run, runmany, keys, master
+        self.insert_new = insert_new or self._insert_new
+
+    def _insert_new(self, new: list[tuple[str, bytes]]) -> list[tuple[Any, ...]]:
+        self.runmany(f"INSERT INTO {self.keys} VALUES (?, ?, NULL) "
+                     "ON CONFLICT (aggregate_id) DO NOTHING", list(new))
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(new), 500):
+            chunk = [aid for aid, _ in new[start:start + 500]]
+            rows += self.run(f"SELECT aggregate_id, wrapped FROM {self.keys} "
+                             f"WHERE aggregate_id IN ({', '.join('?' * len(chunk))})",
+                             tuple(chunk))
+        return rows
 
     def select(self, start: str, limit: int) -> list[KeyChange]:
         """Up to ``limit`` rows from aggregate id ``start`` on, in id order."""
@@ -76,16 +90,10 @@ class KeyTable:
                 raise MasterKeyError(
                     f"the store's master key was changed to {stored} while this process "
                     f"wraps data keys with {fingerprint}: restart it with the new key")
-            self.runmany(f"INSERT INTO {self.keys} VALUES (?, ?, NULL) "
-                         "ON CONFLICT (aggregate_id) DO NOTHING", list(new))
-            for start in range(0, len(new), 500):
-                chunk = dict(new[start:start + 500])
-                marks = ", ".join("?" * len(chunk))
-                rows = self.run(f"SELECT aggregate_id, wrapped FROM {self.keys} "
-                                f"WHERE aggregate_id IN ({marks})", tuple(chunk))
-                if any(bytes(w or b"") != chunk[str(a)] for a, w in rows):
-                    raise IntegrityError(f"{KEYS_TABLE}: another writer stored a data key "
-                                         "for the same aggregate first")
+            ours = dict(new)
+            if any(bytes(w or b"") != ours[str(a)] for a, w in self.insert_new(new)):
+                raise IntegrityError(f"{KEYS_TABLE}: another writer stored a data key "
+                                     "for the same aggregate first")
         now = _now()
         erased = [(aid, now) for aid, wrapped in changes if wrapped is None]
         if erased:

@@ -483,7 +483,16 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
         def runmany(sql: str, params: list[tuple[Any, ...]]) -> None:
             curs.executemany(sql.replace("?", "%s"), params)
 
-        return KeyTable(_pg_run(curs), runmany, *self._key_names())
+        def insert_new(new: list[tuple[str, bytes]]) -> list[tuple[Any, ...]]:
+            ids, wrapped = [a for a, _ in new], [w for _, w in new]
+            curs.execute(SQL("INSERT INTO {} SELECT a, w, NULL FROM unnest(%s::text[], "
+                             "%s::bytea[]) AS t(a, w) ON CONFLICT (aggregate_id) DO NOTHING"
+                             ).format(self.keys), (ids, wrapped))
+            curs.execute(SQL("SELECT aggregate_id, wrapped FROM {} WHERE aggregate_id = "
+                             "ANY(%s)").format(self.keys), (ids,))
+            return [(r["aggregate_id"], r["wrapped"]) for r in curs.fetchall()]
+
+        return KeyTable(_pg_run(curs), runmany, *self._key_names(), insert_new=insert_new)
 
     def select_keys(self, start: str, limit: int) -> list[KeyChange]:
         """Up to ``limit`` rows of the keys table from aggregate id ``start`` on."""
