@@ -105,10 +105,12 @@ class LifecycleApplication(Application[UUID]):
         if self.store.kind == "memory":
             master = MasterKey.generate("the memory store's own key")
         else:
-            master = configured_master_key(stored_fingerprint=recorder.master_fingerprint())
-            claimed = recorder.claim_master_fingerprint(master.fingerprint)
-            if claimed != master.fingerprint:  # another process recorded its key first
-                configured_master_key(stored_fingerprint=claimed)  # raises, saying so
+            stored = recorder.master_fingerprint()
+            master = configured_master_key(stored_fingerprint=stored)
+            if stored is None:  # a new store (or one from before encryption): record it
+                claimed = recorder.claim_master_fingerprint(master.fingerprint)
+                if claimed != master.fingerprint:  # another process recorded its key first
+                    configured_master_key(stored_fingerprint=claimed)  # raises, saying so
         keyring = Keyring(master, recorder)
         recorder.keyring = keyring
         self.mapper.keyring = keyring  # type: ignore[attr-defined]
