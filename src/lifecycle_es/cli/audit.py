@@ -156,7 +156,7 @@ def verify(
         summary = (f"{report.events} events, {report.chained} chained"
                    + (f", {changes} settings change(s)" if changes else "") + ": "
                    + ("clean" if report.clean else f"{len(report.breaks)} break(s)"))
-        say(summary, err=True)
+        say(summary)
         if print_heads:
             typer.echo(head or "")
     if not report.clean:

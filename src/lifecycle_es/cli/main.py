@@ -52,7 +52,7 @@ def _metavar(self: TyperOption, ctx: typer.Context) -> str | None:
     return _METAVARS.get(shown, shown.upper() or None)
 
 
-TyperOption.display_type_rich = _metavar  # type: ignore[method-assign]
+TyperOption.display_type_rich = _metavar  # type: ignore[method-assign,assignment]
 
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

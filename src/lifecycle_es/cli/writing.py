@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import console, err_console, print_json, say
+from lifecycle_es.cli.output import console, err_console, plural, print_json, say
 from lifecycle_es.engine import DEFAULT_WRITE_BATCH
 from lifecycle_es.errors import InvalidInput, LifecycleError
 
@@ -50,9 +50,10 @@ def import_(
                       highlight=False, markup=False, soft_wrap=True)
     else:
         console.print(
-            f"imported {result.commands} commands ({result.events} events, "
-            f"{result.customers_created} new customers, {result.campaigns_created} new "
-            f"campaigns) in {result.seconds:.2f}s"
+            f"imported {plural(result.commands, 'command')} "
+            f"({plural(result.events, 'event')}, "
+            f"{plural(result.customers_created, 'new customer')}, "
+            f"{plural(result.campaigns_created, 'new campaign')}) in {result.seconds:.2f}s"
         )
 
 

@@ -115,7 +115,8 @@ def handovers(
 def _handovers_as_of(pm: ProjectionManager, at: datetime, customer: str | None, pending: bool,
                      older_than: timedelta | None) -> list[dict[str, Any]]:
     """The handovers sent by ``at`` as they stood then (decisions after ``at`` undone)."""
-    where, params = ["sent_at<=?"], [at]
+    where: list[str] = ["sent_at<=?"]
+    params: list[Any] = [at]
     if customer is not None:
         where.append("customer=?")
         params.append(parse_id("customer", customer))
