@@ -139,7 +139,7 @@ def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
     hidden = [c for c in columns if c not in shown]
     if hidden:
         say(f"({plural(len(hidden), 'column')} left out to fit {console.width} characters: "
-            f"{', '.join(hidden)}; see them with --csv or --json, or a wider terminal)",
+            f"{', '.join(hidden)}; shown by --json, or on a wider terminal)",
             err=True)
 
 

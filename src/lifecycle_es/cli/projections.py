@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import Csv, console, emit, print_json, say
+from lifecycle_es.cli.output import Csv, console, emit, money, print_json, say
 from lifecycle_es.logs import get_logger
 from lifecycle_es.reading.projection import queries
 from lifecycle_es.reading.projection.runner import (
@@ -176,7 +176,8 @@ def status(ctx: typer.Context, names: Names = None, json: Json = False,
     stderr (position, event type, customer, error).
     """
     rows = [asdict(s) for s in state(ctx).engine().projections.status(names)]
-    emit(rows, (*STATUS_COLUMNS, "failure", "rebuild_failure") if json else STATUS_COLUMNS,
+    emit(rows, (*STATUS_COLUMNS, "failure", "rebuild_failure") if json or as_csv
+         else STATUS_COLUMNS,
          as_json=json, as_csv=as_csv, title="read models")
     failed = [(what, Failure(**row[key])) for row in rows
               for key, what in (("failure", "failed"), ("rebuild_failure", "rebuild failed"))
@@ -209,6 +210,8 @@ def stage(
     pm = state(ctx).engine().projections
     if customer is not None:
         row = queries.customer_stage(pm, customer, catch_up=not no_catch_up)
+        if not (json or as_csv):
+            row = {**row, "mrr": money(row["mrr"], row["currency"])}
         emit([row], queries.STAGE_COLUMNS, as_json=json, as_csv=as_csv, record=True,
              title=f"customer {customer}")
     else:
