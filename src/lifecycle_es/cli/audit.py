@@ -9,7 +9,7 @@ import orjson
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import emit, say
+from lifecycle_es.cli.output import emit, plural, say
 from lifecycle_es.errors import FieldProblem, InvalidInput
 
 group = typer.Typer(help="Audit trail: timelines, point-in-time state, filtered events, "
@@ -153,10 +153,10 @@ def verify(
             emit([asdict(b) for b in report.breaks], BREAK_COLUMNS, as_csv=as_csv,
                  title="hash chain breaks")
         changes = len(report.settings)
-        summary = (f"{report.events} events, {report.chained} chained"
-                   + (f", {changes} settings change(s)" if changes else "") + ": "
-                   + ("clean" if report.clean else f"{len(report.breaks)} break(s)"))
-        say(summary)
+        summary = (f"{plural(report.events, 'event')}, {report.chained:,} chained"
+                   + (f", {plural(changes, 'settings change')}" if changes else "") + ": "
+                   + ("clean" if report.clean else plural(len(report.breaks), "break")))
+        say(summary, err=as_csv)  # the verdict is the answer, except beside CSV rows
         if print_heads:
             typer.echo(head or "")
     if not report.clean:

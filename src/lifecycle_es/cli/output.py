@@ -11,6 +11,7 @@ import csv
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from fractions import Fraction
 from typing import Annotated, Any
 
 import orjson
@@ -88,7 +89,7 @@ def one_format(as_json: bool, as_csv: bool) -> None:
                            "options")
 
 
-def money(minor: int | float | None, currency: str | None) -> str:
+def money(minor: int | float | Fraction | None, currency: str | None) -> str:
     """Minor units as people read them: ``EUR 97,827.20`` (``JPY 1,200``); '' for None."""
     if minor is None:
         return ""

@@ -41,7 +41,8 @@ def import_(
         more = len(exc.problems) - MAX_SHOWN
         if more > 0:
             err_console.print(f"... and {more} more problems", highlight=False, soft_wrap=True)
-        say(f"error: {len(exc.problems)} problem(s) in {file}; nothing was written", err=True)
+        say(f"error: {plural(len(exc.problems), 'problem')} in {file}; nothing was written",
+            err=True)
         raise typer.Exit(2) from None
     if json:
         print_json(vars(result))
