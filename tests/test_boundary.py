@@ -632,7 +632,7 @@ def test_cli_import_refuses_the_reproductions(durable_store_url: str, tmp_path: 
         proc = cli(durable_store_url, "import", str(path), check=False)
         assert proc.returncode == 2, (case, proc.stderr)
         assert proc.stderr.splitlines() == [
-            proc.stderr.splitlines()[0], f"error: 1 problem(s) in {path}; nothing was written"]
+            proc.stderr.splitlines()[0], f"error: 1 problem in {path}; nothing was written"]
         assert proc.stderr.startswith(f"line 1: {field}="), (case, proc.stderr)
         assert store_events(durable_store_url) == len(SETUP)
     for args in (("stage",), ("gaps", "--as-of", "2024-06-01"),
@@ -650,7 +650,8 @@ def test_cli_import_reports_every_hostile_line(durable_store_url: str, tmp_path:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     shown = proc.stderr.splitlines()
     assert all(len(line) < 400 for line in shown)
-    assert shown[-1] == f"error: {len(lines)} problem(s) in {path}; nothing was written"
+    problems = f"{len(lines):,} problem{'s' if len(lines) != 1 else ''}"
+    assert shown[-1] == f"error: {problems} in {path}; nothing was written"
     expected = [f"line {n}: {field}=" for n, (_bad, field) in enumerate(lines, start=3)]
     assert [s[:len(e)] for s, e in zip(shown, expected[:50], strict=False)] == expected[:50]
     assert store_events(durable_store_url) == 0

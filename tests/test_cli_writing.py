@@ -44,8 +44,8 @@ def test_import_file_then_stdin(durable_store_url: str, tmp_path: Path) -> None:
     path.write_text(jsonl(FULL_LIFECYCLE[:10]))
     proc = lifecycle_es("--store", durable_store_url, "import", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("imported 10 commands (10 events, 1 new customers, 1 new "
-                                  "campaigns) in ")
+    assert proc.stdout.startswith("imported 10 commands (10 events, 1 new customer, 1 new "
+                                  "campaign) in ")
     proc = lifecycle_es("--store", durable_store_url, "import", "-", "--json",
                         "--batch-size", "3", stdin=jsonl(FULL_LIFECYCLE[10:]))
     assert proc.returncode == 0, proc.stderr
@@ -72,7 +72,7 @@ def test_bad_file_exits_2_lists_every_line_and_writes_nothing(
         "line 5: command='{\"type\": \"payment\"': Invalid JSON: EOF while parsing an object "
         "at the end of the line",
         "line 6: customer='ghost': no such customer is registered",
-        f"error: 3 problem(s) in {path}; nothing was written",
+        f"error: 3 problems in {path}; nothing was written",
     ]
     assert proc.stdout == ""
     engine = LifecycleEngine(durable_store_url)
@@ -89,7 +89,7 @@ def test_stdin_with_bad_lines_and_many_problems_are_capped(tmp_path: Path) -> No
     lines = proc.stderr.splitlines()
     assert lines[0] == "line 1: command='not json': Invalid JSON: expected ident at column 2"
     assert lines[49].startswith("line 50: ") and lines[50] == "... and 10 more problems"
-    assert lines[51] == "error: 60 problem(s) in -; nothing was written"
+    assert lines[51] == "error: 60 problems in -; nothing was written"
 
 
 def test_user_errors_are_one_line(tmp_path: Path) -> None:

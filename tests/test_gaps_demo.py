@@ -46,5 +46,5 @@ def test_run_demo_ends_with_metrics_gaps_and_the_report_command(
     out = capsys.readouterr().out
     tail = out[out.index("customers per stage"):]
     assert "This year:" in tail and "customer retention rate" in tail and "NPS (" in tail
-    assert "gap(s) now" in tail and all(kind in tail for kind in KINDS)
+    assert "gaps now" in tail and all(kind in tail for kind in KINDS)
     assert f"lifecycle-es --store {url} report --out report.html" in tail.replace("\n", "")

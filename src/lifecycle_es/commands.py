@@ -65,7 +65,16 @@ Minor = Annotated[StrictInt, Field(ge=0, le=MAX_MONEY,
                                    description="amount in minor units (cents)")]
 Delta = Annotated[StrictInt, Field(gt=0, le=MAX_MONEY, description="MRR change in minor units")]
 Items = Annotated[list[Text], Field(max_length=DOCUMENT_ITEMS)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def _currency(value: str) -> str:
+    if not _CURRENCY.fullmatch(value):
+        raise ValueError("expected a 3-letter ISO 4217 code such as EUR")
+    return value
+
+
+Currency = Annotated[str, AfterValidator(_currency), Field(description="ISO 4217 code")]
 AdvocacyKind = Literal["testimonial", "case_study", "review", "referral"]
 assert set(ADVOCACY_KINDS) == set(AdvocacyKind.__args__)  # type: ignore[attr-defined]
 
@@ -543,6 +552,11 @@ def problems_of(exc: ValidationError, line: int | None = None) -> list[FieldProb
 
 def parse_command(data: dict[str, Any] | str | bytes, line: int | None = None) -> Command:
     """Validate one command given as a dict or a JSON document (raises InvalidInput)."""
+    if (isinstance(data, str) and data.startswith("\ufeff")) or (
+            isinstance(data, bytes) and data.startswith(b"\xef\xbb\xbf")):
+        raise InvalidInput([FieldProblem(
+            "line", "BOM", "starts with a UTF-8 byte order mark (BOM): save the file as UTF-8 "
+                           "without BOM", line)], "command")
     try:
         if isinstance(data, (str, bytes)):
             return _ADAPTER.validate_json(data)

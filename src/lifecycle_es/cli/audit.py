@@ -9,8 +9,7 @@ import orjson
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import emit, say
-from lifecycle_es.errors import FieldProblem, InvalidInput
+from lifecycle_es.cli.output import emit, one_format, plural, say
 
 group = typer.Typer(help="Audit trail: timelines, point-in-time state, filtered events, "
                          "tamper check.", no_args_is_help=True)
@@ -37,12 +36,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="audit")
 
 
-def _format(as_json: bool, as_csv: bool) -> None:
-    if as_json and as_csv:
-        raise InvalidInput([FieldProblem("--csv", True, "choose one of --json and --csv")],
-                           "options")
-
-
 def _text(value: Any, as_json: bool) -> Any:
     """Nested values stay structured in JSON and become compact JSON text elsewhere."""
     if as_json or not isinstance(value, dict | list):
@@ -65,7 +58,7 @@ def customer(
     as_json: Json = False, as_csv: Csv = False,
 ) -> None:
     """A customer's timeline, or its state (--state, --as-of, --as-known-at, --version)."""
-    _format(as_json, as_csv)
+    one_format(as_json, as_csv)
     audit = state(ctx).engine().audit
     if not current and as_of is None and as_known_at is None and version is None:
         rows = [{k: _text(v, as_json) for k, v in asdict(e).items()}
@@ -112,7 +105,7 @@ def events(
     as_json: Json = False, as_csv: Csv = False,
 ) -> None:
     """Events matching every filter, one page at a time (a cursor, not an offset)."""
-    _format(as_json, as_csv)
+    one_format(as_json, as_csv)
     page = state(ctx).engine().audit.events(
         customer=customer, actor=actor, team=team, types=types, since=since, until=until,
         clock="recorded" if recorded else "occurred", correlation_id=correlation,
@@ -139,7 +132,7 @@ def verify(
     """Recompute the hash chains (events, settings); list every break. Exit 1 on any break."""
     from lifecycle_es.reading.audit.verify import verify as run_verify
 
-    _format(as_json, as_csv)
+    one_format(as_json, as_csv)
     report = run_verify(state(ctx).engine(), anchor=anchor)
     head = report.anchor()
     if as_json:
@@ -153,10 +146,10 @@ def verify(
             emit([asdict(b) for b in report.breaks], BREAK_COLUMNS, as_csv=as_csv,
                  title="hash chain breaks")
         changes = len(report.settings)
-        summary = (f"{report.events} events, {report.chained} chained"
-                   + (f", {changes} settings change(s)" if changes else "") + ": "
-                   + ("clean" if report.clean else f"{len(report.breaks)} break(s)"))
-        say(summary, err=True)
+        summary = (f"{plural(report.events, 'event')}, {report.chained:,} chained"
+                   + (f", {plural(changes, 'settings change')}" if changes else "") + ": "
+                   + ("clean" if report.clean else plural(len(report.breaks), "break")))
+        say(summary, err=as_csv)  # the verdict is the answer, except beside CSV rows
         if print_heads:
             typer.echo(head or "")
     if not report.clean:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import emit, print_json, say
+from lifecycle_es.cli.output import Csv, emit, plural, print_json, say
 from lifecycle_es.config import ENV_VAR, load_config
 from lifecycle_es.errors import LifecycleError
 from lifecycle_es.reading.lifecycle_checks.facts import as_utc
@@ -45,15 +45,15 @@ def gaps(
         help=f"only this kind: {', '.join(KINDS)}", show_default=False)] = None,
     team: Annotated[str | None, typer.Option(help="only gaps this team must close",
                                              show_default=False)] = None,
-    as_json: Json = False,
+    as_json: Json = False, as_csv: Csv = False,
     config: ConfigFile = None,
 ) -> None:
     """Customers slipping through the cracks between teams, oldest gap first."""
     at = as_utc(as_of)
     found = state(ctx).engine().gaps(at, kind, team, config=load_config(config))
     rows = [g.as_dict(at) for g in found]
-    emit(rows, GAP_COLUMNS, as_json=as_json,
-         title=f"{len(rows)} gap(s) as of {at:%Y-%m-%d %H:%M} UTC")
+    emit(rows, GAP_COLUMNS, as_json=as_json, as_csv=as_csv,
+         title=f"{plural(len(rows), 'gap')} as of {at:%Y-%m-%d %H:%M} UTC")
 
 
 def health(
@@ -61,16 +61,16 @@ def health(
     customer: Annotated[str | None, typer.Option(help="one customer, factor by factor",
                                                  show_default=False)] = None,
     as_of: AsOf = None,
-    as_json: Json = False,
+    as_json: Json = False, as_csv: Csv = False,
     config: ConfigFile = None,
 ) -> None:
     """Health scores 0-100 and why: each factor's value, points, weight and contribution."""
     at = as_utc(as_of)
     scores = state(ctx).engine().health(customer, at, config=load_config(config))
-    if as_json:
+    if as_json and not as_csv:
         print_json([h.as_dict() for h in scores])
         return
-    if customer is not None:
+    if customer is not None and not as_csv:
         h = scores[0]
         rows = [{"factor": f.name, "value": f.value, "points": f.points, "weight": f.weight,
                  "contribution": f.contribution} for f in h.factors]
@@ -81,8 +81,8 @@ def health(
     names = [f.name for f in scores[0].factors] if scores else []
     rows = [{**{c: getattr(h, c) for c in HEALTH_COLUMNS},
              **{f.name: f.contribution for f in h.factors}} for h in scores]
-    emit(rows, (*HEALTH_COLUMNS, *names),
-         title=f"health of {len(rows)} customer(s) as of {at:%Y-%m-%d %H:%M} UTC "
+    emit(rows, (*HEALTH_COLUMNS, *names), as_json=as_json, as_csv=as_csv,
+         title=f"health of {plural(len(rows), 'customer')} as of {at:%Y-%m-%d %H:%M} UTC "
                "(factor columns: contribution to the score)")
 
 
@@ -108,7 +108,7 @@ def report(
         out.write_text(html, encoding="utf-8")
     except OSError as exc:
         raise LifecycleError(f"--out {str(out)!r}: {exc.strerror}") from None
-    say(f"wrote {out} ({len(html) // 1024} KiB); open it with: xdg-open {out}")
+    say(f"wrote {out} ({len(html) // 1024} KiB): open it in a web browser")
 
 
 def print_overview(engine: LifecycleEngine, as_of: datetime | None = None) -> None:
@@ -132,7 +132,7 @@ def print_overview(engine: LifecycleEngine, as_of: datetime | None = None) -> No
     found = engine.gaps(at)
     counts = Counter(g.kind for g in found)
     emit([{"kind": k, "gaps": counts.get(k, 0)} for k in KINDS], ("kind", "gaps"),
-         title=f"{len(found)} gap(s) now (lifecycle-es gaps)")
+         title=f"{plural(len(found), 'gap')} now (lifecycle-es gaps)")
     oldest: dict[str, dict[str, Any]] = {}
     for g in found:  # oldest first
         oldest.setdefault(g.kind, g.as_dict(at))
@@ -140,4 +140,4 @@ def print_overview(engine: LifecycleEngine, as_of: datetime | None = None) -> No
          title="the oldest gap of each kind")
     store = engine.store.redacted()
     say(f"report: lifecycle-es --store {store} report --out report.html "
-        "&& xdg-open report.html")
+        "(then open report.html in a web browser)")

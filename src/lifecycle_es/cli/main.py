@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
+from typer.core import TyperOption
 
 from lifecycle_es import logs
 from lifecycle_es.cli import audit, lifecycle_checks, metrics, privacy, projections, writing
@@ -21,23 +22,77 @@ app = typer.Typer(
     help="Event-sourced customer lifecycle: record, rebuild read models, audit, measure.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+#: what --help shows for an option without its own metavar, instead of its Python type
+_METAVARS = {"int": "N", "float": "X", "Path": "FILE", "str": "TEXT", "list[str]": "TEXT"}
+
+#: metavars by option name, the same wherever the option appears
+_OPTION_METAVARS = {
+    **dict.fromkeys(("--from", "--to", "--as-of", "--as-known-at", "--since", "--until"),
+                    "DATE"),
+    **dict.fromkeys(("--customer", "--campaign", "--correlation", "--actor"), "ID"),
+    **dict.fromkeys(("--out", "--config"), "FILE"),
+    "--older-than": "AGE", "--after": "CURSOR", "--team": "TEAM", "--kind": "KIND",
+    "--type": "TYPE",
+}
+
+
+def _metavar(self: TyperOption, ctx: typer.Context) -> str | None:
+    """Help shows a flag bare and a value as a word (``N``, ``FILE``), never a type name."""
+    if getattr(self, "is_flag", False) or getattr(self, "count", False):
+        return None
+    if self.metavar is not None:
+        return self.metavar
+    for opt in self.opts:
+        if opt in _OPTION_METAVARS:
+            return _OPTION_METAVARS[opt]
+    shown = str(self.display_type(ctx) or "").strip("<>")
+    return _METAVARS.get(shown, shown.upper() or None)
+
+
+TyperOption.display_type_rich = _metavar  # type: ignore[method-assign,assignment]
+
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _level(value: str) -> str:
+    if value.upper() not in LEVELS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LEVELS)}")
+    return value.upper()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        say(f"lifecycle-es {version('lifecycle-es')}")
+        raise typer.Exit()
 
 
 @app.callback()
 def main(
     ctx: typer.Context,
     store: Annotated[str | None, typer.Option(
+        metavar="URL",
         help="store URL: sqlite:///file.db, postgresql://user@host:port/db, memory:// "
              "(env LIFECYCLE_ES_STORE; default sqlite:///lifecycle.db)")] = None,
     stage_model: Annotated[str | None, typer.Option(
+        metavar="NAME|FILE",
         help="stage model: classic, customer-success or a TOML file "
              "(env LIFECYCLE_ES_STAGE_MODEL)")] = None,
     projections_path: Annotated[list[str] | None, typer.Option(
+        metavar="DIR",
         help="folder of custom read models (repeatable) "
              "(env LIFECYCLE_ES_PROJECTIONS_PATH)")] = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR")] = "WARNING",
+    log_level: Annotated[str, typer.Option(
+        metavar="LEVEL", callback=_level,
+        help="logs on stderr from this level up: DEBUG, INFO, WARNING or ERROR")] = "WARNING",
+    _show_version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_version, is_eager=True,
+        help="print the version and exit")] = False,
 ) -> None:
     logs.configure(log_level)
     _RUNNING["store"] = store

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import emit, print_json, say
+from lifecycle_es.cli.output import emit, money, print_json, say
 from lifecycle_es.reading.metrics.queries import Metrics
 
 From = Annotated[str | None, typer.Option("--from", help="period start, a date YYYY-MM-DD "
@@ -72,23 +72,26 @@ def metrics(
         {"metric": f"NPS ({s.nps.answers} answers)", "value": num(s.nps.score, 1)},
         {"metric": f"CSAT 4-5 share ({s.csat.answers} answers)", "value": pct(s.csat.share)},
     ], ("metric", "value"), title=f"Metrics {period}")
-    emit([{"currency": r.currency, "customers in S": r.customers, "MRR start": r.mrr_start,
-           "MRR end": r.mrr_end, "GRR": pct(r.grr), "NRR": pct(r.nrr)} for r in s.revenue],
+    emit([{"currency": r.currency, "customers in S": r.customers,
+           "MRR start": money(r.mrr_start, r.currency), "MRR end": money(r.mrr_end, r.currency),
+           "GRR": pct(r.grr), "NRR": pct(r.nrr)} for r in s.revenue],
          ("currency", "customers in S", "MRR start", "MRR end", "GRR", "NRR"),
-         title="Revenue retention (MRR in minor units)")
+         title="Revenue retention")
     rows: dict[str, dict[str, Any]] = {}
     for h in s.historical_clv:
         rows[h.currency] = {"currency": h.currency, "paying customers": h.customers,
-                            "historical mean": num(h.mean), "historical median": num(h.median)}
+                            "historical mean": money(h.mean, h.currency),
+                            "historical median": money(h.median, h.currency)}
     for p in s.predictive_clv:
         rows.setdefault(p.currency, {"currency": p.currency}).update({
-            "ARPA": num(p.arpa), "margin": num(p.margin),
+            "ARPA": money(p.arpa, p.currency) or "undefined", "margin": num(p.margin),
             "monthly churn": pct(p.monthly_churn_rate),
-            "predictive": f"undefined: {p.undefined}" if p.undefined else num(p.value)})
+            "predictive": f"undefined: {p.undefined}" if p.undefined
+            else money(p.value, p.currency)})
     emit(list(rows.values()), ("currency", "paying customers", "historical mean",
                                "historical median", "ARPA", "margin", "monthly churn",
                                "predictive"),
-         title="Customer lifetime value (minor units)")
+         title="Customer lifetime value")
 
 
 def funnel(ctx: typer.Context, from_: From = None, to: To = None, as_json: Json = False,

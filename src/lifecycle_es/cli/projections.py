@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from dataclasses import asdict
@@ -11,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import console, emit, print_json, say
+from lifecycle_es.cli.output import Csv, console, emit, money, print_json, say
 from lifecycle_es.logs import get_logger
 from lifecycle_es.reading.projection import queries
 from lifecycle_es.reading.projection.runner import (
@@ -55,7 +54,6 @@ class _LogProgress:
     """Progress as structlog lines (at most one every LOG_EVERY seconds, plus the last)."""
 
     def __init__(self, what: str) -> None:
-        logging.getLogger(PROGRESS_LOGGER).setLevel(logging.INFO)
         self.log = get_logger(PROGRESS_LOGGER)
         self.what = what
         self.started = self.last = time.monotonic()
@@ -170,15 +168,17 @@ def run(
 
 
 @group.command("status")
-def status(ctx: typer.Context, names: Names = None, json: Json = False) -> None:
+def status(ctx: typer.Context, names: Names = None, json: Json = False,
+           as_csv: Csv = False) -> None:
     """Per read model: state, versions, position, log head, lag, rows, last rebuild.
 
     Exits 4 when a read model (or its rebuild) failed on an event: each is described on
     stderr (position, event type, customer, error).
     """
     rows = [asdict(s) for s in state(ctx).engine().projections.status(names)]
-    emit(rows, (*STATUS_COLUMNS, "failure", "rebuild_failure") if json else STATUS_COLUMNS,
-         as_json=json, title="read models")
+    emit(rows, (*STATUS_COLUMNS, "failure", "rebuild_failure") if json or as_csv
+         else STATUS_COLUMNS,
+         as_json=json, as_csv=as_csv, title="read models")
     failed = [(what, Failure(**row[key])) for row in rows
               for key, what in (("failure", "failed"), ("rebuild_failure", "rebuild failed"))
               if row[key]]
@@ -191,27 +191,33 @@ def status(ctx: typer.Context, names: Names = None, json: Json = False) -> None:
 
 
 @group.command("errors")
-def errors(ctx: typer.Context, names: Names = None, json: Json = False) -> None:
+def errors(ctx: typer.Context, names: Names = None, json: Json = False,
+           as_csv: Csv = False) -> None:
     """Events read models passed over with --skip-failing (model, position, event type,
     customer, error, when), by model and position."""
     rows = state(ctx).engine().projections.skipped(names)
-    emit(rows, ERROR_JSON_COLUMNS if json else ERROR_COLUMNS, as_json=json,
+    emit(rows, ERROR_JSON_COLUMNS if json or as_csv else ERROR_COLUMNS, as_json=json,
+         as_csv=as_csv,
          title="events skipped by read models")
 
 
 def stage(
     ctx: typer.Context,
     customer: Annotated[str | None, typer.Option(help="one customer's row")] = None,
-    json: Json = False, no_catch_up: NoCatchUp = False,
+    json: Json = False, as_csv: Csv = False, no_catch_up: NoCatchUp = False,
 ) -> None:
     """Current stage of one customer, or the number of customers per stage."""
     pm = state(ctx).engine().projections
     if customer is not None:
         row = queries.customer_stage(pm, customer, catch_up=not no_catch_up)
-        emit([row], queries.STAGE_COLUMNS, as_json=json, title=f"customer {customer}")
+        if not (json or as_csv):
+            row = {**row, "mrr": money(row["mrr"], row["currency"])}
+        emit([row], queries.STAGE_COLUMNS, as_json=json, as_csv=as_csv, record=True,
+             title=f"customer {customer}")
     else:
         rows = queries.stage_counts(pm, catch_up=not no_catch_up)
-        emit(rows, queries.COUNT_COLUMNS, as_json=json, title="customers per stage")
+        emit(rows, queries.COUNT_COLUMNS, as_json=json, as_csv=as_csv,
+             title="customers per stage")
 
 
 def handovers(
@@ -220,11 +226,19 @@ def handovers(
     pending: Annotated[bool, typer.Option("--pending", help="only pending ones")] = False,
     older_than: Annotated[str | None, typer.Option(
         help="only those sent more than this long ago: 30m, 12h, 3d")] = None,
-    json: Json = False, no_catch_up: NoCatchUp = False,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="as they stood then: sent by then, decisions after it undone "
+                        "(with --pending: pending at that date)")] = None,
+    json: Json = False, as_csv: Csv = False, no_catch_up: NoCatchUp = False,
 ) -> None:
     """Handovers between teams, oldest first (e.g. --pending --older-than 2d: SLA misses)."""
+    from lifecycle_es.reading.lifecycle_checks.facts import as_utc
+
     age = queries.parse_age(older_than) if older_than is not None else None
+    at = as_utc(as_of, "as_of") if as_of is not None else None
     rows = queries.handovers(state(ctx).engine().projections, customer=customer,
-                             pending=pending, older_than=age, catch_up=not no_catch_up)
-    columns = queries.HANDOVER_COLUMNS if json else HANDOVER_TABLE
-    emit(rows, columns, as_json=json, title="handovers")
+                             pending=pending, older_than=age, catch_up=not no_catch_up,
+                             as_of=at)
+    columns = queries.HANDOVER_COLUMNS if json or as_csv else HANDOVER_TABLE
+    emit(rows, columns, as_json=json, as_csv=as_csv,
+         title="handovers" if at is None else f"handovers as of {at:%Y-%m-%d %H:%M} UTC")

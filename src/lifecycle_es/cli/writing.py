@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import console, err_console, print_json, say
+from lifecycle_es.cli.output import console, err_console, plural, print_json, say
 from lifecycle_es.engine import DEFAULT_WRITE_BATCH
 from lifecycle_es.errors import InvalidInput, LifecycleError
 
@@ -41,7 +41,8 @@ def import_(
         more = len(exc.problems) - MAX_SHOWN
         if more > 0:
             err_console.print(f"... and {more} more problems", highlight=False, soft_wrap=True)
-        say(f"error: {len(exc.problems)} problem(s) in {file}; nothing was written", err=True)
+        say(f"error: {plural(len(exc.problems), 'problem')} in {file}; nothing was written",
+            err=True)
         raise typer.Exit(2) from None
     if json:
         print_json(vars(result))
@@ -50,9 +51,10 @@ def import_(
                       highlight=False, markup=False, soft_wrap=True)
     else:
         console.print(
-            f"imported {result.commands} commands ({result.events} events, "
-            f"{result.customers_created} new customers, {result.campaigns_created} new "
-            f"campaigns) in {result.seconds:.2f}s"
+            f"imported {plural(result.commands, 'command')} "
+            f"({plural(result.events, 'event')}, "
+            f"{plural(result.customers_created, 'new customer')}, "
+            f"{plural(result.campaigns_created, 'new campaign')}) in {result.seconds:.2f}s"
         )
 
 

@@ -85,10 +85,17 @@ def stage_counts(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[s
 def handovers(
     pm: ProjectionManager, *, customer: str | None = None, pending: bool = False,
     older_than: timedelta | None = None, now: datetime | None = None, catch_up: bool = True,
+    as_of: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Handovers, oldest first: of one customer, only pending ones, only those sent before
-    ``now - older_than`` (``now`` defaults to the current time)."""
+    ``now - older_than`` (``now`` defaults to the current time).
+
+    With ``as_of``: the handovers sent by then, each with its status at that time (one
+    decided later was still ``pending``); ``older_than`` counts back from ``as_of``.
+    """
     _fresh(pm, "handover_history", catch_up)
+    if as_of is not None:
+        return _handovers_as_of(pm, utc_instant("as_of", as_of), customer, pending, older_than)
     where: list[str] = []
     params: list[Any] = []
     if customer is not None:
@@ -103,3 +110,23 @@ def handovers(
                       - older_than)
     return pm.fetch("handover_history", " AND ".join(where), params,
                     "sent_at, customer, handover_id")
+
+
+def _handovers_as_of(pm: ProjectionManager, at: datetime, customer: str | None, pending: bool,
+                     older_than: timedelta | None) -> list[dict[str, Any]]:
+    """The handovers sent by ``at`` as they stood then (decisions after ``at`` undone)."""
+    where: list[str] = ["sent_at<=?"]
+    params: list[Any] = [at]
+    if customer is not None:
+        where.append("customer=?")
+        params.append(parse_id("customer", customer))
+    if older_than is not None:
+        where.append("sent_at<?")
+        params.append(at - older_than)
+    rows = pm.fetch("handover_history", " AND ".join(where), params,
+                    "sent_at, customer, handover_id")
+    undecided = {"status": "pending", "decided_by": None, "decided_at": None,
+                 "latency_seconds": None, "reject_reason": None}
+    shown = [{**row, **undecided} if row["decided_at"] is not None
+             and utc_instant("decided_at", row["decided_at"]) > at else row for row in rows]
+    return [row for row in shown if not pending or row["status"] == "pending"]
