@@ -38,18 +38,18 @@ def register(app: typer.Typer) -> None:
 
 def erase(
     ctx: typer.Context,
-    customer: Annotated[str, typer.Argument(help="external id of the customer")],
+    customer: Annotated[str, typer.Argument(metavar="ID", help="external id of the customer")],
     reason: Annotated[str, typer.Option(
         help="why, e.g. the request's reference (recorded; no personal data)")],
     actor: Annotated[str | None, typer.Option(
-        help="who erases it (default: the OS user)")] = None,
+        metavar="NAME", help="who erases it (default: the OS user)")] = None,
     json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Erase one customer's personal data: its data key is deleted and the erasure recorded.
 
-    Its names, notes, comments, documents and reasons read "[erased]" from then on, in
-    every query and read model; metrics, stages and the audit chain are unchanged. Backups
-    made earlier still hold the key: see docs/privacy.md.
+    Its names, notes, comments, documents and reasons read "\\[erased]" everywhere.
+    Metrics, stages, handovers and the audit chain are unchanged.
+    Backups made earlier still hold the key: see docs/privacy.md.
     """
     engine = state(ctx).engine()
     version = engine.erase(customer=customer, reason=reason, actor=actor)
