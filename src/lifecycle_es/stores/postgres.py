@@ -52,7 +52,7 @@ def prepared_schema(store: StoreURL) -> Iterator[None]:
         yield
 
 
-def require_existing(store: StoreURL) -> None:
+def require_existing(store: StoreURL, events_table: str) -> None:
     """Refuse (StoreError) a store that was never created: a SQLite file that does not
     exist, a PostgreSQL schema without its events table. Creates nothing."""
     if store.kind == "memory":
@@ -66,6 +66,6 @@ def require_existing(store: StoreURL) -> None:
         return
     with connect(store, autocommit=True) as conn:
         row = conn.execute("SELECT to_regclass(%s)",
-                           (f'"{store.schema}".stored_events',)).fetchone()
+                           (f'"{store.schema}"."{events_table}"',)).fetchone()
     if row is None or row[0] is None:
         raise StoreError(missing)

@@ -66,7 +66,7 @@ class LifecycleApplication(Application[UUID]):
         if not create:
             from lifecycle_es.stores.postgres import require_existing
 
-            require_existing(self.store)
+            require_existing(self.store, f"{self.name.lower()}_events")
         elif self.store.kind == "postgresql":
             from lifecycle_es.stores.postgres import prepared_schema
 
