@@ -10,8 +10,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from conftest import PG_URL, drop_schema, need_postgres
+
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.errors import StoreError
 from lifecycle_es.stores.url import StoreURL

@@ -78,4 +78,5 @@ def demo(
     from lifecycle_es.cli.demo import run_demo
     from lifecycle_es.demo import parse_until
 
-    run_demo(state(ctx).engine(create=True), customers=customers, seed=seed, until=parse_until(until))
+    run_demo(state(ctx).engine(create=True), customers=customers, seed=seed,
+             until=parse_until(until))
