@@ -29,8 +29,8 @@ DEFAULT_TIMEOUT = 5
 MAX_TIMEOUT = 86_400
 #: PostgreSQL connections of one engine process: the pool (events, read models, catch-up,
 #: queries; an import's writer process uses its own pool of one) and its overflow
-DEFAULT_POOL_SIZE = 2
-DEFAULT_MAX_OVERFLOW = 0
+DEFAULT_POOL_SIZE = 1
+DEFAULT_MAX_OVERFLOW = 1
 POOL_ENV = {"pool_size": "LIFECYCLE_ES_POOL_SIZE", "max_overflow": "LIFECYCLE_ES_MAX_OVERFLOW"}
 #: query parameters the project reads itself; every other one goes to libpq as it is
 OWN_PARAMS = ("schema", "timeout", "pool_size", "max_overflow")
