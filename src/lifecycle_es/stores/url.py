@@ -259,8 +259,8 @@ def secrets_of(url: str) -> set[str]:
         for end in {url.rfind("@"), url.rfind("@", 0, query) if query >= 0 else -1}:
             if end > 0:
                 found.add(_userinfo_password(url[:end]))
-                if "//" not in url[:end] and (m := _SCHEME.match(url)):
-                    found.add(url[m.end():end].lstrip("/"))  # scheme:password@ (no user)
+                if "//" not in url[:end] and (lead := _SCHEME.match(url)):
+                    found.add(url[lead.end():end].lstrip("/"))  # scheme:password@ (no user)
         authority = url.split("//", 1)[1] if "//" in url else ""
         authority = re.split(r"[/?#]", authority, maxsplit=1)[0]
         port = authority.split(":", 1)[1] if ":" in authority else ""
