@@ -59,6 +59,7 @@ def test_rebuild_status_and_queries(durable_store_url: str) -> None:
     ("projections", "rebuild", "nope"), ("projections", "run", "--once", "nope"),
     ("handovers", "--older-than", "soon"), ("stage", "--customer", "ghost")])
 def test_user_errors_are_one_line(durable_store_url: str, args: tuple[str, ...]) -> None:
+    cli(durable_store_url, "init")  # reading commands refuse a store that does not exist
     proc = cli(durable_store_url, *args, check=False)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -18,12 +18,15 @@ class CliState:
     projections_path: list[str] = field(default_factory=list)
     _engine: LifecycleEngine | None = None
 
-    def engine(self) -> LifecycleEngine:
+    def engine(self, create: bool = False) -> LifecycleEngine:
+        """The engine on the store; only commands that write pass ``create`` (a store that
+        does not exist is refused otherwise, and nothing is created)."""
         if self._engine is None:
             from lifecycle_es.engine import LifecycleEngine
 
             self._engine = LifecycleEngine(
-                self.store, stage_model=self.stage_model, projections_path=self.projections_path
+                self.store, stage_model=self.stage_model, projections_path=self.projections_path,
+                create=create,
             )
         return self._engine
 

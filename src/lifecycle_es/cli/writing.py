@@ -17,6 +17,16 @@ MAX_SHOWN = 50
 def register(app: typer.Typer) -> None:
     app.command("import")(import_)
     app.command("demo")(demo)
+    app.command("init")(init)
+
+
+def init(ctx: typer.Context) -> None:
+    """Create an empty store (events, settings, read models); other reading commands refuse
+    a store that does not exist yet."""
+    engine = state(ctx).engine(create=True)
+    engine.projections.catch_up()
+    console.print(f"store {engine.store.redacted()} ready", highlight=False, markup=False,
+                  soft_wrap=True)
 
 
 def import_(
@@ -30,7 +40,7 @@ def import_(
 
     The store records each import (SHA-256 of the file): the same file again writes nothing.
     """
-    engine = state(ctx).engine()
+    engine = state(ctx).engine(create=True)
     try:
         result = engine.import_file(file, batch_size=batch_size)
     except OSError as exc:
@@ -70,4 +80,5 @@ def demo(
     from lifecycle_es.cli.demo import run_demo
     from lifecycle_es.demo import parse_until
 
-    run_demo(state(ctx).engine(), customers=customers, seed=seed, until=parse_until(until))
+    run_demo(state(ctx).engine(create=True), customers=customers, seed=seed,
+             until=parse_until(until))

@@ -50,3 +50,22 @@ def prepared_schema(store: StoreURL) -> Iterator[None]:
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(store.schema))
             )
         yield
+
+
+def require_existing(store: StoreURL, events_table: str) -> None:
+    """Refuse (StoreError) a store that was never created: a SQLite file that does not
+    exist, a PostgreSQL schema without its events table. Creates nothing."""
+    if store.kind == "memory":
+        return
+    missing = f"store {store.redacted()!r} does not exist (create it with `lifecycle-es init`)"
+    if store.kind == "sqlite":
+        from pathlib import Path
+
+        if store.path != ":memory:" and not Path(store.path).is_file():
+            raise StoreError(missing)
+        return
+    with connect(store, autocommit=True) as conn:
+        row = conn.execute("SELECT to_regclass(%s)",
+                           (f'"{store.schema}"."{events_table}"',)).fetchone()
+    if row is None or row[0] is None:
+        raise StoreError(missing)

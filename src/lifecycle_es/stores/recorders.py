@@ -33,6 +33,7 @@ from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
 from lifecycle_es.stores.chain import (
@@ -355,14 +356,16 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         pool = datastore.pool
         kw: dict[str, Any] = pool.kwargs  # type: ignore[assignment]
-        self.store = StoreURL(kind="postgresql", host=str(kw["host"]), port=int(kw["port"]),
-                              user=str(kw["user"]), password=str(kw.get("password") or ""),
-                              dbname=str(kw["dbname"]), schema=datastore.schema,
-                              timeout=round(pool.timeout))
+        # POSTGRES_DBNAME holds the store URL (StoreURL.eventsourcing_env): the pool connects
+        # with all its libpq settings, and with PG* variables for what it leaves out.
+        self.store = StoreURL.parse(str(kw["dbname"]))
+        pool.conninfo = self.store.psycopg_conninfo()
+        kw.clear()
+        kw["row_factory"] = dict_row
         # Before the pool's first connection: every session waits at most that for a lock
         # (reads too, e.g. behind an ACCESS EXCLUSIVE lock); the library's SET LOCAL before
         # its table lock uses the same value (POSTGRES_LOCK_TIMEOUT).
-        kw["options"] = f"-c lock_timeout={self.store.timeout * 1000}"
+        kw["options"] = self.store.session_options()
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(self.datastore.schema)
         self.table = SQL("{}.{}").format(schema, Identifier(self.events_table_name))

@@ -20,13 +20,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, quote, quote_plus, unquote, unquote_plus, urlsplit
 
-from lifecycle_es.errors import StoreError
+from lifecycle_es.errors import StoreError, first_line
 
 DEFAULT_STORE = "sqlite:///lifecycle.db"
 ENV_VAR = "LIFECYCLE_ES_STORE"
 #: seconds a store call waits for a lock or a connection before it raises StoreError
 DEFAULT_TIMEOUT = 5
 MAX_TIMEOUT = 86_400
+#: PostgreSQL connections of one engine process: the pool (events, read models, catch-up,
+#: queries; an import's writer process uses its own pool of one) and its overflow
+DEFAULT_POOL_SIZE = 1
+DEFAULT_MAX_OVERFLOW = 1
+POOL_ENV = {"pool_size": "LIFECYCLE_ES_POOL_SIZE", "max_overflow": "LIFECYCLE_ES_MAX_OVERFLOW"}
+#: query parameters the project reads itself; every other one goes to libpq as it is
+OWN_PARAMS = ("schema", "timeout", "pool_size", "max_overflow")
+#: a schema name the engine can use unquoted (``<schema>_read`` must fit PostgreSQL's 63)
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,57}$")
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,10 @@ class StoreURL:
     #: the text it was parsed from (may hold the password: never show it, see :func:`redact`)
     raw: str = field(default="", repr=False, compare=False)
     timeout: int = DEFAULT_TIMEOUT  # seconds (``?timeout=``)
+    #: PostgreSQL: the libpq URL without the project's own parameters (holds the password)
+    libpq: str = field(default="", repr=False, compare=False)
+    pool_size: int = DEFAULT_POOL_SIZE
+    max_overflow: int = DEFAULT_MAX_OVERFLOW
 
     @classmethod
     def parse(cls, url: StoreURL | str | None = None) -> StoreURL:
@@ -64,25 +77,7 @@ class StoreURL:
                     raise StoreError("sqlite URL needs a file path: sqlite:///path/to/file.db")
                 return cls(kind="sqlite", path=path, timeout=_timeout(parse_qs(parts.query)))
             if scheme in ("postgresql", "postgres"):
-                if not raw[len(scheme) + 1:].startswith("//"):
-                    raise StoreError(f"store URL {redact(raw)!r}: a {scheme} URL starts with "
-                                     f"{scheme}:// (postgresql://user@host:port/db)")
-                query = parse_qs(parts.query)
-                dbname = unquote(parts.path.lstrip("/"))
-                if not dbname:
-                    raise StoreError("postgresql URL needs a database name: .../dbname")
-                return cls(
-                    kind="postgresql",
-                    host=parts.hostname or "127.0.0.1",
-                    port=parts.port or 5432,
-                    user=unquote(parts.username or "postgres"),
-                    # libpq's URI rule: a password= parameter counts as the password too
-                    password=query.get("password", [unquote(parts.password or "")])[-1],
-                    dbname=dbname,
-                    schema=query.get("schema", ["public"])[0],
-                    raw=raw,
-                    timeout=_timeout(query),
-                )
+                return _parse_postgres(cls, raw, scheme)
         except ValueError as exc:  # bad port and the like
             raise StoreError(f"store URL {redact(raw)!r}: {redact(str(exc), raw)}") from None
         raise StoreError(
@@ -96,9 +91,9 @@ class StoreURL:
             return "memory://"
         if self.kind == "sqlite":
             return f"sqlite:///{self.path}"
-        auth = self.user + (":***" if self.password else "")
+        auth = self.user + (":***" if self.password else "") + ("@" if self.user else "")
         schema = f"?schema={self.schema}" if self.schema != "public" else ""
-        return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}{schema}"
+        return f"postgresql://{auth}{self.host}:{self.port}/{self.dbname}{schema}"
 
     def scrub(self, text: str) -> str:
         """``text`` (an error message, a log line) without this URL's password."""
@@ -120,12 +115,16 @@ class StoreURL:
             }
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": self.dbname,
+            # the whole URL: the recorder (stores/recorders.py) parses it again and gives
+            # the pool every libpq setting of it (the library's own kwargs know five)
+            "POSTGRES_DBNAME": self.raw,
             "POSTGRES_HOST": self.host,
             "POSTGRES_PORT": str(self.port),
             "POSTGRES_USER": self.user,
             "POSTGRES_PASSWORD": self.password,
             "POSTGRES_SCHEMA": self.schema,
+            "POSTGRES_POOL_SIZE": str(self.pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(self.max_overflow),
             # the pool's wait for a connection, and lock_timeout while taking the table lock
             "POSTGRES_CONNECT_TIMEOUT": str(self.timeout),
             "POSTGRES_LOCK_TIMEOUT": str(self.timeout),
@@ -136,13 +135,85 @@ class StoreURL:
         }
 
     def psycopg_conninfo(self) -> str:
-        """A libpq connection string for psycopg (contains the password: never log it)."""
-        from psycopg.conninfo import make_conninfo
+        """A libpq connection string for psycopg (contains the password: never log it).
 
-        return make_conninfo(
-            host=self.host, port=self.port, user=self.user, password=self.password or None,
-            dbname=self.dbname, connect_timeout=self.timeout,
-        )
+        Every libpq parameter of the URL (host lists, ``sslmode``, ``sslrootcert``,
+        ``application_name``, ``target_session_attrs``, ``options``, ``passfile``...) is
+        kept; what the URL leaves out libpq takes from the ``PG*`` environment variables,
+        as psql does. ``connect_timeout`` defaults to the store's ``timeout``.
+        """
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        given = conninfo_to_dict(self.libpq) if self.libpq else {
+            "host": self.host, "port": self.port, "user": self.user,
+            "password": self.password or None, "dbname": self.dbname}
+        given.setdefault("connect_timeout", self.timeout)
+        return make_conninfo("", **given)
+
+    def session_options(self) -> str:
+        """libpq ``options`` of the event store's sessions: the URL's own (or
+        ``$PGOPTIONS``), then ``lock_timeout`` set to the store's timeout."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        given = conninfo_to_dict(self.libpq).get("options") if self.libpq else None
+        mine = f"-c lock_timeout={self.timeout * 1000}"
+        own = str(given or os.environ.get("PGOPTIONS") or "").strip()
+        return f"{own} {mine}" if own else mine
+
+
+def _parse_postgres(cls: type[StoreURL], raw: str, scheme: str) -> StoreURL:
+    """A ``postgresql://`` URL: the project's parameters (:data:`OWN_PARAMS`) are read and
+    removed, the rest is checked by libpq itself (as psql would parse it)."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    if not raw[len(scheme) + 1:].startswith("//"):
+        raise StoreError(f"store URL {redact(raw)!r}: a {scheme} URL starts with "
+                         f"{scheme}:// (postgresql://user@host:port/db)")
+    head, _, query_text = raw.partition("?")
+    query = parse_qs(query_text, keep_blank_values=True)
+    kept = "&".join(p for p in query_text.split("&")
+                    if p and p.split("=", 1)[0] not in OWN_PARAMS)
+    libpq = head + (f"?{kept}" if kept else "")
+    try:
+        params = conninfo_to_dict(libpq)
+    except ProgrammingError as exc:  # libpq's own message: invalid parameter, bad port...
+        raise StoreError(f"store URL {redact(raw)!r}: {redact(first_line(exc), raw)}") from None
+    if not params.get("dbname") and not os.environ.get("PGDATABASE"):
+        raise StoreError("postgresql URL needs a database name: .../dbname")
+    schema = query.get("schema", ["public"])[-1]
+    if not _SCHEMA.match(schema):
+        raise StoreError(f"store URL: schema={schema[:70]!r}: a schema name is 1 to 58 "
+                         "lower-case letters, digits or _ (not starting with a digit)")
+    host = str(params.get("host") or os.environ.get("PGHOST") or "")
+    ports = str(params.get("port") or os.environ.get("PGPORT") or "5432").split(",")
+    for given in ports:
+        if given and not (given.isdigit() and 0 < int(given) < 65536):
+            raise StoreError(f"store URL {redact(raw)!r}: Port out of range 1-65535")
+    port = ports[0]
+    return cls(
+        kind="postgresql",
+        host=host,
+        port=int(port) if port.isdigit() else 5432,
+        user=str(params.get("user") or os.environ.get("PGUSER") or ""),
+        password=str(params.get("password") or ""),
+        dbname=str(params.get("dbname") or os.environ.get("PGDATABASE") or ""),
+        schema=schema,
+        raw=raw,
+        timeout=_timeout(query),
+        libpq=libpq,
+        pool_size=_pool(query, "pool_size", DEFAULT_POOL_SIZE, 1),
+        max_overflow=_pool(query, "max_overflow", DEFAULT_MAX_OVERFLOW, 0),
+    )
+
+
+def _pool(query: dict[str, list[str]], name: str, default: int, least: int) -> int:
+    """``pool_size`` / ``max_overflow`` from the URL, else the environment, else ``default``."""
+    given = query.get(name, [os.environ.get(POOL_ENV[name], "")])[-1] or str(default)
+    if not (given.isascii() and given.isdigit() and least <= int(given) <= 100):
+        raise StoreError(f"store URL: {name}={given[:20]!r}: a whole number from {least} "
+                         f"to 100 expected (or ${POOL_ENV[name]})")
+    return int(given)
 
 
 def _timeout(query: dict[str, list[str]]) -> int:
@@ -188,9 +259,11 @@ def secrets_of(url: str) -> set[str]:
         for end in {url.rfind("@"), url.rfind("@", 0, query) if query >= 0 else -1}:
             if end > 0:
                 found.add(_userinfo_password(url[:end]))
+                if "//" not in url[:end] and (lead := _SCHEME.match(url)):
+                    found.add(url[lead.end():end].lstrip("/"))  # scheme:password@ (no user)
         authority = url.split("//", 1)[1] if "//" in url else ""
         authority = re.split(r"[/?#]", authority, maxsplit=1)[0]
-        port = authority.rsplit(":", 1)[1] if ":" in authority else ""
+        port = authority.split(":", 1)[1] if ":" in authority else ""
         if "@" not in authority and "[" not in authority and not port.isdigit():
             found.add(port)
     with contextlib.suppress(ValueError):  # a URL urlsplit refuses: the guesses above

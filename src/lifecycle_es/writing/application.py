@@ -66,12 +66,19 @@ class LifecycleApplication(Application[UUID]):
         stage_model: StageModel | str | None = None,
         projections_path: Sequence[str] = (),
         encrypt: bool = True,
+        create: bool = True,
     ) -> None:
         self.store = StoreURL.parse(store)
         self.encrypt = encrypt
         self.projections_path = list(projections_path)
+        if isinstance(stage_model, str):  # a bad model file fails before any store is made
+            stage_model = load_stage_model(stage_model)
         setup: AbstractContextManager[None] = nullcontext()
-        if self.store.kind == "postgresql":
+        if not create:
+            from lifecycle_es.stores.postgres import require_existing
+
+            require_existing(self.store, f"{self.name.lower()}_events")
+        elif self.store.kind == "postgresql":
             from lifecycle_es.stores.postgres import prepared_schema
 
             setup = prepared_schema(self.store)
