@@ -235,7 +235,7 @@ def test_the_master_key_is_checked_and_said_in_one_line(
     monkeypatch.delenv("LIFECYCLE_ES_MASTER_KEY")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     env = {k: v for k, v in os.environ.items()}
-    first = cli(url, "stage", env=env)
+    first = cli(url, "init", env=env)
     key_file = tmp_path / "config" / "lifecycle-es" / "master.key"
     assert f"created the master key file {key_file}" in first.stderr
     assert key_file.stat().st_mode & 0o777 == 0o600
