@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import pytest
 from cli_helpers import cli
+from eventsourcing.utils import clear_topic_cache
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.domain.customer import Customer, CustomerState
@@ -123,5 +124,7 @@ def test_a_renamed_field_with_an_upcaster_reads_the_frozen_log(
             assert engine.projections.catch_up() == 1
         finally:
             engine.close()
-    finally:
+    finally:  # the library's topic caches and the codec's forget the stand-in class
+        clear_topic_cache()
         codec._class_of.cache_clear()
+        codec._topic_of.cache_clear()
