@@ -669,6 +669,7 @@ def test_cli_import_reports_every_hostile_line(durable_store_url: str, tmp_path:
 ])
 def test_cli_options_refuse_hostile_values(tmp_path: Path, args: tuple[str, ...]) -> None:
     store = f"sqlite:///{tmp_path / 'cli.db'}"
+    cli(store, "init")  # reading commands refuse a store that does not exist
     proc = cli(store, *args, check=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: invalid") and len(proc.stderr.splitlines()) == 1
