@@ -39,6 +39,8 @@ def test_help_shows_words_not_type_names(demo_store: str) -> None:
     out = cli(demo_store, "audit", "events", "-h", env=_env(120)).stdout
     assert "DATE" in out and " N " in out
     assert "<" not in out
+    for args in (("audit", "customer"), ("erase",), ("import",)):  # arguments too
+        assert "<" not in cli(demo_store, *args, "-h", env=_env(120)).stdout, args
 
 
 @pytest.mark.parametrize("args", [("--log-level", "LOUD", "stage"),

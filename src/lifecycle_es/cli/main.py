@@ -7,7 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
-from typer.core import TyperOption
+from typer.core import TyperArgument, TyperOption
 
 from lifecycle_es import logs
 from lifecycle_es.cli import audit, lifecycle_checks, metrics, privacy, projections, writing
@@ -52,7 +52,13 @@ def _metavar(self: TyperOption, ctx: typer.Context) -> str | None:
     return _METAVARS.get(shown, shown.upper() or None)
 
 
+def _no_type(self: TyperArgument, ctx: typer.Context) -> str | None:
+    """An argument's help shows its name (its metavar), not its Python type beside it."""
+    return None
+
+
 TyperOption.display_type_rich = _metavar  # type: ignore[method-assign,assignment]
+TyperArgument.display_type_rich = _no_type  # type: ignore[method-assign,assignment]
 
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
