@@ -16,8 +16,3 @@ ERASED = "[erased]"
 def erased_document() -> dict[str, Any]:
     """What an erased customer's handover document reads as (a new dict each time)."""
     return {"erased": True}
-
-
-def placeholder(value: Any) -> Any:
-    """The placeholder of a personal value of this shape (a dict: the document)."""
-    return erased_document() if isinstance(value, dict) else ERASED

@@ -83,7 +83,7 @@ def _placeholders(cls: type) -> dict[str, Callable[[], Any]]:
         union = isinstance(hint, UnionType) or typing.get_origin(hint) is typing.Union
         inner = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
         dict_like = any(a is dict or typing.get_origin(a) is dict for a in inner)
-        out[name] = erased_document if dict_like else (lambda: ERASED)
+        out[name] = erased_document if dict_like else _erased_text
     return out
 
 

@@ -15,12 +15,11 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 
 from lifecycle_es.errors import MasterKeyError
+from lifecycle_es.stores.chain import Run
 from lifecycle_es.stores.keys import KEYS_TABLE, KeyChange
 
 MASTER_TABLE = "lifecycle_master_key"
 
-#: runs one statement and returns its rows (as tuples)
-Run = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 #: runs one statement for many parameter rows
 RunMany = Callable[[str, list[tuple[Any, ...]]], None]
 #: inserts new keys unless their aggregate has one; returns the stored rows of those aggregates

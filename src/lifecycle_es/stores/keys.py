@@ -199,22 +199,17 @@ class Keyring:
                     rows = stored.get(aid)
                     if not rows or rows[0][0] != aid:
                         continue  # nobody stored a key for it: ours may still be written
-                    if rows[0][1] == wrapped:
-                        committed_here = True  # a writer of this process stored ours
-                    else:
+                    if rows[0][1] != wrapped:  # another writer's, committed first
                         self._drop(aid, wrapped)
                         continue
-                else:
-                    committed_here = True
-                if committed_here:
-                    key = self._new.get(aid)
-                    if self._unsaved.get(aid, b"") == wrapped:
-                        del self._unsaved[aid]
-                        self._new.pop(aid, None)
-                    self._cache[aid] = (now, None if wrapped is None
-                                        else key or AESGCM(self.unwrap(aid, wrapped)))
+                    # else a writer of this process stored ours: as if committed here
+                key = self._new.get(aid)
+                self._drop(aid, wrapped)
+                self._cache[aid] = (now, None if wrapped is None
+                                    else key or AESGCM(self.unwrap(aid, wrapped)))
 
     def _drop(self, aggregate_id: str, wrapped: bytes | None) -> None:
+        """Forget the unsaved change ``wrapped`` of the aggregate (not a newer one)."""
         if self._unsaved.get(aggregate_id, b"") == wrapped:
             del self._unsaved[aggregate_id]
             self._new.pop(aggregate_id, None)
