@@ -10,6 +10,7 @@ type and every optional field, an erased customer among them, and the CLI's answ
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import shutil
 from collections.abc import Callable
@@ -25,14 +26,20 @@ from lifecycle_es.domain.customer import Customer, CustomerState
 from lifecycle_es.stores import codec
 
 FROZEN = Path(__file__).parent / "fixtures" / "frozen_log"
-MASTER_KEY = "ZnJvemVuLWxvZy1maXh0dXJlLW1hc3Rlci1rZXktMDE="
-QUERIES = {
-    "stage": ["stage", "--json"],
-    "handovers": ["handovers", "--json"],
-    "metrics": ["metrics", "--from", "2024-01-01", "--to", "2026-10-31", "--json"],
-    "audit_customer_story": ["audit", "customer", "story", "--json"],
-    "audit_customer_erased": ["audit", "customer", "gone", "--json"],
-}
+
+
+def _maker() -> Any:
+    """``make.py``, which wrote the fixture: its master key and the queries it answered."""
+    spec = importlib.util.spec_from_file_location("frozen_log_make", FROZEN / "make.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_MAKE = _maker()
+MASTER_KEY: str = _MAKE.MASTER_KEY
+QUERIES: dict[str, list[str]] = _MAKE.QUERIES
 
 
 @pytest.fixture(autouse=True)
