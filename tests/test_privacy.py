@@ -312,3 +312,30 @@ def test_an_import_through_the_writer_process_seals_and_erases(tmp_path: Path) -
         assert engine.customer(first).state.name == ERASED
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (("erase", "zed", "--reason", "req\x07"), 2, "reason="),
+    (("erase", "zed", "--reason", "r" * 100_000), 2, "reason="),
+    (("erase", "zed", "--reason", ""), 2, "reason="),
+    (("erase", "nobody\u200b", "--reason", "req"), 2, "customer="),
+    (("erase", "nobody", "--reason", "req"), 2, "no such customer"),
+    (("keys", "rotate-master", "--new-key-file", "/nonexistent/new.key"), 3, "does not exist"),
+])
+def test_hostile_erasures_write_nothing(tmp_path: Path, args: tuple[str, ...], code: int,
+                                        words: str) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    engine = LifecycleEngine(url)
+    write_secrets(engine)
+    head = engine.event_log.head()
+    engine.close()
+    proc = cli(url, *args, check=False)
+    assert proc.returncode == code, proc.stderr
+    assert words in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+    engine = LifecycleEngine(url)
+    try:
+        assert engine.event_log.head() == head
+        assert engine.customer("zed").state.name == SECRETS["name"]
+    finally:
+        engine.close()
