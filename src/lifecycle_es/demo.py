@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError
 from lifecycle_es.limits import MAX_DATE, MIN_DATE
+from lifecycle_es.progress import track
 
 if TYPE_CHECKING:
     from lifecycle_es.commands import Command
@@ -610,9 +611,11 @@ def generate(customers: int, seed: int, model: StageModel, until: date) -> list[
         raise InvalidInput([FieldProblem("customers", customers, "must be at least 1")], "demo")
     w = _World(customers, seed, model, until)
     w.announce_campaigns(36 + customers // 100)
-    for ext in w.ids:
-        with contextlib.suppress(_Stop):
-            _Life(w, ext).live()
+    with track("demo: generate", "customers") as progress:
+        for n, ext in enumerate(w.ids, start=1):
+            with contextlib.suppress(_Stop):
+                _Life(w, ext).live()
+            progress(n, customers)
     w.out.sort(key=lambda item: item[0])
     commands = []
     for at, cmd in w.out:

@@ -13,7 +13,9 @@ from lifecycle_es import logs
 from lifecycle_es.cli import audit, lifecycle_checks, metrics, privacy, projections, writing
 from lifecycle_es.cli.context import CliState
 from lifecycle_es.cli.output import say
+from lifecycle_es.cli.progress import CliReporter
 from lifecycle_es.errors import LifecycleError, StoreError
+from lifecycle_es.progress import reporting
 from lifecycle_es.stores.url import ENV_VAR as STORE_ENV_VAR
 from lifecycle_es.stores.url import redact
 
@@ -101,6 +103,7 @@ def main(
         help="print the version and exit")] = False,
 ) -> None:
     logs.configure(log_level)
+    ctx.with_resource(reporting(CliReporter()))  # long work shows its progress on stderr
     _RUNNING["store"] = store
     ctx.obj = CliState(
         store=store,

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from lifecycle_es.cli.context import state
 from lifecycle_es.cli.output import Csv, console, emit, money, print_json, say
 from lifecycle_es.logs import get_logger
+from lifecycle_es.progress import track
 from lifecycle_es.reading.projection import queries
 from lifecycle_es.reading.projection.runner import (
     DEFAULT_BATCH,
     Failure,
-    Progress,
     ProjectionFailed,
 )
-
-PROGRESS_LOGGER = "lifecycle_es.progress"
-LOG_EVERY = 2.0  # seconds between progress lines when stdout is not a terminal
 
 group = typer.Typer(help="Build, follow and inspect read models.", no_args_is_help=True)
 
@@ -50,54 +46,6 @@ def register(app: typer.Typer) -> None:
     app.command("handovers")(handovers)
 
 
-class _LogProgress:
-    """Progress as structlog lines (at most one every LOG_EVERY seconds, plus the last)."""
-
-    def __init__(self, what: str) -> None:
-        self.log = get_logger(PROGRESS_LOGGER)
-        self.what = what
-        self.started = self.last = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last < LOG_EVERY and done < total:
-            return
-        self.last = now
-        rate = done / max(now - self.started, 1e-9)
-        eta = (total - done) / rate if rate else None
-        self.log.info(self.what, events=done, total=total, events_per_s=round(rate),
-                      eta_s=None if eta is None else round(eta, 1))
-
-
-def _with_progress(what: str, work: Any) -> Any:
-    """Run ``work(progress)`` with a rich bar on a terminal, else periodic log lines."""
-    if not sys.stdout.isatty():
-        return work(_LogProgress(what))
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("events"), TaskProgressColumn(),
-               TextColumn("{task.fields[rate]:>9,.0f} ev/s"), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(what, total=None, rate=0.0)
-        started = time.monotonic()
-
-        def progress(done: int, total: int) -> None:
-            rate = done / max(time.monotonic() - started, 1e-9)
-            bar.update(task, completed=done, total=max(total, done), rate=rate)
-
-        return work(progress)
-
-
 @group.command("rebuild")
 def rebuild(
     ctx: typer.Context, names: Names = None, batch_size: BatchSize = DEFAULT_BATCH,
@@ -112,13 +60,11 @@ def rebuild(
     selected = [p.name for p in pm.select(names)]
     started = time.perf_counter()
 
-    def work(progress: Progress) -> int:
-        return pm.rebuild(selected, batch_size=batch_size, progress=progress,
-                          skip_failing=skip_failing)
-
     failed: ProjectionFailed | None = None
     try:
-        done = _with_progress("rebuild", work)
+        with track("rebuild") as progress:
+            done = pm.rebuild(selected, batch_size=batch_size, progress=progress,
+                              skip_failing=skip_failing)
     except ProjectionFailed as exc:
         failed, done, selected = exc, exc.events, exc.rebuilt
     seconds = time.perf_counter() - started

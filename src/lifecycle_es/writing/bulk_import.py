@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lifecycle_es.commands import Command, parse_command
 from lifecycle_es.errors import FieldProblem, InvalidInput, StoreError
 from lifecycle_es.logs import get_logger
+from lifecycle_es.progress import track
 from lifecycle_es.stores.imports import DigestedLines, ImportRecord, file_digest
 from lifecycle_es.writing.application import LifecycleApplication
 from lifecycle_es.writing.bulk_write import BulkWrite, WriteFailed
@@ -26,6 +27,8 @@ log = get_logger("lifecycle_es.writing")
 
 #: events per insert in a bulk import (and the size from which a writer process takes over)
 DEFAULT_WRITE_BATCH = 25_000
+#: lines checked between two progress reports (lifecycle_es.progress)
+PROGRESS_EVERY = 2_000
 
 
 @dataclass
@@ -64,7 +67,8 @@ class BulkImportApplication(LifecycleApplication):
             if previous is not None:
                 log.info("import.already_imported", digest=previous.digest)
                 return ImportResult(digest=previous.digest, already_imported=previous)
-        return self.import_lines(iter_jsonl(path), batch_size=batch_size, once=True)
+        return self.import_lines(iter_jsonl(path), batch_size=batch_size, once=True,
+                                 total=0 if path == "-" else line_count(path))
 
     def find_import(self, digest: str) -> ImportRecord | None:
         """The committed import of the bytes with this SHA-256 (hex), or None."""
@@ -73,9 +77,11 @@ class BulkImportApplication(LifecycleApplication):
     @without_cyclic_gc
     def import_lines(
         self, lines: Iterable[str | bytes], *, batch_size: int = DEFAULT_WRITE_BATCH,
-        once: bool = False,
+        once: bool = False, total: int = 0,
     ) -> ImportResult:
         """Import JSON Lines commands, all or nothing (see :meth:`record_many`).
+
+        ``total`` (the number of lines, 0 if unknown) is only for progress reports.
 
         With ``once``, the lines' bytes (``str`` lines as UTF-8) are digested as they are
         read: if the store recorded an import of the same bytes, nothing is written and
@@ -106,7 +112,8 @@ class BulkImportApplication(LifecycleApplication):
                 except InvalidInput as exc:  # reported with the rules' problems, in line order
                     problems.extend(exc.problems)
 
-        return self._check_and_write(parsed(), checker, out, check_only=False, source=source)
+        return self._check_and_write(parsed(), checker, out, check_only=False, source=source,
+                                     total=total)
 
     @without_cyclic_gc
     def record_many(
@@ -130,7 +137,8 @@ class BulkImportApplication(LifecycleApplication):
                     for number, item in enumerate(commands, start=1))
         checker = Checker(self, [], store_empty=self._store_empty(), encode=not check_only)
         out = BulkWrite(self, batch_size, store_empty=checker.store_empty)
-        return self._check_and_write(numbered, checker, out, check_only=check_only)
+        return self._check_and_write(numbered, checker, out, check_only=check_only,
+                                     total=len(commands) if isinstance(commands, Sized) else 0)
 
     def _store_empty(self) -> bool:
         return self.recorder.max_notification_id() in (None, 0)
@@ -143,23 +151,31 @@ class BulkImportApplication(LifecycleApplication):
         *,
         check_only: bool,
         source: DigestedLines | None = None,
+        total: int = 0,
     ) -> ImportResult:
         """Check ``commands`` and write their events (see :meth:`record_many`).
 
         ``checker.problems`` may already hold problems (and grow while ``commands`` is
         consumed). With ``source`` (the digested lines of ``commands``) the import is
-        recorded, or is a no-op if the same bytes were.
+        recorded, or is a no-op if the same bytes were. Lines checked are reported to the
+        host's progress reporter (``total``: lines to check, 0 if unknown).
         """
         started = time.perf_counter()
         problems = checker.problems
         check = checker.check
         try:
-            for line, cmd in commands:
-                rows = check(line, cmd)
-                if problems:
-                    out.discard()  # nothing will be written: stop writing early
-                elif rows is not None and not check_only:
-                    out.add(line, rows)
+            with track("import", "lines") as progress:
+                line, report_at = 0, PROGRESS_EVERY
+                for line, cmd in commands:
+                    rows = check(line, cmd)
+                    if problems:
+                        out.discard()  # nothing will be written: stop writing early
+                    elif rows is not None and not check_only:
+                        out.add(line, rows)
+                    if line >= report_at:
+                        progress(line, total)
+                        report_at = line + PROGRESS_EVERY
+                progress(max(line, total), max(line, total))
             tallies = [checker.tally]
             writer_tally = out.finish(problems)
             if writer_tally is not None:
@@ -195,6 +211,12 @@ class BulkImportApplication(LifecycleApplication):
             log.info("import", commands=result.commands, events=result.events,
                      seconds=round(result.seconds, 3))
         return result
+
+
+def line_count(path: str) -> int:
+    """The number of lines of a file (one quick pass; for progress reports)."""
+    with open(path, "rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
 
 
 def iter_jsonl(path: str) -> Iterator[bytes]:

@@ -28,6 +28,7 @@ from lifecycle_es.display import visible
 from lifecycle_es.domain.customer import Customer
 from lifecycle_es.errors import LifecycleError, first_line
 from lifecycle_es.logs import get_logger
+from lifecycle_es.progress import Progress, track
 from lifecycle_es.reading.projection.base import BoundHandler, Projection, Table
 from lifecycle_es.reading.projection.db import ERRORS_TABLE, STATE_TABLE, ReadStore, is_transient
 from lifecycle_es.reading.projection.registry import discover
@@ -41,10 +42,6 @@ log = get_logger("lifecycle_es.projection")
 
 DEFAULT_BATCH = 5_000
 SHADOW = "__shadow"
-
-#: progress(events done, events to do) — called after every batch
-Progress = Callable[[int, int], None]
-
 
 class UnknownProjection(LifecycleError):
     def __init__(self, unknown: Sequence[str], known: Sequence[str]) -> None:
@@ -324,7 +321,12 @@ class ProjectionManager:
         event stops just before it (retried from there by the next catch-up) while the
         others go on; then :class:`ProjectionFailed` says which, where and why. With
         ``skip_failing`` such events are recorded (see :meth:`skipped`) and passed over.
+        Without ``progress``, progress goes to the host's reporter (:mod:`lifecycle_es.progress`).
         """
+        if progress is None:
+            with track("catch-up") as reported:
+                return self.catch_up(names, batch_size=batch_size, progress=reported,
+                                     skip_failing=skip_failing)
         done, failed, stale = self._catch_up(names, batch_size, progress, skip_failing)
         if failed:
             raise ProjectionFailed(failed)
