@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import cli
 
-from lifecycle_es.cli.output import fitting, money, plural
+from lifecycle_es.cli.output import fitting, plural
+from lifecycle_es.display import money_text as money
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 

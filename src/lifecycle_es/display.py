@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from fractions import Fraction
 from html import escape
 
 
@@ -72,3 +73,22 @@ def json_visible(text: str) -> str:
     """JSON text with every non-printable character (DEL, C1 controls, format characters...)
     written as a ``\\uXXXX`` escape: the same JSON value, inert on a terminal."""
     return _JSON_HIDDEN.sub(_json_escape, text)
+
+
+#: ISO 4217 currencies without minor units (all others are shown with two decimals)
+ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
+                          "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"})
+
+
+def money_text(minor: int | float | Fraction | None, currency: str | None) -> str:
+    """Minor units as people read them, the one money format of text output:
+    ``EUR 97,827.20`` (``JPY 1,200``); '' for None."""
+    if minor is None:
+        return ""
+    places = 0 if currency in ZERO_DECIMAL else 2
+    return f"{currency or ''} {major_units(minor, currency):,.{places}f}".strip()
+
+
+def major_units(minor: int | float | Fraction, currency: str | None) -> float:
+    """Minor units as a number of major units (for charts)."""
+    return float(minor) / (1 if currency in ZERO_DECIMAL else 100)

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import emit, money, print_json, say
+from lifecycle_es.cli.output import emit, print_json, say
+from lifecycle_es.display import money_text as money
 from lifecycle_es.reading.metrics.queries import Metrics
 
 From = Annotated[str | None, typer.Option("--from", help="period start, a date YYYY-MM-DD "

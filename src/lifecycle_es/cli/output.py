@@ -11,7 +11,6 @@ import csv
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from fractions import Fraction
 from typing import Annotated, Any
 
 import orjson
@@ -32,9 +31,6 @@ KEY_COLUMNS = frozenset({"customer", "id", "handover_id", "aggregate", "position
                          "currency", "correlation_id", "version"})
 #: the narrowest a non-key column is squeezed to before columns are left out
 MIN_COLUMN = 8
-#: ISO 4217 currencies without minor units (all others are shown with two decimals)
-ZERO_DECIMAL = frozenset({"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
-                          "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"})
 
 # markup, emoji codes and highlighting off: a str that slips through is still shown as is
 console = Console(markup=False, emoji=False, highlight=False)
@@ -87,14 +83,6 @@ def one_format(as_json: bool, as_csv: bool) -> None:
     if as_json and as_csv:
         raise InvalidInput([FieldProblem("--csv", True, "choose one of --json and --csv")],
                            "options")
-
-
-def money(minor: int | float | Fraction | None, currency: str | None) -> str:
-    """Minor units as people read them: ``EUR 97,827.20`` (``JPY 1,200``); '' for None."""
-    if minor is None:
-        return ""
-    places = 0 if currency in ZERO_DECIMAL else 2
-    return f"{currency or ''} {float(minor) / 10 ** places:,.{places}f}".strip()
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:

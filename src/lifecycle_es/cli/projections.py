@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import Csv, console, emit, money, print_json, say
+from lifecycle_es.cli.output import Csv, console, emit, print_json, say
+from lifecycle_es.display import money_text as money
 from lifecycle_es.logs import get_logger
 from lifecycle_es.progress import track
 from lifecycle_es.reading.projection import queries
