@@ -3,6 +3,9 @@
 Inline CSS and inline SVG only (no script, no font, no CDN): it opens offline in any browser.
 Every number shown is also in a JSON data island (``<script type="application/json"
 id="report-data">``) for programs and tests.
+
+The report holds personal data: customer names (``current_stage.name``; an erased customer
+reads ``[erased]``, docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -13,40 +16,49 @@ from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.config import Config, load_config
 from lifecycle_es.domain.stage_model import CHURNED
-from lifecycle_es.reading.lifecycle_checks.facts import reader_for
-from lifecycle_es.reading.lifecycle_checks.gaps import KINDS, find_gaps
+from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts, FactsReader, reader_for
+from lifecycle_es.reading.lifecycle_checks.gaps import KINDS, Gap, find_gaps
 from lifecycle_es.reading.lifecycle_checks.health import health_scores
 from lifecycle_es.reading.metrics import calc
 from lifecycle_es.reading.metrics.results import plain
 from lifecycle_es.report.page import render
+from lifecycle_es.report.periods import previous_period
+from lifecycle_es.report.urgency import act_first, urgency_key
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
 
-#: months of MRR / NPS history shown at least (more when the period is longer)
-HISTORY_MONTHS = 12
 #: cohorts shown in the heatmap (the most recent ones)
 COHORT_ROWS = 24
+#: gap rows in the table (the most urgent ones)
+GAP_ROWS = 500
+#: health scores in the "lowest scores" table
+HEALTH_ROWS = 15
 
 __all__ = ["build_report", "report_data"]
 
 
 def report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of: datetime,
                 *, config: Config | None = None) -> dict[str, Any]:
-    """Every number of the report: metrics for [start, end), the rest as of ``as_of``."""
+    """Every number of the report: metrics for [start, end), the rest as of ``as_of``; the
+    same for the previous period (``previous``, see :mod:`lifecycle_es.report.periods`)."""
     cfg = config or load_config()
     model = engine.stage_model
     metrics = engine.metrics
-    facts = reader_for(engine).customers(as_of)
+    reader = reader_for(engine)
+    facts = reader.customers(as_of)
+    names = _names(engine)
     counts = Counter(f.stage for f in facts.values())
     stages = [{"stage": s, "team": model.stage(s).team, "customers": counts.get(s, 0)}
               for s in [*model.names, CHURNED]]
-    last_month = calc.month_start(as_of)  # series cover complete months before as_of
-    first = min(calc.month_start(start), calc.add_months(last_month, -HISTORY_MONTHS))
+    # series: the complete months of the period (MRR also at its start, the month before)
+    first, cutoff = calc.month_start(start), calc.month_start(min(end, as_of))
     health = health_scores(engine, as_of=as_of, config=cfg)
     bands = Counter(h.band for h in health)
-    gaps = find_gaps(engine, as_of, config=cfg)
+    gaps = _by_urgency(find_gaps(engine, as_of, config=cfg), facts)
+    gap_rows = [_gap_row(g, as_of, facts, names) for g in gaps]
     cohorts = metrics.cohorts(as_of=as_of)
+    which, before = previous_period(start, end)
     data: dict[str, Any] = plain({
         "generated_at": datetime.now(UTC),
         "as_of": as_of,
@@ -56,22 +68,70 @@ def report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of: 
         "summary": metrics.summary(start, end).to_dict(),
         "stages": stages,
         "funnel": metrics.funnel(start, end).to_dict(),
-        "mrr": [p.to_dict() for p in metrics.mrr_series(first, last_month)],
+        "mrr": [p.to_dict() for p in metrics.mrr_series(calc.add_months(first, -1), cutoff)]
+        if cutoff > first else [],
         "mrr_now": _mrr_now(facts.values()),
-        "nps": [p.to_dict() for p in metrics.nps_series(first, last_month)],
+        "nps": [p.to_dict() for p in metrics.nps_series(first, cutoff)]
+        if cutoff > first else [],
         "cohorts": {**cohorts.to_dict(), "rows": [r.to_dict()
-                                                  for r in cohorts.rows[-COHORT_ROWS:]]},
+                                                  for r in cohorts.rows[-COHORT_ROWS:]],
+                    "total": len(cohorts.rows)},
         "health": {
             "bands": {b: bands.get(b, 0) for b in ("healthy", "at risk", "critical")},
             "thresholds": cfg.health.bands.model_dump(),
-            "customers": [h.as_dict() for h in health],
+            "customers": [{**h.as_dict(), "name": names.get(h.customer)} for h in health],
         },
         "gaps": {
             "by_kind": {k: sum(1 for g in gaps if g.kind == k) for k in KINDS},
-            "rows": [g.as_dict(as_of) for g in gaps],
+            "rows": gap_rows,
+            "first": act_first(gap_rows),
         },
+        "previous": {"which": which, **_previous(engine, reader, before(start), before(end),
+                                                 before(as_of), cfg)},
+        "caps": {"cohort_rows": COHORT_ROWS, "gap_rows": GAP_ROWS, "health_rows": HEALTH_ROWS},
     })
     return data
+
+
+def _names(engine: LifecycleEngine) -> dict[str, str | None]:
+    """Customer -> name, as stored now (``[erased]`` after an erasure)."""
+    engine.projections.catch_up(["current_stage"])
+    return dict(engine.projections.read.fetchall("SELECT customer, name FROM current_stage"))
+
+
+def _by_urgency(gaps: list[Gap], facts: dict[str, CustomerFacts]) -> list[Gap]:
+    def key(g: Gap) -> tuple[Any, ...]:
+        f = facts.get(g.customer)
+        return (*urgency_key(g.kind, g.since, f.contract_end if f else None), g.customer,
+                g.ref or "")
+
+    return sorted(gaps, key=key)
+
+
+def _gap_row(g: Gap, as_of: datetime, facts: dict[str, CustomerFacts],
+             names: dict[str, str | None]) -> dict[str, Any]:
+    """A gap as in ``lifecycle-es gaps --json``, with the customer's name and, for a renewal
+    at risk, the contract end and the MRR at stake (minor units)."""
+    row = {**g.as_dict(as_of), "name": names.get(g.customer),
+           "contract_end": None, "mrr": None, "currency": None}
+    f = facts.get(g.customer)
+    if g.kind == "renewal_at_risk" and f is not None:
+        row.update(contract_end=f.contract_end, mrr=f.mrr, currency=f.currency)
+    return row
+
+
+def _previous(engine: LifecycleEngine, reader: FactsReader, start: datetime, end: datetime,
+              as_of: datetime, cfg: Config) -> dict[str, Any]:
+    """The previous period's figures: its metrics, and the as-of ones at its as-of time."""
+    facts = reader.customers(as_of)
+    return {
+        "period": {"from": start, "to": end},
+        "as_of": as_of,
+        "customers": len(facts),
+        "summary": engine.metrics.summary(start, end).to_dict(),
+        "mrr_now": _mrr_now(facts.values()),
+        "open_gaps": len(find_gaps(engine, as_of, config=cfg)),
+    }
 
 
 def _mrr_now(facts: Any) -> dict[str, int]:

@@ -3,117 +3,204 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from lifecycle_es.display import html_text, json_visible
-from lifecycle_es.report.svg import Bar, hbars, heatmap, lines
-
-BAND_COLORS = {"healthy": "#16a34a", "at risk": "#d97706", "critical": "#dc2626"}
-MAX_GAP_ROWS = 500
-WORST_HEALTH_ROWS = 15
+from lifecycle_es.display import html_text, json_visible, major_units, money_text
+from lifecycle_es.report.labels import gap_kind, words
+from lifecycle_es.report.svg import Bar, hbars, heatmap, lines, short_number
+from lifecycle_es.report.tables import BAND_COLORS, act_first, gaps_table, health_table
+from lifecycle_es.report.urgency import KIND_ORDER
 
 CSS = """
+*{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#111827;
 background:#f3f4f6}
 header{background:#111827;color:#f9fafb;padding:20px 32px}
 header h1{margin:0 0 4px;font-size:22px}header p{margin:0;color:#d1d5db;font-size:13px}
+header p.privacy{margin-top:6px;color:#fcd34d}
 main{max-width:1100px;margin:0 auto;padding:20px 32px}
 section{background:#fff;border-radius:8px;padding:16px 20px;margin:0 0 18px;
-box-shadow:0 1px 2px rgba(0,0,0,.06)}
+box-shadow:0 1px 2px rgba(0,0,0,.06);min-width:0}
 h2{font-size:16px;margin:0 0 4px}h3{font-size:14px;margin:14px 0 6px}
 p.note{color:#6b7280;font-size:12px;margin:0 0 10px}
-.kpis{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:10px}
+p.why{background:#fffbeb;border-left:3px solid #d97706;padding:6px 10px;font-size:13px;
+margin:10px 0 0}
+.kpis{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:10px}
 .kpi{background:#f9fafb;border-radius:6px;padding:10px 12px}
-.kpi b{display:block;font-size:20px}.kpi span{font-size:12px;color:#6b7280}
+.kpi b{display:block;font-size:20px}.kpi span{display:block;font-size:12px;color:#6b7280}
+.delta{font-size:12px;margin-top:2px}.good{color:#15803d}.bad{color:#b91c1c}
+.same{color:#6b7280}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:18px}
+.grid2>section{margin:0 0 18px}
+.multiples{display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:14px}
+.multiples h3{margin:4px 0}
 @media (max-width:900px){.grid2{grid-template-columns:1fr}}
-svg.chart{max-width:100%;height:auto}
+svg.chart{display:block;width:100%;height:auto}
+svg.chart.grid,svg.chart.empty{width:auto;max-width:100%}
+.first{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:14px}
+.first ol{margin:4px 0 0;padding-left:20px;font-size:13px}.first li{margin:0 0 6px}
+.first .action{font-size:12px;color:#6b7280;margin:0}
 table{border-collapse:collapse;width:100%;font-size:12px}
 th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #e5e7eb;vertical-align:top}
-th{background:#f9fafb;position:sticky;top:0}td:nth-child(-n+3){white-space:nowrap}
-.band{padding:1px 6px;border-radius:9px;color:#fff;font-size:11px}
-.scroll{max-height:520px;overflow:auto}
+th{background:#f9fafb;position:sticky;top:0}
+td.num,th.num{text-align:right;white-space:nowrap}td.who{min-width:150px}td.nowrap{white-space:nowrap}
+.id{color:#6b7280;font-size:11px;white-space:nowrap}.erased{color:#6b7280;font-style:italic}
+.band{padding:1px 6px;border-radius:9px;color:#fff;font-size:11px;white-space:nowrap}
+.factor{display:block;width:64px;height:8px;background:#e5e7eb;border-radius:4px;
+overflow:hidden;margin:3px 0 2px}.factor i{display:block;height:100%}
+.factor-text{font-size:11px;color:#374151;white-space:nowrap}
+.scroll{max-height:560px;overflow:auto}
+footer{max-width:1100px;margin:0 auto;padding:0 32px 24px;font-size:12px;color:#6b7280}
+@media print{
+body{background:#fff}header{background:#fff;color:#111827;border-bottom:2px solid #111827}
+header p{color:#374151}header p.privacy{color:#92400e}main{max-width:none;padding:0}
+section{box-shadow:none;border:1px solid #e5e7eb;break-inside:avoid}
+section.long{break-inside:auto}.scroll{max-height:none;overflow:visible}th{position:static}
+.grid2{grid-template-columns:1fr 1fr}}
 """
 
 
-def _pct(value: float | None, digits: int = 1) -> str:
+def pct(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{100 * value:.{digits}f}%"
 
 
-def _money(minor: float) -> str:
-    return f"{minor / 100:,.2f}"
-
-
-def _when(iso: str) -> str:
+def when(iso: str) -> str:
     """ISO 8601 UTC text as 'YYYY-MM-DD HH:MM'."""
     return iso[:16].replace("T", " ")
 
 
-def _section(title: str, note: str, body: str, key: str) -> str:
-    return (f'<section id="{key}" data-section="{key}"><h2>{html_text(title)}</h2>'
+def _section(title: str, note: str, body: str, key: str, css: str = "") -> str:
+    extra = f' class="{css}"' if css else ""
+    return (f'<section id="{key}" data-section="{key}"{extra}><h2>{html_text(title)}</h2>'
             f'<p class="note">{html_text(note)}</p>{body}</section>')
 
 
-def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str], key: str) -> str:
-    head = "".join(f"<th>{html_text(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html_text('' if r.get(c) is None else r.get(c))}</td>"
-                         for c in columns) + "</tr>"
-        for r in rows
-    )
-    return (f'<div class="scroll"><table data-table="{key}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
+# ------------------------------------------------------------------ key figures
+
+
+def _delta(now: float | None, before: float | None, *, kind: str, better: str,
+           currency: str | None = None) -> str:
+    """▲/▼ and the difference to the previous period (``kind``: pct, count, score, money;
+    ``better``: up, down or neutral)."""
+    if now is None or before is None:
+        return '<div class="delta same">no previous figure</div>'
+    diff = now - before
+    if kind == "pct":
+        size, was = f"{abs(100 * diff):.1f} pp", pct(before)
+    elif kind == "score":
+        size, was = f"{abs(diff):.1f}", f"{before:.1f}"
+    elif kind == "money":
+        size, was = money_text(abs(diff), currency), money_text(before, currency)
+    else:
+        size, was = f"{abs(diff):,.0f}", f"{before:,.0f}"
+    if round(diff, 6) == 0:
+        return f'<div class="delta same">= same as before ({html_text(was)})</div>'
+    arrow = "▲" if diff > 0 else "▼"
+    tone = "same" if better == "neutral" else (
+        "good" if (diff > 0) == (better == "up") else "bad")
+    return (f'<div class="delta {tone}" data-delta="{html_text(round(diff, 6))}">'
+            f"{arrow} {html_text(size)} <span>vs {html_text(was)}</span></div>")
 
 
 def _kpis(d: dict[str, Any]) -> str:
-    s = d["summary"]
-    items = [
-        (str(d["customers"]), "customers (as of)"),
-        (str(s["paying_at_end"]), "paying at period end"),
-        (_pct(s["retention_rate"]), "customer retention"),
-        (_pct(s["churn_rate"]), "churn rate"),
+    s, p = d["summary"], d["previous"]
+    ps = p["summary"]
+    items: list[tuple[str, str, str]] = [
+        (f"{d['customers']:,}", "customers (as of)",
+         _delta(d["customers"], p["customers"], kind="count", better="neutral")),
+        (f"{s['paying_at_end']:,}", "paying at period end",
+         _delta(s["paying_at_end"], ps["paying_at_end"], kind="count", better="up")),
+        (pct(s["retention_rate"]), "customer retention",
+         _delta(s["retention_rate"], ps["retention_rate"], kind="pct", better="up")),
+        (pct(s["churn_rate"]), "churn rate",
+         _delta(s["churn_rate"], ps["churn_rate"], kind="pct", better="down")),
     ]
+    before = {r["currency"]: r for r in ps["revenue"]}
     for r in s["revenue"]:
-        items.append((f"{_pct(r['grr'])} / {_pct(r['nrr'])}", f"GRR / NRR ({r['currency']})"))
+        was = before.get(r["currency"], {})
+        items.append((pct(r["grr"]), f"GRR ({r['currency']})",
+                      _delta(r["grr"], was.get("grr"), kind="pct", better="up")))
+        items.append((pct(r["nrr"]), f"NRR ({r['currency']})",
+                      _delta(r["nrr"], was.get("nrr"), kind="pct", better="up")))
     nps = s["nps"]["score"]
-    items.append(("n/a" if nps is None else f"{nps:.1f}", f"NPS ({s['nps']['answers']} answers)"))
-    items.append((_pct(s["csat"]["share"]), f"CSAT ({s['csat']['answers']} answers)"))
+    items.append(("n/a" if nps is None else f"{nps:.1f}", f"NPS ({s['nps']['answers']:,} "
+                  "answers)", _delta(nps, ps["nps"]["score"], kind="score", better="up")))
+    items.append((pct(s["csat"]["share"]), f"CSAT ({s['csat']['answers']:,} answers)",
+                  _delta(s["csat"]["share"], ps["csat"]["share"], kind="pct", better="up")))
     for cur, mrr in d["mrr_now"].items():
-        items.append((_money(mrr), f"MRR now ({cur})"))
-    items.append((str(len(d["gaps"]["rows"])), "open gaps"))
-    return '<div class="kpis">' + "".join(
+        items.append((money_text(mrr, cur), f"MRR now ({cur})",
+                      _delta(mrr, p["mrr_now"].get(cur, 0), kind="money", better="up",
+                             currency=cur)))
+    items.append((f"{len(d['gaps']['rows']):,}", "open gaps",
+                  _delta(len(d["gaps"]["rows"]), p["open_gaps"], kind="count",
+                         better="down")))
+    tiles = "".join(
         f'<div class="kpi" data-kpi="{html_text(label)}"><b>{html_text(value)}</b>'
-        f"<span>{html_text(label)}</span></div>" for value, label in items
-    ) + "</div>"
+        f"<span>{html_text(label)}</span>{delta}</div>" for value, label, delta in items)
+    return f'<div class="kpis">{tiles}</div>{_overlap_note(s)}'
+
+
+def _overlap_note(s: dict[str, Any]) -> str:
+    """Why retention + churn can exceed 100%: won-back customers count in both."""
+    retention, churn = s["retention_rate"], s["churn_rate"]
+    if retention is None or churn is None or retention + churn <= 1 + 1e-9:
+        return ""
+    both = s["churned"] + s["retained"] - s["paying_at_start"]
+    who = "customer" if both == 1 else "customers"
+    return (f'<p class="why" data-note="retention-plus-churn">Retention ({pct(retention)}) '
+            f"and churn ({pct(churn)}) add up to more than 100%: {both:,} {who} paying at "
+            "the start of the period churned and were won back before its end, so they "
+            "count as churned and as retained.</p>")
+
+
+# ------------------------------------------------------------------ charts
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _month(label: str) -> str:
+    """``2026-03`` -> ``Mar 2026``."""
+    year, month = label.split("-")
+    return f"{MONTHS[int(month) - 1]} {year}"
 
 
 def _funnel(d: dict[str, Any]) -> str:
     bars = []
     for st in d["funnel"]["stages"]:
         conv = st["conversion_to_next"]
-        text = f"{st['reached']}" + (f"  → {_pct(conv, 0)} next" if conv is not None else "")
+        text = f"{st['reached']:,}" + (f"  → {pct(conv, 0)} next" if conv is not None else "")
         if st["skipped"]:
-            text += f"  ({st['skipped']} skipped)"
-        bars.append(Bar(st["stage"], st["reached"], text))
-    return hbars("funnel", bars)
+            text += f"  ({st['skipped']:,} skipped)"
+        bars.append(Bar(st["stage"], st["reached"], text, label_text=words(st["stage"])))
+    return hbars("funnel", bars, width=480, label_width=110)
 
 
 def _mrr(d: dict[str, Any]) -> str:
+    """One small chart per currency, each with its own y axis."""
     months = sorted({p["month"] for p in d["mrr"]})
     by_cur: dict[str, dict[str, float]] = defaultdict(dict)
     for p in d["mrr"]:
-        by_cur[p["currency"]][p["month"]] = p["mrr"] / 100
-    series = {cur: [vals.get(m) for m in months] for cur, vals in sorted(by_cur.items())}
-    return lines("mrr", months, series, y_min=0, empty="no MRR yet")
+        by_cur[p["currency"]][p["month"]] = major_units(p["mrr"], p["currency"])
+    if not by_cur:
+        return lines("mrr", [], {}, empty="no complete month in the period, or no MRR yet")
+    charts = []
+    for cur, vals in sorted(by_cur.items()):
+        chart = lines("mrr", months, {cur: [vals.get(m) for m in months]}, width=360,
+                      height=220, y_min=0, y_title=cur, ticks=short_number, x_text=_month,
+                      extra=f'data-currency="{html_text(cur)}" ')
+        charts.append(f"<div>{chart}</div>")
+    return f'<div class="multiples">{"".join(charts)}</div>'
 
 
 def _nps(d: dict[str, Any]) -> str:
     months = [p["month"] for p in d["nps"]]
     scores = [p["score"] for p in d["nps"]]
-    return lines("nps", months, {"NPS": scores}, y_min=-100, y_max=100, empty="no NPS answers")
+    return lines("nps", months, {"NPS": scores}, width=1000, height=240, y_min=-100,
+                 y_max=100, x_text=_month, y_title="NPS",
+                 empty="no complete month in the period, or no NPS answers")
 
 
 def _cohorts(d: dict[str, Any]) -> str:
@@ -121,54 +208,66 @@ def _cohorts(d: dict[str, Any]) -> str:
     return heatmap("cohorts", rows, empty="no complete cohort month yet")
 
 
-def _health(d: dict[str, Any]) -> str:
-    h = d["health"]
-    bars = hbars("health", [Bar(b, n, str(n), BAND_COLORS[b]) for b, n in h["bands"].items()])
-    worst = []
-    for c in h["customers"][:WORST_HEALTH_ROWS]:
-        why = ", ".join(f"{k} {v['contribution']:g}" for k, v in c["factors"].items())
-        worst.append({"customer": c["customer"], "score": c["score"], "band": c["band"],
-                      "stage": c["stage"], "owner": c["owner"], "contributions": why})
-    return bars + "<h3>Lowest scores</h3>" + _table(
-        worst, ("customer", "score", "band", "stage", "owner", "contributions"), "health")
+def _stages(d: dict[str, Any]) -> str:
+    return hbars("stages", [
+        Bar(s["stage"], s["customers"], f"{s['customers']:,}  ({words(s['team'])})",
+            label_text=words(s["stage"])) for s in d["stages"]], width=480, label_width=110)
 
 
-def _gaps(d: dict[str, Any]) -> str:
-    g = d["gaps"]
-    bars = hbars("gaps", [Bar(k, n) for k, n in g["by_kind"].items()])
-    rows = [{**r, "since": _when(r["since"])} for r in g["rows"][:MAX_GAP_ROWS]]
-    more = len(g["rows"]) - len(rows)
-    cols = ("customer", "kind", "since", "days_open", "team", "owner", "stage", "detail")
-    note = f'<p class="note">and {more} more (see lifecycle-es gaps)</p>' if more > 0 else ""
-    return bars + _table(rows, cols, "gaps") + note
+def _health_bands(d: dict[str, Any]) -> str:
+    return hbars("health", [Bar(b, n, f"{n:,}", BAND_COLORS[b], label_text=words(b))
+                            for b, n in d["health"]["bands"].items()], width=1000)
+
+
+def _gap_kinds(d: dict[str, Any]) -> str:
+    counts = d["gaps"]["by_kind"]
+    order = [k for k in KIND_ORDER if k in counts] + [k for k in counts if k not in KIND_ORDER]
+    return hbars("gaps", [Bar(k, counts[k], f"{counts[k]:,}", label_text=gap_kind(k))
+                          for k in order], width=1000, label_width=230)
+
+
+# ------------------------------------------------------------------ page
 
 
 def render(d: dict[str, Any]) -> str:
     """The whole HTML document for the report data ``d``."""
     period = f"{d['period']['from'][:10]} → {d['period']['to'][:10]}"
-    stages = hbars("stages", [Bar(s["stage"], s["customers"], f"{s['customers']}  "
-                                  f"({s['team']})") for s in d["stages"]])
-    band_note = ", ".join(f"{k} ≥ {v:g}" for k, v in d["health"]["thresholds"].items())
+    prev = d["previous"]
+    prev_period = f"{prev['period']['from'][:10]} → {prev['period']['to'][:10]}"
+    caps = d["caps"]
+    band_note = ", ".join(f"{words(k)} ≥ {v:g}" for k, v in d["health"]["thresholds"].items())
+    cohorts_total = d["cohorts"]["total"]
+    shown_cohorts = len(d["cohorts"]["rows"])
+    cohort_cap = (f"; the {shown_cohorts} most recent of {cohorts_total:,} cohorts "
+                  f"(capped at {caps['cohort_rows']} rows; all: lifecycle-es cohorts)"
+                  if cohorts_total > shown_cohorts else "")
     body = "".join([
         _section("Key figures", f"period {period} (end exclusive); 'now' means as of "
-                 f"{_when(d['as_of'])} UTC", _kpis(d), "kpis"),
+                 f"{when(d['as_of'])} UTC. ▲/▼: change against {prev['which']}, "
+                 f"{prev_period} (as-of figures: against {when(prev['as_of'])} UTC); green "
+                 "is better, red worse", _kpis(d), "kpis"),
+        _section("Act on these first", "the most urgent gaps: renewals at risk by the "
+                 "soonest contract end, handovers by the longest past their SLA, unhappy "
+                 "customers by the most recent answer; every gap is listed under Gaps below",
+                 act_first(d), "urgent"),
         '<div class="grid2">',
         _section("Stage distribution", "customers per stage, as of the report time",
-                 stages, "stages"),
+                 _stages(d), "stages"),
         _section("Funnel", "customers who reached each stage in the period (cumulative: "
                  "a skipped stage counts as reached), and conversion to the next",
                  _funnel(d), "funnel"),
         "</div>",
-        _section("MRR over time", "total MRR at the end of each month, per currency "
-                 "(major units)", _mrr(d), "mrr"),
-        _section("NPS over time", "NPS of the answers given each month (-100..100)",
-                 _nps(d), "nps"),
-        _section("Cohort retention", "customers by month of first purchase: share paying "
-                 "at the end of each month after (column k)", _cohorts(d), "cohorts"),
-        _section("Health", f"health scores of paying customers; bands: {band_note}, "
-                 "else critical", _health(d), "health"),
-        _section("Gaps", "customers left hanging between teams, oldest first", _gaps(d),
-                 "gaps"),
+        _section("MRR over time", "total MRR at the end of each complete month of the "
+                 "period (and at its start), one chart per currency", _mrr(d), "mrr"),
+        _section("NPS over time", "NPS of the answers given in each complete month of the "
+                 "period (-100 to 100)", _nps(d), "nps"),
+        _section("Cohort retention", "customers by month of first purchase (size in "
+                 "brackets): % still paying at the end of each month after (column k)"
+                 f"{cohort_cap}", _cohorts(d), "cohorts"),
+        _section("Health", f"health scores of paying customers; bands: {band_note}, else "
+                 "critical", _health_bands(d) + health_table(d), "health", "long"),
+        _section("Gaps", "customers left hanging between teams, most urgent first",
+                 _gap_kinds(d) + gaps_table(d), "gaps", "long"),
     ])
     # no "<" at all in the data island: neither "</script>" nor "<!--" can end or change it
     data = json_visible(orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()).replace(
@@ -178,8 +277,12 @@ def render(d: dict[str, Any]) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>Lifecycle report {html_text(period)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>Customer lifecycle report</h1><p>period {html_text(period)} · as of "
-        f"{html_text(_when(d['as_of']))} UTC · stage model {html_text(d['stage_model'])} · "
-        "generated "
-        f"{html_text(d['generated_at'][:19])} UTC</p></header><main>{body}</main>"
+        f"{html_text(when(d['as_of']))} UTC · stage model {html_text(d['stage_model'])} · "
+        f"generated {html_text(d['generated_at'][:19].replace('T', ' '))} UTC</p>"
+        '<p class="privacy">Contains personal data (customer names): share it only with '
+        "people allowed to see them.</p></header>"
+        f"<main>{body}</main>"
+        "<footer>Every number of this page is in its JSON data island (report-data). "
+        "Money in the data is in minor units (cents); on the page in major units.</footer>"
         f'<script type="application/json" id="report-data">{data}</script></body></html>'
     )
