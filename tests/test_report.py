@@ -82,7 +82,7 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
     assert not re.search(r"<link|<img|\bsrc=|@import|url\(", html)
     assert set(re.findall(r"https?://[^\s\"'<]+", html)) == {"http://www.w3.org/2000/svg"}
     assert [a["data-section"] for a in doc.find("section")] == [
-        "kpis", "stages", "funnel", "mrr", "nps", "cohorts", "health", "gaps"]
+        "kpis", "urgent", "stages", "funnel", "mrr", "nps", "cohorts", "health", "gaps"]
     assert {a["data-chart"] for a in doc.find("svg")} == {
         "stages", "funnel", "mrr", "nps", "cohorts", "health", "gaps"}
 
@@ -131,38 +131,43 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
     assert chart(doc, "health", "rect") == {"healthy": 0, "at risk": 1, "critical": 0}
     assert [c["customer"] for c in data["health"]["customers"]] == ["hc"]
 
-    # gaps as of day 100 (2024-04-10) with the default thresholds, oldest first:
+    # gaps as of day 100 (2024-04-10) with the default thresholds, by urgency (kinds in
+    # urgency order; within stalled, the oldest first):
     # (customer, kind, since (day), days open, team, owner, stage, detail, ref)
     expected = [
+        # NPS 3 on day 20, no check-in: detractor ignored from day 20 + 7
+        ("gone", "detractor_ignored", 27, 73, "success", "sam", "churned",
+         "NPS 3 on 2024-01-21, no check-in since", None),
         # no owner ever: since registration; awareness is marketing's
         ("lead", "unowned", 0, 100, "marketing", None, "awareness",
          "no owner in stage awareness", None),
         # the touchpoint of day 5 cites a campaign the registry never knew; its actor owns it
         ("lead", "unknown_offer", 5, 95, "sales", "sam", "awareness",
          "touchpoint on 2024-01-06 cites campaign 'ghost', unknown to the registry", "ghost"),
-        # NPS 3 on day 20, no check-in: detractor ignored from day 20 + 7
-        ("gone", "detractor_ignored", 27, 73, "success", "sam", "churned",
-         "NPS 3 on 2024-01-21, no check-in since", None),
-        # NPS 9 on day 10, never asked to advocate: from day 10 + 30
-        ("hc", "promoter_not_asked", 40, 60, "success", "sue", "onboarding",
-         "NPS 9 on 2024-01-11, never asked to advocate", None),
         # onboarding since day 2, limit 45 days
         ("hc", "stalled", 47, 53, "success", "sue", "onboarding",
          "in onboarding since 2024-01-03 (limit 45 days)", None),
         # awareness since day 0, limit 90 days
         ("lead", "stalled", 90, 10, "marketing", None, "awareness",
          "in awareness since 2024-01-01 (limit 90 days)", None),
+        # NPS 9 on day 10, never asked to advocate: from day 10 + 30
+        ("hc", "promoter_not_asked", 40, 60, "success", "sue", "onboarding",
+         "NPS 9 on 2024-01-11, never asked to advocate", None),
     ]
     keys = ("customer", "kind", "since", "days_open", "team", "owner", "stage", "detail",
             "ref")
+    # as `lifecycle-es gaps --json`, plus the name and (renewals only) the MRR at stake
     assert data["gaps"]["rows"] == [
-        dict(zip(keys, (c, k, day(since).isoformat(), d, *rest), strict=True))
+        {**dict(zip(keys, (c, k, day(since).isoformat(), d, *rest), strict=True)),
+         "name": c.upper(), "contract_end": None, "mrr": None, "currency": None}
         for c, k, since, d, *rest in expected]
     assert chart(doc, "gaps", "rect") == {
         "unowned": 1, "handover_stale": 0, "renewal_at_risk": 0, "detractor_ignored": 1,
         "stalled": 2, "promoter_not_asked": 1, "unknown_offer": 1}
-    rows = html.split('data-table="gaps"')[1].split("</table>")[0].count("<tr>")
+    rows = html.split('data-table="gaps"')[1].split("</table>")[0].count("<tr")
     assert rows == len(expected) + 1  # plus the header row
+    table = [a["data-kind"] for a in doc.find("tr") if a.get("data-kind")]
+    assert table == [k for _, k, *_ in expected]
 
 
 def test_empty_store_still_renders(engine: LifecycleEngine) -> None:

@@ -187,8 +187,9 @@ def _mrr(d: dict[str, Any]) -> str:
     if not by_cur:
         return lines("mrr", [], {}, empty="no complete month in the period, or no MRR yet")
     charts = []
+    width = max(330, 1000 // len(by_cur) - 14)  # the card's width shared, at about 1:1
     for cur, vals in sorted(by_cur.items()):
-        chart = lines("mrr", months, {cur: [vals.get(m) for m in months]}, width=360,
+        chart = lines("mrr", months, {cur: [vals.get(m) for m in months]}, width=width,
                       height=220, y_min=0, y_title=cur, ticks=short_number, x_text=_month,
                       extra=f'data-currency="{html_text(cur)}" ')
         charts.append(f"<div>{chart}</div>")

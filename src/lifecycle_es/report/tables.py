@@ -59,7 +59,8 @@ def _urgent_line(row: dict[str, Any], as_of: str) -> str:
     elif row["kind"] == "handover_stale":
         what = f"waiting {html_text(duration(row['days_open']))} past the SLA"
     else:
-        what = f"{html_text(row['detail'])}, {html_text(duration(row['days_open']))} ago"
+        what = (f"{html_text(row['detail'])}; follow-up overdue by "
+                f"{html_text(duration(row['days_open']))}")
     return f"<li>{who(row)}: {what}; {tail}</li>"
 
 
