@@ -16,12 +16,16 @@ PALETTE = ("#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4
 FONT = 'font-family="system-ui, sans-serif" font-size="12"'
 
 
+#: a chart grows with its card up to this scale (its text stays under 16 px)
+MAX_SCALE = 1.25
+
+
 def _open(chart: str, width: float, height: float, extra: str = "") -> str:
     """The <svg> tag of a chart that scales to the width of its card (``svg.chart`` CSS:
-    width 100%, height from the view box)."""
+    width 100%, height from the view box), up to :data:`MAX_SCALE`."""
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-chart="{_a(chart)}" '
             f'viewBox="0 0 {_num(width)} {_num(height)}" preserveAspectRatio="xMinYMin meet" '
-            f'role="img" {extra}{FONT}>')
+            f'style="max-width:{_num(width * MAX_SCALE)}px" role="img" {extra}{FONT}>')
 
 
 def _a(value: object) -> str:
