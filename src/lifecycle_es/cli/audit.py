@@ -10,6 +10,7 @@ import typer
 
 from lifecycle_es.cli.context import state
 from lifecycle_es.cli.output import emit, one_format, plural, say
+from lifecycle_es.display import money_text as money
 
 group = typer.Typer(help="Audit trail: timelines, point-in-time state, filtered events, "
                          "tamper check.", no_args_is_help=True)
@@ -73,9 +74,10 @@ def customer(
         return
     st = audit.state(customer_id, as_of=as_of, as_known_at=as_known_at, version=version)
     row = {k: _text(v, as_json) for k, v in asdict(st).items()}
-    if as_json or as_csv:
+    if as_json or as_csv:  # money in integer minor units
         emit([row], STATE_COLUMNS, as_json=as_json, as_csv=as_csv)
     else:
+        row["mrr"] = money(row["mrr"], row["currency"])  # the one money format of text
         emit([{"field": c, "value": row[c]} for c in STATE_COLUMNS], ("field", "value"),
              title=f"customer {customer_id}")
 

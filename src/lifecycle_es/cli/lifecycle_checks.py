@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import Csv, emit, plural, print_json, say
+from lifecycle_es.cli.output import Csv, emit, one_format, plural, print_csv, print_json, say
 from lifecycle_es.config import ENV_VAR, load_config
 from lifecycle_es.errors import LifecycleError
 from lifecycle_es.reading.lifecycle_checks.facts import as_utc
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 GAP_COLUMNS = ("customer", "kind", "since", "days_open", "team", "owner", "stage", "detail",
                "ref")
 HEALTH_COLUMNS = ("customer", "score", "band", "stage", "owner")
+#: what --json gives for each factor, in --csv the columns FACTOR.value, FACTOR.points, ...
+FACTOR_PARTS = ("value", "points", "weight", "contribution")
 
 ConfigFile = Annotated[str | None, typer.Option(
     "--config", help=f"thresholds and health scorecard (TOML) [env {ENV_VAR}]",
@@ -65,12 +67,19 @@ def health(
     config: ConfigFile = None,
 ) -> None:
     """Health scores 0-100 and why: each factor's value, points, weight and contribution."""
+    one_format(as_json, as_csv)
     at = as_utc(as_of)
     scores = state(ctx).engine().health(customer, at, config=load_config(config))
-    if as_json and not as_csv:
+    if as_json:
         print_json([h.as_dict() for h in scores])
         return
-    if customer is not None and not as_csv:
+    if as_csv:  # the JSON's fields, each factor's flattened as FACTOR.value, .points, ...
+        rows = [flat(h.as_dict()) for h in scores]
+        names = [f.name for f in scores[0].factors] if scores else []
+        print_csv(rows, (*HEALTH_COLUMNS, *(f"{n}.{part}" for n in names
+                                            for part in FACTOR_PARTS)))
+        return
+    if customer is not None:
         h = scores[0]
         rows = [{"factor": f.name, "value": f.value, "points": f.points, "weight": f.weight,
                  "contribution": f.contribution} for f in h.factors]
@@ -81,7 +90,7 @@ def health(
     names = [f.name for f in scores[0].factors] if scores else []
     rows = [{**{c: getattr(h, c) for c in HEALTH_COLUMNS},
              **{f.name: f.contribution for f in h.factors}} for h in scores]
-    emit(rows, (*HEALTH_COLUMNS, *names), as_json=as_json, as_csv=as_csv,
+    emit(rows, (*HEALTH_COLUMNS, *names),
          title=f"health of {plural(len(rows), 'customer')} as of {at:%Y-%m-%d %H:%M} UTC "
                "(factor columns: contribution to the score)")
 
@@ -109,6 +118,14 @@ def report(
     except OSError as exc:
         raise LifecycleError(f"--out {str(out)!r}: {exc.strerror}") from None
     say(f"wrote {out} ({len(html) // 1024} KiB): open it in a web browser")
+
+
+def flat(score: dict[str, Any]) -> dict[str, Any]:
+    """A ``health --json`` object as one CSV row: ``factors`` as ``FACTOR.PART`` fields."""
+    row = {k: v for k, v in score.items() if k != "factors"}
+    for name, parts in score["factors"].items():
+        row.update({f"{name}.{part}": value for part, value in parts.items()})
+    return row
 
 
 def print_overview(engine: LifecycleEngine, as_of: datetime | None = None) -> None:
