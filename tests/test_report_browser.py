@@ -151,3 +151,12 @@ def test_a_screenshot_shows_the_page(report_file: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000  # a drawn page, not blank
+
+
+def test_it_prints_to_pdf(report_file: Path, tmp_path: Path) -> None:
+    pdf = tmp_path / "report.pdf"
+    done = chromium(f"--print-to-pdf={pdf}", "--no-pdf-header-footer", report_file.as_uri(),
+                    profile=tmp_path / "profile")
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b", data)) >= 2
