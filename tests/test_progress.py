@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,16 @@ def history(tmp_path: Path) -> Path:
     commands = generate(25, 3, load_stage_model("classic"), UNTIL)
     file.write_bytes(b"".join(orjson.dumps(c) + b"\n" for c in commands))
     return file
+
+
+@pytest.fixture(autouse=True)
+def logging_restored() -> Iterator[None]:
+    """These tests configure logs at info level on a captured stderr: undo it after each,
+    so that later tests do not log into a closed stream."""
+    root = logging.getLogger("lifecycle_es")
+    saved = (list(root.handlers), root.level, root.propagate)
+    yield
+    root.handlers, root.level, root.propagate = saved
 
 
 @pytest.fixture
