@@ -81,7 +81,7 @@ class Bulk:
         self._record(record)
 
 
-class _Guarded:
+class Guarded:
     """The store calls of the library's recorders, with store faults raised as
     ``StoreFault`` within :attr:`store`'s timeout (``stores/faults.py``). Reads on
     PostgreSQL are tried again on a new connection when theirs broke (``retry_lost``)."""
@@ -144,14 +144,14 @@ _WRITES = ("put_setting", "claim_master_fingerprint", "rewrap_keys")
 
 def _guarded_read(method: Callable[..., T]) -> Callable[..., T]:
     @wraps(method)
-    def call(self: _Guarded, *args: Any, **kwargs: Any) -> T:
+    def call(self: Guarded, *args: Any, **kwargs: Any) -> T:
         return self._call(method, self, *args, **kwargs)
     return call
 
 
 def _guarded_write(method: Callable[..., T]) -> Callable[..., T]:
     @wraps(method)
-    def call(self: _Guarded, *args: Any, **kwargs: Any) -> T:
+    def call(self: Guarded, *args: Any, **kwargs: Any) -> T:
         with raised_as_faults(self.store):
             return method(self, *args, **kwargs)
     return call
@@ -162,7 +162,7 @@ def _guarded_bulk(
 ) -> Callable[..., AbstractContextManager[Bulk]]:
     @contextmanager
     @wraps(bulk)
-    def guarded_bulk(self: _Guarded, **kwargs: Any) -> Iterator[Bulk]:
+    def guarded_bulk(self: Guarded, **kwargs: Any) -> Iterator[Bulk]:
         with raised_as_faults(self.store), bulk(self, **kwargs) as write:
             yield write
     return guarded_bulk
@@ -174,7 +174,7 @@ def rows_of(stored_events: Sequence[StoredEvent]) -> list[Row]:
             for e in stored_events]
 
 
-class ChainedSQLiteRecorder(_Guarded, SQLiteApplicationRecorder):
+class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
     """SQLite: one ``executemany`` per batch, chain rows in the same transaction."""
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
@@ -344,7 +344,7 @@ class ChainedSQLiteRecorder(_Guarded, SQLiteApplicationRecorder):
             str(row[0]), int(row[1]), int(row[2]), datetime.fromisoformat(row[3]))
 
 
-class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
+class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
     """PostgreSQL: ``COPY`` under the library's table lock, chain rows in the same transaction.
 
     Its connections wait at most the store's timeout for any lock (``lock_timeout``); reads
