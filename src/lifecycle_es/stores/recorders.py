@@ -36,6 +36,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
+from lifecycle_es.errors import StoreError
 from lifecycle_es.stores.chain import (
     DIGESTS_TABLE,
     HEADS_TABLE,
@@ -611,8 +612,13 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
             row = curs.fetchone()
         if row is not None and _first(row):
             self.datastore.register_type_adapters()
+        elif self.store.read_only:  # a replica or a read-only role: nothing is created
+            raise StoreError(f"read store {self.store.redacted()!r}: tables of the event "
+                             "store are missing (it was never created, or not replicated)")
         else:
             super().create_table()
+        if self.store.read_only:  # the adoption below takes a write lock
+            return
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
                 self.settings_history))  # two openers of an older store: one adopts

@@ -91,6 +91,11 @@ class ReadStore:
             )
             self.conn: Any = connect(store, autocommit=True)
             self.param = "%s"
+            if store.read_only:  # a replica or a read-only role: no lock, no DDL
+                self.conn.execute(f'SET search_path TO "{self.schema}", public')
+                self.conn.execute("SET TIME ZONE 'UTC'")
+                self._require_state_table()
+                return
             with setup_lock(self.conn, self.schema):
                 self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 self.conn.execute(f'SET search_path TO "{self.schema}", public')
@@ -101,16 +106,38 @@ class ReadStore:
             self.schema = ""
             path = store.path if store.kind == "sqlite" else ":memory:"
             with self._faults():
-                self.conn = sqlite3.connect(path, isolation_level=None,
-                                            check_same_thread=False, timeout=store.timeout)
+                if store.read_only and path != ":memory:":
+                    from pathlib import Path
+
+                    self.conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro",
+                                                uri=True, isolation_level=None,
+                                                check_same_thread=False, timeout=store.timeout)
+                else:
+                    self.conn = sqlite3.connect(path, isolation_level=None,
+                                                check_same_thread=False, timeout=store.timeout)
+            self.param = "?"
+            if store.read_only:
+                self._require_state_table()
+                return
             if path != ":memory:":
                 self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             # deleted and rewritten rows leave no bytes behind: an erased customer's name
             # must not stay in free space of a page (docs/privacy.md)
             self.conn.execute("PRAGMA secure_delete=ON")
-            self.param = "?"
         self._create_state_table()
+
+    def _require_state_table(self) -> None:
+        """A read-only store must already hold read models: else one StoreError (exit 3)."""
+        from lifecycle_es.errors import StoreError
+
+        if not self.table_exists(STATE_TABLE):
+            where = f"schema {self.schema!r}" if self.schema else "the file"
+            self.conn.close()
+            raise StoreError(
+                f"read store {self.store.redacted()!r}: no read models in {where} (build "
+                "them on the primary store: `lifecycle-es projections run` (--once "
+                "to catch up and exit); a replica receives them)")
 
     def _create_state_table(self) -> None:
         self.execute(
@@ -182,6 +209,11 @@ class ReadStore:
         PostgreSQL: transaction-scoped advisory locks (other runners wait). SQLite: ``BEGIN
         IMMEDIATE`` takes the database's write lock.
         """
+        if self.store.read_only:
+            from lifecycle_es.errors import StoreError
+
+            raise StoreError(f"read store {self.store.redacted()!r} is only read: read "
+                             "models are written on the primary store (--store)")
         with self._lock:
             if self.dialect == "sqlite":
                 self.conn.execute("BEGIN IMMEDIATE")

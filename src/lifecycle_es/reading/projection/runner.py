@@ -26,7 +26,7 @@ from eventsourcing.utils import resolve_topic
 
 from lifecycle_es.display import visible
 from lifecycle_es.domain.customer import Customer
-from lifecycle_es.errors import LifecycleError, first_line
+from lifecycle_es.errors import LifecycleError, StoreError, first_line
 from lifecycle_es.logs import get_logger
 from lifecycle_es.reading.projection.base import BoundHandler, Projection, Table
 from lifecycle_es.reading.projection.db import ERRORS_TABLE, STATE_TABLE, ReadStore, is_transient
@@ -168,6 +168,11 @@ class ProjectionManager:
         assert isinstance(mapper, FastMapper)  # the engine's codec
         self._mapper = mapper
         self.read = ReadStore(engine.store)
+        #: whether queries catch the read models up first (``ensure_current``): the embedded
+        #: default; False with ``--no-catch-up`` and always on a read-only store
+        self.queries_catch_up = not engine.store.read_only
+        #: the read models queries read since this manager was opened (what freshness covers)
+        self.consulted: set[str] = set()
         self.classes = discover(engine.projections_path)
         self._history_cache: tuple[Any, list[Any]] = (None, [])
         #: phase one of a rebuild: the current aggregate's events decoded so far
@@ -255,13 +260,16 @@ class ProjectionManager:
     def check_current(self, names: Sequence[str]) -> None:
         """Raise :class:`ProjectionFailed` when one of these read models stopped on an
         event (its rows are stale since then)."""
+        self.consulted.update(names)
         if names and (failed := self.failures(names)):
             raise ProjectionFailed(failed)
 
     def ensure_current(self, names: Sequence[str], catch_up: bool = True) -> None:
         """Before a query: catch the read models up (``catch_up``) or only check that none
-        of them stopped on an event (:class:`ProjectionFailed` says since where)."""
-        if catch_up:
+        of them stopped on an event (:class:`ProjectionFailed` says since where). Never
+        catches up when :attr:`queries_catch_up` is off (``--no-catch-up``, a read store)."""
+        if catch_up and self.queries_catch_up:
+            self.consulted.update(names)
             self.catch_up(names)
         else:
             self.check_current(names)
@@ -325,6 +333,7 @@ class ProjectionManager:
         others go on; then :class:`ProjectionFailed` says which, where and why. With
         ``skip_failing`` such events are recorded (see :meth:`skipped`) and passed over.
         """
+        self._writable()
         done, failed, stale = self._catch_up(names, batch_size, progress, skip_failing)
         if failed:
             raise ProjectionFailed(failed)
@@ -369,6 +378,7 @@ class ProjectionManager:
         (BACKOFF_FIRST doubling to BACKOFF_CAP); positions are stored with the rows, so
         work resumes exactly where it stopped.
         """
+        self._writable()
         stop = stop or threading.Event()
         selected = [p.name for p in self.select(names)]
         total, attempts = 0, 0
@@ -410,6 +420,12 @@ class ProjectionManager:
             waiter.close()
         return total
 
+    def _writable(self) -> None:
+        """Refuse (StoreError) to write the read models of a read-only store."""
+        if self.engine.store.read_only:
+            raise StoreError(f"read store {self.engine.store.redacted()!r} is only read: "
+                             "read models are caught up and rebuilt on the primary (--store)")
+
     # ----------------------------------------------------------------- rebuild
 
     def rebuild(
@@ -424,6 +440,7 @@ class ProjectionManager:
         :class:`ProjectionFailed` says which, where and why. With ``skip_failing`` such
         events are recorded (see :meth:`skipped`) and passed over.
         """
+        self._writable()
         group = self.select(names)
         tables: dict[str, Tables] = {}
         by_aggregate = []
