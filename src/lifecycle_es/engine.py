@@ -12,6 +12,8 @@ is built here on the same store and event log. Neither side imports the other, n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +110,26 @@ class LifecycleEngine(BulkImportApplication):
         from lifecycle_es.reading.lifecycle_checks.health import health_scores
 
         return health_scores(self.reader, customer, as_of, config=config)
+
+    def import_lines(self, lines: Iterable[str | bytes], **options: Any) -> ImportResult:
+        """:meth:`BulkImportApplication.import_lines` within the connection budget (see
+        :meth:`_room_for_a_writer`)."""
+        with self._room_for_a_writer():
+            return super().import_lines(lines, **options)
+
+    def record_many(self, commands: Any, **options: Any) -> ImportResult:
+        """:meth:`BulkImportApplication.record_many` within the connection budget (see
+        :meth:`_room_for_a_writer`)."""
+        with self._room_for_a_writer():
+            return super().record_many(commands, **options)
+
+    def _room_for_a_writer(self) -> AbstractContextManager[None]:
+        """The read models' connection closed while a bulk write runs: its writer process
+        takes its place in the process's connection budget (docs/operations.md); queries and
+        a live runner of this process wait for the write's end."""
+        if "projections" in self.__dict__:
+            return self.projections.read.set_aside()
+        return nullcontext()
 
     def erase(self, *, customer: str, reason: str, actor: str | None = None) -> int:
         """Erase the customer's personal data (see

@@ -353,6 +353,9 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
     """
 
     retry_lost = True
+    #: reads while a bulk transaction is open run on its connection (the import's writer
+    #: process: a pool of one, docs/operations.md); else each read takes a pooled one
+    reads_in_bulk = False
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         pool = datastore.pool
@@ -454,6 +457,8 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
         The library's table lock is held throughout (notification ids commit in order).
         """
         stack, curs = self._call(self._begin)
+        if self.reads_in_bulk:
+            self._read_on(curs.connection, stack)
         keys = self._key_writes()
         committed = False
         try:
@@ -477,6 +482,16 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
         finally:
             if keys is not None:
                 keys.close(committed)
+
+    def _read_on(self, conn: Any, stack: ExitStack) -> None:
+        """Until ``stack`` closes, every use of the datastore's connections (the library's
+        reads, the keys') gets ``conn``, the bulk transaction's."""
+        @contextmanager
+        def the_bulk_connection() -> Iterator[Any]:
+            yield conn
+
+        self.datastore.get_connection = the_bulk_connection  # type: ignore[method-assign]
+        stack.callback(self.datastore.__dict__.pop, "get_connection", None)
 
     def _key_names(self) -> tuple[str, str]:
         schema = Identifier(self.datastore.schema).as_string()

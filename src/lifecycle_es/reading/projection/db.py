@@ -79,7 +79,42 @@ class ReadStore:
         self.dialect = "postgresql" if store.kind == "postgresql" else "sqlite"
         self._lock = threading.RLock()
         self._savepoints = 0
+        self._suspended = False
         self._open()
+
+    @property
+    def conn(self) -> Any:
+        """The connection (reopened here after :meth:`suspend`)."""
+        if self._suspended:
+            self._suspended = False
+            self._open()
+        return self._conn
+
+    @conn.setter
+    def conn(self, value: Any) -> None:
+        self._conn = value
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every use of the connection (a live runner's LISTEN waits under it)."""
+        return self._lock
+
+    @contextmanager
+    def set_aside(self) -> Iterator[None]:
+        """Close a PostgreSQL connection for the block (reopened on the next use after it):
+        an import's writer process takes its place in the connection budget
+        (docs/operations.md). Other threads' uses wait for the block's end. A no-op on
+        SQLite."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        with self._lock:
+            if not (self._suspended or self._savepoints
+                    or self._conn.info.transaction_status):
+                with suppress(Exception):
+                    self._conn.close()
+                self._suspended = True
+            yield
 
     def _open(self) -> None:
         store = self.store
@@ -89,7 +124,7 @@ class ReadStore:
             self.schema = (
                 "lifecycle_read" if store.schema == "public" else f"{store.schema}_read"
             )
-            self.conn: Any = connect(store, autocommit=True)
+            self.conn = connect(store, autocommit=True)
             self.param = "%s"
             if store.read_only:  # a replica or a read-only role: no lock, no DDL
                 self.conn.execute(f'SET search_path TO "{self.schema}", public')

@@ -383,7 +383,7 @@ class ProjectionManager:
         selected = [p.name for p in self.select(names)]
         total, attempts = 0, 0
         retry_at: dict[str, float] = {}  # failed read model -> when to retry it
-        waiter = _Waiter(self.engine)
+        waiter = _Waiter(self.engine, self.read)
         try:
             while not stop.is_set():
                 try:
@@ -1027,34 +1027,34 @@ def _param_type(value: Any) -> str:
 class _Waiter:
     """Sleeps until new events may exist: PostgreSQL LISTEN on the store's channel, else poll.
 
-    The LISTEN connection is opened by :meth:`connect` and, once lost, closed by
-    :meth:`close` and opened again by the next :meth:`connect`.
+    The LISTEN runs on the read models' own connection (``ReadStore``), not on one of its
+    own: a live runner stays within the engine's connection budget (docs/operations.md).
+    :meth:`connect` listens on that connection (again once it was reopened), :meth:`close`
+    stops listening.
     """
 
-    def __init__(self, engine: LogSource) -> None:
+    def __init__(self, engine: LogSource, read: ReadStore) -> None:
         self.store = engine.store
         self.channel = engine.event_log.channel
+        self.read = read
         self.conn: Any = None
 
     def connect(self) -> None:
-        if self.conn is not None or self.store.kind != "postgresql" or not self.channel:
+        if self.store.kind != "postgresql" or not self.channel:
+            return
+        if self.conn is not None and self.conn is self.read.conn and not self.conn.closed:
             return
         from psycopg import sql
 
-        from lifecycle_es.stores.postgres import connect
-
-        conn = connect(self.store, autocommit=True)
-        try:
-            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-        except BaseException:
-            conn.close()
-            raise
-        self.conn = conn
+        self.read.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel))
+                          .as_string(self.read.conn))
+        self.conn = self.read.conn
 
     def close(self) -> None:
         if self.conn is not None:
-            with suppress(Exception):
-                self.conn.close()
+            if self.conn is self.read.conn and not self.conn.closed:
+                with suppress(Exception):
+                    self.read.execute("UNLISTEN *")
             self.conn = None
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
@@ -1065,6 +1065,11 @@ class _Waiter:
             if self.conn is None:
                 stop.wait(step)
                 continue
-            if list(self.conn.notifies(timeout=step, stop_after=1)):
-                list(self.conn.notifies(timeout=0.001))  # drain a burst of NOTIFYs
+            with self.read.lock:  # other threads' queries wait at most one step
+                if self.conn is not self.read.conn:  # reopened (an import set it aside)
+                    self.connect()
+                woke = list(self.conn.notifies(timeout=step, stop_after=1))
+            if woke:
+                with self.read.lock:
+                    list(self.conn.notifies(timeout=0.001))  # drain a burst of NOTIFYs
                 return
