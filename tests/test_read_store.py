@@ -91,11 +91,15 @@ def readonly_role() -> Iterator[tuple[str, str, str]]:
 
 
 def grant_reads(schema: str, role: str, *, read_models: bool = True) -> None:
-    """What docs/operations.md gives an auditor: USAGE and SELECT, nothing else."""
+    """What docs/operations.md gives an auditor: USAGE and SELECT (also on the tables a
+    rebuild will swap in), nothing else."""
     with psycopg.connect(StoreURL.parse(PG_URL).psycopg_conninfo(), autocommit=True) as c:
         for s in (schema, f"{schema}_read") if read_models else (schema,):
             c.execute(f'GRANT USAGE ON SCHEMA "{s}" TO {role}')
             c.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{s}" TO {role}')
+        if read_models:
+            c.execute(f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}_read" '
+                      f"GRANT SELECT ON TABLES TO {role}")
 
 
 def writes_to(schema: str) -> tuple[int, dict[str, int], int]:
@@ -135,6 +139,11 @@ def test_every_query_works_on_a_read_only_role_and_writes_nothing(
     assert after[1] and set(after[1].values()) == {reached}  # nothing caught up
     assert not never.exists()
     assert (tmp_path / "report.html").stat().st_size > 10_000
+    # the primary rebuilds (new tables are swapped in): the auditor still reads them
+    assert run_cli("--store", writer, "projections", "rebuild").returncode == 0
+    done = run_cli("--read-store", reader, "stage", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["read_models"]["position"] == head
 
 
 def test_json_answers_carry_the_freshness(readonly_role: tuple[str, str, str]) -> None:
