@@ -42,29 +42,17 @@ def test_twenty_processes_stay_within_sixty_connections() -> None:
     sep = "&" if "?" in PG_URL else "?"
     url = f"{PG_URL}{sep}schema={schema}&application_name={name}"
     LifecycleEngine(url).close()  # the store exists before the processes race
-    peak, stop = [0], threading.Event()
-
-    def watch() -> None:
-        with psycopg.connect(StoreURL.parse(PG_URL).psycopg_conninfo(), autocommit=True) as c:
-            while not stop.is_set():
-                row = c.execute("SELECT count(*) FROM pg_stat_activity "
-                                "WHERE application_name = %s", (name,)).fetchone()
-                peak[0] = max(peak[0], int(row[0]) if row else 0)
-                stop.wait(0.02)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
+    peaks: list[int] = []
     try:
-        procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(n)],
-                                  stderr=subprocess.PIPE, text=True) for n in range(20)]
-        results = [(p.wait(), p.stderr.read() if p.stderr else "") for p in procs]
+        with watching(name, peaks):
+            procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(n)],
+                                      stderr=subprocess.PIPE, text=True) for n in range(20)]
+            results = [(p.wait(), p.stderr.read() if p.stderr else "") for p in procs]
     finally:
-        stop.set()
-        watcher.join()
         drop_schema(schema)
     assert [r for r in results if r[0] != 0] == []
-    print(f"peak connections of 20 processes: {peak[0]}")
-    assert 0 < peak[0] <= 60, peak[0]
+    print(f"peak connections of 20 processes: {peaks[0]}")
+    assert 0 < peaks[0] <= 60, peaks[0]
 
 
 #: one process doing everything at once: a live runner (LISTEN), commands from two
@@ -106,16 +94,7 @@ def test_one_process_doing_everything_stays_within_three(tmp_path: Path) -> None
     connection (1), which also carries the live runner's LISTEN and is closed while an
     import's writer process (a pool of 1) runs."""
     need_postgres()
-    from lifecycle_es.demo import default_until, generate
-    from lifecycle_es.domain.stage_model import CLASSIC
-
-    history = tmp_path / "history.jsonl"
-    history.write_bytes(b"".join(orjson.dumps(c) + b"\n"
-                                 for c in generate(60, 3, CLASSIC, default_until())))
-    name = f"issue18_all_{uuid.uuid4().hex[:8]}"
-    schema = f"issue18_b_{uuid.uuid4().hex[:8]}"
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}schema={schema}&application_name={name}"
+    history, name, schema, url = demo_store(tmp_path, "all", 60)
     LifecycleEngine(url).close()
     peaks: list[int] = []
     try:
@@ -137,16 +116,7 @@ def test_one_process_doing_everything_stays_within_three(tmp_path: Path) -> None
 ], ids=lambda c: " ".join(c[:2]))
 def test_each_cli_command_stays_within_three(command: list[str], tmp_path: Path) -> None:
     need_postgres()
-    from lifecycle_es.demo import default_until, generate
-    from lifecycle_es.domain.stage_model import CLASSIC
-
-    history = tmp_path / "history.jsonl"
-    history.write_bytes(b"".join(orjson.dumps(c) + b"\n"
-                                 for c in generate(40, 5, CLASSIC, default_until())))
-    name = f"issue18_cli_{uuid.uuid4().hex[:8]}"
-    schema = f"issue18_c_{uuid.uuid4().hex[:8]}"
-    sep = "&" if "?" in PG_URL else "?"
-    url = f"{PG_URL}{sep}schema={schema}&application_name={name}"
+    history, name, schema, url = demo_store(tmp_path, "cli", 40)
     if command[0] != "import":
         filler = LifecycleEngine(url)
         filler.import_file(str(history))
@@ -163,6 +133,21 @@ def test_each_cli_command_stays_within_three(command: list[str], tmp_path: Path)
         drop_schema(schema)
     assert done.returncode == 0, done.stderr
     assert 0 < peaks[0] <= 3, (command, peaks[0])
+
+
+def demo_store(tmp_path: Path, tag: str, customers: int) -> tuple[Path, str, str, str]:
+    """A demo history file for ``customers`` customers, and a fresh store URL whose
+    connections carry their own application_name: (file, name, schema, URL)."""
+    from lifecycle_es.demo import default_until, generate
+    from lifecycle_es.domain.stage_model import CLASSIC
+
+    history = tmp_path / "history.jsonl"
+    history.write_bytes(b"".join(orjson.dumps(c) + b"\n"
+                                 for c in generate(customers, 3, CLASSIC, default_until())))
+    name = f"issue18_{tag}_{uuid.uuid4().hex[:8]}"
+    schema = f"issue18_{tag}_s{uuid.uuid4().hex[:8]}"
+    sep = "&" if "?" in PG_URL else "?"
+    return history, name, schema, f"{PG_URL}{sep}schema={schema}&application_name={name}"
 
 
 @contextmanager

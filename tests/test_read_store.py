@@ -261,3 +261,16 @@ def test_no_catch_up_reads_the_read_models_as_they_are(query: list[str],
     done = run_cli("--store", url, *query_args(query, tmp_path))
     assert done.returncode == 0, done.stderr
     assert head in at()  # the default catches up (the read models this query reads)
+
+
+def test_a_read_store_error_shows_no_password() -> None:
+    secret = f"pw{uuid.uuid4().hex}"
+    done = run_cli("--read-store", f"postgresql://auditor:{secret}@127.0.0.1:1/crm", "stage")
+    assert done.returncode == 3, done.stderr
+    assert secret not in done.stderr + done.stdout
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_memory_cannot_be_a_read_store() -> None:
+    done = run_cli("--read-store", "memory://", "stage")
+    assert done.returncode == 3 and "cannot be a read store" in done.stderr, done.stderr

@@ -97,7 +97,10 @@ class StoreURL:
     def as_read_only(self) -> StoreURL:
         """This store, only read: what ``--read-store`` and ``read_store=`` open. The flag
         is written into the raw URL too, so the recorder (which parses it again) sees it."""
-        if self.read_only or self.kind == "memory":
+        if self.kind == "memory":
+            raise StoreError("a memory:// store cannot be a read store (it is private to "
+                             "one engine): use a SQLite or PostgreSQL URL")
+        if self.read_only:
             return self
         raw = self.raw
         if self.kind == "postgresql":
