@@ -185,6 +185,21 @@ def test_missing_read_models_are_one_line_exit_3(readonly_role: tuple[str, str, 
     assert row is not None and row[0] is None  # nothing created
 
 
+def test_a_role_without_the_grants_gets_one_line_exit_3(
+        readonly_role: tuple[str, str, str]) -> None:
+    writer, reader, schema = readonly_role
+    fill(writer)
+    role = reader.split("//")[1].split("@")[0]
+    grant_reads(schema, role, read_models=False)  # the events, and only USAGE on the read
+    with psycopg.connect(StoreURL.parse(PG_URL).psycopg_conninfo(), autocommit=True) as c:
+        c.execute(f'GRANT USAGE ON SCHEMA "{schema}_read" TO {role}')
+        c.execute(f'GRANT SELECT ON "{schema}_read".projection_state TO {role}')
+    done = run_cli("--read-store", reader, "stage")
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "permission denied for table current_stage" in lines[0], lines
+
+
 def test_a_catch_up_on_a_read_store_is_refused(readonly_role: tuple[str, str, str]) -> None:
     writer, reader, schema = readonly_role
     fill(writer)

@@ -203,9 +203,10 @@ class ReadStore:
     @contextmanager
     def _faults(self) -> Iterator[None]:
         """A fault of the database or the connection (:func:`is_transient`) leaves as a
-        one-line ``StoreError`` (still transient: the runner retries it); an error of the
+        one-line ``StoreError`` (still transient: the runner retries it), and so does a
+        missing privilege (a role without the grants of docs/operations.md); an error of the
         statement or its values (an event a read model cannot store) is left as it is."""
-        from lifecycle_es.errors import StoreError
+        from lifecycle_es.errors import StoreError, first_line
         from lifecycle_es.stores.faults import fault
 
         try:
@@ -215,6 +216,11 @@ class ReadStore:
         except Exception as exc:
             if is_transient(exc):
                 raise fault(exc, self.store) from None
+            if type(exc).__name__ == "InsufficientPrivilege":  # psycopg.errors, not imported
+                raise StoreError(
+                    f"read models of {self.store.redacted()}: "
+                    f"{self.store.scrub(first_line(exc))} (the grants: docs/operations.md, "
+                    "\"Roles and grants\")") from None
             raise
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
