@@ -78,7 +78,7 @@ def new_master() -> None:
 def status(ctx: typer.Context,
            json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False) -> None:
     """The fingerprint of the store's master key, and where this process got the key."""
-    keyring = state(ctx).engine().keyring
+    keyring = state(ctx).reader().keyring
     assert keyring is not None
     out = {"fingerprint": keyring.master.fingerprint, "source": keyring.master.source}
     if json:

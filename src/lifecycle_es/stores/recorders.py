@@ -36,6 +36,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
+from lifecycle_es.errors import StoreError
 from lifecycle_es.stores.chain import (
     DIGESTS_TABLE,
     HEADS_TABLE,
@@ -352,6 +353,9 @@ class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
     """
 
     retry_lost = True
+    #: reads while a bulk transaction is open run on its connection (the import's writer
+    #: process: a pool of one, docs/operations.md); else each read takes a pooled one
+    reads_in_bulk = False
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         pool = datastore.pool
@@ -453,6 +457,8 @@ class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
         The library's table lock is held throughout (notification ids commit in order).
         """
         stack, curs = self._call(self._begin)
+        if self.reads_in_bulk:
+            self._read_on(curs.connection, stack)
         keys = self._key_writes()
         committed = False
         try:
@@ -476,6 +482,16 @@ class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
         finally:
             if keys is not None:
                 keys.close(committed)
+
+    def _read_on(self, conn: Any, stack: ExitStack) -> None:
+        """Until ``stack`` closes, every use of the datastore's connections (the library's
+        reads, the keys') gets ``conn``, the bulk transaction's."""
+        @contextmanager
+        def the_bulk_connection() -> Iterator[Any]:
+            yield conn
+
+        self.datastore.get_connection = the_bulk_connection  # type: ignore[method-assign]
+        stack.callback(self.datastore.__dict__.pop, "get_connection", None)
 
     def _key_names(self) -> tuple[str, str]:
         schema = Identifier(self.datastore.schema).as_string()
@@ -611,8 +627,13 @@ class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
             row = curs.fetchone()
         if row is not None and _first(row):
             self.datastore.register_type_adapters()
+        elif self.store.read_only:  # a replica or a read-only role: nothing is created
+            raise StoreError(f"read store {self.store.redacted()!r}: tables of the event "
+                             "store are missing (it was never created, or not replicated)")
         else:
             super().create_table()
+        if self.store.read_only:  # the adoption below takes a write lock
+            return
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
                 self.settings_history))  # two openers of an older store: one adopts

@@ -183,7 +183,7 @@ class Audit:
             where.append("position < ?" if order == "newest" else "position > ?")
             params.append(int(after))
 
-        self.engine.projections.catch_up([INDEX])
+        self.engine.projections.ensure_current([INDEX])
         table = self.engine.projections.projections[INDEX].tables[0]
         cols = list(table.columns)
         page = (f"SELECT {', '.join(cols)} FROM {INDEX}"
