@@ -231,6 +231,25 @@ def test_a_read_only_url_forbids_writes_in_the_session(
         engine.close()
 
 
+def test_a_read_only_engine_claims_no_key_and_makes_no_snapshot_table(
+        durable_store_url: str) -> None:
+    """A store written without encryption (no master key fingerprint recorded) and before
+    snapshots: a read-only engine reads it and records nothing (no fingerprint, no table)."""
+    plain = LifecycleEngine(durable_store_url, encrypt=False, snapshot_every=0)
+    try:
+        plain.import_lines(jsonl(FULL_LIFECYCLE).splitlines())
+        plain.projections.catch_up()
+    finally:
+        plain.close()
+    reader = LifecycleEngine(StoreURL.parse(durable_store_url).as_read_only())
+    try:
+        assert reader.customer("acme").state.name
+        assert reader.snapshots is None
+        assert reader.recorder.master_fingerprint() is None  # type: ignore[attr-defined]
+    finally:
+        reader.close()
+
+
 # ------------------------------------------------------------------------ SQLite
 
 

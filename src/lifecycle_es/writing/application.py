@@ -102,7 +102,7 @@ class LifecycleApplication(Application[UUID]):
         self.store = StoreURL.parse(store)
         self.encrypt = encrypt
         self.snapshot_every = snapshot_interval(snapshot_every)
-        self._create = create
+        self._create = create and not self.store.read_only  # never DDL on a read-only store
         self.snapshotting_intervals = (  # type: ignore[misc]  # per engine, not per class
             {Customer: self.snapshot_every} if self.snapshot_every else {})
         self.projections_path = list(projections_path)
@@ -190,7 +190,8 @@ class LifecycleApplication(Application[UUID]):
         else:
             stored = recorder.master_fingerprint()
             master = configured_master_key(stored_fingerprint=stored)
-            if stored is None:  # a new store (or one from before encryption): record it
+            if stored is None and not self.store.read_only:
+                # a new store (or one from before encryption): record the key's fingerprint
                 claimed = recorder.claim_master_fingerprint(master.fingerprint)
                 if claimed != master.fingerprint:  # another process recorded its key first
                     configured_master_key(stored_fingerprint=claimed)  # raises, saying so
@@ -207,7 +208,7 @@ class LifecycleApplication(Application[UUID]):
             return StageModel.model_validate_json(stored) if stored else CLASSIC
         model = given if isinstance(given, StageModel) else load_stage_model(given)
         dumped = model.model_dump_json()
-        if get is not None and dumped != stored:
+        if get is not None and dumped != stored and not self.store.read_only:
             self.recorder.put_setting("stage_model", dumped)  # type: ignore[attr-defined]
             log.info("engine.stage_model_set", model=model.name)
         return model
