@@ -15,7 +15,7 @@ import typer
 
 from lifecycle_es.cli.context import state
 from lifecycle_es.cli.output import print_json, say
-from lifecycle_es.errors import MasterKeyError
+from lifecycle_es.errors import LifecycleError, MasterKeyError
 from lifecycle_es.stores.master_key import (
     KEY_ENV_VAR,
     KEY_FILE_ENV_VAR,
@@ -52,7 +52,15 @@ def erase(
     Backups made earlier still hold the key: see docs/privacy.md.
     """
     engine = state(ctx).engine()
-    version = engine.erase(customer=customer, reason=reason, actor=actor)
+    already = engine.customer(customer).state.erased_at
+    try:
+        version = engine.erase(customer=customer, reason=reason, actor=actor)
+    except LifecycleError:
+        if already is None and engine.customer(customer).state.erased_at is not None:
+            say(f"erased customer {customer!r} (its key deleted, the erasure recorded), but "
+                "the read models could not catch up: they keep its copies until they do "
+                "(`lifecycle-es projections run --once`; docs/privacy.md)", err=True)
+        raise
     erased = engine.customer(customer)
     if json:
         print_json({"customer": erased.external_id, "erased": True, "version": version})

@@ -634,6 +634,9 @@ class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
             super().create_table()
         if self.store.read_only:  # the adoption below takes a write lock
             return
+        with self.datastore.transaction(commit=False) as curs:  # a role that only reads or
+            if not self._settings_log(_pg_run(curs)).needs_adopting():  # writes events
+                return  # needs no lock (nor the privilege to take it) to open the store
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
                 self.settings_history))  # two openers of an older store: one adopts

@@ -131,8 +131,12 @@ class ReadStore:
                 self.conn.execute("SET TIME ZONE 'UTC'")
                 self._require_state_table()
                 return
-            with setup_lock(self.conn, self.schema):
-                self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            with self._faults(), setup_lock(self.conn, self.schema):
+                if not self.conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                                         (self.schema,)).fetchone():
+                    # (IF NOT EXISTS alone would need CREATE on the database: a role that
+                    # owns the read schema has no need of it)
+                    self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 self.conn.execute(f'SET search_path TO "{self.schema}", public')
                 self.conn.execute("SET TIME ZONE 'UTC'")
                 self._create_state_table()
