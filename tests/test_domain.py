@@ -65,13 +65,13 @@ class Life:
 
     def refused(self, type_: str, field: str, value: Any, **fields: Any) -> InvariantViolation:
         """Assert the command is refused naming ``field`` and ``value``; nothing triggered."""
-        before = (self.c.version, len(self.c.log), len(self.c.pending_events), self.s)
+        before = (self.c.version, len(self.c.recent), len(self.c.pending_events), self.s)
         with pytest.raises(InvariantViolation) as info:
             self.do(type_, **fields)
         assert info.value.problem.field == field
         assert info.value.problem.value == value
         assert repr(value) in str(info.value)
-        assert (self.c.version, len(self.c.log), len(self.c.pending_events), self.s) == before
+        assert (self.c.version, len(self.c.recent), len(self.c.pending_events), self.s) == before
         return info.value
 
 
@@ -187,7 +187,7 @@ def test_registration_defaults_to_first_stage_and_records_who_and_when() -> None
     life = Life()
     assert life.s.stage == "awareness" and life.s.external_id == "acme"
     assert life.s.registered_at == life.s.stage_since == T0 + timedelta(hours=1)
-    event = life.c.log[0]
+    event = life.c.recent[0]
     assert isinstance(event, Customer.Registered)
     assert (event.actor, event.team, event.name, event.source) == ("ann", "sales", "Acme", "web")
     assert event.PERSONAL == ("name",)
@@ -214,7 +214,7 @@ def test_forward_move_is_not_a_regression_backward_move_is() -> None:
     assert (life.s.stage, life.s.regressions) == ("purchase", 0)
     life.do("stage_changed", to_stage="consideration", reason="budget frozen")
     assert (life.s.stage, life.s.regressions) == ("consideration", 1)
-    moves = [e for e in life.c.log if isinstance(e, Customer.StageChanged)]
+    moves = [e for e in life.c.recent if isinstance(e, Customer.StageChanged)]
     assert [(m.from_stage, m.to_stage, m.regression) for m in moves] == [
         ("awareness", "purchase", False), ("purchase", "consideration", True)]
     assert life.s.stage_since == moves[-1].occurred_at
@@ -273,7 +273,7 @@ def test_handover_accept_makes_acceptor_owner_for_their_team() -> None:
     h = life.s.handovers["h1"]
     assert (h.status, h.from_team, h.to_team, h.to_person) == ("pending", "sales", "success",
                                                                 "sue")
-    sent = life.c.log[-1]
+    sent = life.c.recent[-1]
     assert isinstance(sent, Customer.HandoverSent) and sent.PERSONAL == ("document",)
     assert sent.document["goals"] == ["live in 30 days"]
     assert sent.document["features_known"] == []
@@ -393,7 +393,7 @@ def test_churn_only_when_paying_and_win_back_only_when_churned() -> None:
     life.refused("won_back", "type", "won_back", mrr=100)
     life.do("churned", reason="price")
     assert (life.s.stage, life.s.paying, life.s.mrr) == (CHURNED, False, 0)
-    churn = life.c.log[-1]
+    churn = life.c.recent[-1]
     assert isinstance(churn, Customer.Churned) and churn.from_stage == "retention"
     assert "is churned" in str(life.refused("churned", "type", "churned"))
     life.refused("payment", "currency", "USD", amount=1, currency="USD")
@@ -426,9 +426,9 @@ def test_voice_of_the_customer_and_advocacy_fold_into_state() -> None:
     life.do("advocacy_given", kind="referral", referred_customer="globex", team="success")
     s = life.s
     assert (s.last_nps, s.last_csat, s.advocacy_requested, s.advocacy_given) == (10, 5, 1, 1)
-    check_in = next(e for e in life.c.log if isinstance(e, Customer.CheckedIn))
+    check_in = next(e for e in life.c.recent if isinstance(e, Customer.CheckedIn))
     assert s.last_check_in_at == check_in.occurred_at and s.last_event_at == life.clock
-    given = life.c.log[-1]
+    given = life.c.recent[-1]
     assert isinstance(given, Customer.AdvocacyGiven) and given.referred_customer == "globex"
 
 

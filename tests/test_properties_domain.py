@@ -76,7 +76,7 @@ def test_replaying_stored_events_reproduces_the_live_state(
             assert replayed.version == aggregate.version
             assert replayed.state == aggregate.state
             assert replayed.voided == aggregate.voided
-            assert [_facts(e) for e in reader.history(key)] == [_facts(e) for e in aggregate.log]
+            assert [_facts(e) for e in reader.history(key)] == [_facts(e) for e in aggregate.recent]
     finally:
         reader.close()
 
@@ -88,12 +88,12 @@ def test_voiding_then_refolding_equals_never_recording_the_event(
 ) -> None:
     commands = commands_from_choices([(0, a, s) for _, a, s in choices], customers=1)
     with_void = fold(commands)["c0"]
-    candidates = [e.originator_version for e in with_void.log[1:]
+    candidates = [e.originator_version for e in with_void.recent[1:]
                   if not isinstance(e, Customer.EventVoided)
                   and e.originator_version not in with_void.voided]
     assume(candidates)
     target = candidates[pick % len(candidates)]
-    last_at = with_void.log[-1].occurred_at
+    last_at = with_void.recent[-1].occurred_at
     build_command("event_voided", {
         "customer": "c0", "at": last_at + timedelta(minutes=1), "actor": "ann",
         "team": "sales", "voided_version": target, "reason": "property"},
@@ -118,7 +118,7 @@ def test_voiding_then_refolding_equals_never_recording_the_event(
     # A stage change's ``regression`` flag is a recorded fact (the move was backward when the
     # team made it): voiding an earlier event does not rewrite later events, so the count
     # follows the surviving flags; every other part of the state is as if never recorded.
-    surviving = [e for e in with_void.log if isinstance(e, Customer.StageChanged)
+    surviving = [e for e in with_void.recent if isinstance(e, Customer.StageChanged)
                  and e.originator_version not in with_void.voided]
     assert with_void.state.regressions == sum(e.regression for e in surviving)
     assert replace(with_void.state, regressions=0) == replace(never.state, regressions=0)

@@ -12,10 +12,13 @@ is built here on the same store and event log. Neither side imports the other, n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from contextlib import AbstractContextManager, nullcontext
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.logs import get_logger
+from lifecycle_es.stores.url import StoreURL
 from lifecycle_es.writing.bulk_import import (
     DEFAULT_WRITE_BATCH,
     BulkImportApplication,
@@ -49,6 +52,28 @@ class LifecycleEngine(BulkImportApplication):
 
     name = "lifecycle"
 
+    def __init__(self, store: str | StoreURL | None = None, *,
+                 read_store: str | StoreURL | None = None, **options: Any) -> None:
+        """``store`` as for the write side; ``read_store`` (a replica, a read-only role)
+        sends every query (``audit``, ``metrics``, ``gaps()``, ``health()``, ``reader``)
+        there: read only, never caught up. A ``store`` with ``?read_only=on`` is itself
+        only read (nothing is created, written or caught up)."""
+        parsed = StoreURL.parse(store)
+        if parsed.read_only:
+            options["create"] = False
+        self._read_store = None if read_store is None else StoreURL.parse(read_store)
+        super().__init__(parsed, **options)
+
+    @cached_property
+    def reader(self) -> LifecycleEngine:
+        """The engine queries read: this one, or a read-only engine on ``read_store`` (its
+        read models as they are there; ``reader.projections`` for the read-model queries of
+        ``lifecycle_es.reading.projection.queries`` and their freshness)."""
+        if self._read_store is None or self.store.read_only:
+            return self
+        return LifecycleEngine(self._read_store.as_read_only(),
+                               projections_path=self.projections_path, encrypt=self.encrypt)
+
     @cached_property
     def projections(self) -> ProjectionManager:
         """Read models: ``engine.projections.catch_up()``, ``.rebuild()``, ``.status()``."""
@@ -61,14 +86,14 @@ class LifecycleEngine(BulkImportApplication):
         """Audit queries: ``engine.audit.timeline(...)``, ``.state(...)``, ``.events(...)``."""
         from lifecycle_es.reading.audit.queries import Audit
 
-        return Audit(self)
+        return Audit(self.reader)
 
     @cached_property
     def metrics(self) -> Metrics:
         """Lifecycle metrics for any period: ``engine.metrics.summary(...)``, ``.funnel()``..."""
         from lifecycle_es.reading.metrics.queries import Metrics
 
-        return Metrics(self)
+        return Metrics(self.reader)
 
     def gaps(self, as_of: When | None = None, kind: str | None = None,
              team: str | None = None, *, config: Config | None = None) -> list[Gap]:
@@ -76,7 +101,7 @@ class LifecycleEngine(BulkImportApplication):
         :func:`lifecycle_es.reading.lifecycle_checks.gaps.find_gaps`."""
         from lifecycle_es.reading.lifecycle_checks.gaps import find_gaps
 
-        return find_gaps(self, as_of, kind, team, config=config)
+        return find_gaps(self.reader, as_of, kind, team, config=config)
 
     def health(self, customer: str | None = None, as_of: When | None = None, *,
                config: Config | None = None) -> list[Health]:
@@ -84,7 +109,27 @@ class LifecycleEngine(BulkImportApplication):
         :func:`lifecycle_es.reading.lifecycle_checks.health.health_scores`."""
         from lifecycle_es.reading.lifecycle_checks.health import health_scores
 
-        return health_scores(self, customer, as_of, config=config)
+        return health_scores(self.reader, customer, as_of, config=config)
+
+    def import_lines(self, lines: Iterable[str | bytes], **options: Any) -> ImportResult:
+        """:meth:`BulkImportApplication.import_lines` within the connection budget (see
+        :meth:`_room_for_a_writer`)."""
+        with self._room_for_a_writer():
+            return super().import_lines(lines, **options)
+
+    def record_many(self, commands: Any, **options: Any) -> ImportResult:
+        """:meth:`BulkImportApplication.record_many` within the connection budget (see
+        :meth:`_room_for_a_writer`)."""
+        with self._room_for_a_writer():
+            return super().record_many(commands, **options)
+
+    def _room_for_a_writer(self) -> AbstractContextManager[None]:
+        """The read models' connection closed while a bulk write runs: its writer process
+        takes its place in the process's connection budget (docs/operations.md); queries and
+        a live runner of this process wait for the write's end."""
+        if "projections" in self.__dict__:
+            return self.projections.read.set_aside()
+        return nullcontext()
 
     def erase(self, *, customer: str, reason: str, actor: str | None = None) -> int:
         """Erase the customer's personal data (see
@@ -103,7 +148,9 @@ class LifecycleEngine(BulkImportApplication):
         return version
 
     def close(self) -> None:
-        """Close the store's connections (events and read models)."""
+        """Close the store's connections (events and read models; the read store's)."""
+        if self.__dict__.get("reader", self) is not self:
+            self.reader.close()
         if "projections" in self.__dict__:
             self.projections.read.close()
         super().close()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from lifecycle_es.cli.context import state
+from lifecycle_es.cli.context import NoCatchUp, state
 from lifecycle_es.cli.output import emit, one_format, plural, say
 from lifecycle_es.display import money_text as money
 
@@ -60,7 +60,7 @@ def customer(
 ) -> None:
     """A customer's timeline, or its state (--state, --as-of, --as-known-at, --version)."""
     one_format(as_json, as_csv)
-    audit = state(ctx).engine().audit
+    audit = state(ctx).reader().audit
     if not current and as_of is None and as_known_at is None and version is None:
         rows = [{k: _text(v, as_json) for k, v in asdict(e).items()}
                 for e in audit.timeline(customer_id)]
@@ -104,11 +104,11 @@ def events(
     after: Annotated[str | None, typer.Option(
         help="cursor printed by the previous page (the position of its last row)")] = None,
     order: Annotated[str, typer.Option(help="newest or oldest first")] = "newest",
-    as_json: Json = False, as_csv: Csv = False,
+    as_json: Json = False, as_csv: Csv = False, no_catch_up: NoCatchUp = False,
 ) -> None:
     """Events matching every filter, one page at a time (a cursor, not an offset)."""
     one_format(as_json, as_csv)
-    page = state(ctx).engine().audit.events(
+    page = state(ctx).reader(not no_catch_up).audit.events(
         customer=customer, actor=actor, team=team, types=types, since=since, until=until,
         clock="recorded" if recorded else "occurred", correlation_id=correlation,
         campaign=campaign, limit=limit, after=after,
@@ -135,7 +135,7 @@ def verify(
     from lifecycle_es.reading.audit.verify import verify as run_verify
 
     one_format(as_json, as_csv)
-    report = run_verify(state(ctx).engine(), anchor=anchor)
+    report = run_verify(state(ctx).reader(), anchor=anchor)
     head = report.anchor()
     if as_json:
         from lifecycle_es.cli.output import print_json

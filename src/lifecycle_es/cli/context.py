@@ -1,14 +1,24 @@
-"""Shared CLI state: global options and the lazily opened engine."""
+"""Shared CLI state: global options and the lazily opened engines (the store's, and the read
+store's for queries)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
+    from lifecycle_es.reading.projection.freshness import Freshness
+
+#: the environment variable of ``--read-store``
+READ_STORE_ENV = "LIFECYCLE_ES_READ_STORE"
+
+#: the option of every query that catches read models up first
+NoCatchUp = Annotated[bool, typer.Option(
+    "--no-catch-up", help="read the read models as they are (a 'projections run' keeps them "
+                          "fresh) instead of catching them up first (implied by --read-store)")]
 
 
 @dataclass
@@ -16,7 +26,12 @@ class CliState:
     store: str | None = None
     stage_model: str | None = None
     projections_path: list[str] = field(default_factory=list)
+    #: ``--read-store``: queries read there, never catch up, never write
+    read_store: str | None = None
     _engine: LifecycleEngine | None = None
+    _reader: LifecycleEngine | None = None
+    #: whether the read store's freshness was already shown (in the JSON answer)
+    freshness_shown: bool = False
 
     def engine(self, create: bool = False) -> LifecycleEngine:
         """The engine on the store; only commands that write pass ``create`` (a store that
@@ -29,6 +44,49 @@ class CliState:
                 create=create,
             )
         return self._engine
+
+    def reader(self, catch_up: bool = True) -> LifecycleEngine:
+        """The engine a query reads: on ``--read-store`` (read only: never caught up, no
+        lock, no DDL), else the store's, whose read models are caught up first unless
+        ``catch_up`` is off (``--no-catch-up``)."""
+        if self.read_store is None:
+            engine = self.engine()
+            if not catch_up:
+                engine.projections.queries_catch_up = False
+            return engine
+        if self._reader is None:
+            from lifecycle_es.engine import LifecycleEngine
+            from lifecycle_es.stores.url import StoreURL
+
+            self._reader = LifecycleEngine(StoreURL.parse(self.read_store).as_read_only(),
+                                           projections_path=self.projections_path)
+        return self._reader
+
+    def freshness(self) -> Freshness | None:
+        """How far behind the read store's read models are (None without a read store, or
+        when the command read no read model there)."""
+        if self._reader is None or "projections" not in self._reader.__dict__:
+            return None
+        from lifecycle_es.reading.projection.freshness import freshness
+
+        return freshness(self._reader.projections)
+
+    def json_envelope(self, result: Any) -> Any:
+        """A JSON answer read on a read store: ``{"result": ..., "read_models": {...}}``
+        (the freshness); otherwise the answer as it is."""
+        shown = self.freshness()
+        if shown is None:
+            return result
+        self.freshness_shown = True
+        return {"result": result, "read_models": shown.as_dict()}
+
+    def show_freshness(self) -> None:
+        """After a query on a read store: its freshness on stderr (unless the JSON answer
+        carried it)."""
+        if not self.freshness_shown and (shown := self.freshness()) is not None:
+            from lifecycle_es.cli.output import say
+
+            say(shown.line(), err=True)
 
 
 def state(ctx: typer.Context) -> CliState:

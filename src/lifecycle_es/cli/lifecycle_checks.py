@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lifecycle_es.cli.context import state
+from lifecycle_es.cli.context import NoCatchUp, state
 from lifecycle_es.cli.output import Csv, emit, one_format, plural, print_csv, print_json, say
 from lifecycle_es.config import ENV_VAR, load_config
 from lifecycle_es.errors import LifecycleError
@@ -48,11 +48,11 @@ def gaps(
     team: Annotated[str | None, typer.Option(help="only gaps this team must close",
                                              show_default=False)] = None,
     as_json: Json = False, as_csv: Csv = False,
-    config: ConfigFile = None,
+    config: ConfigFile = None, no_catch_up: NoCatchUp = False,
 ) -> None:
     """Customers slipping through the cracks between teams, oldest gap first."""
     at = as_utc(as_of)
-    found = state(ctx).engine().gaps(at, kind, team, config=load_config(config))
+    found = state(ctx).reader(not no_catch_up).gaps(at, kind, team, config=load_config(config))
     rows = [g.as_dict(at) for g in found]
     emit(rows, GAP_COLUMNS, as_json=as_json, as_csv=as_csv,
          title=f"{plural(len(rows), 'gap')} as of {at:%Y-%m-%d %H:%M} UTC")
@@ -64,12 +64,12 @@ def health(
                                                  show_default=False)] = None,
     as_of: AsOf = None,
     as_json: Json = False, as_csv: Csv = False,
-    config: ConfigFile = None,
+    config: ConfigFile = None, no_catch_up: NoCatchUp = False,
 ) -> None:
     """Health scores 0-100 and why: each factor's value, points, weight and contribution."""
     one_format(as_json, as_csv)
     at = as_utc(as_of)
-    scores = state(ctx).engine().health(customer, at, config=load_config(config))
+    scores = state(ctx).reader(not no_catch_up).health(customer, at, config=load_config(config))
     if as_json:
         print_json([h.as_dict() for h in scores])
         return
@@ -104,7 +104,7 @@ def report(
     end: Annotated[str | None, typer.Option(
         "--to", help="period end, exclusive [default: as-of]", show_default=False)] = None,
     as_of: AsOf = None,
-    config: ConfigFile = None,
+    config: ConfigFile = None, no_catch_up: NoCatchUp = False,
 ) -> None:
     """Write one self-contained HTML report: stages, funnel, MRR, NPS, cohorts, health, gaps."""
     from lifecycle_es.report import build_report
@@ -112,7 +112,7 @@ def report(
     at = as_utc(as_of)
     t1 = as_utc(end, "to") if end is not None else at
     t0 = as_utc(start, "from") if start is not None else datetime(t1.year, 1, 1, tzinfo=UTC)
-    html = build_report(state(ctx).engine(), t0, t1, at, config=load_config(config))
+    html = build_report(state(ctx).reader(not no_catch_up), t0, t1, at, config=load_config(config))
     try:
         out.write_text(html, encoding="utf-8")
     except OSError as exc:

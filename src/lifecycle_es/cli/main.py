@@ -10,8 +10,8 @@ import typer
 from typer.core import TyperArgument, TyperOption
 
 from lifecycle_es import logs
-from lifecycle_es.cli import audit, lifecycle_checks, metrics, privacy, projections, writing
-from lifecycle_es.cli.context import CliState
+from lifecycle_es.cli import audit, lifecycle_checks, metrics, output, privacy, projections, writing
+from lifecycle_es.cli.context import READ_STORE_ENV, CliState
 from lifecycle_es.cli.output import say
 from lifecycle_es.cli.progress import CliReporter
 from lifecycle_es.errors import LifecycleError, StoreError
@@ -21,7 +21,13 @@ from lifecycle_es.stores.url import redact
 
 app = typer.Typer(
     name="lifecycle-es",
-    help="Event-sourced customer lifecycle: record, rebuild read models, audit, measure.",
+    help="Event-sourced customer lifecycle: record, rebuild read models, audit, measure.\n\n"
+         "Queries (stage, handovers, metrics, funnel, cohorts, time-in-stage, gaps, health, "
+         "report, audit, projections status/errors, keys status) first catch the store's "
+         "read models up with the log, which writes to the store (--no-catch-up on each "
+         "query reads them as they are). With --read-store URL (a replica, a read-only "
+         "role) they read there instead: never caught up, no lock, no DDL, and stderr (or "
+         "the --json answer) says how far behind the read models are.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -80,13 +86,28 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+#: the state of the command being run on a read store, until its end (see _after)
+_READING: list[CliState] = []
+
+
+def _after(*_: object, **__: object) -> None:
+    """After a command that succeeded: a query on a read store says how fresh it was."""
+    while _READING:
+        _READING.pop().show_freshness()
+
+
+@app.callback(result_callback=_after)
 def main(
     ctx: typer.Context,
     store: Annotated[str | None, typer.Option(
         metavar="URL",
         help="store URL: sqlite:///file.db, postgresql://user@host:port/db, memory:// "
              "(env LIFECYCLE_ES_STORE; default sqlite:///lifecycle.db)")] = None,
+    read_store: Annotated[str | None, typer.Option(
+        metavar="URL",
+        help="queries read this store instead (a replica, a read-only role): read only, "
+             "never caught up; how far behind its read models are goes to stderr "
+             "(--json: a read_models field) (env LIFECYCLE_ES_READ_STORE)")] = None,
     stage_model: Annotated[str | None, typer.Option(
         metavar="NAME|FILE",
         help="stage model: classic, customer-success or a TOML file "
@@ -105,11 +126,16 @@ def main(
     logs.configure(log_level)
     ctx.with_resource(reporting(CliReporter()))  # long work shows its progress on stderr
     _RUNNING["store"] = store
-    ctx.obj = CliState(
+    cli_state = CliState(
         store=store,
         stage_model=stage_model or os.environ.get("LIFECYCLE_ES_STAGE_MODEL"),
         projections_path=projections_path or [],
+        read_store=read_store or os.environ.get(READ_STORE_ENV) or None,
     )
+    ctx.obj = cli_state
+    output.json_envelope = cli_state.json_envelope if cli_state.read_store else None
+    _READING[:] = [cli_state] if cli_state.read_store else []
+    _RUNNING["read_store"] = cli_state.read_store
 
 
 #: the --store of the command being run, for run()'s error line (only the text: keeping the
@@ -122,6 +148,14 @@ def _store_url() -> str | None:
     return _RUNNING.get("store") or os.environ.get(STORE_ENV_VAR)
 
 
+def _redacted(text: str) -> str:
+    """``text`` without the password of the store or of the read store."""
+    for url in (_store_url(), _RUNNING.get("read_store")):
+        if url is not None:
+            text = redact(text, url)
+    return text
+
+
 for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy):
     _group.register(app)
 
@@ -132,8 +166,7 @@ def run() -> None:
         # Without standalone mode click *returns* the code of a typer.Exit: pass it on.
         code = app(standalone_mode=False)
     except LifecycleError as exc:
-        url = _store_url()
-        say(f"error: {exc if url is None else redact(str(exc), url)}", err=True)
+        say(f"error: {_redacted(str(exc))}", err=True)
         sys.exit(getattr(exc, "exit_code", 3 if isinstance(exc, StoreError) else 2))
     except KeyboardInterrupt:
         say("interrupted", err=True)

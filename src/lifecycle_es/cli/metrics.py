@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lifecycle_es.cli.context import state
+from lifecycle_es.cli.context import NoCatchUp, state
 from lifecycle_es.cli.output import emit, print_json, say
 from lifecycle_es.display import money_text as money
 from lifecycle_es.reading.metrics.queries import Metrics
@@ -22,8 +22,6 @@ To = Annotated[str | None, typer.Option("--to", help="period end (exclusive)")]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="answer as of this date/time "
                                           "(default: now)")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON")]
-NoCatchUp = Annotated[bool, typer.Option(
-    "--no-catch-up", help="read the read models as they are instead of catching them up")]
 
 
 def register(app: typer.Typer) -> None:
@@ -35,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _metrics(ctx: typer.Context, no_catch_up: bool) -> Metrics:
-    return Metrics(state(ctx).engine(), catch_up=not no_catch_up)
+    return Metrics(state(ctx).reader(not no_catch_up), catch_up=not no_catch_up)
 
 
 def pct(value: Fraction | None) -> str:

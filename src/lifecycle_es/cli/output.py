@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -60,9 +60,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: wraps every JSON answer of the running command (the CLI sets it: a query on a read store
+#: answers ``{"result": ..., "read_models": {...}}``); None: answers as they are
+json_envelope: Callable[[Any], Any] | None = None
+
+
 def print_json(data: Any) -> None:
     """Stable JSON on stdout (sorted keys, ISO 8601 times; non-printable characters as
     ``\\uXXXX`` escapes)."""
+    if json_envelope is not None:
+        data = json_envelope(data)
     text = orjson.dumps(data, default=_plain, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
     sys.stdout.write(json_visible(text.decode()) + "\n")
 

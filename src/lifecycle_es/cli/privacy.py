@@ -15,7 +15,7 @@ import typer
 
 from lifecycle_es.cli.context import state
 from lifecycle_es.cli.output import print_json, say
-from lifecycle_es.errors import MasterKeyError
+from lifecycle_es.errors import LifecycleError, MasterKeyError
 from lifecycle_es.stores.master_key import (
     KEY_ENV_VAR,
     KEY_FILE_ENV_VAR,
@@ -52,7 +52,15 @@ def erase(
     Backups made earlier still hold the key: see docs/privacy.md.
     """
     engine = state(ctx).engine()
-    version = engine.erase(customer=customer, reason=reason, actor=actor)
+    already = engine.customer(customer).state.erased_at
+    try:
+        version = engine.erase(customer=customer, reason=reason, actor=actor)
+    except LifecycleError:
+        if already is None and engine.customer(customer).state.erased_at is not None:
+            say(f"erased customer {customer!r} (its key deleted, the erasure recorded), but "
+                "the read models could not catch up: they keep its copies until they do "
+                "(`lifecycle-es projections run --once`; docs/privacy.md)", err=True)
+        raise
     erased = engine.customer(customer)
     if json:
         print_json({"customer": erased.external_id, "erased": True, "version": version})
@@ -78,7 +86,7 @@ def new_master() -> None:
 def status(ctx: typer.Context,
            json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False) -> None:
     """The fingerprint of the store's master key, and where this process got the key."""
-    keyring = state(ctx).engine().keyring
+    keyring = state(ctx).reader().keyring
     assert keyring is not None
     out = {"fingerprint": keyring.master.fingerprint, "source": keyring.master.source}
     if json:

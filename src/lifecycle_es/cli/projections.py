@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from lifecycle_es.cli.context import state
+from lifecycle_es.cli.context import NoCatchUp, state
 from lifecycle_es.cli.output import Csv, console, emit, print_json, say
 from lifecycle_es.display import money_text as money
 from lifecycle_es.logs import get_logger
@@ -29,9 +29,6 @@ Json = Annotated[bool, typer.Option("--json", help="print JSON")]
 SkipFailing = Annotated[bool, typer.Option(
     "--skip-failing", help="record events a read model cannot apply (see 'projections "
                            "errors') and go on past them, instead of stopping that read model")]
-NoCatchUp = Annotated[bool, typer.Option(
-    "--no-catch-up", help="read the read models as they are (a 'projections run' keeps them "
-                          "fresh) instead of catching them up first")]
 
 HANDOVER_TABLE = ("customer", "handover_id", "from_team", "to_team", "to_person", "status",
                   "sent_at", "latency_seconds")
@@ -122,7 +119,7 @@ def status(ctx: typer.Context, names: Names = None, json: Json = False,
     Exits 4 when a read model (or its rebuild) failed on an event: each is described on
     stderr (position, event type, customer, error).
     """
-    rows = [asdict(s) for s in state(ctx).engine().projections.status(names)]
+    rows = [asdict(s) for s in state(ctx).reader().projections.status(names)]
     emit(rows, (*STATUS_COLUMNS, "failure", "rebuild_failure") if json or as_csv
          else STATUS_COLUMNS,
          as_json=json, as_csv=as_csv, title="read models")
@@ -142,7 +139,7 @@ def errors(ctx: typer.Context, names: Names = None, json: Json = False,
            as_csv: Csv = False) -> None:
     """Events read models passed over with --skip-failing (model, position, event type,
     customer, error, when), by model and position."""
-    rows = state(ctx).engine().projections.skipped(names)
+    rows = state(ctx).reader().projections.skipped(names)
     emit(rows, ERROR_JSON_COLUMNS if json or as_csv else ERROR_COLUMNS, as_json=json,
          as_csv=as_csv,
          title="events skipped by read models")
@@ -154,7 +151,7 @@ def stage(
     json: Json = False, as_csv: Csv = False, no_catch_up: NoCatchUp = False,
 ) -> None:
     """Current stage of one customer, or the number of customers per stage."""
-    pm = state(ctx).engine().projections
+    pm = state(ctx).reader(not no_catch_up).projections
     if customer is not None:
         row = queries.customer_stage(pm, customer, catch_up=not no_catch_up)
         if not (json or as_csv):
@@ -183,7 +180,8 @@ def handovers(
 
     age = queries.parse_age(older_than) if older_than is not None else None
     at = as_utc(as_of, "as_of") if as_of is not None else None
-    rows = queries.handovers(state(ctx).engine().projections, customer=customer,
+    pm = state(ctx).reader(not no_catch_up).projections
+    rows = queries.handovers(pm, customer=customer,
                              pending=pending, older_than=age, catch_up=not no_catch_up,
                              as_of=at)
     columns = queries.HANDOVER_COLUMNS if json or as_csv else HANDOVER_TABLE

@@ -20,11 +20,18 @@ def register(app: typer.Typer) -> None:
     app.command("init")(init)
 
 
-def init(ctx: typer.Context) -> None:
+def init(
+    ctx: typer.Context,
+    read_models: Annotated[bool, typer.Option(
+        "--read-models/--no-read-models",
+        help="also create the read models (--no-read-models: the event store only, for a "
+             "role that owns the events schema while another owns the read schema)")] = True,
+) -> None:
     """Create an empty store (events, settings, read models); other reading commands refuse
     a store that does not exist yet."""
     engine = state(ctx).engine(create=True)
-    engine.projections.catch_up()
+    if read_models:
+        engine.projections.catch_up()
     console.print(f"store {engine.store.redacted()} ready", highlight=False, markup=False,
                   soft_wrap=True)
 

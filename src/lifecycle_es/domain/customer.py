@@ -2,7 +2,10 @@
 
 Commands (the public methods) check the rules and trigger events; events (the nested classes)
 only fold facts into state, so replaying them always reproduces the same state. A voided event
-is folded out by re-folding the customer's own events without it.
+is folded out by re-folding the customer's events without it. A customer object does not keep
+its history: it is loaded from a snapshot plus the events after it (:meth:`Customer.replay`,
+``domain/customer_snapshot.py``), keeps only the events applied to it since (``recent``), and
+re-reads its stored events from the store (``origin.stored``) when a void needs them.
 
 Fields holding personal data are listed in each event class's ``PERSONAL`` tuple: the store
 encrypts them under the customer's own key, and erasing the customer (``Erased``) deletes that
@@ -11,6 +14,7 @@ key, after which they read as placeholders (crypto-shredding; docs/privacy.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar
@@ -71,6 +75,17 @@ class CustomerState:
     erased_at: datetime | None = None
 
 
+@dataclass
+class Origin:
+    """Where a customer object comes from: the version it was loaded at (0: created here),
+    how many events were folded to load it (after its snapshot, if any), and how to read
+    its stored events up to a version (given by the repository that loaded it)."""
+
+    version: int = 0
+    replayed: int = 0
+    stored: Callable[[int], Iterable[Customer.Event]] | None = None
+
+
 class Customer(Aggregate):
     """A customer's whole lifecycle. Identity: UUID5 of the caller's external id."""
 
@@ -91,9 +106,8 @@ class Customer(Aggregate):
         ACTIVITY: ClassVar[bool] = True
 
         def apply(self, aggregate: Customer) -> None:
-            aggregate.log.append(self)
-            if self.originator_version not in aggregate.voided:
-                self.fold_all(aggregate.state)
+            aggregate.recent.append(self)
+            self.fold_all(aggregate.state)
 
         def fold_all(self, s: CustomerState) -> None:
             """:meth:`fold`, and the time of the latest activity."""
@@ -334,7 +348,7 @@ class Customer(Aggregate):
         PERSONAL = ("reason",)
 
         def apply(self, aggregate: Customer) -> None:
-            aggregate.log.append(self)
+            aggregate.recent.append(self)
             aggregate.voided[self.voided_version] = self.originator_version
             aggregate.refold()
 
@@ -353,25 +367,61 @@ class Customer(Aggregate):
 
     def __init__(self) -> None:
         self.state = CustomerState()
-        self.log: list[Customer.Event] = []  # every event of this customer, in version order
         self.voided: dict[int, int] = {}  # voided version -> version of the voiding event
+        self.origin = Origin()
+        #: the events applied to this object since it was loaded (all of them for a
+        #: customer registered here), in version order
+        self.recent: list[Customer.Event] = []
+
+    @classmethod
+    def replay(cls, base: Customer | None, events: Sequence[Customer.Event]) -> Customer | None:
+        """The customer from ``base`` (a snapshot's customer, or None) and the events after
+        it, in version order; None when one of them voids an event folded into ``base``
+        (the caller then replays the whole history).
+
+        The voids are read first, so each event is folded once, or skipped if voided.
+        """
+        voids = {e.voided_version: e.originator_version
+                 for e in events if isinstance(e, cls.EventVoided)}
+        if base is None:
+            first = events[0]
+            agg = object.__new__(cls)
+            agg.__base_init__(first.originator_id, first.originator_version, first.timestamp)
+            cls.__init__(agg)
+        elif voids and min(voids) <= base.version:
+            return None
+        else:
+            agg = base
+        agg.voided.update(voids)
+        s, voided = agg.state, agg.voided
+        for e in events:
+            if e.originator_version not in voided and e.__class__ is not cls.EventVoided:
+                e.fold_all(s)
+        if events:
+            agg._version = events[-1].originator_version
+            agg._modified_on = events[-1].timestamp
+        agg.origin = Origin(agg._version, len(events))
+        return agg
 
     def refold(self) -> None:
-        """Recompute the state from the customer's own events, skipping voided ones."""
-        self.state = CustomerState()
-        for ev in self.log:
-            if ev.originator_version not in self.voided and not isinstance(
-                ev, Customer.EventVoided
-            ):
-                ev.fold_all(self.state)
+        """Recompute the state from the customer's events, skipping voided ones: its stored
+        events up to the version it was loaded at, then those applied since."""
+        stored = self.origin.stored
+        if self.origin.version and stored is None:
+            raise RuntimeError("a loaded customer must know how to read its stored events")
+        earlier = stored(self.origin.version) if stored is not None and self.origin.version \
+            else ()
+        self.state = s = CustomerState()
+        voided = self.voided
+        for events in (earlier, self.recent):
+            for ev in events:
+                if ev.originator_version not in voided and not isinstance(
+                        ev, Customer.EventVoided):
+                    ev.fold_all(s)
 
     @property
     def external_id(self) -> str:
         return self.state.external_id
-
-    def event_at(self, version: int) -> Customer.Event:
-        """This customer's event with the given version (1 is the registration)."""
-        return self.log[version - 1]
 
     # --------------------------------------------------------------- commands
 
@@ -520,8 +570,7 @@ class Customer(Aggregate):
             raise self._refuse("voided_version", version, f"no such event (1..{self.version})")
         if version == 1:
             raise self._refuse("voided_version", version, "the registration cannot be voided")
-        target = self.event_at(version)
-        if isinstance(target, Customer.EventVoided):
+        if version in self.voided.values():
             raise self._refuse("voided_version", version, "a voiding event cannot be voided")
         if version in self.voided:
             raise self._refuse(

@@ -94,8 +94,9 @@ def report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of: 
 
 
 def _names(engine: LifecycleEngine) -> dict[str, str | None]:
-    """Customer -> name, as stored now (``[erased]`` after an erasure)."""
-    engine.projections.catch_up(["current_stage"])
+    """Customer -> name, as stored now (``[erased]`` after an erasure); the read model is
+    caught up first unless the engine's queries do not catch up (``--no-catch-up``)."""
+    engine.projections.ensure_current(["current_stage"])
     return dict(engine.projections.read.fetchall("SELECT customer, name FROM current_stage"))
 
 

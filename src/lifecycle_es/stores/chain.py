@@ -161,14 +161,17 @@ class SettingsLog:
         self.run(upsert, (key, value))
         self._record(key, value, SET)
 
-    def adopt(self) -> None:
-        """Record the stored settings of a store whose settings were never chained.
+    def needs_adopting(self) -> bool:
+        """Whether the store has settings but neither a settings history nor a settings
+        head (a store that had one and lost it is left for ``audit verify`` to report)."""
+        return bool(self.run(f"SELECT 1 FROM {self.t['settings']} LIMIT 1", ())) and not (
+            self.run(f"SELECT 1 FROM {self.t['history']} LIMIT 1", ()) or self.run(
+                f"SELECT 1 FROM {self.t['heads']} WHERE scope = ?", (SETTINGS_SCOPE,)))
 
-        Only when the store has neither a settings history nor a settings head: a store that
-        had one and lost it is left for ``audit verify`` to report.
-        """
-        if self.run(f"SELECT 1 FROM {self.t['history']} LIMIT 1", ()) or self.run(
-                f"SELECT 1 FROM {self.t['heads']} WHERE scope = ?", (SETTINGS_SCOPE,)):
+    def adopt(self) -> None:
+        """Record the stored settings of a store whose settings were never chained (when
+        :meth:`needs_adopting`)."""
+        if not self.needs_adopting():
             return
         for key, value in self.run(f"SELECT key, value FROM {self.t['settings']} "
                                    "ORDER BY key", ()):

@@ -43,8 +43,12 @@ class ChainSnapshot:
     digests, chain heads, settings and their history, and the read model ``naming_table``
     (position -> the aggregate's external id), all in one snapshot transaction."""
 
-    def __init__(self, store: StoreURL, events_table: str, naming_table: str) -> None:
+    def __init__(self, store: StoreURL, events_table: str, naming_table: str,
+                 recorder: Any = None) -> None:
+        """On PostgreSQL the snapshot borrows a connection of ``recorder``'s pool when
+        given (the engine's connection budget, docs/operations.md), else opens its own."""
         self.kind = store.kind
+        self._pool: Any = None
         names = {"events": events_table, "digests": DIGESTS_TABLE, "heads": HEADS_TABLE,
                  "settings": SETTINGS_TABLE, "history": SETTINGS_HISTORY_TABLE}
         if store.kind == "sqlite":
@@ -58,7 +62,15 @@ class ChainSnapshot:
 
             from lifecycle_es.stores.postgres import connect
 
-            self.conn = connect(store)
+            self._pool = getattr(getattr(recorder, "datastore", None), "pool", None)
+            if self._pool is not None:
+                from psycopg.rows import tuple_row
+
+                self.conn = self._pool.getconn()
+                self._row_factory = self.conn.row_factory
+                self.conn.row_factory = tuple_row
+            else:
+                self.conn = connect(store)
             self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             self.nid, self.p = "notification_id", "%s"
             # read models live in the schema beside the store's (projection/db.py)
@@ -128,6 +140,13 @@ class ChainSnapshot:
                 if r[1] is not None]
 
     def close(self) -> None:
+        if self._pool is not None:  # back to the pool as it came
+            try:
+                self.conn.rollback()
+                self.conn.row_factory = self._row_factory
+            finally:
+                self._pool.putconn(self.conn)
+            return
         self.conn.rollback() if self.kind == "postgresql" else self.conn.execute("ROLLBACK")
         self.conn.close()
 

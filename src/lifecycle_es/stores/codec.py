@@ -24,7 +24,7 @@ from eventsourcing.utils import get_topic, resolve_topic
 from lifecycle_es.errors import StoreError
 from lifecycle_es.privacy import ERASED, erased_document
 from lifecycle_es.stores.chain import Row, canonical_id
-from lifecycle_es.stores.keys import Keyring, seal, unseal
+from lifecycle_es.stores.keys import Erased, Keyring, seal, unseal
 
 #: the state key of an event's sealed personal fields: [token, field name, ...]
 SEALED = "_pii"
@@ -71,6 +71,13 @@ def revivers(cls: type) -> tuple[tuple[str, Callable[[str], Any]], ...]:
 def personal_fields(cls: type) -> tuple[str, ...]:
     """The fields of an event class holding personal data (its ``PERSONAL``)."""
     return tuple(getattr(cls, "PERSONAL", ()))
+
+
+@cache
+def seal_context(cls: type) -> str:
+    """What sealed fields are bound to besides the aggregate and version (``""`` for events;
+    a snapshot class's ``SEAL_CONTEXT``)."""
+    return str(getattr(cls, "SEAL_CONTEXT", ""))
 
 
 @cache
@@ -184,8 +191,16 @@ class FastMapper(Mapper[UUID]):
             assert self.keyring is not None
             for name in personal:
                 del state[name]
-            key = self.keyring.for_write(aggregate_id, new=version == 1)
-            state[SEALED] = [seal(key, personal, aggregate_id, version), *personal]
+            context = seal_context(cls)
+            if context:  # a snapshot: sealed by the customer's committed key, never a new one
+                found = self.keyring.for_read(aggregate_id)
+                if found is None:
+                    raise Erased(aggregate_id)
+                key = found
+            else:
+                key = self.keyring.for_write(aggregate_id, new=version == 1)
+            state[SEALED] = [seal(key, personal, aggregate_id, f"{context}{version}"),
+                             *personal]
 
     def stored_state(self, data: bytes) -> dict[str, Any]:
         """The state as stored (decrypted and decompressed when configured), personal
@@ -235,7 +250,7 @@ class FastMapper(Mapper[UUID]):
             makers = _placeholders(cls)
             state.update((n, makers.get(n, _erased_text)()) for n in names)
         else:
-            state.update(unseal(key, token, aggregate_id, version))
+            state.update(unseal(key, token, aggregate_id, f"{seal_context(cls)}{version}"))
 
     def has_plain_personal(self, topic: str, data: bytes) -> bool:
         """Whether the event stored as ``topic`` and ``data`` holds personal fields in

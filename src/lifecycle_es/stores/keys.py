@@ -243,14 +243,14 @@ def _wrap_aad(aggregate_id: str) -> bytes:
     return b"lifecycle-es data key " + aggregate_id.encode()
 
 
-def seal(key: AESGCM, fields: dict[str, Any], aggregate_id: str, version: int) -> str:
+def seal(key: AESGCM, fields: dict[str, Any], aggregate_id: str, version: int | str) -> str:
     """Personal ``fields`` encrypted under ``key``, bound to the event (base64 text)."""
     nonce = os.urandom(_NONCE)
     sealed = key.encrypt(nonce, orjson.dumps(fields), f"{aggregate_id}/{version}".encode())
     return base64.b64encode(nonce + sealed).decode("ascii")
 
 
-def unseal(key: AESGCM, token: str, aggregate_id: str, version: int) -> dict[str, Any]:
+def unseal(key: AESGCM, token: str, aggregate_id: str, version: int | str) -> dict[str, Any]:
     """The fields :func:`seal` sealed (raises StoreError when they do not open)."""
     try:
         data = base64.b64decode(token)

@@ -45,7 +45,9 @@ def prepared_schema(store: StoreURL) -> Iterator[None]:
     The body (the event store's table creation) runs under the same lock.
     """
     with connect(store, autocommit=True) as conn, setup_lock(conn, store.schema):
-        if store.schema != "public":
+        exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                              (store.schema,)).fetchone()
+        if not exists:  # (IF NOT EXISTS would still need CREATE on the database)
             conn.execute(
                 sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(store.schema))
             )

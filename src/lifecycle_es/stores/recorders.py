@@ -36,6 +36,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier
 
+from lifecycle_es.errors import StoreError
 from lifecycle_es.stores.chain import (
     DIGESTS_TABLE,
     HEADS_TABLE,
@@ -81,7 +82,7 @@ class Bulk:
         self._record(record)
 
 
-class _Guarded:
+class Guarded:
     """The store calls of the library's recorders, with store faults raised as
     ``StoreFault`` within :attr:`store`'s timeout (``stores/faults.py``). Reads on
     PostgreSQL are tried again on a new connection when theirs broke (``retry_lost``)."""
@@ -144,14 +145,14 @@ _WRITES = ("put_setting", "claim_master_fingerprint", "rewrap_keys")
 
 def _guarded_read(method: Callable[..., T]) -> Callable[..., T]:
     @wraps(method)
-    def call(self: _Guarded, *args: Any, **kwargs: Any) -> T:
+    def call(self: Guarded, *args: Any, **kwargs: Any) -> T:
         return self._call(method, self, *args, **kwargs)
     return call
 
 
 def _guarded_write(method: Callable[..., T]) -> Callable[..., T]:
     @wraps(method)
-    def call(self: _Guarded, *args: Any, **kwargs: Any) -> T:
+    def call(self: Guarded, *args: Any, **kwargs: Any) -> T:
         with raised_as_faults(self.store):
             return method(self, *args, **kwargs)
     return call
@@ -162,7 +163,7 @@ def _guarded_bulk(
 ) -> Callable[..., AbstractContextManager[Bulk]]:
     @contextmanager
     @wraps(bulk)
-    def guarded_bulk(self: _Guarded, **kwargs: Any) -> Iterator[Bulk]:
+    def guarded_bulk(self: Guarded, **kwargs: Any) -> Iterator[Bulk]:
         with raised_as_faults(self.store), bulk(self, **kwargs) as write:
             yield write
     return guarded_bulk
@@ -174,7 +175,7 @@ def rows_of(stored_events: Sequence[StoredEvent]) -> list[Row]:
             for e in stored_events]
 
 
-class ChainedSQLiteRecorder(_Guarded, SQLiteApplicationRecorder):
+class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
     """SQLite: one ``executemany`` per batch, chain rows in the same transaction."""
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
@@ -344,7 +345,7 @@ class ChainedSQLiteRecorder(_Guarded, SQLiteApplicationRecorder):
             str(row[0]), int(row[1]), int(row[2]), datetime.fromisoformat(row[3]))
 
 
-class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
+class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
     """PostgreSQL: ``COPY`` under the library's table lock, chain rows in the same transaction.
 
     Its connections wait at most the store's timeout for any lock (``lock_timeout``); reads
@@ -352,6 +353,9 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
     """
 
     retry_lost = True
+    #: reads while a bulk transaction is open run on its connection (the import's writer
+    #: process: a pool of one, docs/operations.md); else each read takes a pooled one
+    reads_in_bulk = False
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         pool = datastore.pool
@@ -453,6 +457,8 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
         The library's table lock is held throughout (notification ids commit in order).
         """
         stack, curs = self._call(self._begin)
+        if self.reads_in_bulk:
+            self._read_on(curs.connection, stack)
         keys = self._key_writes()
         committed = False
         try:
@@ -476,6 +482,16 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
         finally:
             if keys is not None:
                 keys.close(committed)
+
+    def _read_on(self, conn: Any, stack: ExitStack) -> None:
+        """Until ``stack`` closes, every use of the datastore's connections (the library's
+        reads, the keys') gets ``conn``, the bulk transaction's."""
+        @contextmanager
+        def the_bulk_connection() -> Iterator[Any]:
+            yield conn
+
+        self.datastore.get_connection = the_bulk_connection  # type: ignore[method-assign]
+        stack.callback(self.datastore.__dict__.pop, "get_connection", None)
 
     def _key_names(self) -> tuple[str, str]:
         schema = Identifier(self.datastore.schema).as_string()
@@ -611,8 +627,16 @@ class ChainedPostgresRecorder(_Guarded, PostgresApplicationRecorder):
             row = curs.fetchone()
         if row is not None and _first(row):
             self.datastore.register_type_adapters()
+        elif self.store.read_only:  # a replica or a read-only role: nothing is created
+            raise StoreError(f"read store {self.store.redacted()!r}: tables of the event "
+                             "store are missing (it was never created, or not replicated)")
         else:
             super().create_table()
+        if self.store.read_only:  # the adoption below takes a write lock
+            return
+        with self.datastore.transaction(commit=False) as curs:  # a role that only reads or
+            if not self._settings_log(_pg_run(curs)).needs_adopting():  # writes events
+                return  # needs no lock (nor the privilege to take it) to open the store
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
                 self.settings_history))  # two openers of an older store: one adopts

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import parse_qs, quote, quote_plus, unquote, unquote_plus, urlsplit
 
@@ -33,8 +33,12 @@ DEFAULT_POOL_SIZE = 1
 DEFAULT_MAX_OVERFLOW = 1
 POOL_ENV = {"pool_size": "LIFECYCLE_ES_POOL_SIZE", "max_overflow": "LIFECYCLE_ES_MAX_OVERFLOW"}
 #: query parameters the project reads itself; every other one goes to libpq as it is
-OWN_PARAMS = ("schema", "timeout", "pool_size", "max_overflow")
+OWN_PARAMS = ("schema", "timeout", "pool_size", "max_overflow", "read_only")
+#: values of ``?read_only=`` that mean yes (what ``--read-store`` sets)
+_YES = ("1", "on", "true", "yes")
 #: a schema name the engine can use unquoted (``<schema>_read`` must fit PostgreSQL's 63)
+#: the session setting of a read-only store: PostgreSQL itself refuses any write
+READ_ONLY_OPTION = "-c default_transaction_read_only=on"
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,57}$")
 
 
@@ -57,6 +61,9 @@ class StoreURL:
     libpq: str = field(default="", repr=False, compare=False)
     pool_size: int = DEFAULT_POOL_SIZE
     max_overflow: int = DEFAULT_MAX_OVERFLOW
+    #: a store only read (``?read_only=on``, or ``--read-store``): no DDL, no catch-up, and
+    #: on PostgreSQL every session is ``default_transaction_read_only``
+    read_only: bool = False
 
     @classmethod
     def parse(cls, url: StoreURL | str | None = None) -> StoreURL:
@@ -75,7 +82,9 @@ class StoreURL:
                     raise StoreError("sqlite URL takes no host: use sqlite:///path/to/file.db")
                 if not path:
                     raise StoreError("sqlite URL needs a file path: sqlite:///path/to/file.db")
-                return cls(kind="sqlite", path=path, timeout=_timeout(parse_qs(parts.query)))
+                query = parse_qs(parts.query)
+                return cls(kind="sqlite", path=path, timeout=_timeout(query),
+                           read_only=_read_only(query))
             if scheme in ("postgresql", "postgres"):
                 return _parse_postgres(cls, raw, scheme)
         except ValueError as exc:  # bad port and the like
@@ -84,6 +93,19 @@ class StoreURL:
             f"store URL {redact(raw)!r}: unknown scheme {redact(scheme, raw)!r} "
             "(use sqlite:///file.db, postgresql://user@host:port/db or memory://)"
         )
+
+    def as_read_only(self) -> StoreURL:
+        """This store, only read: what ``--read-store`` and ``read_store=`` open. The flag
+        is written into the raw URL too, so the recorder (which parses it again) sees it."""
+        if self.kind == "memory":
+            raise StoreError("a memory:// store cannot be a read store (it is private to "
+                             "one engine): use a SQLite or PostgreSQL URL")
+        if self.read_only:
+            return self
+        raw = self.raw
+        if self.kind == "postgresql":
+            raw += ("&" if "?" in raw else "?") + "read_only=on"
+        return replace(self, read_only=True, raw=raw)
 
     def redacted(self) -> str:
         """The URL with any password replaced by ``***``."""
@@ -112,6 +134,8 @@ class StoreURL:
                 "SQLITE_DBNAME": self.path,
                 "SQLITE_LOCK_TIMEOUT": str(self.timeout),
                 "APPLICATION_RECORDER_TOPIC": "lifecycle_es.stores.recorders:ChainedSQLiteRecorder",
+                # a read-only store runs no DDL (PostgreSQL: the recorder's create_table)
+                **({"CREATE_TABLE": "no"} if self.read_only else {}),
             }
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -148,6 +172,9 @@ class StoreURL:
             "host": self.host, "port": self.port, "user": self.user,
             "password": self.password or None, "dbname": self.dbname}
         given.setdefault("connect_timeout", self.timeout)
+        if self.read_only:
+            own = str(given.get("options") or os.environ.get("PGOPTIONS") or "").strip()
+            given["options"] = f"{own} {READ_ONLY_OPTION}".strip()
         return make_conninfo("", **given)
 
     def session_options(self) -> str:
@@ -157,6 +184,8 @@ class StoreURL:
 
         given = conninfo_to_dict(self.libpq).get("options") if self.libpq else None
         mine = f"-c lock_timeout={self.timeout * 1000}"
+        if self.read_only:
+            mine += f" {READ_ONLY_OPTION}"
         own = str(given or os.environ.get("PGOPTIONS") or "").strip()
         return f"{own} {mine}" if own else mine
 
@@ -204,7 +233,16 @@ def _parse_postgres(cls: type[StoreURL], raw: str, scheme: str) -> StoreURL:
         libpq=libpq,
         pool_size=_pool(query, "pool_size", DEFAULT_POOL_SIZE, 1),
         max_overflow=_pool(query, "max_overflow", DEFAULT_MAX_OVERFLOW, 0),
+        read_only=_read_only(query),
     )
+
+
+def _read_only(query: dict[str, list[str]]) -> bool:
+    """``?read_only=on`` (or 1, true, yes); anything else but off/0/false/no is refused."""
+    given = query.get("read_only", ["off"])[-1].lower()
+    if given not in (*_YES, "0", "off", "false", "no"):
+        raise StoreError(f"store URL: read_only={given[:20]!r}: use on or off")
+    return given in _YES
 
 
 def _pool(query: dict[str, list[str]], name: str, default: int, least: int) -> int:

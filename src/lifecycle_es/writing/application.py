@@ -8,6 +8,7 @@ takes the command's fields as keywords. Bulk writes are in ``writing/bulk_import
 from __future__ import annotations
 
 import getpass
+import os
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -15,17 +16,25 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, Repository
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    EventStore,
+    IntegrityError,
+    Mapper,
+    PersistenceError,
+)
 
 from lifecycle_es.commands import Command, build_command, build_erasure
 from lifecycle_es.domain.campaign import Campaign
 from lifecycle_es.domain.customer import Customer
+from lifecycle_es.domain.customer_snapshot import CustomerSnapshot
 from lifecycle_es.domain.ids import campaign_id, customer_id, parse_id
 from lifecycle_es.domain.stage_model import CLASSIC, StageModel, load_stage_model
 from lifecycle_es.errors import (
     ConcurrencyConflict,
+    ConfigError,
     InvariantViolation,
     LifecycleError,
     StoreError,
@@ -39,9 +48,30 @@ from lifecycle_es.stores.codec import FastMapper, OrjsonTranscoder
 from lifecycle_es.stores.event_log import EventLog
 from lifecycle_es.stores.keys import Keyring
 from lifecycle_es.stores.master_key import MasterKey, configured_master_key
+from lifecycle_es.stores.snapshot_table import snapshot_recorder
 from lifecycle_es.stores.url import StoreURL
+from lifecycle_es.writing.repository import CustomerRepository
 
 log = get_logger("lifecycle_es.writing")
+
+#: a customer is snapshotted every this many events by default (docs/evolution.md)
+DEFAULT_SNAPSHOT_EVERY = 100
+SNAPSHOT_ENV = "LIFECYCLE_ES_SNAPSHOT_EVERY"
+MAX_SNAPSHOT_EVERY = 1_000_000
+
+
+def snapshot_interval(given: int | None) -> int:
+    """The snapshot interval: ``given``, else ``$LIFECYCLE_ES_SNAPSHOT_EVERY``, else
+    :data:`DEFAULT_SNAPSHOT_EVERY`; 0 turns snapshots off."""
+    raw: object = given if given is not None else os.environ.get(SNAPSHOT_ENV, "").strip() \
+        or DEFAULT_SNAPSHOT_EVERY
+    text = str(raw)
+    if isinstance(raw, bool) or not (text.isascii() and text.isdigit()) \
+            or int(text) > MAX_SNAPSHOT_EVERY:
+        where = "snapshot_every" if given is not None else f"${SNAPSHOT_ENV}"
+        raise ConfigError(f"{where}={text[:20]!r}: a whole number of events from 0 (no "
+                          f"snapshots) to {MAX_SNAPSHOT_EVERY:,} expected")
+    return int(text)
 
 
 class LifecycleApplication(Application[UUID]):
@@ -67,9 +97,14 @@ class LifecycleApplication(Application[UUID]):
         projections_path: Sequence[str] = (),
         encrypt: bool = True,
         create: bool = True,
+        snapshot_every: int | None = None,
     ) -> None:
         self.store = StoreURL.parse(store)
         self.encrypt = encrypt
+        self.snapshot_every = snapshot_interval(snapshot_every)
+        self._create = create and not self.store.read_only  # never DDL on a read-only store
+        self.snapshotting_intervals = (  # type: ignore[misc]  # per engine, not per class
+            {Customer: self.snapshot_every} if self.snapshot_every else {})
         self.projections_path = list(projections_path)
         if isinstance(stage_model, str):  # a bad model file fails before any store is made
             stage_model = load_stage_model(stage_model)
@@ -84,7 +119,9 @@ class LifecycleApplication(Application[UUID]):
             setup = prepared_schema(self.store)
         try:
             with setup:
-                super().__init__(env=self.store.eventsourcing_env())
+                super().__init__(env={
+                    **self.store.eventsourcing_env(),
+                    "IS_SNAPSHOTTING_ENABLED": "y" if self.snapshot_every else "n"})
         except LifecycleError:
             raise
         except Exception as exc:  # driver errors: never echo the URL with its password
@@ -105,6 +142,45 @@ class LifecycleApplication(Application[UUID]):
             return MemoryRecorder()
         return super().construct_recorder()
 
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        """The library's snapshot store on the store's snapshot table
+        (``stores/snapshot_table.py``); a store opened only to read (``create=False``)
+        without that table gets none and replays its customers."""
+        recorder = snapshot_recorder(self.factory, getattr(self.recorder, "store", self.store),
+                                     create=self._create)
+        if recorder is None:
+            self.snapshotting_intervals = {}  # type: ignore[misc]
+            return None  # type: ignore[return-value]
+        return self.factory.event_store(mapper=self.mapper, recorder=recorder)
+
+    def construct_repository(self) -> Repository[UUID]:
+        """The library's repository, loading customers from snapshot + tail
+        (``writing/repository.py``)."""
+        return CustomerRepository(self.events, snapshot_store=self.snapshots)
+
+    def take_snapshot(self, aggregate_id: UUID, version: int | None = None,
+                      projector_func: Any = None) -> None:
+        """The library's snapshotting after a save, for customers only, and never failing
+        the save: a snapshot is a cache (one another process wrote first, or one that
+        cannot be written now, is skipped)."""
+        try:
+            agg: Any = self.repository.get(aggregate_id, version=version)
+        except (PersistenceError, LifecycleError) as exc:
+            log.debug("snapshot.skipped", aggregate=str(aggregate_id), version=version,
+                      reason=type(exc).__name__)
+            return
+        if isinstance(agg, Customer):
+            self._snapshot(agg)
+
+    def _snapshot(self, agg: Customer) -> None:
+        if self.snapshots is None:
+            return
+        try:
+            self.snapshots.put([CustomerSnapshot.take(agg)])
+        except (PersistenceError, LifecycleError) as exc:  # IntegrityError included
+            log.debug("snapshot.skipped", aggregate=str(agg.id), version=agg.version,
+                      reason=type(exc).__name__)
+
     def _open_keyring(self) -> Keyring:
         """The store's data keys under the configured master key (``stores/master_key.py``),
         given to the codec and the recorder; a new store records the key's fingerprint."""
@@ -114,7 +190,8 @@ class LifecycleApplication(Application[UUID]):
         else:
             stored = recorder.master_fingerprint()
             master = configured_master_key(stored_fingerprint=stored)
-            if stored is None:  # a new store (or one from before encryption): record it
+            if stored is None and not self.store.read_only:
+                # a new store (or one from before encryption): record the key's fingerprint
                 claimed = recorder.claim_master_fingerprint(master.fingerprint)
                 if claimed != master.fingerprint:  # another process recorded its key first
                     configured_master_key(stored_fingerprint=claimed)  # raises, saying so
@@ -131,7 +208,7 @@ class LifecycleApplication(Application[UUID]):
             return StageModel.model_validate_json(stored) if stored else CLASSIC
         model = given if isinstance(given, StageModel) else load_stage_model(given)
         dumped = model.model_dump_json()
-        if get is not None and dumped != stored:
+        if get is not None and dumped != stored and not self.store.read_only:
             self.recorder.put_setting("stage_model", dumped)  # type: ignore[attr-defined]
             log.info("engine.stage_model_set", model=model.name)
         return model
@@ -172,11 +249,17 @@ class LifecycleApplication(Application[UUID]):
         return events  # type: ignore[return-value]
 
     def stored_aggregate(self, command: Command) -> Aggregate | None:
-        """The recorded aggregate ``command`` targets, or None when there is none yet."""
+        """The recorded aggregate ``command`` targets, or None when there is none yet. A
+        customer loaded by folding ``snapshot_every`` events or more (written by an import,
+        or after a void older than its snapshot) is snapshotted first."""
         try:
-            return self.repository.get(command.aggregate_id())  # type: ignore[no-any-return]
+            agg: Aggregate = self.repository.get(command.aggregate_id())
         except AggregateNotFoundError:
             return None
+        if isinstance(agg, Customer) and self.snapshot_every \
+                and agg.origin.replayed >= self.snapshot_every:
+            self._snapshot(agg)
+        return agg
 
     @property
     def event_log(self) -> EventLog:
@@ -197,6 +280,9 @@ class LifecycleApplication(Application[UUID]):
             command.check_teams(self.stage_model.teams)
             agg = command.apply_to(self.stored_aggregate(command), self.stage_model)
             self._save(agg)
+            if isinstance(agg, Customer) and isinstance(agg.recent[-1], Customer.EventVoided) \
+                    and self.snapshot_every and agg.version >= self.snapshot_every:
+                self._snapshot(agg)  # loads need not replay the whole history again
             outcome = "ok"
             return agg.version
         except LifecycleError as exc:

@@ -42,6 +42,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -459,9 +460,14 @@ def serve() -> None:
     gc.disable()  # as the engine's import does (gcpause.py)
     try:
         _, (store, model, store_empty, encrypt) = pickle.load(inbox)
-        engine = LifecycleApplication(store, stage_model=StageModel.model_validate_json(model),
-                                      encrypt=encrypt)
+        # The store exists (the engine opened it): no schema set-up connection. One
+        # connection: its reads during the transaction use the transaction's (the engine's
+        # process keeps its own pool; 3 connections for the two, docs/operations.md).
+        engine = LifecycleApplication(replace(store, pool_size=1, max_overflow=0),
+                                      stage_model=StageModel.model_validate_json(model),
+                                      encrypt=encrypt, create=False)
         problems: list[FieldProblem] = []
+        engine.recorder.reads_in_bulk = True  # type: ignore[attr-defined]
         checker = Checker(engine, problems, store_empty=store_empty)
         own: deque[tuple[int, list[Row]]] = deque()  # rows of our lines, not written yet
         writing = True

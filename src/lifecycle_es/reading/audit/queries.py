@@ -183,7 +183,7 @@ class Audit:
             where.append("position < ?" if order == "newest" else "position > ?")
             params.append(int(after))
 
-        self.engine.projections.catch_up([INDEX])
+        self.engine.projections.ensure_current([INDEX])
         table = self.engine.projections.projections[INDEX].tables[0]
         cols = list(table.columns)
         page = (f"SELECT {', '.join(cols)} FROM {INDEX}"
@@ -203,12 +203,8 @@ class Audit:
 
 
 def _fold(events: list[Customer.Event]) -> Customer:
-    """A Customer holding ``events`` (in version order), folded by the domain's own refold."""
-    agg = object.__new__(Customer)
-    Customer.__init__(agg)
-    agg.log = list(events)
-    for e in events:
-        if isinstance(e, Customer.EventVoided):
-            agg.voided[e.voided_version] = e.originator_version
-    agg.refold()
+    """The Customer ``events`` (in version order, from the registration) fold into, by the
+    domain's own replay."""
+    agg = Customer.replay(None, events)
+    assert agg is not None  # no snapshot: nothing to invalidate
     return agg

@@ -520,7 +520,7 @@ def verify(engine: Source, anchor: str | None = None) -> VerifyReport:
     """
     wanted = parse_anchor(anchor) if anchor is not None else None
     table = getattr(engine.event_log.recorder, "events_table_name", "")
-    snap = ChainSnapshot(engine.store, table, NAMING_TABLE)
+    snap = ChainSnapshot(engine.store, table, NAMING_TABLE, engine.event_log.recorder)
     try:
         v = _Verifier(engine.event_log.decode_state)
         at_anchor: bytes | None = None

@@ -67,8 +67,9 @@ def as_utc(value: When | None, field: str = "as_of") -> datetime:
 
 
 def reader_for(engine: Source) -> FactsReader:
-    """A reader over the engine's read models, caught up with the log first."""
-    engine.projections.catch_up(list(READ_MODELS))
+    """A reader over the engine's read models, caught up with the log first (unless the
+    engine's queries do not catch up: ``--no-catch-up``, a read store)."""
+    engine.projections.ensure_current(list(READ_MODELS))
     return FactsReader(engine.projections.read)
 
 

@@ -79,7 +79,42 @@ class ReadStore:
         self.dialect = "postgresql" if store.kind == "postgresql" else "sqlite"
         self._lock = threading.RLock()
         self._savepoints = 0
+        self._suspended = False
         self._open()
+
+    @property
+    def conn(self) -> Any:
+        """The connection (reopened here after :meth:`suspend`)."""
+        if self._suspended:
+            self._suspended = False
+            self._open()
+        return self._conn
+
+    @conn.setter
+    def conn(self, value: Any) -> None:
+        self._conn = value
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every use of the connection (a live runner's LISTEN waits under it)."""
+        return self._lock
+
+    @contextmanager
+    def set_aside(self) -> Iterator[None]:
+        """Close a PostgreSQL connection for the block (reopened on the next use after it):
+        an import's writer process takes its place in the connection budget
+        (docs/operations.md). Other threads' uses wait for the block's end. A no-op on
+        SQLite."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        with self._lock:
+            if not (self._suspended or self._savepoints
+                    or self._conn.info.transaction_status):
+                with suppress(Exception):
+                    self._conn.close()
+                self._suspended = True
+            yield
 
     def _open(self) -> None:
         store = self.store
@@ -89,10 +124,19 @@ class ReadStore:
             self.schema = (
                 "lifecycle_read" if store.schema == "public" else f"{store.schema}_read"
             )
-            self.conn: Any = connect(store, autocommit=True)
+            self.conn = connect(store, autocommit=True)
             self.param = "%s"
-            with setup_lock(self.conn, self.schema):
-                self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            if store.read_only:  # a replica or a read-only role: no lock, no DDL
+                self.conn.execute(f'SET search_path TO "{self.schema}", public')
+                self.conn.execute("SET TIME ZONE 'UTC'")
+                self._require_state_table()
+                return
+            with self._faults(), setup_lock(self.conn, self.schema):
+                if not self.conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                                         (self.schema,)).fetchone():
+                    # (IF NOT EXISTS alone would need CREATE on the database: a role that
+                    # owns the read schema has no need of it)
+                    self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 self.conn.execute(f'SET search_path TO "{self.schema}", public')
                 self.conn.execute("SET TIME ZONE 'UTC'")
                 self._create_state_table()
@@ -101,16 +145,38 @@ class ReadStore:
             self.schema = ""
             path = store.path if store.kind == "sqlite" else ":memory:"
             with self._faults():
-                self.conn = sqlite3.connect(path, isolation_level=None,
-                                            check_same_thread=False, timeout=store.timeout)
+                if store.read_only and path != ":memory:":
+                    from pathlib import Path
+
+                    self.conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro",
+                                                uri=True, isolation_level=None,
+                                                check_same_thread=False, timeout=store.timeout)
+                else:
+                    self.conn = sqlite3.connect(path, isolation_level=None,
+                                                check_same_thread=False, timeout=store.timeout)
+            self.param = "?"
+            if store.read_only:
+                self._require_state_table()
+                return
             if path != ":memory:":
                 self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             # deleted and rewritten rows leave no bytes behind: an erased customer's name
             # must not stay in free space of a page (docs/privacy.md)
             self.conn.execute("PRAGMA secure_delete=ON")
-            self.param = "?"
         self._create_state_table()
+
+    def _require_state_table(self) -> None:
+        """A read-only store must already hold read models: else one StoreError (exit 3)."""
+        from lifecycle_es.errors import StoreError
+
+        if not self.table_exists(STATE_TABLE):
+            where = f"schema {self.schema!r}" if self.schema else "the file"
+            self.conn.close()
+            raise StoreError(
+                f"read store {self.store.redacted()!r}: no read models in {where} (build "
+                "them on the primary store: `lifecycle-es projections run` (--once "
+                "to catch up and exit); a replica receives them)")
 
     def _create_state_table(self) -> None:
         self.execute(
@@ -141,9 +207,10 @@ class ReadStore:
     @contextmanager
     def _faults(self) -> Iterator[None]:
         """A fault of the database or the connection (:func:`is_transient`) leaves as a
-        one-line ``StoreError`` (still transient: the runner retries it); an error of the
+        one-line ``StoreError`` (still transient: the runner retries it), and so does a
+        missing privilege (a role without the grants of docs/operations.md); an error of the
         statement or its values (an event a read model cannot store) is left as it is."""
-        from lifecycle_es.errors import StoreError
+        from lifecycle_es.errors import StoreError, first_line
         from lifecycle_es.stores.faults import fault
 
         try:
@@ -153,6 +220,11 @@ class ReadStore:
         except Exception as exc:
             if is_transient(exc):
                 raise fault(exc, self.store) from None
+            if type(exc).__name__ == "InsufficientPrivilege":  # psycopg.errors, not imported
+                raise StoreError(
+                    f"read models of {self.store.redacted()}: "
+                    f"{self.store.scrub(first_line(exc))} (the grants: docs/operations.md, "
+                    "\"Roles and grants\")") from None
             raise
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -182,6 +254,11 @@ class ReadStore:
         PostgreSQL: transaction-scoped advisory locks (other runners wait). SQLite: ``BEGIN
         IMMEDIATE`` takes the database's write lock.
         """
+        if self.store.read_only:
+            from lifecycle_es.errors import StoreError
+
+            raise StoreError(f"read store {self.store.redacted()!r} is only read: read "
+                             "models are written on the primary store (--store)")
         with self._lock:
             if self.dialect == "sqlite":
                 self.conn.execute("BEGIN IMMEDIATE")

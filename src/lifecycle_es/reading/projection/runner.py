@@ -26,7 +26,7 @@ from eventsourcing.utils import resolve_topic
 
 from lifecycle_es.display import visible
 from lifecycle_es.domain.customer import Customer
-from lifecycle_es.errors import LifecycleError, first_line
+from lifecycle_es.errors import LifecycleError, StoreError, first_line
 from lifecycle_es.logs import get_logger
 from lifecycle_es.progress import Progress, track
 from lifecycle_es.reading.projection.base import BoundHandler, Projection, Table
@@ -165,6 +165,11 @@ class ProjectionManager:
         assert isinstance(mapper, FastMapper)  # the engine's codec
         self._mapper = mapper
         self.read = ReadStore(engine.store)
+        #: whether queries catch the read models up first (``ensure_current``): the embedded
+        #: default; False with ``--no-catch-up`` and always on a read-only store
+        self.queries_catch_up = not engine.store.read_only
+        #: the read models queries read since this manager was opened (what freshness covers)
+        self.consulted: set[str] = set()
         self.classes = discover(engine.projections_path)
         self._history_cache: tuple[Any, list[Any]] = (None, [])
         #: phase one of a rebuild: the current aggregate's events decoded so far
@@ -252,13 +257,16 @@ class ProjectionManager:
     def check_current(self, names: Sequence[str]) -> None:
         """Raise :class:`ProjectionFailed` when one of these read models stopped on an
         event (its rows are stale since then)."""
+        self.consulted.update(names)
         if names and (failed := self.failures(names)):
             raise ProjectionFailed(failed)
 
     def ensure_current(self, names: Sequence[str], catch_up: bool = True) -> None:
         """Before a query: catch the read models up (``catch_up``) or only check that none
-        of them stopped on an event (:class:`ProjectionFailed` says since where)."""
-        if catch_up:
+        of them stopped on an event (:class:`ProjectionFailed` says since where). Never
+        catches up when :attr:`queries_catch_up` is off (``--no-catch-up``, a read store)."""
+        if catch_up and self.queries_catch_up:
+            self.consulted.update(names)
             self.catch_up(names)
         else:
             self.check_current(names)
@@ -323,6 +331,7 @@ class ProjectionManager:
         ``skip_failing`` such events are recorded (see :meth:`skipped`) and passed over.
         Without ``progress``, progress goes to the host's reporter (:mod:`lifecycle_es.progress`).
         """
+        self._writable()
         if progress is None:
             with track("catch-up") as reported:
                 return self.catch_up(names, batch_size=batch_size, progress=reported,
@@ -371,11 +380,12 @@ class ProjectionManager:
         (BACKOFF_FIRST doubling to BACKOFF_CAP); positions are stored with the rows, so
         work resumes exactly where it stopped.
         """
+        self._writable()
         stop = stop or threading.Event()
         selected = [p.name for p in self.select(names)]
         total, attempts = 0, 0
         retry_at: dict[str, float] = {}  # failed read model -> when to retry it
-        waiter = _Waiter(self.engine)
+        waiter = _Waiter(self.engine, self.read)
         try:
             while not stop.is_set():
                 try:
@@ -412,6 +422,12 @@ class ProjectionManager:
             waiter.close()
         return total
 
+    def _writable(self) -> None:
+        """Refuse (StoreError) to write the read models of a read-only store."""
+        if self.engine.store.read_only:
+            raise StoreError(f"read store {self.engine.store.redacted()!r} is only read: "
+                             "read models are caught up and rebuilt on the primary (--store)")
+
     # ----------------------------------------------------------------- rebuild
 
     def rebuild(
@@ -426,6 +442,7 @@ class ProjectionManager:
         :class:`ProjectionFailed` says which, where and why. With ``skip_failing`` such
         events are recorded (see :meth:`skipped`) and passed over.
         """
+        self._writable()
         group = self.select(names)
         tables: dict[str, Tables] = {}
         by_aggregate = []
@@ -1012,34 +1029,34 @@ def _param_type(value: Any) -> str:
 class _Waiter:
     """Sleeps until new events may exist: PostgreSQL LISTEN on the store's channel, else poll.
 
-    The LISTEN connection is opened by :meth:`connect` and, once lost, closed by
-    :meth:`close` and opened again by the next :meth:`connect`.
+    The LISTEN runs on the read models' own connection (``ReadStore``), not on one of its
+    own: a live runner stays within the engine's connection budget (docs/operations.md).
+    :meth:`connect` listens on that connection (again once it was reopened), :meth:`close`
+    stops listening.
     """
 
-    def __init__(self, engine: LogSource) -> None:
+    def __init__(self, engine: LogSource, read: ReadStore) -> None:
         self.store = engine.store
         self.channel = engine.event_log.channel
+        self.read = read
         self.conn: Any = None
 
     def connect(self) -> None:
-        if self.conn is not None or self.store.kind != "postgresql" or not self.channel:
+        if self.store.kind != "postgresql" or not self.channel:
+            return
+        if self.conn is not None and self.conn is self.read.conn and not self.conn.closed:
             return
         from psycopg import sql
 
-        from lifecycle_es.stores.postgres import connect
-
-        conn = connect(self.store, autocommit=True)
-        try:
-            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-        except BaseException:
-            conn.close()
-            raise
-        self.conn = conn
+        self.read.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel))
+                          .as_string(self.read.conn))
+        self.conn = self.read.conn
 
     def close(self) -> None:
         if self.conn is not None:
-            with suppress(Exception):
-                self.conn.close()
+            if self.conn is self.read.conn and not self.conn.closed:
+                with suppress(Exception):
+                    self.read.execute("UNLISTEN *")
             self.conn = None
 
     def wait(self, timeout: float, stop: threading.Event) -> None:
@@ -1050,6 +1067,11 @@ class _Waiter:
             if self.conn is None:
                 stop.wait(step)
                 continue
-            if list(self.conn.notifies(timeout=step, stop_after=1)):
-                list(self.conn.notifies(timeout=0.001))  # drain a burst of NOTIFYs
+            with self.read.lock:  # other threads' queries wait at most one step
+                if self.conn is not self.read.conn:  # reopened (an import set it aside)
+                    self.connect()
+                woke = list(self.conn.notifies(timeout=step, stop_after=1))
+            if woke:
+                with self.read.lock:
+                    list(self.conn.notifies(timeout=0.001))  # drain a burst of NOTIFYs
                 return

@@ -1,0 +1,225 @@
+"""Snapshots: a customer loaded from its latest snapshot plus the events after it is the
+customer a full replay gives, at every version, voids included; snapshots hold no personal
+data in clear; a snapshot of another fold, or one that cannot be written, changes nothing."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from projection_gen import commands_from_choices
+from test_properties_domain import fold
+
+from lifecycle_es import LifecycleEngine
+from lifecycle_es.domain import customer_snapshot
+from lifecycle_es.domain.customer import Customer
+from lifecycle_es.domain.customer_snapshot import CustomerSnapshot
+from lifecycle_es.errors import ConfigError, StoreError
+from lifecycle_es.privacy import ERASED
+
+WHO = {"at": "2025-03-01T10:00:00+01:00", "actor": "ann", "team": "sales"}
+NAME = "Zoë Snapshot-Person"
+
+_examples = itertools.count()
+
+
+def _engines(factory: Callable[[str], str], kind: str) -> tuple[str, str]:
+    urls: dict[str, str] = vars(factory).setdefault("snapshot_store_urls", {})
+    if kind not in urls:
+        urls[kind] = factory(kind)
+    return urls[kind], kind
+
+
+def _same(a: Customer, b: Customer) -> None:
+    assert (a.version, a.state, a.voided) == (b.version, b.state, b.voided)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(choices=st.lists(st.tuples(st.integers(0, 1), st.integers(0, 19),
+                                  st.integers(0, 1 << 16)), min_size=1, max_size=45),
+       every=st.integers(2, 7))
+def test_snapshot_plus_tail_is_a_full_replay_at_every_version(
+    store_url_factory: Callable[[str], str], kind: str, choices: list[tuple[int, int, int]],
+    every: int,
+) -> None:
+    url, _ = _engines(store_url_factory, kind)
+    prefix = f"s{next(_examples)}-"
+    commands = [c.model_copy(update={"customer": prefix + c.key})
+                for c in commands_from_choices(choices, customers=2)]
+    live = fold(commands)
+    writer = LifecycleEngine(url, snapshot_every=every)
+    replayer = LifecycleEngine(url, snapshot_every=0)
+    try:
+        for cmd in commands:  # one by one: the library's snapshotting after each save
+            writer.execute(cmd)
+        for key, aggregate in live.items():
+            loaded = writer.customer(key)
+            _same(loaded, aggregate)
+            _same(replayer.customer(key), aggregate)
+            assert loaded.recent == [] and loaded.origin.replayed <= loaded.version
+            for version in range(1, aggregate.version + 1):
+                at = writer.repository.get(aggregate.id, version=version)
+                _same(at, replayer.repository.get(aggregate.id, version=version))
+        for a in live.values():  # the property is not vacuous: snapshots were used
+            assert bool(_snapshot_versions(writer, a.id)) == (a.version >= every)
+    finally:
+        writer.close()
+        replayer.close()
+
+
+def _snapshot_versions(engine: LifecycleEngine, aggregate_id: Any) -> list[int]:
+    assert engine.snapshots is not None
+    return [s.originator_version for s in engine.snapshots.recorder.select_events(aggregate_id)]
+
+
+def _long_customer(engine: LifecycleEngine, events: int) -> Customer:
+    engine.register(customer="long", name=NAME, segment="smb", source="web", **WHO)
+    for i in range(events - 1):
+        engine.check_in(customer="long", notes=f"call {i} with {NAME}", **WHO)
+    return engine.customer("long")
+
+
+@pytest.fixture
+def durable(durable_store_url: str) -> Iterator[LifecycleEngine]:
+    engine = LifecycleEngine(durable_store_url, snapshot_every=10)
+    yield engine
+    engine.close()
+
+
+def test_a_loaded_customer_holds_only_its_tail(durable: LifecycleEngine) -> None:
+    c = _long_customer(durable, 57)
+    assert c.version == 57 and _snapshot_versions(durable, c.id) == [10, 20, 30, 40, 50]
+    assert c.origin.replayed == 7 and c.recent == []
+    assert not any(isinstance(v, list) and len(v) > 10 for v in vars(c).values())
+    durable.check_in(customer="long", **WHO)
+    assert durable.customer("long").origin.replayed == 8
+
+
+def test_a_void_older_than_the_snapshot_refolds_and_snapshots_again(
+        durable: LifecycleEngine) -> None:
+    durable.register(customer="v", name=NAME, segment="smb", source="web", **WHO)
+    durable.purchase(customer="v", plan="pro", mrr=5000, currency="EUR",
+                     contract_start="2025-03-01", contract_end="2026-03-01", **WHO)
+    for _ in range(20):
+        durable.payment(customer="v", amount=100, currency="EUR", **WHO)
+    before = durable.customer("v")
+    assert before.state.total_paid == 2000 and before.origin.replayed == 2  # snapshot at 20
+    durable.void_event(customer="v", voided_version=3, reason="refunded", **WHO)
+    after = durable.customer("v")
+    assert after.state.total_paid == 1900 and after.voided == {3: 23}
+    assert 23 in _snapshot_versions(durable, after.id)  # taken right after the void
+    assert after.origin.replayed == 0
+    full = LifecycleEngine(durable.store, snapshot_every=0)
+    _same(after, full.customer("v"))
+    full.close()
+    # a void in the tail of a snapshot older than the voided event re-folds in memory
+    durable.void_event(customer="v", voided_version=5, reason="refunded", **WHO)
+    assert durable.customer("v").state.total_paid == 1800
+
+
+def test_an_imported_history_is_snapshotted_by_its_next_command(
+        durable: LifecycleEngine, tmp_path: Path) -> None:
+    lines = [{"type": "customer_registered", "customer": "imp", "name": NAME,
+              "segment": "smb", "source": "web", **WHO}]
+    lines += [{"type": "check_in", "customer": "imp", **WHO}] * 30
+    path = tmp_path / "h.jsonl"
+    path.write_text("\n".join(__import__("json").dumps(x) for x in lines) + "\n")
+    durable.import_file(str(path))
+    c = durable.customer("imp")
+    assert c.origin.replayed == 31 and _snapshot_versions(durable, c.id) == []
+    durable.check_in(customer="imp", **WHO)  # its load folded ≥ 10 events: snapshot first
+    assert _snapshot_versions(durable, c.id) == [31]
+    assert durable.customer("imp").origin.replayed == 1
+
+
+def test_snapshots_hold_no_personal_data_in_clear(durable_store_url: str) -> None:
+    engine = LifecycleEngine(durable_store_url, snapshot_every=5)
+    try:
+        c = _long_customer(engine, 12)
+        assert engine.snapshots is not None
+        stored = list(engine.snapshots.recorder.select_events(c.id))
+        assert [s.originator_version for s in stored] == [5, 10]
+        for s in stored:
+            assert NAME.encode() not in s.state and b"_pii" in s.state
+        # sealed for its snapshot: the same token under an event's binding does not open
+        engine.erase(customer="long", reason="asked")
+        snap = engine.snapshots.get(c.id, desc=True, limit=1)
+        got = next(iter(snap))
+        assert isinstance(got, CustomerSnapshot) and got.mutate(None).state.name == ERASED
+        assert engine.customer("long").state.name == ERASED
+    finally:
+        engine.close()
+
+
+def test_a_snapshot_of_another_fold_is_ignored(durable: LifecycleEngine,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    c = _long_customer(durable, 25)
+    assert c.origin.replayed == 5
+    monkeypatch.setattr(customer_snapshot, "FOLD_VERSION", customer_snapshot.FOLD_VERSION + 1)
+    customer_snapshot.fold_fingerprint.cache_clear()
+    try:
+        again = durable.customer("long")
+        assert again.origin.replayed == 25  # replayed, not read from the old fold's snapshot
+        _same(again, c)
+    finally:
+        customer_snapshot.fold_fingerprint.cache_clear()
+
+
+@pytest.mark.parametrize("error", [IntegrityError("another process wrote it first"),
+                                   StoreError("store x: unreachable (gave up after 5 s)")])
+def test_a_snapshot_that_cannot_be_written_does_not_fail_the_command(
+        durable: LifecycleEngine, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    assert durable.snapshots is not None
+
+    def clash(_: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(durable.snapshots, "put", clash)
+    c = _long_customer(durable, 12)
+    assert c.version == 12 and c.origin.replayed == 12
+    assert len(durable.history("long")) == 12
+
+
+def test_a_store_opened_to_read_gets_no_snapshot_table(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    LifecycleEngine(url, snapshot_every=0).register(
+        customer="a", name=NAME, segment="smb", source="web", **WHO)
+    reader = LifecycleEngine(url, create=False)
+    assert reader.customer("a").state.name == NAME and reader.snapshots is None
+    tables = {r[0] for r in sqlite3.connect(tmp_path / "old.db").execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "stored_snapshots" not in tables
+    writer = LifecycleEngine(url)
+    assert writer.snapshots is not None
+
+
+@pytest.mark.parametrize("given", [-1, "ten", 10**7, True, 2.5])
+def test_a_bad_interval_is_refused(given: Any, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="snapshot_every"):
+        LifecycleEngine(f"sqlite:///{tmp_path / 'x.db'}", snapshot_every=given)
+    assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize("given", ["-5", "lots", "1e3", "\x1b[31m", "\u0663", "9" * 40])
+def test_a_bad_interval_in_the_environment_is_refused(
+        given: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIFECYCLE_ES_SNAPSHOT_EVERY", given)
+    with pytest.raises(ConfigError, match="LIFECYCLE_ES_SNAPSHOT_EVERY"):
+        LifecycleEngine(f"sqlite:///{tmp_path / 'x.db'}")
+
+
+def test_the_interval_comes_from_the_environment(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIFECYCLE_ES_SNAPSHOT_EVERY", "4")
+    engine = LifecycleEngine(f"sqlite:///{tmp_path / 'x.db'}")
+    c = _long_customer(engine, 9)
+    assert engine.snapshot_every == 4 and _snapshot_versions(engine, c.id) == [4, 8]
