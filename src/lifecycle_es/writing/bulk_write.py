@@ -456,7 +456,7 @@ def serve() -> None:
             replies.flush()
 
     store: StoreURL | None = None
-    gc.disable()  # as the engine's import does (gcpause.py)
+    gc.disable()  # as the engine's import does (lifecycle_es/gcpause.py)
     try:
         _, (store, model, store_empty, encrypt) = pickle.load(inbox)
         engine = LifecycleApplication(store, stage_model=StageModel.model_validate_json(model),
