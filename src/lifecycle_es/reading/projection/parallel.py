@@ -30,8 +30,17 @@ if TYPE_CHECKING:
 
 #: the module a worker process runs
 WORKER = "lifecycle_es.reading.projection.rebuild_worker"
+#: logs shorter than this are rebuilt in one process by default (see default_jobs)
+AUTO_MIN_EVENTS = 20_000
 #: a worker reports its progress at most this often (seconds)
 PROGRESS_EVERY = 0.25
+
+
+def default_jobs(events: int) -> int:
+    """``projections rebuild``'s default number of processes for a log of ``events``:
+    min(2, CPUs), or 1 for a log under AUTO_MIN_EVENTS (a worker takes about a second to
+    start; the read models are rebuilt in less on such a log)."""
+    return 1 if events < AUTO_MIN_EVENTS else max(1, min(2, os.cpu_count() or 1))
 
 
 def plan(group: Sequence[Projection], jobs: int) -> list[list[Projection]]:
