@@ -110,6 +110,12 @@ def physical_limit(url: str, names: list[str]) -> dict[str, Any]:
         for t in pm.projections[name].tables:
             cols = list(t.columns)
             rows = read.fetchall(f"SELECT {', '.join(cols)} FROM {t.name}")
+            json_at = [i for i, c in enumerate(cols) if t.columns[c] == "json"]
+            if json_at and not sqlite:  # the driver's own form of a jsonb value
+                from psycopg.types.json import Jsonb
+
+                rows = [tuple(Jsonb(v) if i in json_at and v is not None else v
+                              for i, v in enumerate(row)) for row in rows]
             target = f"{t.name}__limit"
             read.execute(f"DROP TABLE IF EXISTS {target}")
             typed = ", ".join(f"{c} {COLUMN_TYPES[k][0 if sqlite else 1]}"
