@@ -129,7 +129,7 @@ def rebuild(
         failed, done, selected = exc, exc.events, exc.rebuilt
     seconds = time.perf_counter() - started
     result = {"projections": selected, "events": done, "seconds": round(seconds, 3),
-              "events_per_s": round(done / seconds) if seconds else 0}
+              "events_per_s": round(done / seconds) if seconds else 0, "jobs": jobs}
     if failed is not None:
         result["failed"] = [asdict(f) for f in failed.failures]
     if json:
