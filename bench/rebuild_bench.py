@@ -1,4 +1,4 @@
-"""Rebuild speed against the raw read+decode rate of the same log, on SQLite and PostgreSQL.
+"""Rebuild speed against the raw read+decode rate and the physical limit, SQLite and PostgreSQL.
 
 For each store and each N (default 100k and 1M events):
 
@@ -9,18 +9,25 @@ For each store and each N (default 100k and 1M events):
    - raw: ``recorder.select_notifications`` in pages + ``mapper.to_domain_event`` of every
      event — the floor any replay pays;
    - rebuild: ``engine.projections.rebuild()`` (shadow tables, batched writes, swap) of
-     issue 3's two read models (current_stage, handover_history), alternated with the raw
-     pass ``--repeat`` times, the fastest of each kept (the machine is shared: alternating
-     gives both sides the same conditions); then once of every built-in read model.
+     issue 3's two read models (current_stage, handover_history; skipped with
+     ``--no-issue-models``) and of every built-in read model once per ``--jobs`` value,
+     alternated with the raw pass ``--repeat`` times, the fastest of each kept (the machine
+     is shared: alternating gives both sides the same conditions);
+3. *limit* (a fresh subprocess, ``--repeat`` times, fastest kept): the physical limit — the
+   final rows of every built-in read model, read back from the live tables, written by the
+   driver alone into index-free tables (SQLite ``executemany``, PostgreSQL ``COPY``), then the
+   same primary keys and secondary indexes built: raw read+decode + this write is what any
+   rebuild must at least do.
 
-It prints events/s, the ratio rebuild/raw (target >= 0.5) and peak RSS (target: RSS at 1M
-<= 1.2 x RSS at 100k). Usage::
+It prints events/s, the ratios rebuild/raw and rebuild/(raw + limit write), rows per event
+and peak RSS (this process, and the largest worker of ``--jobs`` > 1). Usage::
 
     python bench/rebuild_bench.py [--sizes 100000,1000000] [--stores sqlite,postgres]
-        [--postgres URL] [--batch-size 5000] [--repeat 3] [--keep] [--issue-models-only]
+        [--postgres URL] [--batch-size 5000] [--repeat 3] [--jobs 1,2] [--keep]
+        [--issue-models-only] [--no-issue-models] [--encryption on,off] [--name NAME]
 
-Stores are ``/tmp/lifecycle_rebuild_bench_<N>.db`` and PostgreSQL schema
-``rebuild_bench_<N>``; ``--keep`` leaves them for the next run (else they are dropped).
+Stores are ``/tmp/lifecycle_<NAME>_<N>.db`` and PostgreSQL schema ``<NAME>_<N>`` (NAME
+``rebuild_bench``); ``--keep`` leaves them for the next run (else they are dropped).
 Results are recorded in docs/performance.md ("Rebuild").
 """
 
