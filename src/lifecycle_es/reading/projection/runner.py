@@ -857,9 +857,21 @@ class ProjectionManager:
         return self._isolate(p, t, items, skip, bounded)
 
     def _create_keys(self, tables: Tables) -> None:
-        """The primary keys of a phase-one shadow (see ``_start_shadow``)."""
+        """The primary keys of a phase-one shadow (see ``_start_shadow``). Two rows with
+        one key mean handlers wrote rows of another aggregate than the event's."""
         for rows in tables.all():
-            self.read.create_key(rows.table, rows.physical, str(tables.build))
+            try:
+                with self.read.savepoint():
+                    self.read.create_key(rows.table, rows.physical, str(tables.build))
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                raise LifecycleError(
+                    f"table {rows.table.name}: two rows with the same key "
+                    f"({', '.join(rows.table.key)}) after a replay by aggregate: a handler "
+                    "writes rows of another aggregate than its event's; set "
+                    f"replay_by_aggregate = False on its read model ({_one_line(exc)})"
+                ) from None
 
     def _isolate(self, p: Projection, t: Tables, items: list[_Item], skip: bool,
                  bounded: bool) -> tuple[Failure | None, list[Failure]]:
