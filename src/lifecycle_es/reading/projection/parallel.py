@@ -19,13 +19,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.errors import LifecycleError, StoreError
 
 if TYPE_CHECKING:
     from lifecycle_es.reading.projection.base import Projection
-    from lifecycle_es.reading.projection.runner import Failure, Progress
     from lifecycle_es.reading.projection.source import LogSource
 
 #: the module a worker process runs
@@ -61,8 +60,8 @@ def plan(group: Sequence[Projection], jobs: int) -> list[list[Projection]]:
 
 
 def fill_in_workers(opener: Callable[[], LogSource], parts: list[list[str]], batch_size: int,
-                    skip_failing: bool, progress: Progress | None,
-                    ) -> tuple[int, dict[str, Failure]]:
+                    skip_failing: bool, progress: Callable[[int, int], None] | None,
+                    ) -> tuple[int, dict[str, Any]]:
     """Fill the shadow tables of each group of read models in its own process; returns
     the events replayed (by the group that replayed most) and the read models that
     stopped on an event.
@@ -106,10 +105,10 @@ def _start(opener: Callable[[], LogSource], names: list[str], batch_size: int,
     return proc, conn
 
 
-def _collect(workers: list[tuple[subprocess.Popen[bytes], Connection]], progress: Progress | None,
-             ) -> tuple[int, dict[str, Failure]]:
+def _collect(workers: list[tuple[subprocess.Popen[bytes], Connection]],
+             progress: Callable[[int, int], None] | None) -> tuple[int, dict[str, Any]]:
     done: dict[Connection, tuple[int, int]] = {conn: (0, 0) for _, conn in workers}
-    failures: dict[str, Failure] = {}
+    failures: dict[str, Any] = {}
     replayed = 0
     error: LifecycleError | None = None
     open_ = {conn: proc for proc, conn in workers}
