@@ -61,9 +61,9 @@ from lifecycle_es.commands import Command, parse_command
 from lifecycle_es.demo import generate
 from lifecycle_es.domain.stage_model import PRESETS
 from lifecycle_es.engine import DEFAULT_WRITE_BATCH, iter_jsonl
+from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.stores.chain import canonical_id
 from lifecycle_es.stores.url import StoreURL
-from lifecycle_es.writing.gcpause import without_cyclic_gc
 
 UNTIL = date(2026, 11, 1)
 Row = tuple[Any, int, str, bytes]

@@ -18,6 +18,7 @@ from lifecycle_es.reading.audit.records import summary
 class AuditIndex(Projection):
     name = "audit_index"
     version = 3
+    rebuild_cost = 5.0  # relative, for rebuild --jobs: a row per event, nine indexes
     replay_by_aggregate = True  # handlers touch only rows of the event's own aggregate
     description = "one row per event: who, when (business and recorded time), what"
     refold_on_void = False  # a void marks the voided row; nothing is re-folded

@@ -13,6 +13,7 @@ from lifecycle_es.projection import Projection, Table, Tables, on
 class CurrentStage(Projection):
     name = "current_stage"
     version = 1
+    rebuild_cost = 0.5  # relative, for rebuild --jobs: a row per customer
     replay_by_aggregate = True  # handlers touch only rows of the event's own aggregate
     description = "per customer: stage, since, owner, owning team, paying, regressions"
     tables = (

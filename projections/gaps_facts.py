@@ -29,6 +29,7 @@ CHURNED_MONEY = "money_before_churn"
 class GapsFacts(Projection):
     name = "gaps_facts"
     version = 1
+    rebuild_cost = 1.5  # relative, for rebuild --jobs: four tables
     replay_by_aggregate = True  # handlers touch only rows of the event's own aggregate
     description = "stage/owner/money spans, check-ins, NPS, advocacy, offers, campaign versions"
     tables = (

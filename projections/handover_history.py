@@ -14,6 +14,7 @@ from lifecycle_es.projection import Projection, Table, Tables, on
 class HandoverHistory(Projection):
     name = "handover_history"
     version = 1
+    rebuild_cost = 0.3  # relative, for rebuild --jobs: a row per handover
     replay_by_aggregate = True  # handlers touch only rows of the event's own aggregate
     description = "every handover: document, from/to team and person, status, latency"
     tables = (

@@ -127,6 +127,7 @@ MRR_KINDS: dict[type, str] = {Customer.Expanded: "expansion", Customer.Contracte
 class MetricsFacts(Projection):
     name = "metrics"
     version = 1
+    rebuild_cost = 2.5  # relative, for rebuild --jobs: five tables
     replay_by_aggregate = True  # handlers touch only rows of the event's own aggregate
     description = "facts for metrics: paying intervals, MRR changes, payments, NPS/CSAT answers"
     tables = (CUSTOMERS, PAYING, MRR, PAYMENTS, ANSWERS)

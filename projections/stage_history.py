@@ -77,6 +77,7 @@ OPEN = Table(
 class StageHistory(Projection):
     name = "stage_history"
     version = 1
+    rebuild_cost = 1.0  # relative, for rebuild --jobs: three tables
     replay_by_aggregate = True  # handlers touch only rows of the event's own aggregate
     description = "per customer and stage: stays, entries, first/last entered, time in stage"
     tables = (STAYS, SUMMARY, OPEN)

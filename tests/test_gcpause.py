@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from lifecycle_es.writing.gcpause import without_cyclic_gc
+from lifecycle_es.gcpause import without_cyclic_gc
 
 
 def test_collector_is_off_inside_and_restored_after_success_and_error() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from cli_helpers import cli, popen
@@ -28,14 +30,38 @@ def _shadow_rows(pm: object) -> int:
         "current_stage__shadow") else 0
 
 
-def _interrupt_mid_rebuild(url: str, sig: int) -> tuple[int, str, int]:
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (a parallel rebuild's workers)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")  # a zombie is dead; it only waits for its reaper
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _interrupt_mid_rebuild(url: str, sig: int, jobs: int) -> tuple[int, str, int]:
     """Start a rebuild, send ``sig`` once it has committed a few batches.
 
-    Returns (exit code, stderr, shadow rows at the moment of the signal).
+    Returns (exit code, stderr, shadow rows at the moment of the signal). With ``jobs`` > 1
+    the rebuild's worker processes must be gone soon after it.
     """
     watcher = LifecycleEngine(url)
     pm = watcher.projections
-    proc = popen(url, "projections", "rebuild", *BUILTIN, "--batch-size", "100")
+    proc = popen(url, "projections", "rebuild", *BUILTIN, "--batch-size", "100",
+                 "--jobs", str(jobs))
     try:
         deadline = time.monotonic() + 120
         done = 0
@@ -46,8 +72,14 @@ def _interrupt_mid_rebuild(url: str, sig: int) -> tuple[int, str, int]:
             time.sleep(0.02)
         assert proc.poll() is None, "rebuild finished before it could be interrupted"
         assert 50 <= done < CUSTOMERS
+        workers = _children(proc.pid)
+        assert len(workers) == (jobs if jobs > 1 else 0), workers
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
+        deadline = time.monotonic() + 10
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [w for w in workers if _alive(w)], "a rebuild worker outlived the rebuild"
         return proc.returncode, err, done
     finally:
         if proc.poll() is None:
@@ -55,15 +87,17 @@ def _interrupt_mid_rebuild(url: str, sig: int) -> tuple[int, str, int]:
         watcher.close()
 
 
+@pytest.mark.parametrize("jobs", [1, 2], ids=["jobs-1", "jobs-2"])
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_interrupted_rebuild_resumes_and_equals_clean_rebuild(
-        durable_store_url: str, store_url_factory: Callable[[str], str], sig: int) -> None:
+        durable_store_url: str, store_url_factory: Callable[[str], str], sig: int,
+        jobs: int) -> None:
     eng = LifecycleEngine(durable_store_url)
     write(eng, customers=CUSTOMERS)
     cli(durable_store_url, "projections", "run", "--once", *BUILTIN)
     before = snapshot(eng.projections)
 
-    code, err, done = _interrupt_mid_rebuild(durable_store_url, sig)
+    code, err, done = _interrupt_mid_rebuild(durable_store_url, sig, jobs)
     if sig == signal.SIGKILL:
         assert code == -signal.SIGKILL
     else:
@@ -74,7 +108,8 @@ def test_interrupted_rebuild_resumes_and_equals_clean_rebuild(
     assert "rebuilding" in status["current_stage"].state
     assert _shadow_rows(eng.projections) >= done  # committed batches are kept, to resume
 
-    cli(durable_store_url, "projections", "rebuild", *BUILTIN, "--batch-size", "100")
+    cli(durable_store_url, "projections", "rebuild", *BUILTIN, "--batch-size", "100",
+        "--jobs", str(jobs))
     after = snapshot(eng.projections)
     eng.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 from projection_gen import write
 
 from lifecycle_es import LifecycleEngine
@@ -14,10 +15,13 @@ from lifecycle_es.stores.url import StoreURL
 OLD, NEW = 400, 250
 
 
-def test_reader_never_sees_a_partial_model(durable_store_url: str) -> None:
+@pytest.mark.parametrize("jobs", [1, 2], ids=["jobs-1", "jobs-2"])
+def test_reader_never_sees_a_partial_model(durable_store_url: str, jobs: int) -> None:
+    """With ``jobs`` 2 two read models are filled by two worker processes."""
+    models = ["current_stage", "handover_history"]
     eng = LifecycleEngine(durable_store_url)
     write(eng, customers=OLD)
-    eng.projections.catch_up(["current_stage"])
+    eng.projections.catch_up(models)
     write(eng, customers=NEW, seed=3, start=OLD)  # not caught up: only the rebuild adds them
 
     counts: list[int] = []
@@ -38,7 +42,7 @@ def test_reader_never_sees_a_partial_model(durable_store_url: str) -> None:
         while not counts:
             time.sleep(0.01)
         during_start = len(counts)
-        eng.projections.rebuild(["current_stage"], batch_size=100)
+        eng.projections.rebuild(models, batch_size=100, jobs=jobs)
         during = len(counts) - during_start
         time.sleep(0.2)
     finally:

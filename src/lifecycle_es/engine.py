@@ -12,9 +12,9 @@ is built here on the same store and event log. Neither side imports the other, n
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.logs import get_logger
@@ -146,6 +146,14 @@ class LifecycleEngine(BulkImportApplication):
             log.warning("erase.wal_busy", detail="a reader kept the write-ahead log from "
                         "being emptied: it still holds old pages until the next checkpoint")
         return version
+
+    def opener(self) -> Callable[[], LifecycleEngine]:
+        """A picklable callable that opens this engine again in another process (same
+        store, stage model, read-model folders and encryption; creates nothing): how a
+        parallel rebuild's workers open the store."""
+        return partial(LifecycleEngine, self.store, stage_model=self.stage_model,
+                       projections_path=self.projections_path, encrypt=self.encrypt,
+                       create=False)
 
     def close(self) -> None:
         """Close the store's connections (events and read models; the read store's)."""

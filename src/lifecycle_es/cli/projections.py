@@ -14,6 +14,7 @@ from lifecycle_es.display import money_text as money
 from lifecycle_es.logs import get_logger
 from lifecycle_es.progress import track
 from lifecycle_es.reading.projection import queries
+from lifecycle_es.reading.projection.parallel import default_jobs
 from lifecycle_es.reading.projection.runner import (
     DEFAULT_BATCH,
     Failure,
@@ -26,6 +27,9 @@ Names = Annotated[list[str] | None, typer.Argument(
     help="read models (default: all; see 'projections status')", show_default=False)]
 BatchSize = Annotated[int, typer.Option(min=1, help="events per transaction")]
 Json = Annotated[bool, typer.Option("--json", help="print JSON")]
+Jobs = Annotated[int, typer.Option(
+    min=0, help="processes filling the shadow tables, each a group of read models (0: "
+                "min(2, CPUs), or 1 for a log under 20,000 events)")]
 SkipFailing = Annotated[bool, typer.Option(
     "--skip-failing", help="record events a read model cannot apply (see 'projections "
                            "errors') and go on past them, instead of stopping that read model")]
@@ -47,27 +51,29 @@ def register(app: typer.Typer) -> None:
 @group.command("rebuild")
 def rebuild(
     ctx: typer.Context, names: Names = None, batch_size: BatchSize = DEFAULT_BATCH,
-    json: Json = False, skip_failing: SkipFailing = False,
+    json: Json = False, skip_failing: SkipFailing = False, jobs: Jobs = 0,
 ) -> None:
     """Rebuild read models from the whole log into shadow tables, then swap them in.
 
-    Readers keep the old tables until the swap. A killed rebuild resumes on the next run.
-    A read model that fails on an event is not swapped in (exit 4); the others are.
+    Readers keep the old tables until the swap, which replaces every rebuilt read model in
+    one transaction. A killed rebuild resumes on the next run. A read model that fails on
+    an event is not swapped in (exit 4); the others are.
     """
     pm = state(ctx).engine().projections
     selected = [p.name for p in pm.select(names)]
+    jobs = jobs or default_jobs(pm.head())
     started = time.perf_counter()
 
     failed: ProjectionFailed | None = None
     try:
         with track("rebuild") as progress:
             done = pm.rebuild(selected, batch_size=batch_size, progress=progress,
-                              skip_failing=skip_failing)
+                              skip_failing=skip_failing, jobs=jobs)
     except ProjectionFailed as exc:
         failed, done, selected = exc, exc.events, exc.rebuilt
     seconds = time.perf_counter() - started
     result = {"projections": selected, "events": done, "seconds": round(seconds, 3),
-              "events_per_s": round(done / seconds) if seconds else 0}
+              "events_per_s": round(done / seconds) if seconds else 0, "jobs": jobs}
     if failed is not None:
         result["failed"] = [asdict(f) for f in failed.failures]
     if json:

@@ -35,8 +35,12 @@ KEYS_TABLE = "lifecycle_keys"
 FINGERPRINT_SETTING = "master_key_fingerprint"
 #: seconds an unwrapped key is used before it is read again from the store
 KEY_CACHE_SECONDS = 60.0
-#: unwrapped keys kept at most (the cache is emptied when it grows past this)
+#: unwrapped keys kept at most (the cache is emptied when it grows past this); raw bytes
 KEY_CACHE_SIZE = 50_000
+#: ready ciphers kept at most: each holds an OpenSSL context (about 2.6 KB, against some
+#: 150 bytes for a raw key), so 50,000 of them cost 130 MB; a replay uses one key for all
+#: of a customer's events, then the next
+CIPHERS_KEPT = 64
 #: keys read ahead (in aggregate id order) when one is missing from the cache
 READ_AHEAD = 256
 _NONCE = 12
@@ -66,9 +70,10 @@ class Keyring:
         self.master = master
         self._wrapper = AESGCM(master.raw)
         self._table = table
-        self._cache: dict[str, tuple[float, AESGCM | None]] = {}
+        self._cache: dict[str, tuple[float, bytes | None]] = {}  # unwrapped (None: erased)
         self._unsaved: dict[str, bytes | None] = {}  # changes not yet committed
-        self._new: dict[str, AESGCM] = {}  # the unwrapped form of unsaved new keys
+        self._new: dict[str, bytes] = {}  # the unwrapped form of unsaved new keys
+        self._ciphers: dict[str, AESGCM] = {}  # of the keys used last (CIPHERS_KEPT)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ wrapping
@@ -99,38 +104,48 @@ class Keyring:
         with self._lock:
             made = self._new.get(aggregate_id)
             if made is not None:
-                return made
+                return self._cipher(aggregate_id, made)
             if not new:
                 found = self._cached(aggregate_id)
                 if found is None:
                     found = self._load(aggregate_id)
                 if found is not None and found[1] is not None:
-                    return found[1]
+                    return self._cipher(aggregate_id, found[1])
                 if found is not None:
                     raise Erased(aggregate_id)
-            raw = AESGCM.generate_key(bit_length=256)
-            key = self._new[aggregate_id] = AESGCM(raw)
+            raw = self._new[aggregate_id] = AESGCM.generate_key(bit_length=256)
             self._unsaved[aggregate_id] = self.wrap(aggregate_id, raw)
-            return key
+            self._ciphers.pop(aggregate_id, None)
+            return self._cipher(aggregate_id, raw)
 
     def for_read(self, aggregate_id: str) -> AESGCM | None:
         """The key to open this aggregate's sealed fields with; None once erased. (Only
         committed keys: stored events are sealed by committed keys alone.)"""
         with self._lock:
             found = self._cached(aggregate_id) or self._load(aggregate_id)
-        if found is None:
-            raise StoreError(
-                f"aggregate {aggregate_id} has sealed personal fields but no data key in the "
-                f"store's {KEYS_TABLE} table (was the table restored from another backup?)")
-        return found[1]
+            if found is None:
+                raise StoreError(
+                    f"aggregate {aggregate_id} has sealed personal fields but no data key in "
+                    f"the store's {KEYS_TABLE} table (was the table restored from another "
+                    "backup?)")
+            return None if found[1] is None else self._cipher(aggregate_id, found[1])
 
-    def _cached(self, aggregate_id: str) -> tuple[float, AESGCM | None] | None:
+    def _cipher(self, aggregate_id: str, raw: bytes) -> AESGCM:
+        """The cipher of a data key (kept for the :data:`CIPHERS_KEPT` used last)."""
+        cipher = self._ciphers.get(aggregate_id)
+        if cipher is None:
+            if len(self._ciphers) >= CIPHERS_KEPT:
+                self._ciphers.clear()
+            cipher = self._ciphers[aggregate_id] = AESGCM(raw)
+        return cipher
+
+    def _cached(self, aggregate_id: str) -> tuple[float, bytes | None] | None:
         entry = self._cache.get(aggregate_id)
         if entry is not None and time.monotonic() - entry[0] < KEY_CACHE_SECONDS:
             return entry
         return None
 
-    def _load(self, aggregate_id: str) -> tuple[float, AESGCM | None] | None:
+    def _load(self, aggregate_id: str) -> tuple[float, bytes | None] | None:
         """Read the keys from ``aggregate_id`` on (the next aggregates of a replay by
         aggregate come next); the entry of ``aggregate_id``, or None when it has none."""
         rows = self._table.select_keys(aggregate_id, READ_AHEAD)
@@ -138,14 +153,15 @@ class Keyring:
         if len(self._cache) + len(rows) > KEY_CACHE_SIZE:
             self._cache.clear()
         for aid, wrapped in rows:
-            self._cache[aid] = (now, None if wrapped is None
-                                else AESGCM(self.unwrap(aid, wrapped)))
+            self._cache[aid] = (now, None if wrapped is None else self.unwrap(aid, wrapped))
+            self._ciphers.pop(aid, None)
         return self._cache.get(aggregate_id) if rows and rows[0][0] == aggregate_id else None
 
     def forget(self) -> None:
         """Drop the cached keys (they are read again when next needed)."""
         with self._lock:
             self._cache.clear()
+            self._ciphers.clear()
 
     # ------------------------------------------------------------- changes
 
@@ -195,6 +211,7 @@ class Keyring:
             now = time.monotonic()
             for aid, wrapped in changes:
                 self._cache.pop(aid, None)
+                self._ciphers.pop(aid, None)
                 if not committed:
                     rows = stored.get(aid)
                     if not rows or rows[0][0] != aid:
@@ -206,13 +223,14 @@ class Keyring:
                 key = self._new.get(aid)
                 self._drop(aid, wrapped)
                 self._cache[aid] = (now, None if wrapped is None
-                                    else key or AESGCM(self.unwrap(aid, wrapped)))
+                                    else key or self.unwrap(aid, wrapped))
 
     def _drop(self, aggregate_id: str, wrapped: bytes | None) -> None:
         """Forget the unsaved change ``wrapped`` of the aggregate (not a newer one)."""
         if self._unsaved.get(aggregate_id, b"") == wrapped:
             del self._unsaved[aggregate_id]
             self._new.pop(aggregate_id, None)
+            self._ciphers.pop(aggregate_id, None)
 
 
 class KeyWrites:

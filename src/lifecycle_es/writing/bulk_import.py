@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 
 from lifecycle_es.commands import Command, parse_command
 from lifecycle_es.errors import FieldProblem, InvalidInput, StoreError
+from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.logs import get_logger
 from lifecycle_es.progress import track
 from lifecycle_es.stores.imports import DigestedLines, ImportRecord, file_digest
 from lifecycle_es.writing.application import LifecycleApplication
 from lifecycle_es.writing.bulk_write import BulkWrite, WriteFailed
-from lifecycle_es.writing.gcpause import without_cyclic_gc
 from lifecycle_es.writing.import_check import Checker, line_key
 
 log = get_logger("lifecycle_es.writing")

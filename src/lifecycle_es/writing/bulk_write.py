@@ -457,7 +457,7 @@ def serve() -> None:
             replies.flush()
 
     store: StoreURL | None = None
-    gc.disable()  # as the engine's import does (gcpause.py)
+    gc.disable()  # as the engine's import does (lifecycle_es/gcpause.py)
     try:
         _, (store, model, store_empty, encrypt) = pickle.load(inbox)
         # The store exists (the engine opened it): no schema set-up connection. One

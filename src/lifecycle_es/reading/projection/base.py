@@ -55,6 +55,9 @@ class Projection:
     #: row once with memory bounded by the batch, instead of in recording order
     replay_by_aggregate: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    #: rough cost of rebuilding this read model relative to others (1.0 = a typical one);
+    #: ``projections rebuild --jobs N`` balances its groups of read models by it
+    rebuild_cost: ClassVar[float] = 1.0
 
     handlers: ClassVar[dict[type, list[str]]] = {}
     _bound: dict[type, list[BoundHandler]]

@@ -430,15 +430,31 @@ class ReadStore:
         return self.fetchone(sql, (self.schema, name)) is not None
 
     def create_table(self, table: Table, physical: str, build: str,
-                     indexes: bool = True) -> None:
-        """Create ``physical`` with ``table``'s columns (and its indexes unless told not to)."""
+                     indexes: bool = True, key: bool = True) -> None:
+        """Create ``physical`` with ``table``'s columns, its primary key and its indexes
+        (without ``key``: no primary key, see :meth:`create_key`)."""
         col_index = 0 if self.dialect == "sqlite" else 1
         cols = ", ".join(f"{c} {COLUMN_TYPES[t][col_index]}" for c, t in table.columns.items())
-        self.execute(
-            f"CREATE TABLE {physical} ({cols}, PRIMARY KEY ({', '.join(table.key)}))"
-        )
+        pk = f", PRIMARY KEY ({', '.join(table.key)})" if key else ""
+        self.execute(f"CREATE TABLE {physical} ({cols}{pk})")
         if indexes:
             self.create_indexes(table, physical, build)
+
+    def create_key(self, table: Table, physical: str, build: str) -> None:
+        """Give a table created without its primary key (a rebuild's shadow, loaded in
+        any key order) that key, built in one sort: on PostgreSQL the primary key itself,
+        on SQLite a unique index (what SQLite builds for a PRIMARY KEY of such columns).
+        A no-op when the table has it."""
+        cols = ", ".join(table.key)
+        if self.dialect == "sqlite":
+            self.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS pk_{table.name}_{build} "
+                         f"ON {physical} ({cols})")
+            return
+        has = self.fetchone("SELECT 1 FROM pg_constraint WHERE contype='p' AND conrelid = "
+                            "to_regclass(?)", (f'"{self.schema}"."{physical}"',))
+        if has is None:
+            self.execute(f"ALTER TABLE {physical} ADD CONSTRAINT pk_{table.name}_{build} "
+                         f"PRIMARY KEY ({cols})")
 
     def create_indexes(self, table: Table, physical: str, build: str) -> None:
         """Create the secondary indexes of ``table`` on ``physical`` (names carry the build)."""

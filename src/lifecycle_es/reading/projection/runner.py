@@ -27,10 +27,12 @@ from eventsourcing.utils import resolve_topic
 from lifecycle_es.display import visible
 from lifecycle_es.domain.customer import Customer
 from lifecycle_es.errors import LifecycleError, StoreError, first_line
+from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.logs import get_logger
 from lifecycle_es.progress import Progress, track
 from lifecycle_es.reading.projection.base import BoundHandler, Projection, Table
 from lifecycle_es.reading.projection.db import ERRORS_TABLE, STATE_TABLE, ReadStore, is_transient
+from lifecycle_es.reading.projection.parallel import fill_in_workers, plan
 from lifecycle_es.reading.projection.registry import discover
 from lifecycle_es.reading.projection.writer import Rows, Tables
 from lifecycle_es.stores.codec import FastMapper
@@ -432,7 +434,7 @@ class ProjectionManager:
 
     def rebuild(
         self, names: Sequence[str] | None = None, *, batch_size: int = DEFAULT_BATCH,
-        progress: Progress | None = None, skip_failing: bool = False,
+        progress: Progress | None = None, skip_failing: bool = False, jobs: int = 1,
     ) -> int:
         """Rebuild read models from the whole log without downtime; returns events replayed.
 
@@ -441,11 +443,37 @@ class ProjectionManager:
         stay; the next rebuild resumes it and retries the event) while the others are; then
         :class:`ProjectionFailed` says which, where and why. With ``skip_failing`` such
         events are recorded (see :meth:`skipped`) and passed over.
+
+        ``jobs`` > 1 fills the shadow tables of groups of read models in that many worker
+        processes (``parallel.py``); the swap of every read model is still one transaction
+        of this process.
         """
         self._writable()
         group = self.select(names)
+        opener: Callable[[], Callable[[], LogSource]] | None = getattr(
+            self.engine, "opener", None)
+        parts = plan(group, jobs) if opener is not None and self.engine.store.kind != \
+            "memory" else [group]
+        if len(parts) > 1 and opener is not None:
+            done, failures = fill_in_workers(opener(), [[p.name for p in g] for g in parts],
+                                             batch_size, skip_failing, progress)
+            tables = {p.name: self._shadow_tables(p, complete=False) for p in group}
+        else:
+            tables, done, failures = self.fill_shadows(group, batch_size, progress,
+                                                       skip_failing)
+        return self._swap_in(group, tables, done, failures, batch_size, skip_failing)
+
+    @without_cyclic_gc  # batches of rows that form no cycles: collections free nothing
+    def fill_shadows(self, group: list[Projection], batch_size: int,
+                     progress: Progress | None, skip_failing: bool,
+                     ) -> tuple[dict[str, Tables], int, dict[str, Failure]]:
+        """Everything of a rebuild but the swap: start or resume the shadow tables of
+        ``group``, replay the log into them (by aggregate, then the tail) and build their
+        indexes. Returns the shadows' Tables, the events replayed and the read models that
+        stopped on an event."""
         tables: dict[str, Tables] = {}
         by_aggregate = []
+        started = time.perf_counter()
         for p in group:
             st = self._state(p.name)
             resumable = (
@@ -456,8 +484,7 @@ class ProjectionManager:
                 self._start_shadow(p, st)
             phase_one = self._state_value(p.name, "shadow_cursor") is not None
             # In phase one the shadow tables hold only rows of finished aggregates.
-            tables[p.name] = self._tables(p, SHADOW, complete=phase_one or not resumable)
-            tables[p.name].build = self._state_value(p.name, "shadow_build")
+            tables[p.name] = self._shadow_tables(p, complete=phase_one or not resumable)
             if phase_one:
                 by_aggregate.append(p)
             log.info("rebuild.start", projection=p.name, resumed=bool(resumable),
@@ -472,15 +499,27 @@ class ProjectionManager:
             progress and (lambda d, t: progress(d + replayed, t + replayed)),
             skip_failing, failures,
         )
-        group = [p for p in group if p.name not in failures]
+        indexed = time.perf_counter()
         for p in group:
-            with self.read.transaction([p.name]):
-                build = str(self._state_value(p.name, "shadow_build"))
-                for t in p.tables:
+            if p.name in failures:
+                continue
+            build = str(self._state_value(p.name, "shadow_build"))
+            for t in p.tables:  # one transaction per table: SQLite's write lock is shared
+                with self.read.transaction([p.name]):
                     self.read.create_indexes(t, t.name + SHADOW, build)
+        log.info("rebuild.filled", projections=[p.name for p in group], events=done,
+                 replay_s=round(indexed - started, 3),
+                 indexes_s=round(time.perf_counter() - indexed, 3))
+        return tables, done, failures
+
+    def _swap_in(self, group: list[Projection], tables: dict[str, Tables], done: int,
+                 failures: dict[str, Failure], batch_size: int, skip_failing: bool) -> int:
+        """Apply the events recorded meanwhile and swap every filled shadow in, in one
+        transaction holding the read models' locks; raise :class:`ProjectionFailed` for
+        the read models that stopped on an event."""
+        group = [p for p in group if p.name not in failures]
         if group:
             with self.read.transaction([p.name for p in group]):
-                # Apply the tail that arrived meanwhile, then swap while holding the locks.
                 done += self._step_until_head(group, tables, "shadow_position", batch_size,
                                               skip_failing, failures)
                 group = [p for p in group if p.name not in failures]
@@ -492,6 +531,11 @@ class ProjectionManager:
             raise ProjectionFailed(list(failures.values()), rebuild=True,
                                    rebuilt=[p.name for p in group], events=done)
         return done
+
+    def _shadow_tables(self, p: Projection, complete: bool) -> Tables:
+        tables = self._tables(p, SHADOW, complete)
+        tables.build = self._state_value(p.name, "shadow_build")
+        return tables
 
     # --------------------------------------------------------------- internals
 
@@ -531,7 +575,10 @@ class ProjectionManager:
             for t in p.tables:
                 self.read.drop_table(t.name + SHADOW)
                 # Secondary indexes are built once at the end: faster than maintaining them.
-                self.read.create_table(t, t.name + SHADOW, build, indexes=False)
+                # Phase one loads rows in aggregate order, not key order: the primary key
+                # too is built once, when phase one ends (see _replay_until).
+                self.read.create_table(t, t.name + SHADOW, build, indexes=False,
+                                       key=not p.replay_by_aggregate)
             if st is None:
                 self.read.execute(
                     f"INSERT INTO {STATE_TABLE} (name, version, position, build) "
@@ -620,6 +667,8 @@ class ProjectionManager:
         with self.read.transaction(names):
             cursor = self._phase_one_cursor(group, tables)
             for p in group:
+                # the shadow holds rows of the aggregates before the cursor only
+                tables[p.name].forget()
                 tables[p.name].stored_failure = self._state_value(p.name, "shadow_failure")
         pages = self.log.pages_by_aggregate(cursor, bound, batch_size)
         done = 0
@@ -640,10 +689,13 @@ class ProjectionManager:
                         batch.append((position, event))
                         yield position, event
 
+                # Outside the transaction: phase one's handlers see only the batch's own
+                # rows (the tables are "complete"), so they never read the database, and
+                # on SQLite other rebuild processes may write meanwhile (--jobs).
+                broken = self._dispatch(routes, events(), None)
+                known.clear()
                 with self.read.transaction(names):
                     self._phase_one_cursor(group, tables, cursor)
-                    broken = self._dispatch(routes, events(), None)
-                    known.clear()
                     for p in group:
                         t = tables[p.name]
                         try:  # a rebuild that stops keeps none of the batch (the cursor)
@@ -670,6 +722,7 @@ class ProjectionManager:
                 with self.read.transaction(names):  # phase one done: NULL cursor
                     self._phase_one_cursor(group, tables, cursor)
                     for p in group:
+                        self._create_keys(tables[p.name])
                         self.read.execute(
                             f"UPDATE {STATE_TABLE} SET shadow_cursor=NULL WHERE name=?",
                             (p.name,))
@@ -811,6 +864,8 @@ class ProjectionManager:
                 if is_transient(exc):
                     raise
         t.discard()
+        if not bounded:  # phase one: retried rows are upserts, which need the key
+            self._create_keys(t)
         items: list[_Item] = []
         for position, event in batch:
             if position > claimed:
@@ -819,6 +874,23 @@ class ProjectionManager:
                 if handlers:
                     items.append((position, event, handlers))
         return self._isolate(p, t, items, skip, bounded)
+
+    def _create_keys(self, tables: Tables) -> None:
+        """The primary keys of a phase-one shadow (see ``_start_shadow``). Two rows with
+        one key mean handlers wrote rows of another aggregate than the event's."""
+        for rows in tables.all():
+            try:
+                with self.read.savepoint():
+                    self.read.create_key(rows.table, rows.physical, str(tables.build))
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                raise LifecycleError(
+                    f"table {rows.table.name}: two rows with the same key "
+                    f"({', '.join(rows.table.key)}) after a replay by aggregate: a handler "
+                    "writes rows of another aggregate than its event's; set "
+                    f"replay_by_aggregate = False on its read model ({_one_line(exc)})"
+                ) from None
 
     def _isolate(self, p: Projection, t: Tables, items: list[_Item], skip: bool,
                  bounded: bool) -> tuple[Failure | None, list[Failure]]:
