@@ -52,3 +52,11 @@ def in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
                 engine.close()
     out, err = capsys.readouterr()
     return int(exc.value.code or 0), out, err
+
+
+def small_demo(tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
+    """The URL of a new store holding a demo of 40 customers up to 2026-01-01 (for a
+    module's fixture)."""
+    store = f"sqlite:///{tmp_path_factory.mktemp(name) / 'demo.db'}"
+    cli(store, "demo", "--customers", "40", "--until", "2026-01-01")
+    return store

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli
+from cli_helpers import cli, small_demo
 
 from lifecycle_es.cli.output import fitting, plural
 from lifecycle_es.display import money_text as money
@@ -19,9 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    store = f"sqlite:///{tmp_path_factory.mktemp('conv') / 'demo.db'}"
-    cli(store, "demo", "--customers", "40", "--until", "2026-01-01")
-    return store
+    return small_demo(tmp_path_factory, "conv")
 
 
 def _env(columns: int) -> dict[str, str]:

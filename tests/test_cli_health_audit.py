@@ -11,7 +11,7 @@ import os
 import re
 
 import pytest
-from cli_helpers import cli
+from cli_helpers import cli, small_demo
 
 from lifecycle_es.cli.lifecycle_checks import flat
 from lifecycle_es.display import money_text
@@ -21,9 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    store = f"sqlite:///{tmp_path_factory.mktemp('rest') / 'demo.db'}"
-    cli(store, "demo", "--customers", "40", "--until", "2026-01-01")
-    return store
+    return small_demo(tmp_path_factory, "rest")
 
 
 def _csv(text: str) -> list[dict[str, str]]:
