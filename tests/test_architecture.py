@@ -75,3 +75,17 @@ def test_only_entrypoints_import_the_engine() -> None:
     entry = ("lifecycle_es.cli.", "lifecycle_es.report")
     assert sorted(m for m in importers if not m.startswith(entry)) == [
         "lifecycle_es", "lifecycle_es.demo"]
+
+
+def test_the_cli_starts_without_the_postgresql_driver() -> None:
+    """Every CLI call pays for what ``lifecycle-es`` imports at start: the PostgreSQL driver
+    (about 0.15 s) is imported only when a PostgreSQL store is opened."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, lifecycle_es.cli.main, lifecycle_es.engine; "
+             "print(sorted(m for m in ('psycopg', 'eventsourcing.postgres') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]", out

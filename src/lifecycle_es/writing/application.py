@@ -48,7 +48,6 @@ from lifecycle_es.stores.codec import FastMapper, OrjsonTranscoder
 from lifecycle_es.stores.event_log import EventLog
 from lifecycle_es.stores.keys import Keyring
 from lifecycle_es.stores.master_key import MasterKey, configured_master_key
-from lifecycle_es.stores.snapshot_table import snapshot_recorder
 from lifecycle_es.stores.url import StoreURL
 from lifecycle_es.writing.repository import CustomerRepository
 
@@ -146,6 +145,8 @@ class LifecycleApplication(Application[UUID]):
         """The library's snapshot store on the store's snapshot table
         (``stores/snapshot_table.py``); a store opened only to read (``create=False``)
         without that table gets none and replays its customers."""
+        from lifecycle_es.stores.snapshot_table import snapshot_recorder  # (the drivers')
+
         recorder = snapshot_recorder(self.factory, getattr(self.recorder, "store", self.store),
                                      create=self._create)
         if recorder is None:
