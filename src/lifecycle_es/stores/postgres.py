@@ -45,13 +45,16 @@ def prepared_schema(store: StoreURL) -> Iterator[None]:
     The body (the event store's table creation) runs under the same lock.
     """
     with connect(store, autocommit=True) as conn, setup_lock(conn, store.schema):
-        exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
-                              (store.schema,)).fetchone()
-        if not exists:  # (IF NOT EXISTS would still need CREATE on the database)
-            conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(store.schema))
-            )
+        ensure_schema(conn, store.schema)
         yield
+
+
+def ensure_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Create ``schema`` unless it exists (checked first: ``CREATE SCHEMA IF NOT EXISTS``
+    alone needs CREATE on the database, which a role owning the schema may lack)."""
+    if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                        (schema,)).fetchone():
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
 def require_existing(store: StoreURL, events_table: str) -> None:

@@ -32,8 +32,9 @@ class CustomerRepository(Repository[UUID]):
         if snapshot is None and not (events and isinstance(events[0], Customer.Event)):
             return super()._reconstruct_aggregate(aggregate_id, version, projector_func)
         agg = None if snapshot is None else Customer.replay(snapshot.mutate(None), events)
-        if agg is None and snapshot is not None:  # a void older than the snapshot
-            events = list(self.event_store.get(aggregate_id, lte=version))
+        if agg is None and snapshot is not None:  # a void older than the snapshot: the
+            # events it summarised, before the tail already read
+            events[:0] = self.event_store.get(aggregate_id, lte=snapshot.originator_version)
         if agg is None and events:
             agg = Customer.replay(None, events)
         if agg is None:

@@ -119,7 +119,7 @@ class ReadStore:
     def _open(self) -> None:
         store = self.store
         if self.dialect == "postgresql":
-            from lifecycle_es.stores.postgres import connect, setup_lock
+            from lifecycle_es.stores.postgres import connect, ensure_schema, setup_lock
 
             self.schema = (
                 "lifecycle_read" if store.schema == "public" else f"{store.schema}_read"
@@ -132,11 +132,7 @@ class ReadStore:
                 self._require_state_table()
                 return
             with self._faults(), setup_lock(self.conn, self.schema):
-                if not self.conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s",
-                                         (self.schema,)).fetchone():
-                    # (IF NOT EXISTS alone would need CREATE on the database: a role that
-                    # owns the read schema has no need of it)
-                    self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                ensure_schema(self.conn, self.schema)
                 self.conn.execute(f'SET search_path TO "{self.schema}", public')
                 self.conn.execute("SET TIME ZONE 'UTC'")
                 self._create_state_table()
