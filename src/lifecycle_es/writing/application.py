@@ -1,8 +1,9 @@
 """The write side's application service: the ``eventsourcing`` Application that records commands.
 
 It opens the store, settles the stage model, loads aggregates, applies one validated command
-and saves its events (``execute``); one method per command (``register``, ``purchase``, ...)
-takes the command's fields as keywords. Bulk writes are in ``writing/bulk_import.py``.
+and saves its events (``execute``); one typed method per command (``register``, ``purchase``,
+...; ``writing/command_methods.py``) takes the command's fields as keywords. Bulk writes are
+in ``writing/bulk_import.py``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from lifecycle_es.stores.event_log import EventLog
 from lifecycle_es.stores.keys import Keyring
 from lifecycle_es.stores.master_key import MasterKey, configured_master_key
 from lifecycle_es.stores.url import StoreURL
+from lifecycle_es.writing.command_methods import CommandMethods
 from lifecycle_es.writing.repository import CustomerRepository
 from lifecycle_es.writing.stage_model_change import (
     ModelChange,
@@ -82,7 +84,7 @@ def snapshot_interval(given: int | None) -> int:
     return int(text)
 
 
-class LifecycleApplication(Application[UUID]):
+class LifecycleApplication(CommandMethods, Application[UUID]):
     """Record customer lifecycles on a store (SQLite file, PostgreSQL, memory).
 
     ``store`` is a URL (``sqlite:///lifecycle.db``, ``postgresql://user@host:5432/db``,
@@ -409,80 +411,6 @@ class LifecycleApplication(Application[UUID]):
     def record(self, type_: str, **fields: Any) -> int:
         """Validate and execute command ``type_`` (a JSON Lines type name) from keywords."""
         return self.execute(build_command(type_, fields))
-
-    # One method per command; the keyword arguments are the command's fields
-    # (see lifecycle_es.commands and docs/commands.md).
-    def register(self, **f: Any) -> int:
-        return self.record("customer_registered", **f)
-
-    def touchpoint(self, **f: Any) -> int:
-        return self.record("touchpoint", **f)
-
-    def change_stage(self, **f: Any) -> int:
-        return self.record("stage_changed", **f)
-
-    def assign_owner(self, **f: Any) -> int:
-        return self.record("owner_assigned", **f)
-
-    def release_owner(self, **f: Any) -> int:
-        return self.record("owner_released", **f)
-
-    def send_handover(self, **f: Any) -> int:
-        return self.record("handover_sent", **f)
-
-    def accept_handover(self, **f: Any) -> int:
-        return self.record("handover_accepted", **f)
-
-    def reject_handover(self, **f: Any) -> int:
-        return self.record("handover_rejected", **f)
-
-    def purchase(self, **f: Any) -> int:
-        return self.record("purchase", **f)
-
-    def payment(self, **f: Any) -> int:
-        return self.record("payment", **f)
-
-    def renewal(self, **f: Any) -> int:
-        return self.record("renewal", **f)
-
-    def expansion(self, **f: Any) -> int:
-        return self.record("expansion", **f)
-
-    def contraction(self, **f: Any) -> int:
-        return self.record("contraction", **f)
-
-    def churn(self, **f: Any) -> int:
-        return self.record("churned", **f)
-
-    def win_back(self, **f: Any) -> int:
-        return self.record("won_back", **f)
-
-    def nps_answer(self, **f: Any) -> int:
-        return self.record("nps_answer", **f)
-
-    def csat_answer(self, **f: Any) -> int:
-        return self.record("csat_answer", **f)
-
-    def check_in(self, **f: Any) -> int:
-        return self.record("check_in", **f)
-
-    def request_advocacy(self, **f: Any) -> int:
-        return self.record("advocacy_requested", **f)
-
-    def give_advocacy(self, **f: Any) -> int:
-        return self.record("advocacy_given", **f)
-
-    def void_event(self, **f: Any) -> int:
-        return self.record("event_voided", **f)
-
-    def announce_campaign(self, **f: Any) -> int:
-        return self.record("campaign_announced", **f)
-
-    def amend_campaign(self, **f: Any) -> int:
-        return self.record("campaign_amended", **f)
-
-    def end_campaign(self, **f: Any) -> int:
-        return self.record("campaign_ended", **f)
 
     # ---------------------------------------------------------------- internals
 
