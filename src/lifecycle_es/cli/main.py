@@ -119,8 +119,9 @@ def main(
              "(--json: a read_models field) (env LIFECYCLE_ES_READ_STORE)")] = None,
     stage_model: Annotated[str | None, typer.Option(
         metavar="NAME|FILE",
-        help="stage model: classic, customer-success or a TOML file "
-             "(env LIFECYCLE_ES_STAGE_MODEL)")] = None,
+        help="stage model of a new store: classic, customer-success or a TOML file; an "
+             "existing store keeps its own (another is an error: `stage-model set` changes "
+             "it) (env LIFECYCLE_ES_STAGE_MODEL)")] = None,
     projections_path: Annotated[list[str] | None, typer.Option(
         metavar="DIR",
         help="folder of custom read models (repeatable) "
