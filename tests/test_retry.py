@@ -43,12 +43,13 @@ def test_it_reraises_when_the_tries_run_out() -> None:
 
 def test_pauses_grow_and_stay_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each pause is drawn in [0, min(cap, backoff * 2**tries)] (full jitter)."""
+    from lifecycle_es import backoff as helper
     from lifecycle_es.writing import retry as module
 
     drawn: list[tuple[float, float]] = []
     slept: list[float] = []
-    monkeypatch.setattr(module.random, "uniform", lambda a, b: drawn.append((a, b)) or b)
-    monkeypatch.setattr(module.time, "sleep", slept.append)
+    monkeypatch.setattr(helper.random, "uniform", lambda a, b: drawn.append((a, b)) or b)
+    monkeypatch.setattr(helper.time, "sleep", slept.append)
     with pytest.raises(ConcurrencyConflict):
         retry_on_conflict(always_conflicting([]), attempts=6, backoff=0.005, budget=60)
     cap = module.RETRY_MAX_PAUSE

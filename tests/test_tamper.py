@@ -42,6 +42,16 @@ def reopen(engine: LifecycleEngine, **kw: Any) -> LifecycleEngine:
     return LifecycleEngine(engine.store, **kw)
 
 
+#: where customers of classic stages that customer-success lacks go
+TO_CS = {"awareness": "acquisition", "consideration": "acquisition", "purchase": "onboarding"}
+
+
+def change_model(engine: LifecycleEngine) -> LifecycleEngine:
+    """The store's model changed on purpose to customer-success (``stage-model set``)."""
+    engine.set_stage_model(CUSTOMER_SUCCESS, mapping=TO_CS, actor="ann")
+    return reopen(engine)
+
+
 def anchored(engine: LifecycleEngine) -> str:
     """The anchor of a clean store, as ``--print-heads`` prints it."""
     report = verify(engine)
@@ -142,7 +152,7 @@ def test_setting_inserted_by_sql_is_reported(story: tuple[LifecycleEngine, Raw])
 
 def test_settings_history_row_delete_is_reported(story: tuple[LifecycleEngine, Raw]) -> None:
     engine, raw = story
-    engine = reopen(engine, stage_model=CUSTOMER_SUCCESS)
+    engine = change_model(engine)
     raw.run("DELETE FROM settings_history WHERE seq = 1")
     assert kinds(verify(engine).breaks) == {("deleted", "stage_model", 1)}
     engine.close()
@@ -152,11 +162,11 @@ def test_stage_model_change_through_the_engine_is_clean_and_recorded(
     story: tuple[LifecycleEngine, Raw],
 ) -> None:
     engine, _ = story
-    engine = reopen(engine, stage_model=CUSTOMER_SUCCESS)
+    engine = change_model(engine)
     report = verify(engine)
     assert report.clean
     assert [(c.seq, c.origin, c.log_position) for c in report.settings] == [
-        (1, "set", 0), (2, "set", report.head.position)]  # type: ignore[union-attr]
+        (1, "set", 0), (2, "changed by ann", report.head.position)]  # type: ignore[union-attr]
     assert report.settings[1].value == CUSTOMER_SUCCESS.model_dump_json()
     engine.close()
 
@@ -202,7 +212,7 @@ def test_settings_rolled_back_is_caught_only_by_an_anchor(
 ) -> None:
     engine, raw = story
     old = engine.stage_model.model_dump_json()
-    engine = reopen(engine, stage_model=CUSTOMER_SUCCESS)
+    engine = change_model(engine)
     report = verify(engine)
     anchor = report.anchor()
     assert anchor is not None and anchor.endswith(f"settings=2:{report.settings[1].digest}")

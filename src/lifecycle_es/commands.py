@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from uuid import UUID
 
 import orjson
@@ -66,6 +66,7 @@ Minor = Annotated[StrictInt, Field(ge=0, le=MAX_MONEY,
 Delta = Annotated[StrictInt, Field(gt=0, le=MAX_MONEY, description="MRR change in minor units")]
 Items = Annotated[list[Text], Field(max_length=DOCUMENT_ITEMS)]
 _CURRENCY = re.compile(r"[A-Z]{3}")
+R = TypeVar("R", bound=BaseModel)
 
 
 def _currency(value: str) -> str:
@@ -498,10 +499,30 @@ ERASURE_TEAM = "privacy"
 
 def build_erasure(fields: dict[str, Any]) -> Erasure:
     """Validate an erasure request (raises InvalidInput)."""
+    return _request(Erasure, fields, "erasure")
+
+
+class StageModelChange(BaseModel):
+    """A request to change the store's stage model (``engine.set_stage_model``): who asks,
+    and the stage of the new model that customers of each stage it lacks move to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    actor: Text = Field(description="who changed the model")
+    mapping: dict[Text, Text] = Field(default_factory=dict,
+                                      description="old stage -> stage of the new model")
+
+
+def build_model_change(fields: dict[str, Any]) -> StageModelChange:
+    """Validate a stage model change request (raises InvalidInput)."""
+    return _request(StageModelChange, fields, "stage_model")
+
+
+def _request(cls: type[R], fields: dict[str, Any], what: str) -> R:
     try:
-        return Erasure.model_validate(fields)
+        return cls.model_validate(fields)
     except ValidationError as exc:
-        raise InvalidInput(problems_of(exc), "erasure") from None
+        raise InvalidInput(problems_of(exc), what) from None
 
 
 AnyCommand = Annotated[

@@ -10,7 +10,16 @@ import typer
 from typer.core import TyperArgument, TyperOption
 
 from lifecycle_es import logs
-from lifecycle_es.cli import audit, lifecycle_checks, metrics, output, privacy, projections, writing
+from lifecycle_es.cli import (
+    audit,
+    lifecycle_checks,
+    metrics,
+    output,
+    privacy,
+    projections,
+    stage_model,
+    writing,
+)
 from lifecycle_es.cli.context import READ_STORE_ENV, CliState
 from lifecycle_es.cli.output import say
 from lifecycle_es.cli.progress import CliReporter
@@ -110,8 +119,9 @@ def main(
              "(--json: a read_models field) (env LIFECYCLE_ES_READ_STORE)")] = None,
     stage_model: Annotated[str | None, typer.Option(
         metavar="NAME|FILE",
-        help="stage model: classic, customer-success or a TOML file "
-             "(env LIFECYCLE_ES_STAGE_MODEL)")] = None,
+        help="stage model of a new store: classic, customer-success or a TOML file; an "
+             "existing store keeps its own (another is an error: `stage-model set` changes "
+             "it) (env LIFECYCLE_ES_STAGE_MODEL)")] = None,
     projections_path: Annotated[list[str] | None, typer.Option(
         metavar="DIR",
         help="folder of custom read models (repeatable) "
@@ -156,7 +166,7 @@ def _redacted(text: str) -> str:
     return text
 
 
-for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy):
+for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, stage_model):
     _group.register(app)
 
 

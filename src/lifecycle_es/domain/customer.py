@@ -503,6 +503,17 @@ class Customer(Aggregate):
             regression=model.is_regression(current, to_stage),
         )
 
+    def move_to_model_stage(self, model: StageModel, to_stage: str, reason: str,
+                            meta: dict[str, Any]) -> None:
+        """Move a customer whose stage ``model`` (the store's new stage model) lacks to
+        ``to_stage``: a change of the model, not a step of the customer's lifecycle, so no
+        transition rule applies and it is no regression."""
+        if not model.has_stage(to_stage) or to_stage == CHURNED:
+            raise self._refuse("to_stage", to_stage, f"not a stage of model {model.name!r} "
+                               f"({', '.join(model.names)})")
+        self.record(self.StageChanged, meta, from_stage=self.state.stage, to_stage=to_stage,
+                    reason=reason, regression=False)
+
     def assign_owner(self, owner: str, meta: dict[str, Any]) -> None:
         self.record(self.OwnerAssigned, meta, owner=owner)
 

@@ -34,9 +34,15 @@ SETTINGS_TABLE = "lifecycle_settings"
 SETTINGS_HISTORY_TABLE = "settings_history"
 #: the ``chain_heads`` scope of the settings chain (seq in ``notification_id``, version 0)
 SETTINGS_SCOPE = "settings"
-#: ``settings_history.origin``: changed through the engine, or found on a store made before
-#: the settings were chained (recorded as they were when the store was first opened)
+#: ``settings_history.origin``: set by the engine on a new store, or found on a store made
+#: before the settings were chained (recorded as they were when the store was first opened)
 SET, ADOPTED = "set", "adopted"
+
+
+def changed_by(actor: str) -> str:
+    """``settings_history.origin`` of an explicit change of a setting (``stage-model set``):
+    ``changed by ACTOR`` (covered by the change's digest, like every column)."""
+    return f"changed by {actor}"
 
 
 @lru_cache(maxsize=1 << 17)  # called for every event, on few distinct aggregates
@@ -156,10 +162,11 @@ class SettingsLog:
                 f"log_position {bigint} NOT NULL, recorded_at TEXT NOT NULL, "
                 f"digest {blob} NOT NULL)"]
 
-    def put(self, key: str, value: str, upsert: str) -> None:
-        """Store ``value`` (``upsert``: the dialect's statement) and record the change."""
+    def put(self, key: str, value: str, upsert: str, origin: str = SET) -> None:
+        """Store ``value`` (``upsert``: the dialect's statement) and record the change
+        (``origin``: :data:`SET`, or :func:`changed_by` its actor)."""
         self.run(upsert, (key, value))
-        self._record(key, value, SET)
+        self._record(key, value, origin)
 
     def needs_adopting(self) -> bool:
         """Whether the store has settings but neither a settings history nor a settings

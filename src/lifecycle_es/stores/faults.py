@@ -14,7 +14,6 @@ call tried again, within the same time.
 
 from __future__ import annotations
 
-import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ import psycopg
 from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError
 from psycopg_pool import PoolClosed, PoolTimeout
 
+from lifecycle_es.backoff import Backoff, retry
 from lifecycle_es.errors import LifecycleError, StoreError, first_line
 from lifecycle_es.logs import get_logger
 
@@ -39,6 +39,8 @@ DRIVER_ERRORS: tuple[type[Exception], ...] = (PersistenceError, sqlite3.Error, p
 #: PostgreSQL error classes of a lost connection: 08 connection exception, 57P operator
 #: intervention (admin shutdown: ``pg_terminate_backend``, crash shutdown, cannot connect now)
 _LOST = ("08", "57P")
+#: pauses before another try on a new connection: 10 ms doubling up to 0.2 s
+RECONNECT = Backoff(first=0.01, cap=0.2)
 _LOCKED_SQLITE = ("database is locked", "database table is locked", "database schema is locked")
 
 
@@ -91,24 +93,19 @@ def guarded(store: StoreURL, call: Callable[[], T], *, retry_lost: bool = False)
     """``call()``, with its store faults raised as :class:`StoreFault`.
 
     With ``retry_lost`` (PostgreSQL, calls safe to repeat) a lost connection is tried again
-    on another one after a short jittered pause, until ``store.timeout`` seconds have passed.
+    on another one after a short jittered pause (``lifecycle_es.backoff``), until
+    ``store.timeout`` seconds have passed.
     """
-    deadline = time.monotonic() + store.timeout
-    tries = 0
-    while True:
-        try:
-            return call()
-        except (IntegrityError, LifecycleError):
-            raise
-        except DRIVER_ERRORS as exc:
-            tries += 1
-            pause = min(0.2, 0.005 * 2 ** tries) * random.uniform(0.5, 1.0)
-            if not (retry_lost and lost_connection(exc)) or \
-                    time.monotonic() + pause > deadline:
-                raise fault(exc, store) from None
-            log.warning("store.reconnect", store=store.redacted(), attempt=tries,
-                        error=first_line(_cause(exc), store.password))
-            time.sleep(pause)
+    def lost(exc: Exception) -> bool:
+        return retry_lost and isinstance(exc, DRIVER_ERRORS) and lost_connection(exc)
+
+    def reconnect(attempt: int, exc: Exception, pause: float) -> None:
+        log.warning("store.reconnect", store=store.redacted(), attempt=attempt,
+                    error=first_line(_cause(exc), store.password))
+
+    with raised_as_faults(store):
+        return retry(call, retryable=lost, backoff=RECONNECT, on_retry=reconnect,
+                     deadline=time.monotonic() + store.timeout)
 
 
 @contextmanager

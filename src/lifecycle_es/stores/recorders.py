@@ -41,6 +41,7 @@ from lifecycle_es.stores.chain import (
     DIGESTS_TABLE,
     HEADS_TABLE,
     LOG_SCOPE,
+    SET,
     SETTINGS_HISTORY_TABLE,
     SETTINGS_TABLE,
     Chain,
@@ -219,12 +220,12 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
             row = c.fetchone()
         return None if row is None else str(row[0])
 
-    def put_setting(self, key: str, value: str) -> None:
+    def put_setting(self, key: str, value: str, origin: str = SET) -> None:
         """Store a setting and record the change in the settings chain (one transaction)."""
         with self.datastore.transaction(commit=True) as c:
             # the upsert comes first: it takes the write lock before the history is read
             _sqlite_settings(c).put(
-                key, value, f"INSERT OR REPLACE INTO {SETTINGS_TABLE} VALUES (?, ?)")
+                key, value, f"INSERT OR REPLACE INTO {SETTINGS_TABLE} VALUES (?, ?)", origin)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -414,14 +415,15 @@ class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
             row = curs.fetchone()
         return None if row is None else str(_first(row))
 
-    def put_setting(self, key: str, value: str) -> None:
+    def put_setting(self, key: str, value: str, origin: str = SET) -> None:
         """Store a setting and record the change in the settings chain (one transaction)."""
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
                 self.settings_history))  # one change at a time: seq and digest follow the last
             self._settings_log(_pg_run(curs)).put(
                 key, value, SQL("INSERT INTO {} VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
-                                "value = EXCLUDED.value").format(self.settings).as_string(curs))
+                                "value = EXCLUDED.value").format(self.settings).as_string(curs),
+                origin)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any

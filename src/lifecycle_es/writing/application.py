@@ -1,8 +1,9 @@
 """The write side's application service: the ``eventsourcing`` Application that records commands.
 
 It opens the store, settles the stage model, loads aggregates, applies one validated command
-and saves its events (``execute``); one method per command (``register``, ``purchase``, ...)
-takes the command's fields as keywords. Bulk writes are in ``writing/bulk_import.py``.
+and saves its events (``execute``); one typed method per command (``register``, ``purchase``,
+...; ``writing/command_methods.py``) takes the command's fields as keywords. Bulk writes are
+in ``writing/bulk_import.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from eventsourcing.persistence import (
     PersistenceError,
 )
 
-from lifecycle_es.commands import Command, build_command, build_erasure
+from lifecycle_es.commands import Command, build_command, build_erasure, build_model_change
 from lifecycle_es.domain.campaign import Campaign
 from lifecycle_es.domain.customer import Customer
 from lifecycle_es.domain.customer_snapshot import CustomerSnapshot
@@ -43,13 +44,21 @@ from lifecycle_es.errors import (
     first_line,
 )
 from lifecycle_es.logs import get_logger
-from lifecycle_es.stores.chain import canonical_id
+from lifecycle_es.stores.chain import canonical_id, changed_by
 from lifecycle_es.stores.codec import FastMapper, OrjsonTranscoder
 from lifecycle_es.stores.event_log import EventLog
 from lifecycle_es.stores.keys import Keyring
 from lifecycle_es.stores.master_key import MasterKey, configured_master_key
 from lifecycle_es.stores.url import StoreURL
+from lifecycle_es.writing.command_methods import CommandMethods
 from lifecycle_es.writing.repository import CustomerRepository
+from lifecycle_es.writing.stage_model_change import (
+    ModelChange,
+    check_mapping,
+    move,
+    stage_events,
+    stranded,
+)
 
 log = get_logger("lifecycle_es.writing")
 
@@ -57,6 +66,8 @@ log = get_logger("lifecycle_es.writing")
 DEFAULT_SNAPSHOT_EVERY = 100
 SNAPSHOT_ENV = "LIFECYCLE_ES_SNAPSHOT_EVERY"
 MAX_SNAPSHOT_EVERY = 1_000_000
+#: the store's setting holding its stage model (``lifecycle_settings``)
+STAGE_MODEL_KEY = "stage_model"
 
 
 def snapshot_interval(given: int | None) -> int:
@@ -73,7 +84,7 @@ def snapshot_interval(given: int | None) -> int:
     return int(text)
 
 
-class LifecycleApplication(Application[UUID]):
+class LifecycleApplication(CommandMethods, Application[UUID]):
     """Record customer lifecycles on a store (SQLite file, PostgreSQL, memory).
 
     ``store`` is a URL (``sqlite:///lifecycle.db``, ``postgresql://user@host:5432/db``,
@@ -202,17 +213,74 @@ class LifecycleApplication(Application[UUID]):
         return keyring
 
     def _settle_stage_model(self, given: StageModel | str | None) -> StageModel:
-        """The model given (remembered by the store), else the store's, else ``classic``."""
-        get = getattr(self.recorder, "get_setting", None)
-        stored = get("stage_model") if get else None
+        """The store's model (``classic`` when it has none); a model given must be the
+        same. Only a new store (nothing recorded) opened to write records the one given:
+        opening never changes a store's model (that is :meth:`set_stage_model`)."""
+        stored = self._stored_stage_model()
         if given is None:
-            return StageModel.model_validate_json(stored) if stored else CLASSIC
+            return stored or CLASSIC
         model = given if isinstance(given, StageModel) else load_stage_model(given)
-        dumped = model.model_dump_json()
-        if get is not None and dumped != stored and not self.store.read_only:
-            self.recorder.put_setting("stage_model", dumped)  # type: ignore[attr-defined]
-            log.info("engine.stage_model_set", model=model.name)
+        get = getattr(self.recorder, "get_setting", None)
+        if stored is None and get is not None and self.recorder.max_notification_id():
+            stored = CLASSIC  # a store written before its model was remembered
+        if stored is not None and model != stored:
+            raise ConfigError(
+                f"stage_model={model.name!r} was given, but store {self.store.redacted()} "
+                f"uses stage model {stored.name!r}"
+                f"{' (same name, other content)' if stored.name == model.name else ''}: "
+                "leave the model out to use the store's, or change the store's model on "
+                "purpose with `lifecycle-es stage-model set NAME|FILE` "
+                "(engine.set_stage_model; docs/stage-model.md)")
+        if stored is None and get is not None and self._create:
+            self.recorder.put_setting(STAGE_MODEL_KEY,  # type: ignore[attr-defined]
+                                      model.model_dump_json())
+            log.info("engine.stage_model_recorded", model=model.name)
         return model
+
+    def _stored_stage_model(self) -> StageModel | None:
+        get = getattr(self.recorder, "get_setting", None)
+        stored = get(STAGE_MODEL_KEY) if get else None
+        return StageModel.model_validate_json(stored) if stored else None
+
+    def set_stage_model(self, model: StageModel | str, *,
+                        mapping: Mapping[str, str] | None = None,
+                        actor: str | None = None) -> ModelChange:
+        """Change the store's stage model to ``model`` (a :class:`StageModel`, preset name
+        or TOML path), recorded in the settings chain as changed by ``actor`` (default:
+        the OS user).
+
+        Refused (InvariantViolation, naming the stages) when customers sit in stages
+        ``model`` lacks, unless ``mapping`` sends each such stage to one of ``model``'s:
+        their ``stage_changed`` events are then recorded (one transaction) before the
+        model changes. Running it again after an interruption completes the change; the
+        same model again changes nothing.
+        """
+        if self.store.read_only:
+            raise StoreError(f"store {self.store.redacted()} is opened read only: its stage "
+                             "model cannot change")
+        new = model if isinstance(model, StageModel) else load_stage_model(model)
+        request = build_model_change({"actor": actor if actor is not None else getpass.getuser(),
+                                      "mapping": dict(mapping or {})})
+        previous = self.stage_model
+        customers = stranded(stage_events(self.event_log), self.customer, new)
+        check_mapping(request.mapping, new, customers)
+        moved: dict[str, tuple[str, str]] = {}
+        if customers:
+            now = datetime.now(UTC)
+            moved = move(customers, request.mapping, new, lambda team: {
+                "occurred_at": now, "actor": request.actor, "team": team,
+                "correlation_id": None, "causation_id": None}, previous.name)
+            self._save(*customers.values())
+        stored = self._stored_stage_model()
+        put = getattr(self.recorder, "put_setting", None)
+        current = previous if put is None else stored or CLASSIC  # memory:// stores none
+        changed = new != current
+        if changed and put is not None:
+            put(STAGE_MODEL_KEY, new.model_dump_json(), changed_by(request.actor))
+        self.stage_model = new
+        log.info("engine.stage_model_changed", previous=previous.name, model=new.name,
+                 changed=changed, moved=len(moved), actor=request.actor)
+        return ModelChange(previous.name, new.name, changed, moved)
 
     def construct_mapper(self) -> Mapper[UUID]:
         """The library's mapper (cipher and compressor from the environment) with the
@@ -343,80 +411,6 @@ class LifecycleApplication(Application[UUID]):
     def record(self, type_: str, **fields: Any) -> int:
         """Validate and execute command ``type_`` (a JSON Lines type name) from keywords."""
         return self.execute(build_command(type_, fields))
-
-    # One method per command; the keyword arguments are the command's fields
-    # (see lifecycle_es.commands and docs/commands.md).
-    def register(self, **f: Any) -> int:
-        return self.record("customer_registered", **f)
-
-    def touchpoint(self, **f: Any) -> int:
-        return self.record("touchpoint", **f)
-
-    def change_stage(self, **f: Any) -> int:
-        return self.record("stage_changed", **f)
-
-    def assign_owner(self, **f: Any) -> int:
-        return self.record("owner_assigned", **f)
-
-    def release_owner(self, **f: Any) -> int:
-        return self.record("owner_released", **f)
-
-    def send_handover(self, **f: Any) -> int:
-        return self.record("handover_sent", **f)
-
-    def accept_handover(self, **f: Any) -> int:
-        return self.record("handover_accepted", **f)
-
-    def reject_handover(self, **f: Any) -> int:
-        return self.record("handover_rejected", **f)
-
-    def purchase(self, **f: Any) -> int:
-        return self.record("purchase", **f)
-
-    def payment(self, **f: Any) -> int:
-        return self.record("payment", **f)
-
-    def renewal(self, **f: Any) -> int:
-        return self.record("renewal", **f)
-
-    def expansion(self, **f: Any) -> int:
-        return self.record("expansion", **f)
-
-    def contraction(self, **f: Any) -> int:
-        return self.record("contraction", **f)
-
-    def churn(self, **f: Any) -> int:
-        return self.record("churned", **f)
-
-    def win_back(self, **f: Any) -> int:
-        return self.record("won_back", **f)
-
-    def nps_answer(self, **f: Any) -> int:
-        return self.record("nps_answer", **f)
-
-    def csat_answer(self, **f: Any) -> int:
-        return self.record("csat_answer", **f)
-
-    def check_in(self, **f: Any) -> int:
-        return self.record("check_in", **f)
-
-    def request_advocacy(self, **f: Any) -> int:
-        return self.record("advocacy_requested", **f)
-
-    def give_advocacy(self, **f: Any) -> int:
-        return self.record("advocacy_given", **f)
-
-    def void_event(self, **f: Any) -> int:
-        return self.record("event_voided", **f)
-
-    def announce_campaign(self, **f: Any) -> int:
-        return self.record("campaign_announced", **f)
-
-    def amend_campaign(self, **f: Any) -> int:
-        return self.record("campaign_amended", **f)
-
-    def end_campaign(self, **f: Any) -> int:
-        return self.record("campaign_ended", **f)
 
     # ---------------------------------------------------------------- internals
 

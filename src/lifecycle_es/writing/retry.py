@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from lifecycle_es.backoff import Backoff, retry
 from lifecycle_es.errors import ConcurrencyConflict
 from lifecycle_es.logs import get_logger
 
@@ -30,20 +30,18 @@ def retry_on_conflict(
 
     Retries go on for ``budget`` seconds (and at most ``attempts`` calls, if given), after a
     pause drawn at random up to ``backoff * 2**tries``, capped at :data:`RETRY_MAX_PAUSE`
-    (jitter spreads the racers). When the budget or the tries run out, the last
-    :class:`ConcurrencyConflict` is raised. Engine command methods reload the aggregate on
-    every call, so ``retry_on_conflict(engine.payment, customer=..., ...)`` is safe.
+    (full jitter spreads the racers; ``lifecycle_es.backoff``). When the budget or the tries
+    run out, the last :class:`ConcurrencyConflict` is raised. Engine command methods reload
+    the aggregate on every call, so ``retry_on_conflict(engine.payment, customer=..., ...)``
+    is safe.
     """
-    deadline = time.monotonic() + budget
-    tries = 0
-    while True:
-        tries += 1
-        try:
-            return func(*args, **kwargs)
-        except ConcurrencyConflict:
-            pause = random.uniform(0, min(RETRY_MAX_PAUSE, backoff * 2 ** tries))
-            if (attempts is not None and tries >= attempts) or \
-                    time.monotonic() + pause >= deadline:
-                log.info("retry_on_conflict.gave_up", tries=tries, budget=budget)
-                raise
-            time.sleep(pause)
+    def conflict(exc: Exception) -> bool:
+        return isinstance(exc, ConcurrencyConflict)
+
+    try:
+        return retry(lambda: func(*args, **kwargs), retryable=conflict,
+                     backoff=Backoff(first=backoff * 2, cap=RETRY_MAX_PAUSE),
+                     deadline=time.monotonic() + budget, attempts=attempts)
+    except ConcurrencyConflict:
+        log.info("retry_on_conflict.gave_up", budget=budget)
+        raise

@@ -9,7 +9,6 @@ transaction.
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import orjson
 from eventsourcing.utils import resolve_topic
 
+from lifecycle_es.backoff import Backoff
 from lifecycle_es.display import visible
 from lifecycle_es.domain.customer import Customer
 from lifecycle_es.errors import LifecycleError, StoreError, first_line
@@ -66,7 +66,7 @@ ERROR_TEXT_MAX = 300
 #: a following runner retries a failed read model at most this often (seconds)
 FAILED_RETRY_EVERY = 30.0
 #: reconnect back-off of a following runner: first delay, cap (seconds); each delay is
-#: drawn uniformly from [d/2, d] where d doubles from the first to the cap
+#: drawn uniformly from [0, d] where d doubles from the first to the cap (lifecycle_es.backoff)
 BACKOFF_FIRST, BACKOFF_CAP = 0.1, 5.0
 
 
@@ -1070,9 +1070,9 @@ _CUSTOMER = re.compile(rb'"customer"\s*:\s*("(?:[^"\\]|\\.)*")')
 
 def _backoff(attempt: int) -> float:
     """Seconds to wait before reconnect attempt ``attempt`` (1, 2, ...): drawn from
-    [d/2, d], d = BACKOFF_FIRST doubled per attempt up to BACKOFF_CAP."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** min(attempt - 1, 32))
-    return random.uniform(ceiling / 2, ceiling)
+    [0, d] (full jitter, ``lifecycle_es.backoff``), d = BACKOFF_FIRST doubled per attempt
+    up to BACKOFF_CAP."""
+    return Backoff(first=BACKOFF_FIRST, cap=BACKOFF_CAP).pause(attempt)
 
 
 class _Routes(dict[type, list[tuple[Tables, BoundHandler]]]):
