@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifecycle_es.errors import LifecycleError
-from lifecycle_es.stores.key_table import MASTER_TABLE
-from lifecycle_es.stores.keys import KEYS_TABLE
 from lifecycle_es.stores.chain import (
     DIGESTS_TABLE,
     HEADS_TABLE,
@@ -24,6 +22,8 @@ from lifecycle_es.stores.chain import (
     SETTINGS_TABLE,
     canonical_id,
 )
+from lifecycle_es.stores.key_table import MASTER_TABLE
+from lifecycle_es.stores.keys import KEYS_TABLE
 from lifecycle_es.stores.url import StoreURL
 
 BATCH = 5_000

@@ -86,9 +86,10 @@ class KeyCheck:
                     "events and chain head were deleted (or the row was inserted)")
             elif wrapped is None:
                 if erasure is None:
+                    at = f", erased_at {erased_at!r}" if erased_at else ""
                     add("deleted", oid, None, None,
                         f"data key erased without an erasure event (wrapped set to NULL "
-                        f"behind the engine's back, erased_at {erased_at!r})")
+                        f"behind the engine's back{at})")
             elif erasure is not None:
                 add("forged", oid, erasure, None,
                     "data key present although the customer was erased (restored?)")
