@@ -46,7 +46,8 @@ TRIED = 3
 #: adds a break before it is named: (kind, aggregate id, version, position, detail)
 Add = Callable[[str, str, int | None, int | None, str], object]
 
-_ERASED_TOPIC = get_topic(Customer.Erased)
+#: the stored topic of an erasure event
+ERASED_TOPIC = get_topic(Customer.Erased)
 
 
 class KeyCheck:
@@ -57,16 +58,23 @@ class KeyCheck:
         #: oid -> its first chained sealed events (version, token), up to TRIED
         self.sealed: dict[str, list[tuple[int, str]]] = {}
         self.erased: dict[str, int] = {}  # oid -> version of its erasure event
+        self.done: set[str] = set()  # aggregates whose TRIED sealed events are known
 
     def see(self, ev: ChainRow, chained: bool) -> None:
         """An event row; ``chained``: its digest row is at its position (an inserted event
-        is not, and is not taken as one the key must open)."""
-        if chained and len(self.sealed.get(ev.oid, ())) < TRIED:
+        is not, and is not taken as one the key must open). Callers skip rows of aggregates
+        in :attr:`done` that are not erasures (nothing to learn from them)."""
+        if not chained:
+            return
+        if ev.topic == ERASED_TOPIC:
+            self.erased[ev.oid] = ev.version
+        if ev.oid not in self.done:
             token = self.mapper.sealed_token(ev.state)
             if token is not None:
-                self.sealed.setdefault(ev.oid, []).append((ev.version, token))
-        if ev.topic == _ERASED_TOPIC and chained:
-            self.erased[ev.oid] = ev.version
+                tried = self.sealed.setdefault(ev.oid, [])
+                tried.append((ev.version, token))
+                if len(tried) == TRIED:
+                    self.done.add(ev.oid)
 
     def check(self, keys: dict[str, tuple[bytes | None, str | None]],
               known: set[str], add: Add) -> None:

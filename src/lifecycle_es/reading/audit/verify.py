@@ -37,7 +37,12 @@ from typing import TYPE_CHECKING, Any
 from lifecycle_es.domain.ids import campaign_id, customer_id
 from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.logs import get_logger
-from lifecycle_es.reading.audit.key_check import MASTER_KEY, KeyCheck, master_breaks
+from lifecycle_es.reading.audit.key_check import (
+    ERASED_TOPIC,
+    MASTER_KEY,
+    KeyCheck,
+    master_breaks,
+)
 from lifecycle_es.reading.audit.snapshot_check import check_snapshots
 from lifecycle_es.stores.chain import (
     LOG_SCOPE,
@@ -547,12 +552,13 @@ def verify(engine: Source, anchor: str | None = None) -> VerifyReport:
     try:
         v = _Verifier(engine.event_log.decode_state)
         keys = KeyCheck(engine.event_log.mapper)
+        done = keys.done  # inline below: this loop runs per event
         at_anchor: bytes | None = None
         chain_end = 0
         for pos, ev, dg in _merged(snap):
             v.step(pos, ev, dg)
-            if ev is not None:
-                keys.see(ev, dg is not None and (dg.oid, dg.version) == (ev.oid, ev.version))
+            if ev is not None and (ev.oid not in done or ev.topic == ERASED_TOPIC):
+                keys.see(ev, dg is not None and dg.oid == ev.oid and dg.version == ev.version)
             if dg is not None:
                 chain_end = pos
                 if wanted is not None and pos == wanted.position:
