@@ -159,6 +159,8 @@ def test_master_key_fingerprint_deleted_is_reported_and_another_key_refused(
         again.register(customer="new", name="New", segment="smb", source="web", **WHO)
         assert again.customer("acme").state.name == "Acme"
         assert found(verify(again).breaks) == [("deleted", "keys", "master_key")]
+        with pytest.raises(MasterKeyError, match=r"fingerprint \(lifecycle_master_key\) is gone"):
+            again.rotate_master_key(MasterKey.generate())
     finally:
         again.close()
 
