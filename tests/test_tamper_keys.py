@@ -253,3 +253,25 @@ def test_a_snapshot_past_the_customers_last_version_is_reported(
             f"SELECT originator_id, 99, topic, state FROM {table} WHERE originator_version = 5")
     assert [(b.kind, b.key, b.version) for b in verify(engine).breaks] == [
         ("forged", "s", 99)]
+
+
+def test_unsigned_snapshots_of_one_customer_are_each_compared(
+        snapshotted: tuple[LifecycleEngine, Raw, str]) -> None:
+    """Several unsigned snapshots of a customer, a void between them reaching back: each is
+    compared with the fold at its own version."""
+    engine, raw, table = snapshotted
+    engine.void_event(customer="s", voided_version=3, reason="wrong", **WHO)  # version 7
+    for _ in range(3):
+        engine.check_in(customer="s", **WHO)
+    versions = [r[0] for r in raw.run(f"SELECT originator_version FROM {table} "
+                                      "ORDER BY originator_version")]
+    assert versions == [5, 7, 10]  # the void snapshots at once
+    for version in versions:
+        data = orjson.loads(snapshot_state(raw, table, version))
+        del data["_mac"]
+        if version == 10:
+            data["state"]["customer"]["paying"] = not data["state"]["customer"]["paying"]
+        raw.run(f"UPDATE {table} SET state = ? WHERE originator_version = ?",
+                orjson.dumps(data), version)
+    assert [(b.kind, b.key, b.version) for b in verify(engine).breaks] == [
+        ("forged", "s", 10)]
