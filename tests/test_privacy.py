@@ -135,6 +135,35 @@ def test_erasure_leaves_no_personal_byte_in_the_store(
     assert engine.customer("friend").state.name == "Friend"
 
 
+def test_an_erased_key_is_gone_for_a_fresh_engine_and_in_the_table(
+        engine_url: tuple[LifecycleEngine, str]) -> None:
+    """Not only the erasing engine's key cache: the stored key itself is gone."""
+    from test_audit_verify import Raw
+
+    engine, url = engine_url
+    write_secrets(engine)
+    engine.erase(customer="zed", reason="GDPR request", actor="dpo")
+    raw = Raw(url, engine.recorder.events_table_name)  # type: ignore[attr-defined]
+    try:
+        rows = raw.run("SELECT wrapped, erased_at FROM lifecycle_keys WHERE aggregate_id = ?",
+                       str(customer_id("zed")))
+        friend = raw.run("SELECT wrapped FROM lifecycle_keys WHERE aggregate_id = ?",
+                         str(customer_id("friend")))
+    finally:
+        raw.conn.close()
+    assert len(rows) == 1 and rows[0][0] is None and rows[0][1]
+    assert friend[0][0] is not None  # the test reads the right table
+    fresh = LifecycleEngine(url)
+    try:
+        assert fresh.customer("zed").state.name == ERASED
+        assert {str(v) for v in [getattr(e, f) for e in fresh.history("zed")
+                                 for f in type(e).PERSONAL]} <= {
+            ERASED, str(erased_document()), "None"}
+        assert fresh.customer("friend").state.name == "Friend"
+    finally:
+        fresh.close()
+
+
 def test_a_rebuild_after_erasure_reads_what_the_erasure_left(
         engine_url: tuple[LifecycleEngine, str]) -> None:
     engine, _ = engine_url

@@ -223,3 +223,26 @@ def test_the_interval_comes_from_the_environment(tmp_path: Path,
     engine = LifecycleEngine(f"sqlite:///{tmp_path / 'x.db'}")
     c = _long_customer(engine, 9)
     assert engine.snapshot_every == 4 and _snapshot_versions(engine, c.id) == [4, 8]
+
+
+def test_a_void_behind_the_snapshot_with_no_snapshot_after_it_is_a_full_replay(
+        durable: LifecycleEngine) -> None:
+    """The void is written by an engine that takes no snapshots, so the snapshotting
+    engine loads from a snapshot older than the voided event's void: it must replay."""
+    durable.register(customer="v", name=NAME, segment="smb", source="web", **WHO)
+    durable.purchase(customer="v", plan="pro", mrr=5000, currency="EUR",
+                     contract_start="2025-03-01", contract_end="2026-03-01", **WHO)
+    for _ in range(20):
+        durable.payment(customer="v", amount=100, currency="EUR", **WHO)
+    assert durable.customer("v").state.total_paid == 2000
+    plain = LifecycleEngine(durable.store, snapshot_every=0)
+    try:
+        plain.void_event(customer="v", voided_version=3, reason="refunded", **WHO)
+        replayed = plain.customer("v")
+    finally:
+        plain.close()
+    loaded = durable.customer("v")
+    assert _snapshot_versions(durable, loaded.id) == [10, 20]  # none after the void
+    assert replayed.state.total_paid == 1900 and replayed.voided == {3: 23}
+    _same(loaded, replayed)
+    assert loaded.origin.replayed == 23  # the whole history, not snapshot 20 + the void

@@ -68,9 +68,10 @@ def last_position(raw: Raw) -> int:
     return int(raw.run(f"SELECT MAX({raw.nid}) FROM {raw.events}")[0][0])
 
 
-def truncate_tail(raw: Raw, keep: int) -> None:
+def truncate_tail(raw: Raw, keep: int, *, keys: bool = True) -> None:
     """Remove every event and digest after position ``keep`` and roll the heads back to the
-    stored digests, as a careful attacker would (the settings head is left alone)."""
+    stored digests, as a careful attacker would (the settings head is left alone), and
+    (``keys``) the data key rows of customers left without events."""
     raw.run(f"DELETE FROM {raw.events} WHERE {raw.nid} > ?", keep)
     raw.run("DELETE FROM event_digests WHERE notification_id > ?", keep)
     raw.run("DELETE FROM chain_heads WHERE scope <> ?", SETTINGS_SCOPE)
@@ -81,6 +82,9 @@ def truncate_tail(raw: Raw, keep: int) -> None:
         (oid, r[0], r[2], r[3]) for oid, r in last.items()]
     for head in heads:
         raw.run("INSERT INTO chain_heads VALUES (?, ?, ?, ?)", *head)
+    if keys:
+        raw.run("DELETE FROM lifecycle_keys WHERE aggregate_id NOT IN "
+                "(SELECT DISTINCT originator_id FROM event_digests)")
 
 
 def delete_customer(raw: Raw, customer: str, *, head: bool = False) -> None:
@@ -282,14 +286,17 @@ def test_deleted_customer_without_its_read_model_is_reported_at_its_aggregate_id
 def test_deleted_customer_and_its_head_is_reported_on_the_events_after_it(
     interleaved: tuple[LifecycleEngine, Raw],
 ) -> None:
-    """The documented limit: with its head row gone too nothing names the customer; the
-    events following its removed ones are reported, saying positions before them are empty."""
+    """With its head row gone too, only its data key row is left to name the customer (by
+    its aggregate id); the events following its removed ones are reported, saying positions
+    before them are empty."""
     engine, raw = interleaved
     delete_customer(raw, "a", head=True)
     report = verify(engine)
     assert [(b.kind, b.key, b.version) for b in report.breaks] == [
+        ("deleted", str(customer_id("a")), None),
         ("modified", "b", 1), ("modified", "b", 2), ("modified", "b", 3)]
-    assert all("were removed with their digests" in b.detail for b in report.breaks)
+    assert "data key row of an aggregate that has no event" in report.breaks[0].detail
+    assert all("were removed with their digests" in b.detail for b in report.breaks[1:])
 
 
 # ------------------------------------------------------------------ the tail, with an anchor
@@ -305,6 +312,18 @@ def test_truncated_tail_with_heads_rolled_back(story: tuple[LifecycleEngine, Raw
     report = verify(engine, anchor=anchor)
     assert log_breaks(report) == [("truncated", end)]
     assert f"the chain ends at position {end - 2}, before the anchor" in report.breaks[0].detail
+
+
+def test_truncated_tail_that_removes_a_customer_leaves_its_key_row_to_tell(
+    story: tuple[LifecycleEngine, Raw],
+) -> None:
+    """The tail held every event of a customer: its data key row, left behind, says so."""
+    engine, raw = story
+    end = last_position(raw)
+    truncate_tail(raw, end - 2, keys=False)
+    report = verify(engine)
+    assert [b.kind for b in report.breaks] == ["deleted"]
+    assert "data key row of an aggregate that has no event" in report.breaks[0].detail
 
 
 def test_truncated_tail_then_new_events_is_caught_by_the_anchor(

@@ -22,9 +22,13 @@ from lifecycle_es.stores.chain import (
     SETTINGS_TABLE,
     canonical_id,
 )
+from lifecycle_es.stores.key_table import MASTER_TABLE
+from lifecycle_es.stores.keys import KEYS_TABLE
 from lifecycle_es.stores.url import StoreURL
 
 BATCH = 5_000
+#: the snapshot table's name on SQLite (``stores/snapshot_table.py``)
+SQLITE_SNAPSHOTS = "stored_snapshots"
 
 
 @dataclass
@@ -50,7 +54,9 @@ class ChainSnapshot:
         self.kind = store.kind
         self._pool: Any = None
         names = {"events": events_table, "digests": DIGESTS_TABLE, "heads": HEADS_TABLE,
-                 "settings": SETTINGS_TABLE, "history": SETTINGS_HISTORY_TABLE}
+                 "settings": SETTINGS_TABLE, "history": SETTINGS_HISTORY_TABLE,
+                 "keys": KEYS_TABLE, "master": MASTER_TABLE,
+                 "snapshots": snapshots_table(store, events_table)}
         if store.kind == "sqlite":
             self.conn: Any = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True,
                                              isolation_level=None)
@@ -132,6 +138,26 @@ class ChainSnapshot:
         return [(int(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), str(r[5]),
                  _bytes(r[6]).hex()) for r in self.conn.execute(sql).fetchall()]
 
+    def keys(self) -> dict[str, tuple[bytes | None, str | None]]:
+        """The keys table: aggregate id -> (wrapped data key or None, erased at)."""
+        sql = f"SELECT aggregate_id, wrapped, erased_at FROM {self.t['keys']}"
+        return {str(a): (None if w is None else _bytes(w), None if e is None else str(e))
+                for a, w, e in self.conn.execute(sql).fetchall()}
+
+    def master_fingerprint(self) -> str | None:
+        """The recorded fingerprint of the store's master key, or None when it has none."""
+        row = self.conn.execute(f"SELECT fingerprint FROM {self.t['master']}").fetchone()
+        return None if row is None else str(row[0])
+
+    def snapshots(self) -> Iterator[tuple[str, int, str, bytes]]:
+        """Every stored snapshot: (aggregate id, version, topic, state), a few per long
+        customer (one row at a time from the cursor)."""
+        oid = "originator_id::text" if self.kind == "postgresql" else "originator_id"
+        sql = (f"SELECT {oid}, originator_version, topic, state FROM {self.t['snapshots']} "
+               "ORDER BY originator_id, originator_version")
+        for r in self.conn.execute(sql):
+            yield canonical_id(r[0]), int(r[1]), str(r[2]), _bytes(r[3])
+
     def named(self, position: int) -> list[tuple[str, str]]:
         """(aggregate kind, external id) the naming read model holds at ``position``."""
         sql = (f"SELECT aggregate, COALESCE(customer, campaign) FROM {self.t['naming']} "
@@ -149,6 +175,13 @@ class ChainSnapshot:
             return
         self.conn.rollback() if self.kind == "postgresql" else self.conn.execute("ROLLBACK")
         self.conn.close()
+
+
+def snapshots_table(store: StoreURL, events_table: str) -> str:
+    """The snapshot table beside ``events_table`` (``stores/snapshot_table.py``)."""
+    if store.kind == "postgresql":
+        return events_table.removesuffix("_events") + "_snapshots"
+    return SQLITE_SNAPSHOTS
 
 
 def _bytes(value: Any) -> bytes:

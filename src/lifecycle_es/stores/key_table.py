@@ -105,6 +105,10 @@ class KeyTable:
         master key's fingerprint ``new``; the store's must be ``old``. Returns the count."""
         self.run(f"UPDATE {self.master} SET since = since WHERE id = 1", ())  # the write lock
         stored = self.fingerprint()
+        if stored is None:
+            raise MasterKeyError(f"the store's master key fingerprint ({MASTER_TABLE}) is gone: "
+                                 "restore it before rotating (docs/privacy.md, 'Tamper "
+                                 "evidence of the keys')")
         if stored != old:
             raise MasterKeyError(f"the store's master key is {stored}, not {old}")
         rows = self.run(f"SELECT aggregate_id, wrapped FROM {self.keys} "

@@ -16,6 +16,8 @@ new keys and erasures held until the transaction that writes their events commit
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import threading
 import time
@@ -44,6 +46,7 @@ CIPHERS_KEPT = 64
 #: keys read ahead (in aggregate id order) when one is missing from the cache
 READ_AHEAD = 256
 _NONCE = 12
+_SNAPSHOT_MAC_TEXT = b"lifecycle-es snapshot mac v1"
 
 #: a row of the keys table: (aggregate id, wrapped key, or None once erased)
 KeyChange = tuple[str, bytes | None]
@@ -69,6 +72,7 @@ class Keyring:
     def __init__(self, master: MasterKey, table: KeyTable) -> None:
         self.master = master
         self._wrapper = AESGCM(master.raw)
+        self._mac_key = hmac.new(master.raw, _SNAPSHOT_MAC_TEXT, hashlib.sha256).digest()
         self._table = table
         self._cache: dict[str, tuple[float, bytes | None]] = {}  # unwrapped (None: erased)
         self._unsaved: dict[str, bytes | None] = {}  # changes not yet committed
@@ -95,6 +99,12 @@ class Keyring:
                 f"the data key of aggregate {aggregate_id} does not open with master key "
                 f"{self.master.fingerprint} ({self.master.source}): the keys table was "
                 f"altered or wrapped by another key") from None
+
+    def snapshot_mac(self, aggregate_id: str, version: int, body: bytes) -> str:
+        """The MAC of a snapshot's stored ``body`` at ``version`` of the aggregate, under a
+        key derived from the master key (hex; only a holder of that key can make one)."""
+        return hmac.new(self._mac_key, f"{aggregate_id}\x00{version}\x00".encode() + body,
+                        hashlib.sha256).hexdigest()
 
     # ------------------------------------------------------------- lookups
 

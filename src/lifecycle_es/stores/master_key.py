@@ -85,11 +85,11 @@ def read_key_file(path: Path, source: str) -> MasterKey:
     return MasterKey.parse(text, f"{source} {str(path)!r}")
 
 
-def configured_master_key(*, stored_fingerprint: str | None) -> MasterKey:
+def configured_master_key(*, stored_fingerprint: str | None, new: bool = True) -> MasterKey:
     """The configured master key, checked against the store's ``stored_fingerprint``.
 
     Without a configured key, the default key file is read; it is created (mode 0600, its
-    path said once on stderr) only for a store that has no master key yet.
+    path said once on stderr) only for a ``new`` store that has no master key yet.
     """
     if (text := os.environ.get(KEY_ENV_VAR)) is not None:
         key = MasterKey.parse(text, f"${KEY_ENV_VAR}")
@@ -97,10 +97,12 @@ def configured_master_key(*, stored_fingerprint: str | None) -> MasterKey:
         key = read_key_file(Path(path), f"${KEY_FILE_ENV_VAR}")
     else:
         path_ = default_key_file()
-        if path_.exists() or stored_fingerprint is not None:
+        if path_.exists() or stored_fingerprint is not None or not new:
             if not path_.exists():
+                under = (f"under master key {stored_fingerprint}" if stored_fingerprint
+                         else "(its data keys exist)")
                 raise MasterKeyError(
-                    f"the store is encrypted under master key {stored_fingerprint} and no "
+                    f"the store is encrypted {under} and no "
                     f"master key is configured: set ${KEY_ENV_VAR} or ${KEY_FILE_ENV_VAR} "
                     f"(docs/privacy.md)")
             key = read_key_file(path_, "the default key file")

@@ -14,11 +14,12 @@ from eventsourcing.popo import POPOAggregateRecorder
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresFactory
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteFactory
 
+from lifecycle_es.stores.chain_snapshot import SQLITE_SNAPSHOTS
 from lifecycle_es.stores.recorders import Guarded
 from lifecycle_es.stores.url import StoreURL
 
 #: the snapshot table's name on SQLite; PostgreSQL prefixes it with the application's name
-SQLITE_TABLE = "stored_snapshots"
+SQLITE_TABLE = SQLITE_SNAPSHOTS
 
 
 class SQLiteSnapshotRecorder(Guarded, SQLiteAggregateRecorder):

@@ -38,6 +38,7 @@ from lifecycle_es.errors import (
     ConfigError,
     InvariantViolation,
     LifecycleError,
+    MasterKeyError,
     StoreError,
     UnknownCampaign,
     UnknownCustomer,
@@ -195,14 +196,20 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
 
     def _open_keyring(self) -> Keyring:
         """The store's data keys under the configured master key (``stores/master_key.py``),
-        given to the codec and the recorder; a new store records the key's fingerprint."""
+        given to the codec and the recorder; a new store records the key's fingerprint. A
+        store whose fingerprint row is gone but which holds data keys records none: the
+        configured key must open them (else MasterKeyError), and ``audit verify`` reports
+        the missing row."""
         recorder: Any = self.recorder
         if self.store.kind == "memory":
             master = MasterKey.generate("the memory store's own key")
         else:
             stored = recorder.master_fingerprint()
-            master = configured_master_key(stored_fingerprint=stored)
-            if stored is None and not self.store.read_only:
+            live = None if stored is not None else _a_live_key(recorder)
+            master = configured_master_key(stored_fingerprint=stored, new=live is None)
+            if live is not None:
+                _must_open(Keyring(master, recorder), *live)
+            elif stored is None and not self.store.read_only:
                 # a new store (or one from before encryption): record the key's fingerprint
                 claimed = recorder.claim_master_fingerprint(master.fingerprint)
                 if claimed != master.fingerprint:  # another process recorded its key first
@@ -432,4 +439,28 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
             raise ConcurrencyConflict(f"{kind} {key!r}") from None
 
 
+def _a_live_key(recorder: Any, page: int = 256) -> tuple[str, bytes] | None:
+    """A data key of the store that is not erased (aggregate id, wrapped), or None."""
+    start, skip = "", 0
+    while True:
+        rows = recorder.select_keys(start, page + skip)[skip:]
+        for aid, wrapped in rows:
+            if wrapped is not None:
+                return str(aid), bytes(wrapped)
+        if len(rows) < page:
+            return None
+        start, skip = rows[-1][0], 1  # from the last row read on, without it
 
+
+def _must_open(keyring: Keyring, aggregate_id: str, wrapped: bytes) -> None:
+    """Refuse a master key that does not open the store's data keys (whose fingerprint row
+    is gone): new keys wrapped under it would leave the store readable by no one key."""
+    try:
+        keyring.unwrap(aggregate_id, wrapped)
+    except MasterKeyError:
+        raise MasterKeyError(
+            f"the store holds data keys but its master key's fingerprint "
+            f"(lifecycle_master_key) is gone, and the master key from "
+            f"{keyring.master.source} ({keyring.master.fingerprint}) does not open them: "
+            "configure the store's key (docs/privacy.md, 'Tamper evidence of the keys')"
+        ) from None

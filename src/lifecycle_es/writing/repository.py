@@ -6,7 +6,9 @@ for customers (campaigns keep the library's): the latest snapshot made by the cu
 :meth:`Customer.replay`. When one of those events voids an event older than the snapshot,
 the snapshot no longer holds the right state: the whole history is replayed instead (and the
 application snapshots the result). The loaded customer can re-read its own stored events
-(``origin.stored``), which a new void of an old event needs.
+(``origin.stored``), which a new void of an old event needs. A snapshot that fails its own
+check (its MAC, ``stores/codec.py``) is never used: the customer is replayed from its events,
+and a warning logged.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from eventsourcing.application import AggregateNotFoundError, Repository
 
 from lifecycle_es.domain.customer import Customer
 from lifecycle_es.domain.customer_snapshot import CustomerSnapshot, fold_fingerprint
+from lifecycle_es.logs import get_logger
+from lifecycle_es.stores.codec import SnapshotUntrusted
+
+log = get_logger("lifecycle_es.writing")
 
 
 class CustomerRepository(Repository[UUID]):
@@ -47,7 +53,13 @@ class CustomerRepository(Repository[UUID]):
                          ) -> CustomerSnapshot | None:
         if self.snapshot_store is None:
             return None
-        found = list(self.snapshot_store.get(aggregate_id, desc=True, limit=1, lte=version))
+        try:
+            found = list(self.snapshot_store.get(aggregate_id, desc=True, limit=1,
+                                                 lte=version))
+        except SnapshotUntrusted as exc:  # never acted on: the events are replayed
+            log.warning("snapshot.untrusted", aggregate=exc.aggregate_id,
+                        version=exc.version, reason=exc.reason, detail=str(exc))
+            return None
         if found and isinstance(found[0], CustomerSnapshot) \
                 and found[0].fold == fold_fingerprint():
             return found[0]

@@ -22,6 +22,10 @@ The settings (``lifecycle_settings``: the stage model) are checked too: their ch
 (``settings_history``) is a chain of its own, and every stored value must be the last one
 recorded for its key (breaks of aggregate ``settings``, key = the setting's key, version = the
 change's sequence number, position = the log position it was made at).
+
+What the log's meaning depends on beyond the events is checked against them: the data keys
+and the master key's fingerprint (``key_check.py``; breaks of the customer, and of aggregate
+``keys`` for the fingerprint) and the stored snapshots (``snapshot_check.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ from typing import TYPE_CHECKING, Any
 from lifecycle_es.domain.ids import campaign_id, customer_id
 from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.logs import get_logger
+from lifecycle_es.reading.audit.key_check import (
+    ERASED_TOPIC,
+    MASTER_KEY,
+    KeyCheck,
+    master_breaks,
+)
+from lifecycle_es.reading.audit.snapshot_check import check_snapshots
 from lifecycle_es.stores.chain import (
     LOG_SCOPE,
     SETTINGS_SCOPE,
@@ -58,7 +69,7 @@ class Break:
     """One place where the stored log differs from what was chained."""
 
     kind: str
-    aggregate: str  # "customer" | "campaign" | "log" | "settings" | "unknown"
+    aggregate: str  # "customer" | "campaign" | "log" | "settings" | "keys" | "unknown"
     key: str  # external id (aggregate UUID when nothing names it), or the setting's key
     version: int | None  # settings: the change's sequence number
     position: int | None
@@ -100,6 +111,8 @@ class VerifyReport:
     breaks: list[Break] = field(default_factory=list)
     head: ChainHead | None = None
     settings: list[SettingChange] = field(default_factory=list)
+    keys: int = 0  # rows of the keys table checked
+    snapshots: int = 0  # stored snapshots checked
 
     @property
     def clean(self) -> bool:
@@ -512,8 +525,23 @@ def _anchored(wanted: Anchor, report: VerifyReport, at_anchor: bytes | None,
     return out
 
 
+def _stored_keys(snap: ChainSnapshot, keys: KeyCheck, known: set[str], v: _Verifier,
+                 report: VerifyReport) -> list[Break]:
+    """Check the keys tables (``key_check.py``): the data keys' breaks go to ``v``; the
+    master key's fingerprint's are returned (aggregate ``keys``)."""
+    rows = snap.keys() if snap.has("keys") else {}
+    report.keys = len(rows)
+    keys.check(rows, known, v.add)
+    keyring = keys.mapper.keyring
+    fingerprint = snap.master_fingerprint() if snap.has("master") else None
+    return [Break(kind, "keys", MASTER_KEY, None, None, detail) for kind, detail in
+            master_breaks(fingerprint, len(rows), len(keys.sealed),
+                          None if keyring is None else keyring.master.fingerprint)]
+
+
 def verify(engine: Source, anchor: str | None = None) -> VerifyReport:
-    """Recompute the hash chains of ``engine``'s store (events, settings); report every break.
+    """Recompute the hash chains of ``engine``'s store (events, settings), check the keys
+    tables and the snapshots against them; report every break.
 
     ``anchor`` (``POSITION:DIGEST[,settings=SEQ:DIGEST]`` from an earlier ``--print-heads``)
     also checks that the store still extends what was anchored outside the database.
@@ -523,24 +551,36 @@ def verify(engine: Source, anchor: str | None = None) -> VerifyReport:
     snap = ChainSnapshot(engine.store, table, NAMING_TABLE, engine.event_log.recorder)
     try:
         v = _Verifier(engine.event_log.decode_state)
+        keys = KeyCheck(engine.event_log.mapper)
+        done = keys.done  # inline below: this loop runs per event
         at_anchor: bytes | None = None
         chain_end = 0
         for pos, ev, dg in _merged(snap):
             v.step(pos, ev, dg)
+            if ev is not None and (ev.oid not in done or ev.topic == ERASED_TOPIC):
+                keys.see(ev, dg is not None and dg.oid == ev.oid and dg.version == ev.version)
             if dg is not None:
                 chain_end = pos
                 if wanted is not None and pos == wanted.position:
                     at_anchor = dg.digest
         heads = snap.heads()
+        reached = {oid: h[1] for oid, h in heads.items()}
+        reached.update((oid, max(p[1], reached.get(oid, 0))) for oid, p in v.prev.items())
         settings = _Settings(snap, heads.get(SETTINGS_SCOPE))
         report = v.finish(heads)
+        master = _stored_keys(snap, keys, set(reached), v, report)
+        if snap.has("snapshots"):
+            report.snapshots = check_snapshots(snap.snapshots(), engine.event_log, reached,
+                                               v.add)
         v.resolve(snap)
     finally:
         snap.close()
     report.settings = settings.changes
     report.breaks.extend(settings.breaks)
+    report.breaks.extend(master)
     if wanted is not None:
         report.breaks.extend(_anchored(wanted, report, at_anchor, chain_end))
     log.info("audit.verify", events=report.events, breaks=len(report.breaks),
-             settings_changes=len(report.settings))
+             settings_changes=len(report.settings), keys=report.keys,
+             snapshots=report.snapshots)
     return report

@@ -33,6 +33,7 @@ from lifecycle_es.progress import Progress, track
 from lifecycle_es.reading.projection.base import BoundHandler, Projection, Table
 from lifecycle_es.reading.projection.db import ERRORS_TABLE, STATE_TABLE, ReadStore, is_transient
 from lifecycle_es.reading.projection.parallel import fill_in_workers, plan
+from lifecycle_es.reading.projection.personal_text import personal_hider
 from lifecycle_es.reading.projection.registry import discover
 from lifecycle_es.reading.projection.writer import Rows, Tables
 from lifecycle_es.stores.codec import FastMapper
@@ -144,9 +145,12 @@ def _fail_undecodable(event: Any, tables: Tables) -> None:
     raise event.error
 
 
-def _one_line(exc: BaseException, secret: str = "") -> str:
-    """``Type: first line of the message`` cut to ERROR_TEXT_MAX characters."""
+def _one_line(exc: BaseException, secret: str = "",
+              hide: Callable[[str], str] | None = None) -> str:
+    """``Type: first line of the message`` (``hide``: personal values hidden, before it is
+    cut) cut to ERROR_TEXT_MAX characters."""
     text = f"{type(exc).__name__}: {first_line(exc, secret)}".rstrip(": ")
+    text = hide(text) if hide is not None else text
     text = visible(text)
     if len(text) > ERROR_TEXT_MAX:
         text = f"{text[:ERROR_TEXT_MAX]}... ({len(text)} characters)"
@@ -929,7 +933,7 @@ class ProjectionManager:
         cls = event.event_class if undecodable else type(event)
         event_type = ("unknown event type" if cls is _Undecodable
                       else getattr(cls, "TYPE", "") or cls.__name__)
-        error = _one_line(exc)
+        error = _one_line(exc, hide=personal_hider(event))  # erasure must reach failures
         if undecodable:
             error = f"cannot decode the stored event: {error}"
         previous = t.stored_failure
