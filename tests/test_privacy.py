@@ -362,8 +362,8 @@ def test_many_customers_read_right_with_few_ciphers_kept(tmp_path: Path) -> None
     try:
         for i in range(3 * CIPHERS_KEPT):
             assert reader.customer(f"c{i}").state.name == f"Person {i}"
-        assert reader.keyring is not None
-        assert len(reader.keyring._ciphers) <= CIPHERS_KEPT
+        assert reader.writer.keyring is not None
+        assert len(reader.writer.keyring._ciphers) <= CIPHERS_KEPT
         reader.history("c7")  # its cipher is among the last used
         reader.erase(customer="c7", reason="asked")
         assert reader.history("c7")[0].name == ERASED  # type: ignore[attr-defined]

@@ -87,7 +87,7 @@ def sent_in_background(writer: WriterProcess, batches: list[Any]) -> threading.T
 
 
 def stored(engine: LifecycleEngine) -> int:
-    return engine.recorder.max_notification_id() or 0
+    return engine.writer.recorder.max_notification_id() or 0
 
 
 def test_the_engine_goes_on_while_the_writer_process_is_busy(
