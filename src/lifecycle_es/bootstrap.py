@@ -32,13 +32,16 @@ class ReadSide:
     queries (audit, metrics, gaps, health), which never see the engine."""
 
     def __init__(self, store: StoreURL, stage_model: StageModel, projections_path: Sequence[str],
-                 event_log: EventLog, *, encrypt: bool = True) -> None:
+                 event_log: EventLog, *, encrypt: bool = True, keep: object = None) -> None:
         self.store = store
         self.stage_model = stage_model
         self.projections_path = list(projections_path)
         self.event_log = event_log
         self._encrypt = encrypt
         self._projections: ProjectionManager | None = None
+        #: what opened the store, kept while this read side lives (the library's Application
+        #: closes its connections when it is collected); never read
+        self._keep = keep
 
     @property
     def projections(self) -> ProjectionManager:
@@ -95,10 +98,11 @@ def queries_store(store: StoreURL, read_store: str | StoreURL | None) -> StoreUR
     return StoreURL.parse(read_store).as_read_only()
 
 
-def read_side_of(writer: LifecycleApplication) -> ReadSide:
-    """The read side on what ``writer`` opened: its store, stage model, folders, event log."""
+def read_side_of(writer: LifecycleApplication, *, keep: bool = False) -> ReadSide:
+    """The read side on what ``writer`` opened: its store, stage model, folders, event log
+    (``keep``: the read side keeps ``writer`` open, when nothing else holds it)."""
     return ReadSide(writer.store, writer.stage_model, writer.projections_path, writer.event_log,
-                    encrypt=writer.encrypt)
+                    encrypt=writer.encrypt, keep=writer if keep else None)
 
 
 def bootstrap(
@@ -128,4 +132,4 @@ def open_read_side(store: StoreURL, *, stage_model: StageModel, projections_path
     writer = LifecycleApplication(store, stage_model=stage_model,
                                   projections_path=projections_path, encrypt=encrypt,
                                   create=False)
-    return read_side_of(writer)
+    return read_side_of(writer, keep=True)
