@@ -3,11 +3,14 @@ import each other (no import cycle, counting imports made only for type checking
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import grimp
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,10 +65,80 @@ def test_cycle_finder_finds_a_planted_cycle() -> None:
     assert cycles(graph) == [["p.a", "p.b"]]
 
 
+#: the ``lint-imports`` of this interpreter's environment (``python -m importlinter.cli``
+#: runs nothing: that module has no main)
+LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
+
+
+def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` on the tree at ``tree`` (its pyproject.toml, src/ and projections/)."""
+    env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+    return subprocess.run([LINT_IMPORTS, "--no-cache"], cwd=tree, env=env, capture_output=True,
+                          text=True, check=False)
+
+
 def test_import_contracts_hold() -> None:
-    done = subprocess.run([sys.executable, "-m", "importlinter.cli", "--no-cache"], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    done = lint_imports(ROOT)
     assert done.returncode == 0, done.stdout[-3000:]
+    assert "0 broken" in done.stdout and " 0 kept" not in done.stdout, done.stdout[-3000:]
+
+
+@pytest.fixture(scope="module")
+def tree_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the checked tree (src/, projections/, pyproject.toml) whose contracts hold."""
+    tree = tmp_path_factory.mktemp("tree")
+    for part in ("src", "projections"):
+        shutil.copytree(ROOT / part, tree / part,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    done = lint_imports(tree)
+    assert done.returncode == 0, done.stdout[-3000:]  # a planted breach is the only one
+    return tree
+
+
+#: one breach of each rule: (file, import planted in it, the contract that must break)
+BREACHES = [
+    ("src/lifecycle_es/domain/money.py", "import psycopg", "import no database driver"),
+    ("src/lifecycle_es/commands.py", "import sqlite3", "import no database driver"),
+    ("src/lifecycle_es/commands.py", "import lifecycle_es.stores.url", "import no database"),
+    ("src/lifecycle_es/cli/output.py", "import lifecycle_es.stores.recorders",
+     "entrypoints import the engine"),
+    ("src/lifecycle_es/report/svg.py", "import lifecycle_es.reading.projection.runner",
+     "entrypoints import the engine"),
+    ("src/lifecycle_es/report/labels.py", "import lifecycle_es.writing.application",
+     "entrypoints import the engine"),
+    ("src/lifecycle_es/demo.py", "from lifecycle_es.stores import event_log",
+     "entrypoints import the engine"),
+    ("src/lifecycle_es/web/console.py", "import lifecycle_es.stores.recorders",
+     "entrypoints import the engine"),
+    ("projections/current_stage.py", "import lifecycle_es.engine", "read models (projections/)"),
+    ("projections/gaps_facts.py", "import lifecycle_es.reading.projection.runner",
+     "read models (projections/)"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("path", "line", "contract"), BREACHES,
+                         ids=[f"{p.rsplit('/', 1)[-1]}:{line}" for p, line, _ in BREACHES])
+def test_lint_imports_fails_on_a_planted_breach(tree_copy: Path, path: str, line: str,
+                                                contract: str) -> None:
+    target = tree_copy / path
+    new_package = not target.parent.exists()  # the web console, before it lands
+    if new_package:
+        target.parent.mkdir()
+        (target.parent / "__init__.py").write_text("")
+    original = target.read_text() if target.exists() else ""
+    try:
+        target.write_text(f"{original}\n{line}  # planted\n")
+        done = lint_imports(tree_copy)
+    finally:
+        if new_package:
+            shutil.rmtree(target.parent)
+        else:
+            target.write_text(original)
+    assert done.returncode != 0, done.stdout[-3000:]
+    broken = done.stdout[done.stdout.index("Broken contracts"):]
+    assert contract in broken and line.split()[-1].split(".")[0] in broken, broken
 
 
 def test_only_entrypoints_import_the_engine() -> None:

@@ -110,7 +110,8 @@ class LifecycleEngine:
       ``verify()`` (the hash chains), ``freshness()``; ``reader`` (the engine queries read) and
       ``read_store``; ``event_log``;
     - **the store**: ``store``, ``stage_model``, ``projections_path``, ``encrypt``,
-      ``master_key``, ``opener()``, ``close()``;
+      ``master_key``, ``opener()``, ``close()``, ``for_queries()`` (an engine that only
+      reads a read store);
     - ``writer``: the write side itself (the ``eventsourcing`` Application: ``recorder``,
       ``repository``, ``snapshots``, ``mapper``, ``keyring``) for what the facade does not
       cover.
