@@ -46,6 +46,14 @@ def test_the_engine_is_a_facade_not_the_librarys_application() -> None:
         engine.close()
 
 
+def test_the_engine_closes_at_the_end_of_a_with_block(tmp_path: Path) -> None:
+    with LifecycleEngine(f"sqlite:///{tmp_path / 'a.db'}") as engine:
+        engine.register(**ACME)
+        assert engine.projections.status()
+    with pytest.raises(Exception, match=r"(?i)closed"):
+        engine.projections.read.execute("SELECT 1")
+
+
 def test_the_public_surface_is_the_documented_one() -> None:
     engine = LifecycleEngine("memory://")
     try:

@@ -186,7 +186,7 @@ def test_new_aggregates_stay_with_the_engine_while_the_writer_process_is_behind(
     writer, resume = paused
     monkeypatch.setattr(bulk_write, "WRITER_CHECK_SHARE", 1.0)  # every new one, if it keeps up
     monkeypatch.setattr(bulk_write, "ROUTE_BACKLOG_BYTES", 1 << 16)
-    out = BulkWrite(engine, 1000, store_empty=True)
+    out = BulkWrite(engine.writer, 1000, store_empty=True)
     out._writer = writer
     a, b, c = ("customer", "a"), ("customer", "b"), ("customer", "c")
     assert not writer.behind and out.route(1, b"{}", a)

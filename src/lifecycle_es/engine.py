@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cached_property, partial, wraps
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar, overload
 
 from lifecycle_es.bootstrap import ReadSide, bootstrap
 from lifecycle_es.domain.stage_model import StageModel
@@ -203,6 +203,13 @@ class LifecycleEngine:
             self._reader.close()
         self._read.close()
         self.writer.close()
+
+    def __enter__(self) -> Self:
+        """``with LifecycleEngine(...) as engine:`` closes it at the end."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ writing
 
