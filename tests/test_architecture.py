@@ -3,7 +3,9 @@ import each other (no import cycle, counting imports made only for type checking
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,3 +164,50 @@ def test_the_cli_starts_without_the_postgresql_driver() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]", out
+
+
+#: SQL in a string: a statement keyword followed by what such a statement names
+SQL = re.compile(r"\b(SELECT\s.+?\sFROM\s|INSERT\s+INTO\s|UPDATE\s+\w+\s+SET\s|DELETE\s+FROM\s|"
+                 r"CREATE\s+(TABLE|INDEX)\s|DROP\s+TABLE\s|PRAGMA\s+\w)",
+                 re.IGNORECASE | re.DOTALL)
+#: calls that run SQL on a connection or cursor
+RUNS_SQL = {"execute", "executemany", "executescript", "fetchall", "fetchone", "fetch"}
+ENTRYPOINTS = ("cli", "report", "web", "demo.py")
+
+
+def raw_sql(path: Path) -> list[str]:
+    """The SQL strings and SQL-running calls in one module (line: what)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and SQL.search(node.value):
+            found.append(f"{node.lineno}: {node.value[:60]!r}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in RUNS_SQL:
+            found.append(f"{node.lineno}: .{node.func.attr}(...)")
+    return sorted(found, key=lambda f: int(f.split(":")[0]))
+
+
+def entrypoint_modules(package: Path) -> list[Path]:
+    paths: list[Path] = []
+    for name in ENTRYPOINTS:
+        where = package / name
+        paths += sorted(where.rglob("*.py")) if where.is_dir() else [where] * where.exists()
+    return paths
+
+
+def test_entrypoints_run_no_raw_sql() -> None:
+    """SQL lives in the stores and the read side: the CLI, the report, the demo and the web
+    console ask the engine or the read side's query functions."""
+    modules = entrypoint_modules(ROOT / "src" / "lifecycle_es")
+    assert len(modules) > 15
+    found = {str(p.relative_to(ROOT)): raw_sql(p) for p in modules}
+    assert {p: f for p, f in found.items() if f} == {}
+
+
+def test_the_raw_sql_finder_finds_planted_sql(tmp_path: Path) -> None:
+    planted = tmp_path / "planted.py"
+    planted.write_text('rows = pm.read.fetchall("SELECT stage, COUNT(*) FROM current_stage")\n'
+                       'q = """\n  insert into audit_index VALUES (1)"""\n'
+                       'label = "select a customer"  # words, not SQL\n')
+    assert [f.split(":")[0] for f in raw_sql(planted)] == ["1", "1", "2"]

@@ -89,11 +89,11 @@ class Parts:
     read_store: StoreURL | None
 
 
-def queries_store(store: StoreURL, read_store: str | StoreURL | None) -> StoreURL | None:
+def queries_store(store: StoreURL | None, read_store: str | StoreURL | None) -> StoreURL | None:
     """The store queries read when it is not ``store`` itself: ``read_store`` (a replica, a
     read-only role), opened only to read. None without a read store, and for a store that
-    is itself only read."""
-    if read_store is None or store.read_only:
+    is itself only read (``store`` None: queries read only ``read_store``)."""
+    if read_store is None or (store is not None and store.read_only):
         return None
     return StoreURL.parse(read_store).as_read_only()
 

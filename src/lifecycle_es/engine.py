@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import cached_property, partial, wraps
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar, overload
 
-from lifecycle_es.bootstrap import ReadSide, bootstrap
+from lifecycle_es.bootstrap import ReadSide, bootstrap, queries_store
 from lifecycle_es.domain.stage_model import StageModel
 from lifecycle_es.logs import get_logger
 from lifecycle_es.reading.projection.freshness import Freshness
@@ -154,7 +154,7 @@ class LifecycleEngine:
         """An engine that only reads ``read_store`` (a replica, a read-only role): nothing
         is created, written or caught up there — what ``reader`` is when a read store is
         given, and what the CLI's ``--read-store`` opens."""
-        return cls(StoreURL.parse(read_store).as_read_only(), projections_path=projections_path,
+        return cls(queries_store(None, read_store), projections_path=projections_path,
                    encrypt=encrypt)
 
     # ------------------------------------------------------------------ the store
