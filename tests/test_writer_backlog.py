@@ -40,7 +40,8 @@ def batches() -> list[list[tuple[int, list[Row]]]]:
     """The checked rows of a small demo history, in batches of 1,000 commands."""
     model = PRESETS["classic"]
     commands = generate(400, 3, model, date(2026, 1, 1))
-    checker = Checker(LifecycleEngine("memory://", stage_model=model), [], store_empty=True)
+    checker = Checker(LifecycleEngine("memory://", stage_model=model).writer, [],
+                      store_empty=True)
     lines = []
     for number, data in enumerate(commands, start=1):
         rows = checker.check(number, parse_command(data, number))
