@@ -90,7 +90,7 @@ def median_ms(func: Callable[[], Any], repeat: int) -> float:
 
 def raw_select(engine: LifecycleEngine) -> Callable[[], Any]:
     """The driver alone reading the probe customer's stored rows."""
-    table = engine.recorder.events_table_name  # type: ignore[attr-defined]
+    table = engine.writer.recorder.events_table_name  # type: ignore[attr-defined]
     store = engine.store
     if store.kind == "sqlite":
         conn: Any = sqlite3.connect(store.path)

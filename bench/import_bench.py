@@ -121,7 +121,7 @@ def child_import(url: str, path: str, model: str, profile: str | None,
                  encrypt: bool = True) -> None:
     """The child of :func:`import_run`: import, then print its :class:`ImportRun`."""
     engine = LifecycleEngine(url, stage_model=model, encrypt=encrypt)
-    table = str(engine.recorder.events_table_name)  # type: ignore[attr-defined]
+    table = str(engine.writer.recorder.events_table_name)  # type: ignore[attr-defined]
     try:
         with profiled(profile):
             cpu = _cpu(resource.RUSAGE_SELF)
@@ -252,7 +252,7 @@ def write_alone(rows: list[Row], into: str) -> float:
     target = LifecycleEngine(into)
     try:
         started = time.perf_counter()
-        with target.recorder.bulk() as write:  # type: ignore[attr-defined]
+        with target.writer.recorder.bulk() as write:  # type: ignore[attr-defined]
             for start in range(0, len(chain_rows), DEFAULT_WRITE_BATCH):
                 write(chain_rows[start:start + DEFAULT_WRITE_BATCH])
         return time.perf_counter() - started

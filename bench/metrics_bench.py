@@ -59,7 +59,7 @@ def raw_scan(engine: LifecycleEngine, read_models: Sequence[str] = READ_MODELS) 
 
 def fill(engine: LifecycleEngine, commands: list[dict[str, Any]]) -> tuple[int, float]:
     """Write the history unless the store already holds one: (events, seconds writing)."""
-    have = int(engine.recorder.max_notification_id() or 0)
+    have = int(engine.writer.recorder.max_notification_id() or 0)
     if have:
         return have, 0.0
     started = time.perf_counter()

@@ -63,7 +63,7 @@ def write(url: str, n: int, encrypt: bool = True) -> None:
     from lifecycle_es.demo import generate, parse_all
 
     engine = LifecycleEngine(url, encrypt=encrypt)
-    have = int(engine.recorder.max_notification_id() or 0)
+    have = int(engine.writer.recorder.max_notification_id() or 0)
     if have >= n:
         print(f"  {url}: already {have} events", file=sys.stderr)
         return
@@ -88,7 +88,7 @@ def rss_mb() -> float:
 
 def read_and_decode(engine: Any, batch: int) -> int:
     """The raw floor: every event read in pages and decoded; returns events read."""
-    rec, to_domain = engine.recorder, engine.mapper.to_domain_event
+    rec, to_domain = engine.writer.recorder, engine.writer.mapper.to_domain_event
     head = int(rec.max_notification_id() or 0)
     position, count = 0, 0
     while position < head:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from lifecycle_es.domain import CAMPAIGN_EVENTS, CUSTOMER_EVENTS, Campaign, Customer
-from lifecycle_es.projection import Projection, Table, Tables, on
-from lifecycle_es.reading.audit.records import summary
+from lifecycle_es.projection import Projection, Table, Tables, on, summary
 
 
 class AuditIndex(Projection):

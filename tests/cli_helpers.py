@@ -48,7 +48,7 @@ def in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
     finally:
         monkeypatch.setattr(LifecycleEngine, "__init__", original)
         for engine in opened:
-            if hasattr(engine, "recorder"):
+            if hasattr(engine, "writer"):
                 engine.close()
     out, err = capsys.readouterr()
     return int(exc.value.code or 0), out, err

@@ -122,7 +122,7 @@ def test_verify_exit_codes_and_heads(capsys: Any, monkeypatch: Any,
     code, out, _ = cli(capsys, monkeypatch, url, "audit", "verify", "--anchor", anchor, "--json")
     assert code == 0 and orjson.loads(out)["clean"] is True
     engine = LifecycleEngine(url)
-    table = engine.recorder.events_table_name  # type: ignore[attr-defined]
+    table = engine.writer.recorder.events_table_name  # type: ignore[attr-defined]
     nid = "rowid" if url.startswith("sqlite") else "notification_id"
     if url.startswith("sqlite"):
         import sqlite3

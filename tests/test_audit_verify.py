@@ -47,7 +47,7 @@ class Raw:
 def tampered(durable_store_url: str) -> Iterator[tuple[LifecycleEngine, Raw]]:
     engine = LifecycleEngine(durable_store_url)
     tell(engine)
-    raw = Raw(durable_store_url, engine.recorder.events_table_name)  # type: ignore[attr-defined]
+    raw = Raw(durable_store_url, engine.writer.recorder.events_table_name)  # type: ignore[attr-defined]
     yield engine, raw
     raw.conn.close()
     engine.close()

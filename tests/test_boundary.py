@@ -179,7 +179,7 @@ def kwargs(cmd: dict[str, Any]) -> dict[str, Any]:
 
 
 def written(engine: LifecycleEngine) -> int:
-    return engine.recorder.max_notification_id() or 0
+    return engine.writer.recorder.max_notification_id() or 0
 
 
 def set_up(engine: LifecycleEngine) -> None:

@@ -17,8 +17,8 @@ from lifecycle_es.stores.by_aggregate import aggregate_pages, postgres_statement
 
 def test_pages_hold_whole_aggregates_and_every_event_once(engine: LifecycleEngine) -> None:
     write(engine, customers=30)
-    head = int(engine.recorder.max_notification_id() or 0)
-    pages = list(aggregate_pages(engine.recorder, "", head - 5, 7))
+    head = int(engine.writer.recorder.max_notification_id() or 0)
+    pages = list(aggregate_pages(engine.writer.recorder, "", head - 5, 7))
     rows = [row for page, _ in pages for row in page]
     assert sorted(r[0] for r in rows) == list(range(1, head - 4))  # up to the bound, once
     assert [(r[1], r[2]) for r in rows] == sorted((r[1], r[2]) for r in rows)
@@ -27,7 +27,7 @@ def test_pages_hold_whole_aggregates_and_every_event_once(engine: LifecycleEngin
         assert not page_aggs & set().union(*aggregates[:i], *aggregates[i + 1:])
     assert [cursor for _, cursor in pages] == [page[-1][1] for page, _ in pages]
     cursor = pages[1][1]  # resuming after the second page gives the rest
-    assert [p for p, _ in aggregate_pages(engine.recorder, cursor, head - 5, 7)] == [
+    assert [p for p, _ in aggregate_pages(engine.writer.recorder, cursor, head - 5, 7)] == [
         p for p, _ in pages[2:]]
 
 
@@ -36,7 +36,7 @@ def test_postgres_pages_walk_the_primary_key_without_sorting_the_log(
     engine = LifecycleEngine(store_url_factory("postgres"))
     try:
         write(engine, customers=5)
-        rec = engine.recorder
+        rec = engine.writer.recorder
         assert isinstance(rec, PostgresApplicationRecorder)
         with rec.datastore.get_connection() as conn, conn.transaction():
             conn.execute("SET LOCAL enable_sort = off")  # a needed sort still shows

@@ -49,7 +49,7 @@ def test_writer_batch_hashing_known_answer() -> None:
 def test_stored_digests_known_answer(durable_store_url: str) -> None:
     """What the recorders store on SQLite and PostgreSQL, and what verify accepts."""
     engine = LifecycleEngine(durable_store_url)
-    engine.recorder.insert_events([StoredEvent(originator_id=UUID(OID), originator_version=v,
+    engine.writer.recorder.insert_events([StoredEvent(originator_id=UUID(OID), originator_version=v,
                                                topic=t, state=s) for v, t, s in EVENTS])
     links, heads = chain_rows(engine)
     assert [(r[0], r[2], bytes(r[3]).hex()) for r in links] == [(1, 1, D1), (2, 2, D2)]

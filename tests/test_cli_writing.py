@@ -54,7 +54,7 @@ def test_import_file_then_stdin(durable_store_url: str, tmp_path: Path) -> None:
     engine = LifecycleEngine(durable_store_url)
     try:
         assert engine.customer("acme").version == ACME_VERSION
-        assert engine.recorder.max_notification_id() == len(FULL_LIFECYCLE)
+        assert engine.writer.recorder.max_notification_id() == len(FULL_LIFECYCLE)
     finally:
         engine.close()
 
@@ -77,7 +77,7 @@ def test_bad_file_exits_2_lists_every_line_and_writes_nothing(
     assert proc.stdout == ""
     engine = LifecycleEngine(durable_store_url)
     try:
-        assert (engine.recorder.max_notification_id() or 0) == 0
+        assert (engine.writer.recorder.max_notification_id() or 0) == 0
     finally:
         engine.close()
 

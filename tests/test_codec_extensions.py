@@ -23,7 +23,7 @@ AT = {"at": "2024-03-01T09:00:00Z", "actor": "ann", "team": "sales"}
 
 def raw_states(engine: LifecycleEngine) -> list[bytes]:
     """Every stored event's state, read with the plain driver."""
-    store, table = engine.store, engine.recorder.events_table_name  # type: ignore[attr-defined]
+    store, table = engine.store, engine.writer.recorder.events_table_name  # type: ignore[attr-defined]
     if store.kind == "sqlite":
         with sqlite3.connect(store.path) as conn:
             return [bytes(r[0]) for r in conn.execute(f"SELECT state FROM {table}")]
@@ -129,9 +129,9 @@ def test_upcaster_reads_old_events(store_url: str, monkeypatch: pytest.MonkeyPat
         assert isinstance(old, cls)
         assert vars(old)["summary"] == "all good" and "notes" not in vars(old)
         # a new event of the class is stored at version 2 and read without upcasting again
-        new = engine.mapper.to_stored_event(old)
+        new = engine.writer.mapper.to_stored_event(old)
         assert b'"class_version":2' in new.state
-        again = engine.mapper.to_domain_event(new)
+        again = engine.writer.mapper.to_domain_event(new)
         assert vars(again)["summary"] == "all good"
         assert again.occurred_at == old.occurred_at  # type: ignore[attr-defined]
     finally:

@@ -236,7 +236,7 @@ def field_and_value(exc: Exception) -> tuple[str, Any]:
 def snapshot(engine: LifecycleEngine) -> tuple[Any, ...]:
     """Everything a refused command must leave as it was."""
     acme = engine.customer("acme")
-    return (engine.recorder.max_notification_id(), acme.version, len(engine.history("acme")),
+    return (engine.writer.recorder.max_notification_id(), acme.version, len(engine.history("acme")),
             acme.state, engine.campaign("spring").version)
 
 
@@ -278,12 +278,12 @@ def test_transition_refusal_names_customer_both_stages_and_allowed(
     engine = LifecycleEngine(store_url, stage_model=str(EXAMPLE_TOML))
     try:
         engine.register(**WHO, name="Acme", segment="smb", source="web")
-        before = engine.recorder.max_notification_id()
+        before = engine.writer.recorder.max_notification_id()
         with pytest.raises(TransitionNotAllowed) as info:
             engine.change_stage(**WHO, to_stage="advocate")
         assert str(info.value) == ("customer 'acme': stage change 'lead' -> 'advocate' is not "
                                    "allowed by the stage model (allowed from 'lead': trial)")
-        assert engine.recorder.max_notification_id() == before
+        assert engine.writer.recorder.max_notification_id() == before
         engine.change_stage(**WHO, to_stage="trial")
         engine.change_stage(**WHO, to_stage="lead", reason="trial expired")
         moves = [e for e in engine.history("acme") if isinstance(e, Customer.StageChanged)]

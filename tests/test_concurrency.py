@@ -37,7 +37,7 @@ def _worker(url: str, worker: int, start: Any, loaded: Any, results: Any) -> Non
     """
     engine = LifecycleEngine(url)
     conflicts = 0
-    real_get = engine.repository.get
+    real_get = engine.writer.repository.get
     waited: list[bool] = []
 
     def get_then_wait(*args: Any, **kwargs: Any) -> Any:
@@ -47,7 +47,7 @@ def _worker(url: str, worker: int, start: Any, loaded: Any, results: Any) -> Non
             loaded.wait(60)
         return aggregate
 
-    engine.repository.get = get_then_wait  # type: ignore[method-assign]
+    engine.writer.repository.get = get_then_wait  # type: ignore[method-assign]
 
     def pay(customer: str, n: int) -> int:
         nonlocal conflicts
@@ -102,7 +102,7 @@ def test_processes_racing_on_postgres_record_every_command_exactly_once(
         state = setup.customer(customer).state
         assert state.total_paid == sum(e.amount for e in payments)
     assert set(seen) == expected and set(seen.values()) == {1}
-    assert setup.recorder.max_notification_id() is not None
+    assert setup.writer.recorder.max_notification_id() is not None
     setup.close()
     # The race was real: every worker loaded c0 at version 1 before any saved, so all but
     # one of their first saves conflicted (and were retried).
@@ -116,7 +116,7 @@ def test_two_engines_racing_one_gets_conflict_and_nothing_is_lost(
     a, b = LifecycleEngine(durable_store_url), LifecycleEngine(durable_store_url)
     try:
         a.register(customer="acme", name="Acme", segment="smb", source="web", **AT)
-        real_get = b.repository.get
+        real_get = b.writer.repository.get
         raced: list[int] = []
 
         def get_then_lose_the_race(*args: Any, **kwargs: Any) -> Any:
@@ -125,7 +125,7 @@ def test_two_engines_racing_one_gets_conflict_and_nothing_is_lost(
                 raced.append(a.payment(customer="acme", amount=1, currency="EUR", **AT))
             return aggregate
 
-        monkeypatch.setattr(b.repository, "get", get_then_lose_the_race)
+        monkeypatch.setattr(b.writer.repository, "get", get_then_lose_the_race)
         with pytest.raises(ConcurrencyConflict, match=r"customer 'acme'.*retry"):
             b.payment(customer="acme", amount=2, currency="EUR", **AT)
         assert raced == [2]
@@ -148,7 +148,7 @@ def test_racing_registrations_of_one_customer_register_it_once(
 ) -> None:
     a, b = LifecycleEngine(durable_store_url), LifecycleEngine(durable_store_url)
     try:
-        real_get = b.repository.get
+        real_get = b.writer.repository.get
 
         def get_then_lose_the_race(*args: Any, **kwargs: Any) -> Any:
             try:
@@ -156,7 +156,7 @@ def test_racing_registrations_of_one_customer_register_it_once(
             finally:
                 a.register(customer="acme", name="A", segment="smb", source="web", **AT)
 
-        monkeypatch.setattr(b.repository, "get", get_then_lose_the_race)
+        monkeypatch.setattr(b.writer.repository, "get", get_then_lose_the_race)
         with pytest.raises(ConcurrencyConflict):
             b.register(customer="acme", name="B", segment="smb", source="web", **AT)
         monkeypatch.undo()

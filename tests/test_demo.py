@@ -198,7 +198,7 @@ def test_run_demo_refuses_a_store_with_events(
         assert "adoption" in out  # the stage counts of the model
         with pytest.raises(LifecycleError, match="already has customers; use a new --store"):
             run_demo(engine, customers=30, seed=3, until=UNTIL)
-        assert engine.recorder.max_notification_id() == result.events
+        assert engine.writer.recorder.max_notification_id() == result.events
     finally:
         engine.close()
 

@@ -108,7 +108,7 @@ def write_story(url: str, kind: str) -> str:
             engine.change_stage(**who, at="2024-02-02T09:00:00Z", to_stage=CLIENT)
         engine.change_stage(customer="[/]", actor="[/]", team="[/]",
                             at="2024-03-01T09:00:00Z", to_stage=LATER)
-        return str(engine.recorder.events_table_name)  # type: ignore[attr-defined]
+        return str(engine.writer.recorder.events_table_name)  # type: ignore[attr-defined]
     finally:
         engine.close()
 

@@ -119,11 +119,11 @@ def test_sqlite_pool_fields(tmp_path: Path) -> None:
     assert params(SQLiteApplicationRecorder._create_table) == ["self", "c"]
     assert "_create_table" in inspect.getsource(SQLiteApplicationRecorder.create_table)
     engine = LifecycleEngine(f"sqlite:///{tmp_path / 'x.db'}")
-    pool = engine.recorder.datastore.pool  # type: ignore[attr-defined]
+    pool = engine.writer.recorder.datastore.pool  # type: ignore[attr-defined]
     assert isinstance(pool, SQLiteConnectionPool)
     assert pool.db_name == str(tmp_path / "x.db") and pool.lock_timeout == 5
     assert pool.pool_timeout == 5.0
-    with engine.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
+    with engine.writer.recorder.datastore.transaction(commit=False) as c:  # type: ignore[attr-defined]
         c.execute("PRAGMA secure_delete")
         assert c.fetchone()[0] == 1
     conn = pool._create_connection()
@@ -167,7 +167,7 @@ def test_postgres_pool_fields_and_names() -> None:
     from conftest import PG_URL
 
     engine = LifecycleEngine(PG_URL, create=True)
-    recorder: Any = engine.recorder
+    recorder: Any = engine.writer.recorder
     pool = recorder.datastore.pool
     assert isinstance(pool, ConnectionPool) and isinstance(pool.kwargs, dict)
     assert pool.kwargs["row_factory"] is dict_row and "dbname=" in pool.conninfo

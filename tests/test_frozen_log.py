@@ -75,14 +75,14 @@ def test_the_frozen_export_loads_and_reads_as_it_did(
 
 def load_export(engine: LifecycleEngine) -> None:
     """The exported events and keys, written as stored (one transaction)."""
-    assert engine.keyring is not None
+    assert engine.writer.keyring is not None
     keys = [json.loads(line) for line in (FROZEN / "keys.jsonl").read_text().splitlines()]
-    engine.keyring.adopt((k["aggregate"], None if k["wrapped"] is None
+    engine.writer.keyring.adopt((k["aggregate"], None if k["wrapped"] is None
                           else base64.b64decode(k["wrapped"])) for k in keys)
     events = [json.loads(line) for line in (FROZEN / "events.jsonl").read_text().splitlines()]
     rows = [(e["aggregate"], e["version"], e["topic"], base64.b64decode(e["state"]))
             for e in events]
-    with engine.recorder.bulk() as write:  # type: ignore[attr-defined]
+    with engine.writer.recorder.bulk() as write:  # type: ignore[attr-defined]
         assert write(rows) == [e["position"] for e in events]
 
 

@@ -31,7 +31,7 @@ def durable(durable_store_url: str) -> Iterator[LifecycleEngine]:
 
 
 def written(engine: LifecycleEngine) -> int:
-    return engine.recorder.max_notification_id() or 0
+    return engine.writer.recorder.max_notification_id() or 0
 
 
 def line(type_: str, customer: str = "acme", **fields: Any) -> dict[str, Any]:
@@ -168,7 +168,7 @@ def fail_on_version(engine: LifecycleEngine, version: int, *, conflict: bool) ->
 
     ``conflict``: refuse it as a version clash (a constraint violation) rather than as an error.
     """
-    store, table = engine.store, engine.recorder.events_table_name  # type: ignore[attr-defined]
+    store, table = engine.store, engine.writer.recorder.events_table_name  # type: ignore[attr-defined]
     if store.kind == "sqlite":
         body = ("SELECT RAISE(ABORT, 'version taken')" if conflict
                 else "SELECT abs(-9223372036854775808)")  # SQLite's 'integer overflow' error
@@ -186,7 +186,7 @@ def fail_on_version(engine: LifecycleEngine, version: int, *, conflict: bool) ->
 
 
 def remove_failure(engine: LifecycleEngine) -> None:
-    store, table = engine.store, engine.recorder.events_table_name  # type: ignore[attr-defined]
+    store, table = engine.store, engine.writer.recorder.events_table_name  # type: ignore[attr-defined]
     if store.kind == "sqlite":
         with sqlite3.connect(store.path) as conn:
             conn.execute("DROP TRIGGER fail")

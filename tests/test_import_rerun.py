@@ -39,7 +39,7 @@ def children(pid: int) -> list[int]:
 
 
 def written(engine: LifecycleEngine) -> int:
-    return engine.recorder.max_notification_id() or 0
+    return engine.writer.recorder.max_notification_id() or 0
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_the_record_commits_with_the_events(engine: LifecycleEngine, tmp_path: P
         f'"actor": "ann", "team": "marketing", "channel": "email"}}\n' for d in range(1, 21)))
     engine.import_file(touches, batch_size=batch_size)
     events = written(engine)
-    monkeypatch.setattr(engine, "find_import", lambda digest: None)  # the race: not seen yet
+    monkeypatch.setattr(engine.writer, "find_import", lambda digest: None)  # the race: not seen yet
     with pytest.raises(StoreError, match="nothing written: another run of the same file"):
         engine.import_file(touches, batch_size=batch_size)
     assert written(engine) == events

@@ -31,7 +31,7 @@ def history() -> list[bytes]:
 def stored_log(engine: LifecycleEngine) -> list[tuple[Any, ...]]:
     """Every stored event in log order, without its recording time (personal fields
     opened: their sealed form differs at every write)."""
-    notes = engine.recorder.select_notifications(1, 10**6)
+    notes = engine.writer.recorder.select_notifications(1, 10**6)
     out = []
     for n in notes:
         state = dict(vars(engine.event_log.to_domain_event(n)))

@@ -143,7 +143,7 @@ def test_an_erased_key_is_gone_for_a_fresh_engine_and_in_the_table(
     engine, url = engine_url
     write_secrets(engine)
     engine.erase(customer="zed", reason="GDPR request", actor="dpo")
-    raw = Raw(url, engine.recorder.events_table_name)  # type: ignore[attr-defined]
+    raw = Raw(url, engine.writer.recorder.events_table_name)  # type: ignore[attr-defined]
     try:
         rows = raw.run("SELECT wrapped, erased_at FROM lifecycle_keys WHERE aggregate_id = ?",
                        str(customer_id("zed")))
@@ -391,8 +391,8 @@ def test_many_customers_read_right_with_few_ciphers_kept(tmp_path: Path) -> None
     try:
         for i in range(3 * CIPHERS_KEPT):
             assert reader.customer(f"c{i}").state.name == f"Person {i}"
-        assert reader.keyring is not None
-        assert len(reader.keyring._ciphers) <= CIPHERS_KEPT
+        assert reader.writer.keyring is not None
+        assert len(reader.writer.keyring._ciphers) <= CIPHERS_KEPT
         reader.history("c7")  # its cipher is among the last used
         reader.erase(customer="c7", reason="asked")
         assert reader.history("c7")[0].name == ERASED  # type: ignore[attr-defined]

@@ -244,8 +244,8 @@ def test_a_read_only_engine_claims_no_key_and_makes_no_snapshot_table(
     reader = LifecycleEngine(StoreURL.parse(durable_store_url).as_read_only())
     try:
         assert reader.customer("acme").state.name
-        assert reader.snapshots is None
-        assert reader.recorder.master_fingerprint() is None  # type: ignore[attr-defined]
+        assert reader.writer.snapshots is None
+        assert reader.writer.recorder.master_fingerprint() is None  # type: ignore[attr-defined]
     finally:
         reader.close()
 

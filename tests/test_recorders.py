@@ -51,7 +51,7 @@ def test_every_event_is_chained_in_log_and_customer_order(
     e.register(customer="b", name="B", segment="smb", source="web", **AT)
     e.check_in(customer="a", **AT)
     links, heads = chain_rows(e)
-    notes = e.recorder.select_notifications(1, 10)
+    notes = e.writer.recorder.select_notifications(1, 10)
     assert [x[0] for x in links] == [n.id for n in notes] == [1, 2, 3]
     # Recompute by hand: each digest covers the previous of the log and of the customer.
     d1 = digest(ZERO, ZERO, notes[0].originator_id, 1, notes[0].topic, notes[0].state)
@@ -85,9 +85,9 @@ def test_version_clash_is_a_concurrency_conflict_and_writes_nothing(
     cmd = build_command("check_in", dict(customer="a", **AT))
     cmd.apply(c1, e1.stage_model)  # type: ignore[attr-defined]
     cmd.apply(c2, e2.stage_model)  # type: ignore[attr-defined]
-    e1._write_events(c1.collect_events())
+    e1.writer._write_events(c1.collect_events())
     with pytest.raises(ConcurrencyConflict, match="customer 'a'"):
-        e2._write_events(c2.collect_events())
+        e2.writer._write_events(c2.collect_events())
     assert len(e1.history("a")) == 2
     links, _ = chain_rows(e1)
     assert len(links) == 2
@@ -147,13 +147,13 @@ def test_postgres_ids_after_a_sequence_gap_are_chained_to_the_right_events(
     e = engine
     assert e.store.kind == "postgresql"
     e.register(customer="a", name="A", segment="smb", source="web", **AT)
-    table = f'"{e.store.schema}".{e.recorder.events_table_name}'  # type: ignore[attr-defined]
+    table = f'"{e.store.schema}".{e.writer.recorder.events_table_name}'  # type: ignore[attr-defined]
     with psycopg.connect(e.store.psycopg_conninfo(), autocommit=True) as conn:
         conn.execute("SELECT nextval(pg_get_serial_sequence(%s, 'notification_id')) "
                      "FROM generate_series(1, 5)", (table,))
     e.record_many([build_command("check_in", dict(customer="a", **AT)) for _ in range(4)])
     links, heads = chain_rows(e)
-    ids = [n.id for n in e.recorder.select_notifications(1, 10)]
+    ids = [n.id for n in e.writer.recorder.select_notifications(1, 10)]
     assert ids == [1, 7, 8, 9, 10]
     assert [x[0] for x in links] == ids and heads[LOG_SCOPE][0] == 10
     assert verify(e).clean

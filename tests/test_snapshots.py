@@ -67,8 +67,8 @@ def test_snapshot_plus_tail_is_a_full_replay_at_every_version(
             _same(replayer.customer(key), aggregate)
             assert loaded.recent == [] and loaded.origin.replayed <= loaded.version
             for version in range(1, aggregate.version + 1):
-                at = writer.repository.get(aggregate.id, version=version)
-                _same(at, replayer.repository.get(aggregate.id, version=version))
+                at = writer.writer.repository.get(aggregate.id, version=version)
+                _same(at, replayer.writer.repository.get(aggregate.id, version=version))
         for a in live.values():  # the property is not vacuous: snapshots were used
             assert bool(_snapshot_versions(writer, a.id)) == (a.version >= every)
     finally:
@@ -77,8 +77,9 @@ def test_snapshot_plus_tail_is_a_full_replay_at_every_version(
 
 
 def _snapshot_versions(engine: LifecycleEngine, aggregate_id: Any) -> list[int]:
-    assert engine.snapshots is not None
-    return [s.originator_version for s in engine.snapshots.recorder.select_events(aggregate_id)]
+    snapshots = engine.writer.snapshots
+    assert snapshots is not None
+    return [s.originator_version for s in snapshots.recorder.select_events(aggregate_id)]
 
 
 def _long_customer(engine: LifecycleEngine, events: int) -> Customer:
@@ -145,14 +146,14 @@ def test_snapshots_hold_no_personal_data_in_clear(durable_store_url: str) -> Non
     engine = LifecycleEngine(durable_store_url, snapshot_every=5)
     try:
         c = _long_customer(engine, 12)
-        assert engine.snapshots is not None
-        stored = list(engine.snapshots.recorder.select_events(c.id))
+        assert engine.writer.snapshots is not None
+        stored = list(engine.writer.snapshots.recorder.select_events(c.id))
         assert [s.originator_version for s in stored] == [5, 10]
         for s in stored:
             assert NAME.encode() not in s.state and b"_pii" in s.state
         # sealed for its snapshot: the same token under an event's binding does not open
         engine.erase(customer="long", reason="asked")
-        snap = engine.snapshots.get(c.id, desc=True, limit=1)
+        snap = engine.writer.snapshots.get(c.id, desc=True, limit=1)
         got = next(iter(snap))
         assert isinstance(got, CustomerSnapshot) and got.mutate(None).state.name == ERASED
         assert engine.customer("long").state.name == ERASED
@@ -178,12 +179,12 @@ def test_a_snapshot_of_another_fold_is_ignored(durable: LifecycleEngine,
                                    StoreError("store x: unreachable (gave up after 5 s)")])
 def test_a_snapshot_that_cannot_be_written_does_not_fail_the_command(
         durable: LifecycleEngine, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
-    assert durable.snapshots is not None
+    assert durable.writer.snapshots is not None
 
     def clash(_: Any) -> None:
         raise error
 
-    monkeypatch.setattr(durable.snapshots, "put", clash)
+    monkeypatch.setattr(durable.writer.snapshots, "put", clash)
     c = _long_customer(durable, 12)
     assert c.version == 12 and c.origin.replayed == 12
     assert len(durable.history("long")) == 12
@@ -194,12 +195,12 @@ def test_a_store_opened_to_read_gets_no_snapshot_table(tmp_path: Path) -> None:
     LifecycleEngine(url, snapshot_every=0).register(
         customer="a", name=NAME, segment="smb", source="web", **WHO)
     reader = LifecycleEngine(url, create=False)
-    assert reader.customer("a").state.name == NAME and reader.snapshots is None
+    assert reader.customer("a").state.name == NAME and reader.writer.snapshots is None
     tables = {r[0] for r in sqlite3.connect(tmp_path / "old.db").execute(
         "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "stored_snapshots" not in tables
     writer = LifecycleEngine(url)
-    assert writer.snapshots is not None
+    assert writer.writer.snapshots is not None
 
 
 @pytest.mark.parametrize("given", [-1, "ten", 10**7, True, 2.5])
@@ -222,7 +223,7 @@ def test_the_interval_comes_from_the_environment(tmp_path: Path,
     monkeypatch.setenv("LIFECYCLE_ES_SNAPSHOT_EVERY", "4")
     engine = LifecycleEngine(f"sqlite:///{tmp_path / 'x.db'}")
     c = _long_customer(engine, 9)
-    assert engine.snapshot_every == 4 and _snapshot_versions(engine, c.id) == [4, 8]
+    assert engine.writer.snapshot_every == 4 and _snapshot_versions(engine, c.id) == [4, 8]
 
 
 def test_a_void_behind_the_snapshot_with_no_snapshot_after_it_is_a_full_replay(

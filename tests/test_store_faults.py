@@ -295,7 +295,7 @@ def test_postgres_sessions_killed(pg_schema: str, tmp_path: Path) -> None:
     killed = 0
     with admin() as conn:
         for name, (_, op) in OPS.items():
-            pids = [c.info.backend_pid for c in list(engine.recorder.datastore.pool._pool)]  # type: ignore[attr-defined]
+            pids = [c.info.backend_pid for c in list(engine.writer.recorder.datastore.pool._pool)]  # type: ignore[attr-defined]
             for pid in pids:
                 killed += bool(conn.execute("SELECT pg_terminate_backend(%s)",
                                             (pid,)).fetchone()[0])  # type: ignore[index]

@@ -30,7 +30,7 @@ def story(durable_store_url: str) -> Iterator[tuple[LifecycleEngine, Raw]]:
     engine = LifecycleEngine(durable_store_url, stage_model="classic")
     tell(engine)
     engine.audit.events(limit=1)  # catches the audit_index up: it names deleted customers
-    raw = Raw(durable_store_url, engine.recorder.events_table_name)  # type: ignore[attr-defined]
+    raw = Raw(durable_store_url, engine.writer.recorder.events_table_name)  # type: ignore[attr-defined]
     yield engine, raw
     raw.conn.close()
     engine.close()
@@ -253,7 +253,7 @@ def interleaved(durable_store_url: str) -> Iterator[tuple[LifecycleEngine, Raw]]
     for _ in range(2):
         for c in ("a", "b"):
             engine.check_in(customer=c, **AT)
-    raw = Raw(durable_store_url, engine.recorder.events_table_name)  # type: ignore[attr-defined]
+    raw = Raw(durable_store_url, engine.writer.recorder.events_table_name)  # type: ignore[attr-defined]
     yield engine, raw
     raw.conn.close()
     engine.close()

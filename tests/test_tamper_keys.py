@@ -98,8 +98,8 @@ def test_key_replaced_by_another_key_of_the_customer_is_reported(
     """Even a key wrapped by the right master key for the right customer must open the
     customer's sealed events (a holder of the master key replacing it)."""
     engine, raw = story
-    assert engine.keyring is not None
-    other = engine.keyring.wrap(aid("acme"), os.urandom(32))
+    assert engine.writer.keyring is not None
+    other = engine.writer.keyring.wrap(aid("acme"), os.urandom(32))
     raw.run("UPDATE lifecycle_keys SET wrapped = ? WHERE aggregate_id = ?", other, aid("acme"))
     report = verify(engine)
     assert found(report.breaks) == [("modified", "customer", "acme")]
@@ -180,7 +180,7 @@ def snapshotted(durable_store_url: str, monkeypatch: pytest.MonkeyPatch,
                     contract_start="2025-03-01", contract_end="2026-03-01", **WHO)
     for _ in range(4):
         engine.check_in(customer="s", **WHO)
-    raw = Raw(durable_store_url, engine.recorder.events_table_name)  # type: ignore[attr-defined]
+    raw = Raw(durable_store_url, engine.writer.recorder.events_table_name)  # type: ignore[attr-defined]
     table = "lifecycle_snapshots" if raw.pg else "stored_snapshots"
     assert [r[0] for r in raw.run(f"SELECT originator_version FROM {table}")] == [5]
     assert verify(engine).clean

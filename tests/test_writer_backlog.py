@@ -40,7 +40,8 @@ def batches() -> list[list[tuple[int, list[Row]]]]:
     """The checked rows of a small demo history, in batches of 1,000 commands."""
     model = PRESETS["classic"]
     commands = generate(400, 3, model, date(2026, 1, 1))
-    checker = Checker(LifecycleEngine("memory://", stage_model=model), [], store_empty=True)
+    checker = Checker(LifecycleEngine("memory://", stage_model=model).writer, [],
+                      store_empty=True)
     lines = []
     for number, data in enumerate(commands, start=1):
         rows = checker.check(number, parse_command(data, number))
@@ -87,7 +88,7 @@ def sent_in_background(writer: WriterProcess, batches: list[Any]) -> threading.T
 
 
 def stored(engine: LifecycleEngine) -> int:
-    return engine.recorder.max_notification_id() or 0
+    return engine.writer.recorder.max_notification_id() or 0
 
 
 def test_the_engine_goes_on_while_the_writer_process_is_busy(
@@ -186,7 +187,7 @@ def test_new_aggregates_stay_with_the_engine_while_the_writer_process_is_behind(
     writer, resume = paused
     monkeypatch.setattr(bulk_write, "WRITER_CHECK_SHARE", 1.0)  # every new one, if it keeps up
     monkeypatch.setattr(bulk_write, "ROUTE_BACKLOG_BYTES", 1 << 16)
-    out = BulkWrite(engine, 1000, store_empty=True)
+    out = BulkWrite(engine.writer, 1000, store_empty=True)
     out._writer = writer
     a, b, c = ("customer", "a"), ("customer", "b"), ("customer", "c")
     assert not writer.behind and out.route(1, b"{}", a)

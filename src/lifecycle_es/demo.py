@@ -629,7 +629,7 @@ def generate(customers: int, seed: int, model: StageModel, until: date) -> list[
 
 def check_empty(engine: LifecycleEngine) -> None:
     """Refuse to add a second demo history to a store that already has events."""
-    if engine.recorder.max_notification_id() not in (None, 0):
+    if engine.event_log.head():
         raise LifecycleError(
             f"store {engine.store.redacted()} already has customers; use a new --store"
         )

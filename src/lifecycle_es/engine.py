@@ -1,24 +1,40 @@
-"""The composition root: the engine wires the write side and the read side on one store.
+"""The facade users and entrypoints hold: one engine over the write side, the read side and the
+queries that :func:`lifecycle_es.bootstrap.bootstrap` builds on one store.
 
 >>> engine = LifecycleEngine("memory://")
 >>> engine.register(customer="acme", at="2024-01-02T09:00:00Z", actor="ann", team="marketing",
 ...                 name="Acme", segment="smb", source="web")
 1
 
-The write side (``lifecycle_es.writing``: commands, bulk import) is the application it
-extends; the read side (``lifecycle_es.reading``: read models, audit, metrics, gaps, health)
-is built here on the same store and event log. Neither side imports the other, nor this module.
+The facade holds its parts (composition, not inheritance) and adds no rule of its own: each
+command method is the write side's (``lifecycle_es.writing``), each query the read side's
+(``lifecycle_es.reading``). This module is also the public API of the entrypoints (the CLI, the
+report, the demo, a web console): what they need of the parts is re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
-from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from functools import cached_property, partial, wraps
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar, overload
 
+from lifecycle_es.bootstrap import ReadSide, bootstrap, queries_store
+from lifecycle_es.domain.stage_model import StageModel
 from lifecycle_es.logs import get_logger
-from lifecycle_es.stores.url import StoreURL
+from lifecycle_es.reading.projection.freshness import Freshness
+from lifecycle_es.reading.projection.parallel import default_jobs
+from lifecycle_es.reading.projection.runner import DEFAULT_BATCH, Failure, ProjectionFailed
+from lifecycle_es.stores.event_log import EventLog
+from lifecycle_es.stores.master_key import (
+    KEY_ENV_VAR,
+    KEY_FILE_ENV_VAR,
+    MasterKey,
+    new_master_key_text,
+    read_key_file,
+)
+from lifecycle_es.stores.url import ENV_VAR as STORE_ENV_VAR
+from lifecycle_es.stores.url import StoreURL, redact
 from lifecycle_es.writing.bulk_import import (
     DEFAULT_WRITE_BATCH,
     BulkImportApplication,
@@ -26,10 +42,13 @@ from lifecycle_es.writing.bulk_import import (
     iter_jsonl,
 )
 from lifecycle_es.writing.retry import retry_on_conflict
+from lifecycle_es.writing.stage_model_change import ModelChange
 
-if TYPE_CHECKING:  # the read side is imported when first used (start-up time of the CLI)
+if TYPE_CHECKING:  # the queries are imported when first used
     from lifecycle_es.config import Config
     from lifecycle_es.reading.audit.queries import Audit
+    from lifecycle_es.reading.audit.verify import VerifyReport
+    from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts
     from lifecycle_es.reading.lifecycle_checks.gaps import Gap
     from lifecycle_es.reading.lifecycle_checks.health import Health
     from lifecycle_es.reading.metrics.calc import When
@@ -38,106 +57,204 @@ if TYPE_CHECKING:  # the read side is imported when first used (start-up time of
 
 log = get_logger("lifecycle_es.writing")
 
-__all__ = ["DEFAULT_WRITE_BATCH", "ImportResult", "LifecycleEngine", "iter_jsonl",
-           "retry_on_conflict"]
+__all__ = ["DEFAULT_BATCH", "DEFAULT_WRITE_BATCH", "KEY_ENV_VAR", "KEY_FILE_ENV_VAR",
+           "STORE_ENV_VAR", "Failure", "Freshness", "ImportResult", "LifecycleEngine",
+           "MasterKey", "ProjectionFailed", "StoreURL", "default_jobs", "iter_jsonl",
+           "new_master_key_text", "read_key_file", "redact", "retry_on_conflict"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class LifecycleEngine(BulkImportApplication):
+@overload
+def _writes(method: Callable[Concatenate[BulkImportApplication, P], R],
+            ) -> Callable[Concatenate[LifecycleEngine, P], R]: ...
+@overload
+def _writes(method: Callable[..., R]) -> Callable[..., R]: ...
+def _writes(method: Callable[..., R]) -> Callable[..., R]:
+    """The write side's ``method`` as the facade's: the same parameters, types and docstring
+    (a method taking ``**fields`` cannot be typed as one with a leading ``self`` by mypy:
+    the second form keeps its ``Any`` keywords)."""
+
+    @wraps(method)
+    def delegate(self: LifecycleEngine, /, *args: Any, **kwargs: Any) -> R:
+        return method(self.writer, *args, **kwargs)
+
+    return delegate
+
+
+def _writes_in_bulk(method: Callable[Concatenate[BulkImportApplication, P], R],
+                    ) -> Callable[Concatenate[LifecycleEngine, P], R]:
+    """A bulk write of the write side as the facade's, within the connection budget: the
+    read models' connection is set aside while it runs (:meth:`ReadSide.room_for_a_writer`)."""
+
+    @wraps(method)
+    def delegate(self: LifecycleEngine, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._read.room_for_a_writer():
+            return method(self.writer, *args, **kwargs)
+
+    return delegate
+
+
+class LifecycleEngine:
     """Record and read customer lifecycles on a store (SQLite file, PostgreSQL, memory).
 
-    Writing is :class:`~lifecycle_es.writing.application.LifecycleApplication`'s (one method
-    per command) and :class:`~lifecycle_es.writing.bulk_import.BulkImportApplication`'s
-    (imports); reading is ``projections``, ``audit``, ``metrics``, ``gaps()``, ``health()``.
+    The whole public surface (docs/architecture.md, "The engine"):
+
+    - **writing** (the write side's, ``lifecycle_es.writing``): one method per command
+      (``register``, ``purchase``, ... ``end_campaign``; docs/commands.md), ``execute``,
+      ``record``, ``erase``, ``rotate_master_key``, ``set_stage_model``;
+      bulk writes ``import_file``,
+      ``import_lines``, ``record_many``, ``find_import``;
+    - **aggregates**: ``customer()``, ``campaign()``, ``history()``, ``stored_aggregate()``;
+    - **reading** (the read side's, ``lifecycle_es.reading``): ``projections`` (the read
+      models), ``audit``, ``metrics``, ``gaps()``, ``health()``, ``customer_facts()``;
+      ``verify()`` (the hash chains), ``freshness()``; ``reader`` (the engine queries read) and
+      ``read_store``; ``event_log``;
+    - **the store**: ``store``, ``stage_model``, ``projections_path``, ``encrypt``,
+      ``master_key``, ``opener()``, ``close()``, ``for_queries()`` (an engine that only
+      reads a read store);
+    - ``writer``: the write side itself (the ``eventsourcing`` Application: ``recorder``,
+      ``repository``, ``snapshots``, ``mapper``, ``keyring``) for what the facade does not
+      cover.
     """
 
-    name = "lifecycle"
+    def __init__(
+        self,
+        store: str | StoreURL | None = None,
+        *,
+        read_store: str | StoreURL | None = None,
+        stage_model: StageModel | str | None = None,
+        projections_path: Sequence[str] = (),
+        encrypt: bool = True,
+        create: bool = True,
+        snapshot_every: int | None = None,
+    ) -> None:
+        """``store`` is a URL (``sqlite:///lifecycle.db``, ``postgresql://user@host:5432/db``,
+        ``memory://``); when omitted, ``$LIFECYCLE_ES_STORE`` or ``sqlite:///lifecycle.db``.
+        A ``store`` with ``?read_only=on`` is only read (nothing is created, written or
+        caught up). ``read_store`` (a replica, a read-only role) sends every query
+        (``audit``, ``metrics``, ``gaps()``, ``health()``, ``reader``) there: read only,
+        never caught up. ``stage_model`` is a :class:`StageModel`, a preset name or a TOML
+        path (the store remembers it; ``classic`` for a new store). ``projections_path``
+        adds folders of custom read models. ``encrypt=False`` stores personal fields as
+        given (docs/privacy.md). ``create=False`` refuses a store that does not exist.
+        ``snapshot_every``: events between a customer's snapshots (0: none)."""
+        parts = bootstrap(store, read_store=read_store, stage_model=stage_model,
+                          projections_path=projections_path, encrypt=encrypt, create=create,
+                          snapshot_every=snapshot_every)
+        #: the write side (``writing/``): the ``eventsourcing`` Application of this store
+        self.writer: BulkImportApplication = parts.writer
+        #: the store queries read instead of this one (read only), or None
+        self.read_store: StoreURL | None = parts.read_store
+        self._read: ReadSide = parts.read
+        self._reader: LifecycleEngine | None = None
 
-    def __init__(self, store: str | StoreURL | None = None, *,
-                 read_store: str | StoreURL | None = None, **options: Any) -> None:
-        """``store`` as for the write side; ``read_store`` (a replica, a read-only role)
-        sends every query (``audit``, ``metrics``, ``gaps()``, ``health()``, ``reader``)
-        there: read only, never caught up. A ``store`` with ``?read_only=on`` is itself
-        only read (nothing is created, written or caught up)."""
-        parsed = StoreURL.parse(store)
-        if parsed.read_only:
-            options["create"] = False
-        self._read_store = None if read_store is None else StoreURL.parse(read_store)
-        super().__init__(parsed, **options)
+    @classmethod
+    def for_queries(cls, read_store: str | StoreURL, *, projections_path: Sequence[str] = (),
+                    encrypt: bool = True) -> LifecycleEngine:
+        """An engine that only reads ``read_store`` (a replica, a read-only role): nothing
+        is created, written or caught up there — what ``reader`` is when a read store is
+        given, and what the CLI's ``--read-store`` opens."""
+        return cls(queries_store(None, read_store), projections_path=projections_path,
+                   encrypt=encrypt)
 
-    @cached_property
-    def reader(self) -> LifecycleEngine:
-        """The engine queries read: this one, or a read-only engine on ``read_store`` (its
-        read models as they are there; ``reader.projections`` for the read-model queries of
-        ``lifecycle_es.reading.projection.queries`` and their freshness)."""
-        if self._read_store is None or self.store.read_only:
-            return self
-        return LifecycleEngine(self._read_store.as_read_only(),
-                               projections_path=self.projections_path, encrypt=self.encrypt)
+    # ------------------------------------------------------------------ the store
 
-    @cached_property
-    def projections(self) -> ProjectionManager:
-        """Read models: ``engine.projections.catch_up()``, ``.rebuild()``, ``.status()``."""
-        from lifecycle_es.reading.projection.runner import ProjectionManager
+    @property
+    def store(self) -> StoreURL:
+        """The store's URL."""
+        return self.writer.store
 
-        return ProjectionManager(self)
+    @property
+    def stage_model(self) -> StageModel:
+        """The store's stage model."""
+        return self.writer.stage_model
 
-    @cached_property
-    def audit(self) -> Audit:
-        """Audit queries: ``engine.audit.timeline(...)``, ``.state(...)``, ``.events(...)``."""
-        from lifecycle_es.reading.audit.queries import Audit
+    @property
+    def projections_path(self) -> list[str]:
+        """The folders of custom read models."""
+        return self.writer.projections_path
 
-        return Audit(self.reader)
+    @property
+    def encrypt(self) -> bool:
+        """Whether personal fields are encrypted (docs/privacy.md)."""
+        return self.writer.encrypt
 
-    @cached_property
-    def metrics(self) -> Metrics:
-        """Lifecycle metrics for any period: ``engine.metrics.summary(...)``, ``.funnel()``..."""
-        from lifecycle_es.reading.metrics.queries import Metrics
+    @property
+    def event_log(self) -> EventLog:
+        """The event log as the read side reads it: head, pages, one aggregate's events."""
+        return self._read.event_log
 
-        return Metrics(self.reader)
+    @property
+    def master_key(self) -> MasterKey | None:
+        """The master key wrapping the store's data keys (None with ``encrypt=False``)."""
+        keyring = self.writer.keyring
+        return None if keyring is None else keyring.master
 
-    def gaps(self, as_of: When | None = None, kind: str | None = None,
-             team: str | None = None, *, config: Config | None = None) -> list[Gap]:
-        """Customers left hanging between teams at ``as_of`` (default now); see
-        :func:`lifecycle_es.reading.lifecycle_checks.gaps.find_gaps`."""
-        from lifecycle_es.reading.lifecycle_checks.gaps import find_gaps
+    def opener(self) -> Callable[[], LifecycleEngine]:
+        """A picklable callable that opens this engine again in another process (same
+        store, stage model, read-model folders and encryption; creates nothing)."""
+        return partial(LifecycleEngine, self.store, stage_model=self.stage_model,
+                       projections_path=self.projections_path, encrypt=self.encrypt,
+                       create=False)
 
-        return find_gaps(self.reader, as_of, kind, team, config=config)
+    def close(self) -> None:
+        """Close the store's connections (events and read models; the read store's)."""
+        if self._reader is not None:
+            self._reader.close()
+        self._read.close()
+        self.writer.close()
 
-    def health(self, customer: str | None = None, as_of: When | None = None, *,
-               config: Config | None = None) -> list[Health]:
-        """Health scores with each factor's contribution; see
-        :func:`lifecycle_es.reading.lifecycle_checks.health.health_scores`."""
-        from lifecycle_es.reading.lifecycle_checks.health import health_scores
+    def __enter__(self) -> Self:
+        """``with LifecycleEngine(...) as engine:`` closes it at the end."""
+        return self
 
-        return health_scores(self.reader, customer, as_of, config=config)
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
-    def import_lines(self, lines: Iterable[str | bytes], **options: Any) -> ImportResult:
-        """:meth:`BulkImportApplication.import_lines` within the connection budget (see
-        :meth:`_room_for_a_writer`)."""
-        with self._room_for_a_writer():
-            return super().import_lines(lines, **options)
+    # ------------------------------------------------------------------ writing
 
-    def record_many(self, commands: Any, **options: Any) -> ImportResult:
-        """:meth:`BulkImportApplication.record_many` within the connection budget (see
-        :meth:`_room_for_a_writer`)."""
-        with self._room_for_a_writer():
-            return super().record_many(commands, **options)
+    execute = _writes(BulkImportApplication.execute)
+    record = _writes(BulkImportApplication.record)
+    rotate_master_key = _writes(BulkImportApplication.rotate_master_key)
+    find_import = _writes(BulkImportApplication.find_import)
+    import_file = _writes_in_bulk(BulkImportApplication.import_file)
+    import_lines = _writes_in_bulk(BulkImportApplication.import_lines)
+    record_many = _writes_in_bulk(BulkImportApplication.record_many)
 
-    def _room_for_a_writer(self) -> AbstractContextManager[None]:
-        """The read models' connection closed while a bulk write runs: its writer process
-        takes its place in the process's connection budget (docs/operations.md); queries and
-        a live runner of this process wait for the write's end."""
-        if "projections" in self.__dict__:
-            return self.projections.read.set_aside()
-        return nullcontext()
+    register = _writes(BulkImportApplication.register)
+    touchpoint = _writes(BulkImportApplication.touchpoint)
+    change_stage = _writes(BulkImportApplication.change_stage)
+    assign_owner = _writes(BulkImportApplication.assign_owner)
+    release_owner = _writes(BulkImportApplication.release_owner)
+    send_handover = _writes(BulkImportApplication.send_handover)
+    accept_handover = _writes(BulkImportApplication.accept_handover)
+    reject_handover = _writes(BulkImportApplication.reject_handover)
+    purchase = _writes(BulkImportApplication.purchase)
+    payment = _writes(BulkImportApplication.payment)
+    renewal = _writes(BulkImportApplication.renewal)
+    expansion = _writes(BulkImportApplication.expansion)
+    contraction = _writes(BulkImportApplication.contraction)
+    churn = _writes(BulkImportApplication.churn)
+    win_back = _writes(BulkImportApplication.win_back)
+    nps_answer = _writes(BulkImportApplication.nps_answer)
+    csat_answer = _writes(BulkImportApplication.csat_answer)
+    check_in = _writes(BulkImportApplication.check_in)
+    request_advocacy = _writes(BulkImportApplication.request_advocacy)
+    give_advocacy = _writes(BulkImportApplication.give_advocacy)
+    void_event = _writes(BulkImportApplication.void_event)
+    announce_campaign = _writes(BulkImportApplication.announce_campaign)
+    amend_campaign = _writes(BulkImportApplication.amend_campaign)
+    end_campaign = _writes(BulkImportApplication.end_campaign)
 
     def erase(self, *, customer: str, reason: str, actor: str | None = None) -> int:
-        """Erase the customer's personal data (see
+        """Erase the customer's personal data (the write side's
         :meth:`~lifecycle_es.writing.application.LifecycleApplication.erase`), then bring
         the read models up to the erasure (their copies become placeholders) and, on
         SQLite, empty the write-ahead log of old page images (docs/privacy.md)."""
-        version = super().erase(customer=customer, reason=reason, actor=actor)
-        checkpoint = getattr(self.recorder, "checkpoint", None)
+        version = self.writer.erase(customer=customer, reason=reason, actor=actor)
+        checkpoint = getattr(self.writer.recorder, "checkpoint", None)
         try:  # a read model that cannot catch up says so; the log is emptied all the same
             self.projections.catch_up()
         finally:
@@ -147,18 +264,92 @@ class LifecycleEngine(BulkImportApplication):
                         "being emptied: it still holds old pages until the next checkpoint")
         return version
 
-    def opener(self) -> Callable[[], LifecycleEngine]:
-        """A picklable callable that opens this engine again in another process (same
-        store, stage model, read-model folders and encryption; creates nothing): how a
-        parallel rebuild's workers open the store."""
-        return partial(LifecycleEngine, self.store, stage_model=self.stage_model,
-                       projections_path=self.projections_path, encrypt=self.encrypt,
-                       create=False)
+    def set_stage_model(self, model: StageModel | str, *,
+                        mapping: Mapping[str, str] | None = None,
+                        actor: str | None = None) -> ModelChange:
+        """Change the store's stage model on purpose (the write side's
+        :meth:`~lifecycle_es.writing.application.LifecycleApplication.set_stage_model`);
+        the read side reads with the new model from then on."""
+        change = self.writer.set_stage_model(model, mapping=mapping, actor=actor)
+        self._read.use_stage_model(self.writer.stage_model)
+        return change
 
-    def close(self) -> None:
-        """Close the store's connections (events and read models; the read store's)."""
-        if self.__dict__.get("reader", self) is not self:
-            self.reader.close()
-        if "projections" in self.__dict__:
-            self.projections.read.close()
-        super().close()
+    # ------------------------------------------------------------------ aggregates
+
+    customer = _writes(BulkImportApplication.customer)
+    campaign = _writes(BulkImportApplication.campaign)
+    history = _writes(BulkImportApplication.history)
+    stored_aggregate = _writes(BulkImportApplication.stored_aggregate)
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def reader(self) -> LifecycleEngine:
+        """The engine queries read: this one, or a read-only engine on ``read_store`` (its
+        read models as they are there; ``reader.projections`` for the read-model queries of
+        ``lifecycle_es.reading.projection.queries`` and their freshness)."""
+        if self.read_store is None:
+            return self
+        if self._reader is None:
+            self._reader = LifecycleEngine.for_queries(
+                self.read_store, projections_path=self.projections_path, encrypt=self.encrypt)
+        return self._reader
+
+    @property
+    def projections(self) -> ProjectionManager:
+        """Read models: ``engine.projections.catch_up()``, ``.rebuild()``, ``.status()``."""
+        return self._read.projections
+
+    @cached_property
+    def audit(self) -> Audit:
+        """Audit queries: ``engine.audit.timeline(...)``, ``.state(...)``, ``.events(...)``."""
+        from lifecycle_es.reading.audit.queries import Audit
+
+        return Audit(self.reader._read)
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """Lifecycle metrics for any period: ``engine.metrics.summary(...)``, ``.funnel()``..."""
+        from lifecycle_es.reading.metrics.queries import Metrics
+
+        return Metrics(self.reader._read)
+
+    def gaps(self, as_of: When | None = None, kind: str | None = None,
+             team: str | None = None, *, config: Config | None = None) -> list[Gap]:
+        """Customers left hanging between teams at ``as_of`` (default now); see
+        :func:`lifecycle_es.reading.lifecycle_checks.gaps.find_gaps`."""
+        from lifecycle_es.reading.lifecycle_checks.gaps import find_gaps
+
+        return find_gaps(self.reader._read, as_of, kind, team, config=config)
+
+    def health(self, customer: str | None = None, as_of: When | None = None, *,
+               config: Config | None = None) -> list[Health]:
+        """Health scores with each factor's contribution; see
+        :func:`lifecycle_es.reading.lifecycle_checks.health.health_scores`."""
+        from lifecycle_es.reading.lifecycle_checks.health import health_scores
+
+        return health_scores(self.reader._read, customer, as_of, config=config)
+
+    def verify(self, anchor: str | None = None) -> VerifyReport:
+        """Recompute the hash chains of the store queries read (events, settings) and report
+        every break; see :func:`lifecycle_es.reading.audit.verify.verify`."""
+        from lifecycle_es.reading.audit.verify import verify
+
+        return verify(self.reader._read, anchor)
+
+    def freshness(self) -> Freshness | None:
+        """How far behind the log the read models the queries read are (their positions,
+        lag and age; ``reading/projection/freshness.py``); None when no query opened them."""
+        read = self.reader._read
+        if not read.opened:
+            return None
+        from lifecycle_es.reading.projection.freshness import freshness
+
+        return freshness(read.projections)
+
+    def customer_facts(self, as_of: datetime) -> dict[str, CustomerFacts]:
+        """Each customer's facts at ``as_of`` (stage, owner, MRR, contract end...), by
+        customer: what gaps and health are computed from, and the report lists."""
+        from lifecycle_es.reading.lifecycle_checks.facts import reader_for
+
+        return reader_for(self.reader._read).customers(as_of)

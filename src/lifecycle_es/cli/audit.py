@@ -132,10 +132,8 @@ def verify(
     as_json: Json = False, as_csv: Csv = False,
 ) -> None:
     """Recompute the hash chains (events, settings); list every break. Exit 1 on any break."""
-    from lifecycle_es.reading.audit.verify import verify as run_verify
-
     one_format(as_json, as_csv)
-    report = run_verify(state(ctx).reader(), anchor=anchor)
+    report = state(ctx).reader().verify(anchor)
     head = report.anchor()
     if as_json:
         from lifecycle_es.cli.output import print_json

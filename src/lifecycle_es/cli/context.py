@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from lifecycle_es.engine import LifecycleEngine
-    from lifecycle_es.reading.projection.freshness import Freshness
+    from lifecycle_es.engine import Freshness, LifecycleEngine
 
 #: the environment variable of ``--read-store``
 READ_STORE_ENV = "LIFECYCLE_ES_READ_STORE"
@@ -47,8 +46,8 @@ class CliState:
 
     def reader(self, catch_up: bool = True) -> LifecycleEngine:
         """The engine a query reads: on ``--read-store`` (read only: never caught up, no
-        lock, no DDL), else the store's, whose read models are caught up first unless
-        ``catch_up`` is off (``--no-catch-up``)."""
+        lock, no DDL; the store itself is not opened), else the store's, whose read models
+        are caught up first unless ``catch_up`` is off (``--no-catch-up``)."""
         if self.read_store is None:
             engine = self.engine()
             if not catch_up:
@@ -56,20 +55,15 @@ class CliState:
             return engine
         if self._reader is None:
             from lifecycle_es.engine import LifecycleEngine
-            from lifecycle_es.stores.url import StoreURL
 
-            self._reader = LifecycleEngine(StoreURL.parse(self.read_store).as_read_only(),
-                                           projections_path=self.projections_path)
+            self._reader = LifecycleEngine.for_queries(self.read_store,
+                                                       projections_path=self.projections_path)
         return self._reader
 
     def freshness(self) -> Freshness | None:
         """How far behind the read store's read models are (None without a read store, or
         when the command read no read model there)."""
-        if self._reader is None or "projections" not in self._reader.__dict__:
-            return None
-        from lifecycle_es.reading.projection.freshness import freshness
-
-        return freshness(self._reader.projections)
+        return None if self._reader is None else self._reader.freshness()
 
     def json_envelope(self, result: Any) -> Any:
         """A JSON answer read on a read store: ``{"result": ..., "read_models": {...}}``

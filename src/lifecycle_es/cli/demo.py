@@ -9,8 +9,8 @@ from datetime import date
 from lifecycle_es.cli.lifecycle_checks import print_overview
 from lifecycle_es.cli.output import emit, say
 from lifecycle_es.demo import check_empty, default_until, generate, write
-from lifecycle_es.domain.stage_model import CHURNED
 from lifecycle_es.engine import ImportResult, LifecycleEngine
+from lifecycle_es.reading.projection import queries
 
 
 def run_demo(engine: LifecycleEngine, customers: int = 500, seed: int = 7,
@@ -41,9 +41,6 @@ def print_summary(engine: LifecycleEngine, result: ImportResult, customers: int,
 
 
 def print_stage_counts(engine: LifecycleEngine) -> None:
-    counts = dict(engine.projections.read.fetchall(
-        "SELECT stage, COUNT(*) FROM current_stage GROUP BY stage"))
-    order = [*engine.stage_model.names, CHURNED]
-    rows = [{"stage": s, "customers": counts.get(s, 0)} for s in order]
-    rows += [{"stage": s, "customers": n} for s, n in counts.items() if s not in order]
+    rows = [{"stage": row["stage"], "customers": row["customers"]}
+            for row in queries.stage_counts(engine.projections)]
     emit(rows, ["stage", "customers"], title="customers per stage (current_stage)")

@@ -23,10 +23,9 @@ from lifecycle_es.cli import (
 from lifecycle_es.cli.context import READ_STORE_ENV, CliState
 from lifecycle_es.cli.output import say
 from lifecycle_es.cli.progress import CliReporter
+from lifecycle_es.engine import STORE_ENV_VAR, redact
 from lifecycle_es.errors import LifecycleError, StoreError
 from lifecycle_es.progress import reporting
-from lifecycle_es.stores.url import ENV_VAR as STORE_ENV_VAR
-from lifecycle_es.stores.url import redact
 
 app = typer.Typer(
     name="lifecycle-es",

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _metrics(ctx: typer.Context, no_catch_up: bool) -> Metrics:
-    return Metrics(state(ctx).reader(not no_catch_up), catch_up=not no_catch_up)
+    return state(ctx).reader(not no_catch_up).metrics
 
 
 def pct(value: Fraction | None) -> str:

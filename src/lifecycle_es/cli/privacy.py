@@ -15,14 +15,14 @@ import typer
 
 from lifecycle_es.cli.context import state
 from lifecycle_es.cli.output import print_json, say
-from lifecycle_es.errors import LifecycleError, MasterKeyError
-from lifecycle_es.stores.master_key import (
+from lifecycle_es.engine import (
     KEY_ENV_VAR,
     KEY_FILE_ENV_VAR,
     MasterKey,
     new_master_key_text,
     read_key_file,
 )
+from lifecycle_es.errors import LifecycleError, MasterKeyError
 
 #: where ``keys rotate-master`` reads the new key when no file is given
 NEW_KEY_ENV_VAR = "LIFECYCLE_ES_NEW_MASTER_KEY"
@@ -86,9 +86,9 @@ def new_master() -> None:
 def status(ctx: typer.Context,
            json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False) -> None:
     """The fingerprint of the store's master key, and where this process got the key."""
-    keyring = state(ctx).reader().keyring
-    assert keyring is not None
-    out = {"fingerprint": keyring.master.fingerprint, "source": keyring.master.source}
+    master = state(ctx).reader().master_key
+    assert master is not None
+    out = {"fingerprint": master.fingerprint, "source": master.source}
     if json:
         print_json(out)
     else:
@@ -114,8 +114,8 @@ def rotate_master(
         raise MasterKeyError(f"new key: give --new-key-file FILE or set ${NEW_KEY_ENV_VAR} "
                              "(make one with `lifecycle-es keys new-master`)")
     engine = state(ctx).engine()
-    assert engine.keyring is not None
-    if new.fingerprint == engine.keyring.master.fingerprint:
+    assert engine.master_key is not None
+    if new.fingerprint == engine.master_key.fingerprint:
         raise MasterKeyError(f"new key: it is the store's current key ({new.fingerprint})")
     count = engine.rotate_master_key(new)
     say(f"re-wrapped {count} data key{'s' if count != 1 else ''} under master key "

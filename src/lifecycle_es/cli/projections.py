@@ -11,15 +11,10 @@ import typer
 from lifecycle_es.cli.context import NoCatchUp, state
 from lifecycle_es.cli.output import Csv, console, emit, print_json, say
 from lifecycle_es.display import money_text as money
+from lifecycle_es.engine import DEFAULT_BATCH, Failure, ProjectionFailed, default_jobs
 from lifecycle_es.logs import get_logger
 from lifecycle_es.progress import track
 from lifecycle_es.reading.projection import queries
-from lifecycle_es.reading.projection.parallel import default_jobs
-from lifecycle_es.reading.projection.runner import (
-    DEFAULT_BATCH,
-    Failure,
-    ProjectionFailed,
-)
 
 group = typer.Typer(help="Build, follow and inspect read models.", no_args_is_help=True)
 

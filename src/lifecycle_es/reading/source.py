@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class Source(LogSource, Protocol):
-    """A store's event log and its read models (the engine is one)."""
+    """A store's event log and its read models (``lifecycle_es.bootstrap.ReadSide`` is one)."""
 
     @property
     def projections(self) -> ProjectionManager: ...

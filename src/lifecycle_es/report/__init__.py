@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.config import Config, load_config
 from lifecycle_es.domain.stage_model import CHURNED
-from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts, FactsReader, reader_for
-from lifecycle_es.reading.lifecycle_checks.gaps import KINDS, Gap, find_gaps
-from lifecycle_es.reading.lifecycle_checks.health import health_scores
+from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts
+from lifecycle_es.reading.lifecycle_checks.gaps import KINDS, Gap
 from lifecycle_es.reading.metrics import calc
 from lifecycle_es.reading.metrics.results import plain
+from lifecycle_es.reading.projection import queries
 from lifecycle_es.report.page import render
 from lifecycle_es.report.periods import previous_period
 from lifecycle_es.report.urgency import act_first, urgency_key
@@ -45,17 +45,16 @@ def report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of: 
     cfg = config or load_config()
     model = engine.stage_model
     metrics = engine.metrics
-    reader = reader_for(engine)
-    facts = reader.customers(as_of)
+    facts = engine.customer_facts(as_of)
     names = _names(engine)
     counts = Counter(f.stage for f in facts.values())
     stages = [{"stage": s, "team": model.stage(s).team, "customers": counts.get(s, 0)}
               for s in [*model.names, CHURNED]]
     # series: the complete months of the period (MRR also at its start, the month before)
     first, cutoff = calc.month_start(start), calc.month_start(min(end, as_of))
-    health = health_scores(engine, as_of=as_of, config=cfg)
+    health = engine.health(as_of=as_of, config=cfg)
     bands = Counter(h.band for h in health)
-    gaps = _by_urgency(find_gaps(engine, as_of, config=cfg), facts)
+    gaps = _by_urgency(engine.gaps(as_of, config=cfg), facts)
     gap_rows = [_gap_row(g, as_of, facts, names) for g in gaps]
     cohorts = metrics.cohorts(as_of=as_of)
     which, before = previous_period(start, end)
@@ -86,7 +85,7 @@ def report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of: 
             "rows": gap_rows,
             "first": act_first(gap_rows),
         },
-        "previous": {"which": which, **_previous(engine, reader, before(start), before(end),
+        "previous": {"which": which, **_previous(engine, before(start), before(end),
                                                  before(as_of), cfg)},
         "caps": {"cohort_rows": COHORT_ROWS, "gap_rows": GAP_ROWS, "health_rows": HEALTH_ROWS},
     })
@@ -96,8 +95,7 @@ def report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of: 
 def _names(engine: LifecycleEngine) -> dict[str, str | None]:
     """Customer -> name, as stored now (``[erased]`` after an erasure); the read model is
     caught up first unless the engine's queries do not catch up (``--no-catch-up``)."""
-    engine.projections.ensure_current(["current_stage"])
-    return dict(engine.projections.read.fetchall("SELECT customer, name FROM current_stage"))
+    return queries.customer_names(engine.reader.projections)
 
 
 def _by_urgency(gaps: list[Gap], facts: dict[str, CustomerFacts]) -> list[Gap]:
@@ -121,17 +119,17 @@ def _gap_row(g: Gap, as_of: datetime, facts: dict[str, CustomerFacts],
     return row
 
 
-def _previous(engine: LifecycleEngine, reader: FactsReader, start: datetime, end: datetime,
-              as_of: datetime, cfg: Config) -> dict[str, Any]:
+def _previous(engine: LifecycleEngine, start: datetime, end: datetime, as_of: datetime,
+              cfg: Config) -> dict[str, Any]:
     """The previous period's figures: its metrics, and the as-of ones at its as-of time."""
-    facts = reader.customers(as_of)
+    facts = engine.customer_facts(as_of)
     return {
         "period": {"from": start, "to": end},
         "as_of": as_of,
         "customers": len(facts),
         "summary": engine.metrics.summary(start, end).to_dict(),
         "mrr_now": _mrr_now(facts.values()),
-        "open_gaps": len(find_gaps(engine, as_of, config=cfg)),
+        "open_gaps": len(engine.gaps(as_of, config=cfg)),
     }
 
 

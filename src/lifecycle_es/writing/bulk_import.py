@@ -51,6 +51,8 @@ class BulkImportApplication(LifecycleApplication):
     """:class:`LifecycleApplication` with bulk writes: ``import_file``, ``import_lines``,
     ``record_many``."""
 
+    name = "lifecycle"  # the library names a subclass after itself: the tables' prefix stays
+
     def import_file(
         self, path: str | os.PathLike[str], *, batch_size: int = DEFAULT_WRITE_BATCH
     ) -> ImportResult:

@@ -82,6 +82,12 @@ def stage_counts(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[s
     ]
 
 
+def customer_names(pm: ProjectionManager, *, catch_up: bool = True) -> dict[str, str | None]:
+    """Customer -> name as stored now (``[erased]`` after an erasure, docs/privacy.md)."""
+    _fresh(pm, "current_stage", catch_up)
+    return dict(pm.read.fetchall("SELECT customer, name FROM current_stage"))
+
+
 def handovers(
     pm: ProjectionManager, *, customer: str | None = None, pending: bool = False,
     older_than: timedelta | None = None, now: datetime | None = None, catch_up: bool = True,

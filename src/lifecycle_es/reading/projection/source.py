@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class LogSource(Protocol):
-    """A store's event log with what read models are built for (the engine is one)."""
+    """A store's event log with what read models are built for (``bootstrap.ReadSide``)."""
 
     store: StoreURL
     stage_model: StageModel
