@@ -69,7 +69,10 @@ def lost_connection(exc: BaseException) -> bool:
 
 
 def fault(exc: BaseException, store: StoreURL) -> StoreFault:
-    """``exc`` (a driver or library error) as a one-line :class:`StoreFault`."""
+    """``exc`` (a driver or library error) as a one-line :class:`StoreFault`.
+
+    :func:`guarded` raises it outside the ``except`` block that caught ``exc``, so that no
+    chain leads to the driver's message (which could quote a connection string)."""
     cause = _cause(exc)
     detail = first_line(cause, store.password) or type(cause).__name__
     where = f"store {store.redacted()}"
@@ -105,10 +108,13 @@ def guarded(store: StoreURL, call: Callable[[], T], *, retry_lost: bool = False)
             pause = min(0.2, 0.005 * 2 ** tries) * random.uniform(0.5, 1.0)
             if not (retry_lost and lost_connection(exc)) or \
                     time.monotonic() + pause > deadline:
-                raise fault(exc, store) from None
-            log.warning("store.reconnect", store=store.redacted(), attempt=tries,
-                        error=first_line(_cause(exc), store.password))
-            time.sleep(pause)
+                failed = fault(exc, store)
+            else:
+                log.warning("store.reconnect", store=store.redacted(), attempt=tries,
+                            error=first_line(_cause(exc), store.password))
+                time.sleep(pause)
+                continue
+        raise failed  # outside the handler: no chain to the driver's error (see fault)
 
 
 @contextmanager
