@@ -40,6 +40,11 @@ DRIVER_ERRORS: tuple[type[Exception], ...] = (PersistenceError, sqlite3.Error, p
 #: intervention (admin shutdown: ``pg_terminate_backend``, crash shutdown, cannot connect now)
 _LOST = ("08", "57P")
 _LOCKED_SQLITE = ("database is locked", "database table is locked", "database schema is locked")
+#: PostgreSQL error classes of a store that refuses every write, whatever the statement:
+#: 25006 read-only transaction (a replica, ``default_transaction_read_only``), 53 insufficient
+#: resources (disk full, out of memory)
+_REFUSING = ("25006", "53")
+_FULL = ("database or disk is full", "disk I/O error")
 
 
 class StoreFault(StoreError, OperationalError):
@@ -68,6 +73,13 @@ def lost_connection(exc: BaseException) -> bool:
     return state is None or state.startswith(_LOST)
 
 
+def refusing(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store refuses writes (read-only, full), not that the
+    statement or its values were wrong: a store fault, not an event's."""
+    cause = _cause(exc)
+    return isinstance(cause, psycopg.Error) and (cause.sqlstate or "").startswith(_REFUSING)
+
+
 def fault(exc: BaseException, store: StoreURL) -> StoreFault:
     """``exc`` (a driver or library error) as a one-line :class:`StoreFault`.
 
@@ -84,7 +96,11 @@ def fault(exc: BaseException, store: StoreURL) -> StoreFault:
             isinstance(cause, psycopg.OperationalError) and lost_connection(cause)):
         why = f"unreachable (gave up after {store.timeout} s)"
     elif "readonly" in detail or "read-only" in detail:
-        why = "read-only"
+        why = ("read-only (a replica or a read-only role: give it as --read-store to query it)"
+               if store.kind == "postgresql" and not store.read_only else "read-only")
+    elif isinstance(cause, psycopg.errors.DiskFull) or (
+            isinstance(cause, sqlite3.OperationalError) and detail.startswith(_FULL)):
+        why = "disk full (free space where the store lives, then run the command again)"
     else:
         why = type(cause).__name__
     return StoreFault(f"{where}: {why}: {detail}")
