@@ -396,14 +396,14 @@ def cli_fault(store: str, family: str, folder: Path, *, env: dict[str, str] | No
     return proc.returncode, proc.stderr
 
 
-def assert_one_error_line(code: int, stderr: str, word: str) -> None:
+def assert_one_error_line(code: int, stderr: str, word: str, where: str = "store ") -> None:
     """Exit 3 and one ``error:`` line naming the store and ``word``; anything else on stderr
     is a log record (a JSON object), never a traceback."""
     assert "Traceback" not in stderr, stderr
     lines = stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith("error: ")]
     assert (code, len(errors)) == (3, 1), (code, stderr)
-    assert "store " in errors[0] and word in errors[0], stderr
+    assert where in errors[0] and word in errors[0], stderr
     assert all(line.startswith("{") for line in lines if line not in errors), stderr
     assert PASSWORD not in stderr
 
@@ -563,3 +563,30 @@ def test_library_postgres_read_only_session(pg_behind: str, tmp_path: Path) -> N
     assert_faults(outcomes, WRITES | set(QUERIES), may_fail=READS)
     assert "read-only" in outcomes["command"].message
     assert "read-only" in outcomes["catch_up"].message
+
+
+@pytest.mark.parametrize("family", sorted(set(CLI_FAMILIES) - {"init"}))
+def test_cli_postgres_connection_lost(pg_behind: str, tmp_path: Path, family: str,
+                                      capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server goes away (every connection dropped, the port closed) just after the
+    command opened its engine: one line, exit 3, no traceback (in-process CLI, so that the
+    cut comes at that moment)."""
+    from cli_helpers import in_process
+
+    base = StoreURL.parse(PG_URL)
+    proxy = Proxy((base.host, base.port))
+    opened = LifecycleEngine.__init__
+
+    def open_then_cut(self: LifecycleEngine, *args: Any, **kwargs: Any) -> None:
+        opened(self, *args, **kwargs)
+        proxy.cut()
+
+    monkeypatch.setattr(LifecycleEngine, "__init__", open_then_cut)
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(LINE) + "\n")
+    args = [a.format(file=path, out=tmp_path / "r.html") for a in CLI_FAMILIES[family]]
+    code, _, err = in_process(capsys, monkeypatch,
+                              pg_url(pg_behind, "127.0.0.1", proxy.port), *args)
+    assert_one_error_line(code, err, "", where="postgresql://postgres:***@127.0.0.1:")
+    assert "unreachable" in err or "Connection refused" in err, err
