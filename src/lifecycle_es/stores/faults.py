@@ -44,7 +44,7 @@ _LOCKED_SQLITE = ("database is locked", "database table is locked", "database sc
 #: 25006 read-only transaction (a replica, ``default_transaction_read_only``), 53 insufficient
 #: resources (disk full, out of memory)
 _REFUSING = ("25006", "53")
-_FULL = ("database or disk is full", "disk I/O error")
+_FULL = "database or disk is full"
 
 
 class StoreFault(StoreError, OperationalError):
@@ -101,6 +101,8 @@ def fault(exc: BaseException, store: StoreURL) -> StoreFault:
     elif isinstance(cause, psycopg.errors.DiskFull) or (
             isinstance(cause, sqlite3.OperationalError) and detail.startswith(_FULL)):
         why = "disk full (free space where the store lives, then run the command again)"
+    elif isinstance(cause, sqlite3.OperationalError) and detail.startswith("disk I/O error"):
+        why = "I/O error (a full disk cannot take the journal, or the disk fails)"
     else:
         why = type(cause).__name__
     return StoreFault(f"{where}: {why}: {detail}")
