@@ -62,8 +62,10 @@ def test_a_repeated_key_in_a_handover_document_is_refused() -> None:
     text = line({**command, "document": {"goals": ["grow"]}})
     assert parse_command(text).document.goals == ["grow"]  # type: ignore[attr-defined]
     twice = text.replace('"goals":["grow"]', '"goals":["grow"],"goals":["shrink"]')
-    with pytest.raises(InvalidInput, match="'goals' is given more than once"):
+    with pytest.raises(InvalidInput, match="'goals' is given more than once") as exc:
         parse_command(twice, 3)
+    assert [(p.field, p.value, p.line) for p in exc.value.problems] == [
+        ("document.goals", ["shrink"], 3)]
 
 
 @pytest.mark.parametrize("text", [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from uuid import UUID
@@ -621,14 +622,22 @@ def repeated_keys(data: str | bytes, line: int | None = None) -> list[FieldProbl
     import json
 
     found: list[FieldProblem] = []
+    inner: dict[int, list[int]] = {}  # an object built -> its problems (named from inside)
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: dict[str, Any] = {}
+        mine: list[int] = []
         for key, value in items:
             if key in seen:
                 found.append(FieldProblem(key, value, f"the key {key!r} is given more than once "
                                           "in the line (each key once)", line))
+                mine.append(len(found) - 1)
+            for i in inner.pop(id(value), []) if isinstance(value, dict) else ():
+                found[i] = replace(found[i], field=f"{key}.{found[i].field}")  # document.goals
+                mine.append(i)
             seen[key] = value
+        if mine:
+            inner[id(seen)] = mine
         return seen
 
     try:
