@@ -290,6 +290,7 @@ def test_the_master_key_is_checked_and_said_in_one_line(
     # a key file named in the environment
     named = tmp_path / "mine.key"
     named.write_text(key_text + "\n")
+    named.chmod(0o600)  # a key file others can read is refused (test_private_files.py)
     assert cli(url, "keys", "status", env={**env, "LIFECYCLE_ES_MASTER_KEY_FILE": str(named)}
                ).stdout.startswith("master key ")
 
@@ -301,6 +302,7 @@ def test_rotating_the_master_key_rewraps_every_data_key(tmp_path: Path) -> None:
     engine.close()
     new = cli(url, "keys", "new-master").stdout.strip()
     (tmp_path / "new.key").write_text(new)
+    (tmp_path / "new.key").chmod(0o600)
     out = cli(url, "keys", "rotate-master", "--new-key-file", str(tmp_path / "new.key"))
     assert "re-wrapped 2 data keys" in out.stdout and new not in out.stdout
     old_key = cli(url, "stage", check=False)

@@ -57,6 +57,9 @@ MALFORMED = [
     "mysql://postgres:{p}@127.0.0.1:1/db",
     "sqlite://postgres:{p}@127.0.0.1:1/x.db",
     "postgresql://postgres:{p}/db",
+    "postgres:{p}/db",
+    "postgresql:{p}/db",
+    "postgres:u:{p}/db?schema=s",
 ]
 
 passwords = st.builds(
@@ -101,9 +104,24 @@ def local_only(url: str) -> None:
            and parsed.port == 1)
 
 
+def chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception behind it (``__cause__`` and ``__context__``, even a
+    context ``from None`` hides from the traceback)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        item = todo.pop()
+        if item is not None and all(item is not s for s in seen):
+            seen.append(item)
+            todo += [item.__cause__, item.__context__]
+    return seen
+
+
 def described(exc: BaseException) -> str:
-    """str, repr and the formatted traceback of ``exc``."""
-    return "\n".join([str(exc), repr(exc), *traceback.format_exception(exc)])
+    """str, repr, arguments and the formatted traceback of ``exc`` and of every exception in
+    its chain."""
+    return "\n".join(text for e in chain(exc) for text in (
+        str(e), repr(e), *map(repr, e.args), *traceback.format_exception(e)))
 
 
 def raised(call: Callable[[], object]) -> str:
@@ -201,6 +219,8 @@ def test_redact_hides_every_form_of_the_password(case: tuple[str, str], noise: s
     ("postgresql://u:p%40ssQ7@127.0.0.1:1/db", "postgresql://u:***@127.0.0.1:1/db"),
     ("postgresql://postgres:s3cretQ7@[::1/db", "postgresql://postgres:***@[::1/db"),
     ("postgresql//postgres:s3cretQ7@127.0.0.1/db", "postgresql//postgres:***@127.0.0.1/db"),
+    ("postgres:S3cretPW/db", "postgres:***/db"),  # no //: what was typed is hidden too
+    ("postgresql:S3cretPW/db?schema=x", "postgresql:***/db?schema=x"),
     ("sqlite:///tmp/a:b@c.db", "sqlite:///tmp/a:b@c.db"),  # no password in a file path
     ("memory://", "memory://"),
 ])
@@ -241,3 +261,29 @@ def test_real_process_never_shows_the_password(args: list[str], env: dict[str, s
     assert proc.returncode in (2, 3), proc.stderr
     assert "s3cretQ7" not in proc.stdout + proc.stderr
     assert "error: " in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://u:S3cret%ZZpw@127.0.0.1:1/db",  # a percent-encoding libpq refuses
+    "postgresql://u@127.0.0.1:1/db?password=S3cret%ZZpw",
+    "postgresql://u:S3cret%ZZpw@127.0.0.1:99999/db",
+])
+def test_no_exception_chain_holds_the_password(url: str) -> None:
+    """The error of a URL the driver refuses holds no exception (``__cause__``,
+    ``__context__``, even one ``from None`` hides) that quotes the password."""
+    with pytest.raises(StoreError) as exc:
+        LifecycleEngine(url)
+    assert len(chain(exc.value)) == 1, [repr(e) for e in chain(exc.value)]
+    assert "S3cret" not in described(exc.value)
+
+
+def test_a_foreign_password_parameter_in_a_message_is_hidden() -> None:
+    """A driver message quoting another connection string (not the store's): its
+    ``password=`` value is hidden too (redact's last pass over the whole text)."""
+    message = ('connection to "host=10.0.0.9 user=etl password=hunter2 dbname=x" failed; '
+               "dsn postgresql://etl@10.0.0.9/x?sslmode=require&PASSWORD = hunter3")
+    for store in ("postgresql://ann:s3cretQ7@127.0.0.1:1/db",
+                  StoreURL.parse("postgresql://ann:s3cretQ7@127.0.0.1:1/db")):
+        shown = redact(message, store)
+        assert "hunter2" not in shown and "hunter3" not in shown, shown
+        assert "password=*** dbname=x" in shown and "user=etl" in shown

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date
+from dataclasses import replace
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -58,9 +60,31 @@ Text = Annotated[str, Field(min_length=1, max_length=TEXT_CHARS), AfterValidator
 FreeText = Annotated[str, Field(max_length=FREE_TEXT_CHARS), AfterValidator(free_text)]
 #: an external id: stripped, NFC, no control or invisible character (``normalise_id``)
 Id = Annotated[str, AfterValidator(normalise_id)]
-#: an aware datetime, normalised to UTC, inside the supported range
-At = Annotated[AwareDatetime, AfterValidator(utc_time)]
-Day = Annotated[date, AfterValidator(supported_date)]
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _time_given(value: Any) -> Any:
+    """A time is an ISO 8601 string (or, from Python, a datetime): never a number, which
+    pydantic would read as Unix seconds (``-1``: 1969-12-31T23:59:59Z)."""
+    if isinstance(value, str | datetime):
+        return value
+    raise ValueError("expected an ISO 8601 time as a string with its timezone, e.g. "
+                     "\"2024-01-02T09:00:00Z\" (not a number)")
+
+
+def _day_given(value: Any) -> Any:
+    """A date is ``YYYY-MM-DD`` (or, from Python, a date): no time, no number."""
+    if (isinstance(value, date) and not isinstance(value, datetime)) or (
+            isinstance(value, str) and _DAY.fullmatch(value)):
+        return value
+    raise ValueError("expected a date as a string YYYY-MM-DD, e.g. \"2024-01-02\" (no "
+                     "time, not a number)")
+
+
+#: an aware datetime, normalised to UTC, inside the supported range; given as text
+At = Annotated[AwareDatetime, BeforeValidator(_time_given), AfterValidator(utc_time)]
+#: a date inside the supported range, given as YYYY-MM-DD
+Day = Annotated[date, BeforeValidator(_day_given), AfterValidator(supported_date)]
 Minor = Annotated[StrictInt, Field(ge=0, le=MAX_MONEY,
                                    description="amount in minor units (cents)")]
 Delta = Annotated[StrictInt, Field(gt=0, le=MAX_MONEY, description="MRR change in minor units")]
@@ -580,10 +604,68 @@ def parse_command(data: dict[str, Any] | str | bytes, line: int | None = None) -
                            "without BOM", line)], "command")
     try:
         if isinstance(data, (str, bytes)):
-            return _ADAPTER.validate_json(data)
+            command = _ADAPTER.validate_json(data)
+            if _may_repeat_a_key(data, command) and (twice := repeated_keys(data, line)):
+                raise InvalidInput(twice, "command")
+            return command
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        raise InvalidInput(problems_of(exc, line), "command") from None
+        problems = problems_of(exc, line)
+        if isinstance(data, (str, bytes)):
+            problems += repeated_keys(data, line)
+    raise InvalidInput(problems, "command")
+
+
+#: a key's closing quote followed by white space (``"at" :``): the cheap count of
+#: :func:`_may_repeat_a_key` cannot tell, so such a line is looked at key by key
+_LOOSE = re.compile(r'"[ \t\r\n]')
+_LOOSE_BYTES = re.compile(rb'"[ \t\r\n]')
+
+
+def _may_repeat_a_key(data: str | bytes, command: Command) -> bool:
+    """Whether the JSON ``data`` that gave ``command`` may hold a key twice (the JSON parser
+    keeps the last): a cheap test (a few percent of the parse), true whenever it does. Each
+    key ends in ``":`` unless white space comes before its colon, so a line with as many
+    ``":`` as keys given (of the command, and of a handover's document) and no quote
+    followed by white space holds each key once."""
+    given = command.__pydantic_fields_set__
+    keys = len(given)
+    if "document" in given:
+        keys += len(command.__dict__["document"].__pydantic_fields_set__)
+    if isinstance(data, str):
+        return data.count('":') != keys or _LOOSE.search(data) is not None
+    return data.count(b'":') != keys or _LOOSE_BYTES.search(data) is not None
+
+
+def repeated_keys(data: str | bytes, line: int | None = None) -> list[FieldProblem]:
+    """A problem for each key the JSON object ``data`` (or an object inside it) gives more
+    than once (the JSON Lines format takes each key once; a parser would keep the last)."""
+    import json
+
+    found: list[FieldProblem] = []
+    inner: dict[int, list[int]] = {}  # an object built -> its problems (named from inside)
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        mine: list[int] = []
+        for key, value in items:
+            if key in seen:
+                found.append(FieldProblem(key, value, f"the key {key!r} is given more than once "
+                                          "in the line (each key once)", line))
+                mine.append(len(found) - 1)
+            for i in inner.pop(id(value), []) if isinstance(value, dict) else ():
+                found[i] = replace(found[i], field=f"{key}.{found[i].field}")  # document.goals
+                mine.append(i)
+            seen[key] = value
+        if mine:
+            inner[id(seen)] = mine
+        return seen
+
+    try:
+        json.loads(data, object_pairs_hook=pairs)
+    except ValueError:  # not JSON: the parser's own problem says so
+        return []
+    return found
 
 
 def build_command(type_: str, fields: dict[str, Any]) -> Command:

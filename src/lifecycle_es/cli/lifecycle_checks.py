@@ -15,6 +15,7 @@ from lifecycle_es.config import ENV_VAR, load_config
 from lifecycle_es.errors import LifecycleError
 from lifecycle_es.reading.lifecycle_checks.facts import as_utc
 from lifecycle_es.reading.lifecycle_checks.gaps import KINDS
+from lifecycle_es.stores.private_files import write_private
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
@@ -114,7 +115,7 @@ def report(
     t0 = as_utc(start, "from") if start is not None else datetime(t1.year, 1, 1, tzinfo=UTC)
     html = build_report(state(ctx).reader(not no_catch_up), t0, t1, at, config=load_config(config))
     try:
-        out.write_text(html, encoding="utf-8")
+        write_private(out, html)  # 0600: it shows customers' names
     except OSError as exc:
         raise LifecycleError(f"--out {str(out)!r}: {exc.strerror}") from None
     say(f"wrote {out} ({len(html) // 1024} KiB): open it in a web browser")

@@ -191,8 +191,27 @@ def run() -> None:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # any other ClickException
             exc.show()
             sys.exit(exc.exit_code)
-        raise
+        if (line := _store_fault(exc)) is None:
+            raise
+        say(f"error: {line}", err=True)
+        sys.exit(3)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _store_fault(exc: Exception) -> str | None:
+    """A driver's error that reached the CLI untranslated (the store layer turns them into
+    StoreError: this is the net under it) as the one line of a store fault; None for any
+    other error (a bug: its traceback is shown)."""
+    from lifecycle_es.stores.faults import DRIVER_ERRORS, fault
+    from lifecycle_es.stores.url import StoreURL
+
+    if not isinstance(exc, DRIVER_ERRORS):
+        return None
+    try:
+        store = StoreURL.parse(_store_url())
+    except StoreError:
+        store = StoreURL(kind="memory")
+    return _redacted(str(fault(exc, store)))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -106,10 +111,28 @@ def run(
     log = get_logger("lifecycle_es.cli")
     log.info("projections.follow", projections=names or pm.names)
     try:
-        pm.follow(names, batch_size=batch_size, poll_interval=poll,
-                  skip_failing=skip_failing)
-    except KeyboardInterrupt:  # Ctrl-C is how a follower is stopped: not an error
+        with _sigterm_as_ctrl_c():
+            pm.follow(names, batch_size=batch_size, poll_interval=poll,
+                      skip_failing=skip_failing)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM is how a follower is stopped: not an error
         log.info("projections.stopped")
+
+
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (how service managers stop a process) stops the block as Ctrl-C does: the
+    batch in progress is rolled back, the command exits 0."""
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set a handler (an embedding host's thread)
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @group.command("status")

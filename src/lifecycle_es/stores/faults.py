@@ -42,6 +42,11 @@ _LOST = ("08", "57P")
 #: pauses before another try on a new connection: 10 ms doubling up to 0.2 s
 RECONNECT = Backoff(first=0.01, cap=0.2)
 _LOCKED_SQLITE = ("database is locked", "database table is locked", "database schema is locked")
+#: PostgreSQL error classes of a store that refuses every write, whatever the statement:
+#: 25006 read-only transaction (a replica, ``default_transaction_read_only``), 53 insufficient
+#: resources (disk full, out of memory)
+_REFUSING = ("25006", "53")
+_FULL = "database or disk is full"
 
 
 class StoreFault(StoreError, OperationalError):
@@ -70,8 +75,18 @@ def lost_connection(exc: BaseException) -> bool:
     return state is None or state.startswith(_LOST)
 
 
+def refusing(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store refuses writes (read-only, full), not that the
+    statement or its values were wrong: a store fault, not an event's."""
+    cause = _cause(exc)
+    return isinstance(cause, psycopg.Error) and (cause.sqlstate or "").startswith(_REFUSING)
+
+
 def fault(exc: BaseException, store: StoreURL) -> StoreFault:
-    """``exc`` (a driver or library error) as a one-line :class:`StoreFault`."""
+    """``exc`` (a driver or library error) as a one-line :class:`StoreFault`.
+
+    :func:`guarded` raises it outside the ``except`` block that caught ``exc``, so that no
+    chain leads to the driver's message (which could quote a connection string)."""
     cause = _cause(exc)
     detail = first_line(cause, store.password) or type(cause).__name__
     where = f"store {store.redacted()}"
@@ -83,7 +98,13 @@ def fault(exc: BaseException, store: StoreURL) -> StoreFault:
             isinstance(cause, psycopg.OperationalError) and lost_connection(cause)):
         why = f"unreachable (gave up after {store.timeout} s)"
     elif "readonly" in detail or "read-only" in detail:
-        why = "read-only"
+        why = ("read-only (a replica or a read-only role: give it as --read-store to query it)"
+               if store.kind == "postgresql" and not store.read_only else "read-only")
+    elif isinstance(cause, psycopg.errors.DiskFull) or (
+            isinstance(cause, sqlite3.OperationalError) and detail.startswith(_FULL)):
+        why = "disk full (free space where the store lives, then run the command again)"
+    elif isinstance(cause, sqlite3.OperationalError) and detail.startswith("disk I/O error"):
+        why = "I/O error (a full disk cannot take the journal, or the disk fails)"
     else:
         why = type(cause).__name__
     return StoreFault(f"{where}: {why}: {detail}")
@@ -103,9 +124,14 @@ def guarded(store: StoreURL, call: Callable[[], T], *, retry_lost: bool = False)
         log.warning("store.reconnect", store=store.redacted(), attempt=attempt,
                     error=first_line(_cause(exc), store.password))
 
-    with raised_as_faults(store):
+    try:
         return retry(call, retryable=lost, backoff=RECONNECT, on_retry=reconnect,
                      deadline=time.monotonic() + store.timeout)
+    except (IntegrityError, LifecycleError):
+        raise
+    except DRIVER_ERRORS as exc:
+        failed = fault(exc, store)
+    raise failed  # outside the handler: no chain to the driver's error (see fault)
 
 
 @contextmanager

@@ -75,6 +75,10 @@ def default_key_file() -> Path:
 
 
 def read_key_file(path: Path, source: str) -> MasterKey:
+    """The key in ``path``: a file other users may read or write is refused."""
+    from lifecycle_es.stores.private_files import require_private_key_file
+
+    require_private_key_file(path, source)
     try:
         text = path.read_text(encoding="ascii")
     except FileNotFoundError:

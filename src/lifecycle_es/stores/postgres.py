@@ -19,7 +19,8 @@ def connect(store: StoreURL, autocommit: bool = False) -> psycopg.Connection[tup
         return psycopg.connect(store.psycopg_conninfo(), autocommit=autocommit)
     except psycopg.Error as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(f"cannot connect to {store.redacted()}: {store.scrub(message)}") from None
+    # raised outside the handler: the driver's error (its context) may quote the password
+    raise StoreError(f"cannot connect to {store.redacted()}: {store.scrub(message)}")
 
 
 @contextmanager

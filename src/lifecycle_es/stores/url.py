@@ -71,6 +71,7 @@ class StoreURL:
         if isinstance(url, StoreURL):
             return url
         raw = url or os.environ.get(ENV_VAR) or DEFAULT_STORE
+        problem = ""
         try:
             parts = urlsplit(raw)
             scheme = parts.scheme
@@ -88,7 +89,9 @@ class StoreURL:
             if scheme in ("postgresql", "postgres"):
                 return _parse_postgres(cls, raw, scheme)
         except ValueError as exc:  # bad port and the like
-            raise StoreError(f"store URL {redact(raw)!r}: {redact(str(exc), raw)}") from None
+            problem = redact(str(exc), raw)
+        if problem:  # raised here, not in the handler: the chain must not hold the URL
+            raise StoreError(f"store URL {redact(raw)!r}: {problem}")
         raise StoreError(
             f"store URL {redact(raw)!r}: unknown scheme {redact(scheme, raw)!r} "
             "(use sqlite:///file.db, postgresql://user@host:port/db or memory://)"
@@ -207,7 +210,11 @@ def _parse_postgres(cls: type[StoreURL], raw: str, scheme: str) -> StoreURL:
     try:
         params = conninfo_to_dict(libpq)
     except ProgrammingError as exc:  # libpq's own message: invalid parameter, bad port...
-        raise StoreError(f"store URL {redact(raw)!r}: {redact(first_line(exc), raw)}") from None
+        problem = redact(first_line(exc), raw)
+    else:
+        problem = ""
+    if problem:  # raised outside the handler: libpq's message (in the chain) shows the text
+        raise StoreError(f"store URL {redact(raw)!r}: {problem}")
     if not params.get("dbname") and not os.environ.get("PGDATABASE"):
         raise StoreError("postgresql URL needs a database name: .../dbname")
     schema = query.get("schema", ["public"])[-1]
@@ -284,7 +291,8 @@ def secrets_of(url: str) -> set[str]:
     """Every substring of the raw ``url`` that may be its password, parsed or not.
 
     Generous on purpose (a wrong guess only hides a little more): the text after the first
-    ``:`` of what precedes the last ``@`` (also the last ``@`` before ``?``), a non-numeric
+    ``:`` of what precedes the last ``@`` (also the last ``@`` before ``?``), the first
+    segment of a URL without ``//`` (``postgres:PASSWORD/db``), a non-numeric
     "port" of an authority without ``@``, whatever follows ``password=`` (to the next ``&``,
     and to the end), and the password ``urlsplit`` finds.
     """
@@ -299,6 +307,11 @@ def secrets_of(url: str) -> set[str]:
                 found.add(_userinfo_password(url[:end]))
                 if "//" not in url[:end] and (lead := _SCHEME.match(url)):
                     found.add(url[lead.end():end].lstrip("/"))  # scheme:password@ (no user)
+        if (lead := _SCHEME.match(url)) and not url[lead.end():].startswith("//"):
+            # scheme:password/db, scheme:user:password/db (no //: libpq would not parse it,
+            # but it is what was typed): the first segment, and what follows its first ":"
+            segment = re.split(r"[/?#@]", url[lead.end():].lstrip("/"), maxsplit=1)[0]
+            found.update((segment, segment.partition(":")[2]))
         authority = url.split("//", 1)[1] if "//" in url else ""
         authority = re.split(r"[/?#]", authority, maxsplit=1)[0]
         port = authority.split(":", 1)[1] if ":" in authority else ""

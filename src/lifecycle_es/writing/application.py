@@ -128,6 +128,11 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
             from lifecycle_es.stores.postgres import prepared_schema
 
             setup = prepared_schema(self.store)
+        elif self.store.kind == "sqlite" and self._create and self.store.path != ":memory:":
+            from lifecycle_es.stores.private_files import create_private
+
+            self.store.eventsourcing_env()  # a missing folder is refused before the file
+            create_private(self.store.path)  # 0600, and so its -wal and -shm
         try:
             with setup:
                 super().__init__(env={

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lifecycle_es.commands import Command, parse_command
-from lifecycle_es.errors import FieldProblem, InvalidInput, StoreError
+from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError, StoreError
 from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.logs import get_logger
 from lifecycle_es.progress import track
 from lifecycle_es.stores.imports import DigestedLines, ImportRecord, file_digest
 from lifecycle_es.writing.application import LifecycleApplication
-from lifecycle_es.writing.bulk_write import BulkWrite, WriteFailed
+from lifecycle_es.writing.bulk_write import SAME_FILE_MEANWHILE, BulkWrite, WriteFailed
 from lifecycle_es.writing.import_check import Checker, line_key
 
 log = get_logger("lifecycle_es.writing")
@@ -75,6 +75,14 @@ class BulkImportApplication(LifecycleApplication):
     def find_import(self, digest: str) -> ImportRecord | None:
         """The committed import of the bytes with this SHA-256 (hex), or None."""
         return self.recorder.find_import(digest)  # type: ignore[attr-defined, no-any-return]
+
+    def _imported_meanwhile(self, digest: str) -> bool:
+        """Whether the same bytes were imported while this import ran (a lookup that fails
+        says no: the import's own failure is the one to report)."""
+        try:
+            return self.find_import(digest) is not None
+        except LifecycleError:
+            return False
 
     @without_cyclic_gc
     def import_lines(
@@ -196,8 +204,11 @@ class BulkImportApplication(LifecycleApplication):
             if not check_only:
                 out.commit(checker.forget, record)
         except WriteFailed as exc:
-            log.error("import.failed", error=str(exc), conflict=exc.conflict)
-            raise StoreError(f"import failed, nothing written: {exc}") from None
+            why = str(exc)
+            if exc.conflict and source is not None and self._imported_meanwhile(source.digest):
+                why = SAME_FILE_MEANWHILE  # its events clashed before its record could
+            log.error("import.failed", error=why, conflict=exc.conflict)
+            raise StoreError(f"import failed, nothing written: {why}") from None
         finally:
             out.abort()  # after a commit: nothing left to drop
         result = ImportResult(seconds=time.perf_counter() - started,

@@ -520,11 +520,15 @@ def serve() -> None:
         reply("error", _describe(exc, store))
 
 
+#: why an import was refused when another run of the same bytes committed first
+SAME_FILE_MEANWHILE = "another run of the same file was imported meanwhile"
+
+
 def _describe(exc: BaseException, store: StoreURL | None) -> str:
     """One line about ``exc`` for the user, without the store's password."""
     if isinstance(exc, IntegrityError):
         if IMPORTS_TABLE in str(exc):  # the record's key: the same bytes, committed first
-            return "another run of the same file was imported meanwhile"
+            return SAME_FILE_MEANWHILE
         return ("another writer recorded events on a customer or campaign of this import "
                 "meanwhile")
     if isinstance(exc, LifecycleError):

@@ -155,11 +155,11 @@ class ReadStore:
                 self._require_state_table()
                 return
             if path != ":memory:":
-                self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.execute("PRAGMA journal_mode=WAL")
+            self.execute("PRAGMA synchronous=NORMAL")
             # deleted and rewritten rows leave no bytes behind: an erased customer's name
             # must not stay in free space of a page (docs/privacy.md)
-            self.conn.execute("PRAGMA secure_delete=ON")
+            self.execute("PRAGMA secure_delete=ON")
         self._create_state_table()
 
     def _require_state_table(self) -> None:
@@ -202,19 +202,24 @@ class ReadStore:
 
     @contextmanager
     def _faults(self) -> Iterator[None]:
-        """A fault of the database or the connection (:func:`is_transient`) leaves as a
-        one-line ``StoreError`` (still transient: the runner retries it), and so does a
+        """A fault of the database or the connection (:func:`is_transient`, or a store that
+        refuses writes: read-only, full) leaves as a one-line ``StoreError`` (transient: the
+        runner retries it, never records it as a read model's failure), and so does a
         missing privilege (a role without the grants of docs/operations.md); an error of the
-        statement or its values (an event a read model cannot store) is left as it is."""
+        statement or its values (an event a read model cannot store) is left as it is.
+
+        Every statement on the connection runs inside it: the primitives below, and
+        :meth:`transaction` around its block (so that the batched writes of
+        ``writer.py`` are covered too)."""
         from lifecycle_es.errors import StoreError, first_line
-        from lifecycle_es.stores.faults import fault
+        from lifecycle_es.stores.faults import fault, refusing
 
         try:
             yield
         except StoreError:
             raise
         except Exception as exc:
-            if is_transient(exc):
+            if is_transient(exc) or refusing(exc):
                 raise fault(exc, self.store) from None
             if type(exc).__name__ == "InsufficientPrivilege":  # psycopg.errors, not imported
                 raise StoreError(
@@ -255,21 +260,21 @@ class ReadStore:
 
             raise StoreError(f"read store {self.store.redacted()!r} is only read: read "
                              "models are written on the primary store (--store)")
-        with self._lock:
+        with self._lock, self._faults():
             if self.dialect == "sqlite":
                 self.conn.execute("BEGIN IMMEDIATE")
             else:
                 self.conn.execute("BEGIN")
-                for name in sorted(locks):
+            try:
+                for name in sorted(locks) if self.dialect == "postgresql" else ():
                     self.conn.execute(
                         "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"lifecycle_es:{name}",)
                     )
-            try:
                 yield
+                self.conn.execute("COMMIT")  # a full disk may refuse the commit itself
             except BaseException:
                 self._rollback()
                 raise
-            self.conn.execute("COMMIT")
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -282,9 +287,12 @@ class ReadStore:
             try:
                 yield
             except Exception:  # not on Ctrl-C: the transaction's rollback handles that
+                if self.dialect == "sqlite" and not self.conn.in_transaction:
+                    raise  # SQLite ended the transaction itself (a full disk): nothing to undo
                 # a connection that cannot roll back raises its own (transient) error
-                self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                self.conn.execute(f"RELEASE SAVEPOINT {name}")
+                with self._faults():
+                    self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    self.conn.execute(f"RELEASE SAVEPOINT {name}")
                 raise
             finally:
                 self._savepoints -= 1
@@ -301,6 +309,8 @@ class ReadStore:
     def _rollback(self) -> None:
         """Roll back; a PostgreSQL connection that cannot (broken, or interrupted
         mid-command by Ctrl-C) is closed instead, which rolls back too, and reopened."""
+        if self.dialect == "sqlite" and not self.conn.in_transaction:
+            return  # SQLite rolled back itself (a full disk, an I/O error): nothing to undo
         try:
             self.conn.execute("ROLLBACK")
         except Exception:
