@@ -7,6 +7,7 @@ schema). With a ``memory://`` store they live in a private in-memory SQLite data
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -63,6 +64,22 @@ def _json_text(value: Any) -> str:
 _SQLITE_ENCODERS: dict[str, Callable[[Any], Any]] = {
     "timestamp": to_utc_text, "date": lambda v: v.isoformat(), "bool": int,
 }
+
+
+#: a string literal or a quoted name: text, whose ``?`` and ``%`` are no placeholders
+_QUOTED = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")""")
+
+
+@lru_cache(maxsize=1024)
+def to_format_style(sql: str) -> str:
+    """A statement with ``?`` placeholders in psycopg's style: each ``?`` outside string
+    literals and quoted names becomes ``%s``, and every ``%`` (which psycopg reads as the
+    start of a placeholder, inside literals too) becomes ``%%``."""
+    parts = _QUOTED.split(sql)
+    for i, part in enumerate(parts):
+        part = part.replace("%", "%%")
+        parts[i] = part if i % 2 else part.replace("?", "%s")
+    return "".join(parts)
 
 
 #: PostgreSQL upserts of at least this many rows go through a COPY-filled staging table
@@ -197,8 +214,9 @@ class ReadStore:
     # ------------------------------------------------------------ primitives
 
     def q(self, sql: str) -> str:
-        """Turn ``?`` placeholders into the dialect's."""
-        return sql if self.param == "?" else sql.replace("?", "%s")
+        """The statement in the dialect's placeholder style: written with ``?`` (outside
+        string literals and quoted names, where a ``?`` is text), bound by the driver."""
+        return sql if self.param == "?" else to_format_style(sql)
 
     @contextmanager
     def _faults(self) -> Iterator[None]:
@@ -459,6 +477,12 @@ class ReadStore:
                 f"CREATE INDEX IF NOT EXISTS ix_{table.name}_{n}_{build} "
                 f"ON {physical} ({', '.join(idx)})"
             )
+
+    def analyze(self, physical: str) -> None:
+        """Give the planner statistics of a table just filled (PostgreSQL's ``ANALYZE``;
+        a no-op on SQLite, whose planner does without)."""
+        if self.dialect == "postgresql":
+            self.execute(f"ANALYZE {physical}")
 
     def drop_table(self, physical: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {physical}")

@@ -33,7 +33,7 @@ class Rows:
         self.cache: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.dirty: set[tuple[Any, ...]] = set()
         cols = list(table.columns)
-        where = " AND ".join(f"{k}={store.param}" for k in table.key)
+        where = " AND ".join(f"{k}=?" for k in table.key)
         self._delete = f"DELETE FROM {physical} WHERE {where}"
         self._select = f"SELECT {', '.join(cols)} FROM {physical} WHERE {where}"
         self._types = [table.columns[c] for c in cols]
@@ -200,7 +200,7 @@ class Rows:
             else:
                 upserts.append(values)
         if deletes:
-            self.store.executemany(self.store.q(self._delete), deletes)
+            self.store.executemany(self._delete, deletes)
         if inserts:
             self.store.insert_rows(self.physical, cols, inserts)
         if upserts:
