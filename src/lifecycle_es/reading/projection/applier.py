@@ -11,6 +11,7 @@ from lifecycle_es.domain.customer import Customer
 from lifecycle_es.reading.projection.base import BoundHandler, Projection
 from lifecycle_es.reading.projection.db import is_transient
 from lifecycle_es.reading.projection.decoding import Undecodable, fail_undecodable
+from lifecycle_es.reading.projection.erasure import blank_personal, has_personal
 from lifecycle_es.reading.projection.machinery import Machinery
 from lifecycle_es.reading.projection.writer import Tables
 
@@ -52,6 +53,8 @@ class Applier:
                     route.append((t, partial(self._refold, p)))
                 else:
                     route.extend((t, h) for h in p.handlers_of(event_class))
+                    if issubclass(event_class, Customer.Erased) and has_personal(p):
+                        route.append((t, blank_personal))
             return route
 
         return Routes(build)
@@ -105,3 +108,5 @@ class Applier:
         for e in history:
             if not isinstance(e, Customer.EventVoided) and e.originator_version not in voided:
                 p.apply(e, tables)
+                if isinstance(e, Customer.Erased) and has_personal(p):
+                    blank_personal(e, tables)

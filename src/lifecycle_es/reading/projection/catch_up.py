@@ -28,7 +28,7 @@ log = get_logger("lifecycle_es.projection")
 #: a read model this many events behind (and :data:`REBUILD_BACKLOG_SHARE` of the log) is
 #: caught up by a rebuild into shadow tables, several times faster per event than batches
 #: of upserts into its live, indexed tables (docs/performance.md)
-REBUILD_BACKLOG_MIN = 50_000
+REBUILD_BACKLOG_MIN = 10_000
 #: ... when its backlog is also at least this share of the log (a rebuild replays it all)
 REBUILD_BACKLOG_SHARE = 0.25
 
@@ -41,12 +41,13 @@ class CatchUp:
         #: backlog from which a read model is caught up by a rebuild (tests lower it)
         self.rebuild_backlog_min = REBUILD_BACKLOG_MIN
 
-    def nothing_new(self, group: Sequence[Projection]) -> bool:
-        """Whether every read model of ``group`` is built, of its code version, without a
-        failure and at the head: two reads (head, positions), no transaction, no lock."""
+    def current(self) -> set[str]:
+        """The read models built, of their code version, without a failure and at the
+        head: two reads (head, positions), no transaction, no lock."""
         head = self.m.head()
         states = self.m.state.all()
-        return all(_current(p, states.get(p.name), head) for p in group)
+        return {p.name for p in self.m.projections.values()
+                if _current(p, states.get(p.name), head)}
 
     def run(self, names: Sequence[str] | None, batch_size: int, progress: Progress | None,
             skip: bool) -> tuple[int, list[Failure], list[str]]:

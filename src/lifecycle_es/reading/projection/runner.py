@@ -142,8 +142,12 @@ class ProjectionManager:
         self.consulted.update(names)
         if self._scope.covers(names):
             return
-        self.catch_up(names)
-        self._scope.add(names)
+        self.m.writable()
+        current = self._catch_up.current()
+        self._scope.add(list(current))
+        if not current.issuperset(names):
+            self.catch_up(names)
+            self._scope.add(names)
 
     def skipped(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """The events read models skipped (``skip_failing``), oldest first: model,
@@ -182,7 +186,7 @@ class ProjectionManager:
         (:mod:`lifecycle_es.progress`).
         """
         self.m.writable()
-        if self._catch_up.nothing_new(self.select(names)):
+        if self._catch_up.current().issuperset(p.name for p in self.select(names)):
             return 0
         if progress is None:
             with track("catch-up") as reported:
