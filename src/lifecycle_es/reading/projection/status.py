@@ -51,18 +51,19 @@ def rebuild_state(st: ModelState | None) -> str:
 
 def status_of(p: Projection, st: ModelState | None, head: int, rows: int) -> ProjectionStatus:
     """The status of ``p`` from its state row ``st`` (``rows``: its live tables' rows)."""
-    built = st is not None and st.built
-    position = st.position if st is not None and built else 0
-    rebuilding = st is not None and st.rebuilding
+    state = live_state(p, st, head) + rebuild_state(st)
+    if st is None:
+        return ProjectionStatus(name=p.name, version=p.version, stored_version=None,
+                                position=0, head=head, lag=head, rows=rows, rebuilt_at=None,
+                                state=state, rebuild_position=None)
+    position = st.position if st.built else 0
     return ProjectionStatus(
-        name=p.name, version=p.version,
-        stored_version=st.version if st is not None and built else None,
+        name=p.name, version=p.version, stored_version=st.version if st.built else None,
         position=position, head=head, lag=max(0, head - position), rows=rows,
-        rebuilt_at=str(st.rebuilt_at) if st is not None and st.rebuilt_at else None,
-        state=live_state(p, st, head) + rebuild_state(st),
+        rebuilt_at=str(st.rebuilt_at) if st.rebuilt_at else None, state=state,
         rebuild_position=(int(st.shadow_position or 0)
-                          if st is not None and rebuilding and not st.phase_one else None),
-        failure=asdict(st.failure) if st is not None and st.failure else None,
+                          if st.rebuilding and not st.phase_one else None),
+        failure=asdict(st.failure) if st.failure else None,
         rebuild_failure=(asdict(st.shadow_failure)
-                         if st is not None and rebuilding and st.shadow_failure else None),
+                         if st.rebuilding and st.shadow_failure else None),
     )
