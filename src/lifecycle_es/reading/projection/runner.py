@@ -65,6 +65,16 @@ class ProjectionManager:
         self._catch_up = CatchUp(self.m, self._batches, self._rebuild)
         self._scope = ReadScope()
 
+    @property
+    def rebuild_backlog(self) -> int:
+        """The backlog (events) from which a catch-up rebuilds a read model instead of
+        applying batches (when it is also a quarter of the log; ``catch_up.py``)."""
+        return self._catch_up.rebuild_backlog_min
+
+    @rebuild_backlog.setter
+    def rebuild_backlog(self, events: int) -> None:
+        self._catch_up.rebuild_backlog_min = events
+
     # ----------------------------------------------------------------- queries
 
     @property
