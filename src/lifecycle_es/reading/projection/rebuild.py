@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.logs import get_logger
-from lifecycle_es.progress import Progress
+from lifecycle_es.progress import Progress, track
 from lifecycle_es.reading.projection.base import Projection
 from lifecycle_es.reading.projection.batches import Batches
 from lifecycle_es.reading.projection.by_aggregate import ByAggregate
@@ -78,17 +78,25 @@ class Rebuild:
         )
         indexed = time.perf_counter()
         group = [p for p in group if p.name not in failures]
-        states = self.m.state.all([p.name for p in group])
-        for p in group:
-            build = str(states[p.name].shadow_build)
-            for t in p.tables:  # one transaction per table: SQLite's write lock is shared
-                with self.m.read.transaction([p.name]):
-                    self.m.read.create_indexes(t, t.name + SHADOW, build)
-                self.m.read.analyze(t.name + SHADOW)  # statistics move with the swap
+        self._index(group)
         log.info("rebuild.filled", projections=[p.name for p in group], events=done,
                  replay_s=round(indexed - started, 3),
                  indexes_s=round(time.perf_counter() - indexed, 3))
         return tables, done, failures
+
+    def _index(self, group: list[Projection]) -> None:
+        """Build the shadows' secondary indexes and statistics, one table at a time (its
+        own progress: the replay's counts events, this counts tables)."""
+        states = self.m.state.all([p.name for p in group])
+        todo = [(p, t) for p in group for t in p.tables]
+        with track("indexes", unit="tables") as progress:
+            for n, (p, t) in enumerate(todo, 1):
+                # one transaction per table: SQLite's write lock is shared
+                with self.m.read.transaction([p.name]):
+                    self.m.read.create_indexes(t, t.name + SHADOW,
+                                               str(states[p.name].shadow_build))
+                self.m.read.analyze(t.name + SHADOW)  # statistics move with the swap
+                progress(n, len(todo))
 
     def _start_or_resume(self, group: list[Projection],
                          ) -> tuple[dict[str, Tables], list[Projection]]:
