@@ -6,8 +6,7 @@ Counts per stage are a ``GROUP BY stage`` over this table (``lifecycle-es stage`
 from __future__ import annotations
 
 from lifecycle_es.domain import Customer, Money
-from lifecycle_es.privacy import ERASED
-from lifecycle_es.projection import Projection, Table, Tables, on
+from lifecycle_es.projection import Column, Projection, Table, Tables, on
 
 
 class CurrentStage(Projection):
@@ -22,7 +21,7 @@ class CurrentStage(Projection):
             key=("customer",),
             columns={
                 "customer": "text",
-                "name": "text",
+                "name": Column("text", personal=True),  # blanked on erasure
                 "segment": "text",
                 "stage": "text",
                 "since": "timestamp",
@@ -112,9 +111,6 @@ class CurrentStage(Projection):
     def won_back(self, e: Customer.WonBack, db: Tables) -> None:
         self._money(db, e, stage=e.stage, since=e.occurred_at, stage_team=self._team(e.stage))
 
-    @on(Customer.Erased)
-    def erased(self, e: Customer.Erased, db: Tables) -> None:
-        db["current_stage"].update(e.customer, name=ERASED)  # not an activity: no time moves
 
     @on(Customer.Touchpoint, Customer.HandoverSent, Customer.HandoverRejected,
         Customer.NpsAnswered, Customer.CsatAnswered, Customer.CheckedIn,

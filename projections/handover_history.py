@@ -7,8 +7,7 @@ Pending handovers older than an SLA: ``status = 'pending' AND sent_at < now - SL
 from __future__ import annotations
 
 from lifecycle_es.domain import Customer
-from lifecycle_es.privacy import ERASED, erased_document
-from lifecycle_es.projection import Projection, Table, Tables, on
+from lifecycle_es.projection import Column, Projection, Table, Tables, on
 
 
 class HandoverHistory(Projection):
@@ -28,13 +27,13 @@ class HandoverHistory(Projection):
                 "to_team": "text",
                 "from_person": "text",
                 "to_person": "text",
-                "document": "json",
+                "document": Column("json", personal=True),  # blanked on erasure
                 "sent_at": "timestamp",
                 "status": "text",
                 "decided_by": "text",
                 "decided_at": "timestamp",
                 "latency_seconds": "real",
-                "reject_reason": "text",
+                "reject_reason": Column("text", personal=True),
             },
             indexes=(("status", "sent_at"), ("to_team",)),
             doc={
@@ -82,11 +81,3 @@ class HandoverHistory(Projection):
             latency_seconds=(e.occurred_at - row["sent_at"]).total_seconds(),
             reject_reason=reason,
         )
-
-    @on(Customer.Erased)
-    def erased(self, e: Customer.Erased, db: Tables) -> None:
-        """The customer's documents and reasons read as a rebuild would read them."""
-        rows = db["handover_history"]
-        for row in list(rows.where(customer=e.customer)):
-            rows.update(e.customer, row["handover_id"], document=erased_document(),
-                        reject_reason=None if row["reject_reason"] is None else ERASED)

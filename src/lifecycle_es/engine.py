@@ -26,6 +26,8 @@ from lifecycle_es.reading.projection.freshness import Freshness
 from lifecycle_es.reading.projection.parallel import default_jobs
 from lifecycle_es.reading.projection.runner import DEFAULT_BATCH, Failure, ProjectionFailed
 from lifecycle_es.stores.event_log import EventLog
+from lifecycle_es.stores.faults import DRIVER_ERRORS
+from lifecycle_es.stores.faults import fault as store_fault
 from lifecycle_es.stores.master_key import (
     KEY_ENV_VAR,
     KEY_FILE_ENV_VAR,
@@ -33,6 +35,7 @@ from lifecycle_es.stores.master_key import (
     new_master_key_text,
     read_key_file,
 )
+from lifecycle_es.stores.private_files import write_private
 from lifecycle_es.stores.url import ENV_VAR as STORE_ENV_VAR
 from lifecycle_es.stores.url import StoreURL, redact
 from lifecycle_es.writing.bulk_import import (
@@ -57,10 +60,11 @@ if TYPE_CHECKING:  # the queries are imported when first used
 
 log = get_logger("lifecycle_es.writing")
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_WRITE_BATCH", "KEY_ENV_VAR", "KEY_FILE_ENV_VAR",
-           "STORE_ENV_VAR", "Failure", "Freshness", "ImportResult", "LifecycleEngine",
-           "MasterKey", "ProjectionFailed", "StoreURL", "default_jobs", "iter_jsonl",
-           "new_master_key_text", "read_key_file", "redact", "retry_on_conflict"]
+__all__ = ["DEFAULT_BATCH", "DEFAULT_WRITE_BATCH", "DRIVER_ERRORS", "KEY_ENV_VAR",
+           "KEY_FILE_ENV_VAR", "STORE_ENV_VAR", "Failure", "Freshness", "ImportResult",
+           "LifecycleEngine", "MasterKey", "ProjectionFailed", "StoreURL", "default_jobs",
+           "iter_jsonl", "new_master_key_text", "read_key_file", "redact", "retry_on_conflict",
+           "store_fault", "write_private"]
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ class CliState:
     _reader: LifecycleEngine | None = None
     #: whether the read store's freshness was already shown (in the JSON answer)
     freshness_shown: bool = False
+    #: whether the command's queries share one catch-up (``ProjectionManager.reading``)
+    _reading: bool = False
 
     def engine(self, create: bool = False) -> LifecycleEngine:
         """The engine on the store; only commands that write pass ``create`` (a store that
@@ -52,6 +55,11 @@ class CliState:
             engine = self.engine()
             if not catch_up:
                 engine.projections.queries_catch_up = False
+            elif not self._reading:  # the command's queries catch up once, by the first
+                ctx = click.get_current_context(silent=True)
+                if ctx is not None:
+                    ctx.find_root().with_resource(engine.projections.reading())
+                    self._reading = True
             return engine
         if self._reader is None:
             from lifecycle_es.engine import LifecycleEngine

@@ -15,7 +15,6 @@ from lifecycle_es.config import ENV_VAR, load_config
 from lifecycle_es.errors import LifecycleError
 from lifecycle_es.reading.lifecycle_checks.facts import as_utc
 from lifecycle_es.reading.lifecycle_checks.gaps import KINDS
-from lifecycle_es.stores.private_files import write_private
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
@@ -108,6 +107,7 @@ def report(
     config: ConfigFile = None, no_catch_up: NoCatchUp = False,
 ) -> None:
     """Write one self-contained HTML report: stages, funnel, MRR, NPS, cohorts, health, gaps."""
+    from lifecycle_es.engine import write_private
     from lifecycle_es.report import build_report
 
     at = as_utc(as_of)

@@ -202,8 +202,8 @@ def _store_fault(exc: Exception) -> str | None:
     """A driver's error that reached the CLI untranslated (the store layer turns them into
     StoreError: this is the net under it) as the one line of a store fault; None for any
     other error (a bug: its traceback is shown)."""
-    from lifecycle_es.stores.faults import DRIVER_ERRORS, fault
-    from lifecycle_es.stores.url import StoreURL
+    from lifecycle_es.engine import DRIVER_ERRORS, StoreURL
+    from lifecycle_es.engine import store_fault as fault
 
     if not isinstance(exc, DRIVER_ERRORS):
         return None

@@ -41,7 +41,14 @@ __all__ = ["build_report", "report_data"]
 def report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of: datetime,
                 *, config: Config | None = None) -> dict[str, Any]:
     """Every number of the report: metrics for [start, end), the rest as of ``as_of``; the
-    same for the previous period (``previous``, see :mod:`lifecycle_es.report.periods`)."""
+    same for the previous period (``previous``, see :mod:`lifecycle_es.report.periods`).
+    The read models are caught up once, by the first of its queries."""
+    with engine.projections.reading():
+        return _report_data(engine, start, end, as_of, config)
+
+
+def _report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of: datetime,
+                 config: Config | None) -> dict[str, Any]:
     cfg = config or load_config()
     model = engine.stage_model
     metrics = engine.metrics

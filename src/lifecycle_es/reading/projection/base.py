@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lifecycle_es.reading.projection.table import COLUMN_TYPES, Table
+from lifecycle_es.reading.projection.table import COLUMN_TYPES, Column, Table
 
-__all__ = ["COLUMN_TYPES", "BoundHandler", "Handler", "Projection", "Table", "on"]
+__all__ = ["COLUMN_TYPES", "BoundHandler", "Column", "Handler", "Projection", "Table", "on"]
 
 if TYPE_CHECKING:
     from lifecycle_es.domain.stage_model import StageModel

@@ -11,58 +11,25 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, date, datetime
-from functools import lru_cache
 from typing import Any
 
-import orjson
-
+from lifecycle_es.reading.projection.sql_values import (
+    decode,
+    encode,
+    encoder,
+    is_transient,
+    to_format_style,
+)
 from lifecycle_es.reading.projection.table import COLUMN_TYPES, Table
 from lifecycle_es.stores.url import StoreURL
+
+__all__ = ["ERRORS_TABLE", "STATE_TABLE", "ReadStore", "is_transient", "to_format_style"]
 
 STATE_TABLE = "projection_state"
 #: events a read model skipped (``--skip-failing``): one row per read model, build and event
 ERRORS_TABLE = "projection_errors"
 #: columns added to ``projection_state`` after its first release (added to older stores)
 _LATER_STATE_COLUMNS = {"shadow_cursor": "TEXT", "failure": "TEXT", "shadow_failure": "TEXT"}
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` is a fault of the database or the connection (lost, locked,
-    unreachable, timed out) rather than of the event being applied: such a fault is
-    retried, never recorded as a read model's failure."""
-    import psycopg
-    from eventsourcing.persistence import InterfaceError, OperationalError
-
-    from lifecycle_es.errors import StoreError
-
-    return isinstance(exc, (sqlite3.OperationalError, psycopg.OperationalError,
-                            psycopg.InterfaceError, OperationalError, InterfaceError,
-                            StoreError))
-
-
-@lru_cache(maxsize=1 << 14)  # a batch's times land in rows of several tables; isoformat is slow
-def to_utc_text(value: datetime) -> str:
-    """A timestamp as sortable ISO 8601 text in UTC (the SQLite storage format)."""
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")
-
-
-def to_utc(value: datetime) -> datetime:
-    """A timestamp in UTC (PostgreSQL storage): a time whose UTC form Python cannot hold
-    (year 1 at +14:00) raises OverflowError here, on its event, rather than being stored
-    as a value no query can read back."""
-    return value if value.tzinfo is UTC or value.tzinfo is None else value.astimezone(UTC)
-
-
-def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-_SQLITE_ENCODERS: dict[str, Callable[[Any], Any]] = {
-    "timestamp": to_utc_text, "date": lambda v: v.isoformat(), "bool": int,
-}
 
 
 #: PostgreSQL upserts of at least this many rows go through a COPY-filled staging table
@@ -197,8 +164,9 @@ class ReadStore:
     # ------------------------------------------------------------ primitives
 
     def q(self, sql: str) -> str:
-        """Turn ``?`` placeholders into the dialect's."""
-        return sql if self.param == "?" else sql.replace("?", "%s")
+        """The statement in the dialect's placeholder style: written with ``?`` (outside
+        string literals and quoted names, where a ``?`` is text), bound by the driver."""
+        return sql if self.param == "?" else to_format_style(sql)
 
     @contextmanager
     def _faults(self) -> Iterator[None]:
@@ -327,36 +295,15 @@ class ReadStore:
 
     def encode(self, typ: str, value: Any) -> Any:
         """A Python value as the dialect stores a column of portable type ``typ``."""
-        if value is None:
-            return None
-        if typ == "json":
-            if self.dialect == "postgresql":
-                from psycopg.types.json import Jsonb
-
-                return Jsonb(value)
-            return orjson.dumps(value).decode()
-        if self.dialect == "sqlite":
-            if typ == "timestamp":
-                return to_utc_text(value)
-            if typ == "date":
-                return value.isoformat()
-            if typ == "bool":
-                return int(value)
-        elif typ == "timestamp":
-            return to_utc(value)
-        return value
+        return encode(self.dialect, typ, value)
 
     def encoder(self, typ: str) -> Callable[[Any], Any] | None:
         """The function :meth:`encode` applies to non-NULL values of ``typ`` (None: as is)."""
-        if typ == "json":
-            if self.dialect == "postgresql":
-                from psycopg.types.json import Jsonb
+        return encoder(self.dialect, typ)
 
-                return lambda v: Jsonb(v, dumps=_json_text)
-            return _json_text
-        if self.dialect == "sqlite":
-            return _SQLITE_ENCODERS.get(typ)
-        return to_utc if typ == "timestamp" else None
+    def decode(self, typ: str, value: Any) -> Any:
+        """A stored column value back as Python (datetime, date, bool, dict...)."""
+        return decode(self.dialect, typ, value)
 
     def insert_rows(self, physical: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:
@@ -412,20 +359,6 @@ class ReadStore:
                 out += self.fetchall(f"{head} IN ({', '.join('?' * len(chunk))})", chunk)
         return out
 
-    def decode(self, typ: str, value: Any) -> Any:
-        """A stored column value back as Python (datetime, date, bool, dict...)."""
-        if value is None or self.dialect == "postgresql":
-            return value
-        if typ == "timestamp":
-            return datetime.fromisoformat(value)
-        if typ == "date":
-            return date.fromisoformat(value)
-        if typ == "bool":
-            return bool(value)
-        if typ == "json":
-            return orjson.loads(value)
-        return value
-
     # ---------------------------------------------------------------- DDL
 
     def table_exists(self, name: str) -> bool:
@@ -469,6 +402,12 @@ class ReadStore:
                 f"CREATE INDEX IF NOT EXISTS ix_{table.name}_{n}_{build} "
                 f"ON {physical} ({', '.join(idx)})"
             )
+
+    def analyze(self, physical: str) -> None:
+        """Give the planner statistics of a table just filled (PostgreSQL's ``ANALYZE``;
+        a no-op on SQLite, whose planner does without)."""
+        if self.dialect == "postgresql":
+            self.execute(f"ANALYZE {physical}")
 
     def drop_table(self, physical: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {physical}")

@@ -123,11 +123,7 @@ def _collect(workers: list[tuple[subprocess.Popen[bytes], Connection]],
                 continue
             if kind == "progress":
                 done[conn] = (body[0], body[1])
-                if progress is not None:  # in events of the log (each group reads it all)
-                    total = max(t for _, t in done.values())
-                    share = (sum(d for d, _ in done.values())
-                             / max(1, sum(t for _, t in done.values())))
-                    progress(round(share * total), total)
+                _report(done, progress)
                 continue
             open_.pop(conn)
             if kind == "done":
@@ -138,6 +134,15 @@ def _collect(workers: list[tuple[subprocess.Popen[bytes], Connection]],
     if error is not None:
         raise error
     return replayed, failures
+
+
+def _report(done: dict[Connection, tuple[int, int]],
+            progress: Callable[[int, int], None] | None) -> None:
+    """The workers' progress as one, in events of the log (each group reads it all)."""
+    if progress is not None:
+        total = max(t for _, t in done.values())
+        share = sum(d for d, _ in done.values()) / max(1, sum(t for _, t in done.values()))
+        progress(round(share * total), total)
 
 
 def _log_level() -> str | None:

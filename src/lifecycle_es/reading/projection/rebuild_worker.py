@@ -16,8 +16,9 @@ from multiprocessing.connection import Connection
 
 from lifecycle_es.errors import StoreError
 from lifecycle_es.reading.projection.db import is_transient
+from lifecycle_es.reading.projection.failures import one_line as _one_line
 from lifecycle_es.reading.projection.parallel import PROGRESS_EVERY
-from lifecycle_es.reading.projection.runner import ProjectionManager, _one_line
+from lifecycle_es.reading.projection.runner import ProjectionManager
 
 #: SQLite: how long a worker waits for the write lock another worker holds (milliseconds)
 SQLITE_BUSY_MS = 120_000

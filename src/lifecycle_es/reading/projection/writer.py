@@ -33,7 +33,7 @@ class Rows:
         self.cache: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.dirty: set[tuple[Any, ...]] = set()
         cols = list(table.columns)
-        where = " AND ".join(f"{k}={store.param}" for k in table.key)
+        where = " AND ".join(f"{k}=?" for k in table.key)
         self._delete = f"DELETE FROM {physical} WHERE {where}"
         self._select = f"SELECT {', '.join(cols)} FROM {physical} WHERE {where}"
         self._types = [table.columns[c] for c in cols]
@@ -177,6 +177,21 @@ class Rows:
         ``bounded``: then drop the cache if it outgrew its limit (or nobody reads it)."""
         if not self.dirty:
             return 0
+        deletes, inserts, upserts = self._changes()
+        if deletes:
+            self.store.executemany(self._delete, deletes)
+        if inserts:
+            self.store.insert_rows(self.physical, self._cols, inserts)
+        if upserts:
+            self.store.upsert_rows(self.physical, self._cols, self.table.key, upserts)
+        touched = len(self.dirty)
+        self.dirty.clear()
+        if bounded and (len(self.cache) > _CACHE_LIMIT or not self.read):
+            self._evict()
+        return touched
+
+    def _changes(self) -> tuple[list[tuple[Any, ...]], list[list[Any]], list[list[Any]]]:
+        """The dirty rows as (deleted keys, new rows, replaced rows), encoded."""
         exact, in_db = self.exact_keys, self.in_db
         cols, encode_at = self._cols, self._encode_at
         upserts: list[list[Any]] = []
@@ -199,17 +214,7 @@ class Rows:
                 in_db.add(key)
             else:
                 upserts.append(values)
-        if deletes:
-            self.store.executemany(self.store.q(self._delete), deletes)
-        if inserts:
-            self.store.insert_rows(self.physical, cols, inserts)
-        if upserts:
-            self.store.upsert_rows(self.physical, cols, self.table.key, upserts)
-        touched = len(self.dirty)
-        self.dirty.clear()
-        if bounded and (len(self.cache) > _CACHE_LIMIT or not self.read):
-            self._evict()
-        return touched
+        return deletes, inserts, upserts
 
     def forget(self) -> None:
         """Drop the cache and known keys, still trusting that the table holds no other row
