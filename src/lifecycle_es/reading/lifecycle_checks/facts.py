@@ -3,6 +3,10 @@
 Everything is read from the ``gaps_facts`` and ``handover_history`` read models with queries
 bounded by ``as_of`` (facts with business time <= as_of), so a past date gives the answer
 that was true then, however many events were recorded since.
+
+A customer none of whose facts happened after ``as_of`` (``gap_now.latest_at <= as_of``: at
+"now", nearly every customer) is read from its ``gap_now`` row, one indexed row; only the
+others are folded from the history of spans and points.
 """
 
 from __future__ import annotations
@@ -60,6 +64,41 @@ class CampaignVersion:
         return c.running_on(day)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The customers a query asks about, as of its time: in one of ``stages`` (None: any),
+    owned by ``owner`` (None: anyone), among ``ids`` (None: all). Pushed into SQL."""
+
+    stages: tuple[str, ...] | None = None
+    owner: str | None = None
+    ids: tuple[str, ...] | None = None
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """The scope as a SQL condition on a table with ``customer``, ``stage``, ``owner``
+        columns (``""``: none) and its parameters."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, values in (("stage", self.stages), ("customer", self.ids)):
+            if values is not None:
+                where.append(f"{column} IN ({', '.join('?' * len(values))})" if values
+                             else "1 = 0")
+                params.extend(values)
+        if self.owner is not None:
+            where.append("owner = ?")
+            params.append(self.owner)
+        return " AND ".join(where), params
+
+    def holds(self, f: CustomerFacts) -> bool:
+        """Whether ``f`` is in the scope."""
+        return ((self.stages is None or f.stage in self.stages)
+                and (self.owner is None or f.owner == self.owner)
+                and (self.ids is None or f.customer in self.ids))
+
+
+#: every customer
+EVERYONE = Scope()
+
+
 def as_utc(value: When | None, field: str = "as_of") -> datetime:
     """``value`` (default: now) as an aware UTC datetime: a date is midnight UTC, a naive
     time is UTC, text is ISO 8601 (bad text raises InvalidInput naming ``field``)."""
@@ -83,30 +122,71 @@ class FactsReader:
         return self.read.encode("timestamp", value)
 
     def _ts(self, value: Any) -> datetime | None:
-        decoded = self.read.decode("timestamp", value)
-        return None if decoded is None else as_utc(decoded)
+        """A stored timestamp as an aware UTC datetime (stored ones are in range)."""
+        if value is None:
+            return None
+        t = datetime.fromisoformat(value) if isinstance(value, str) else value
+        assert isinstance(t, datetime)
+        return t if t.tzinfo is UTC else t.astimezone(UTC)
 
     def _rows(self, sql: str, params: list[Any], customer: str | None,
-              tail: str = "") -> list[tuple[Any, ...]]:
-        """Run ``sql`` (ending in a WHERE clause), restricted to ``customer`` if given."""
+              tail: str = "", later_than: datetime | None = None) -> list[tuple[Any, ...]]:
+        """Run ``sql`` (ending in a WHERE clause), restricted to ``customer`` if given, and
+        to customers with facts after ``later_than`` if given."""
         if customer is not None:
             sql += " AND customer = ?"
             params = [*params, customer]
+        if later_than is not None:
+            sql += " AND customer IN (SELECT customer FROM gap_now WHERE latest_at > ?)"
+            params = [*params, self._t(later_than)]
         return self.read.fetchall(sql + tail, params)
 
-    def _spans(self, at: datetime, kinds: tuple[str, ...],
-               customer: str | None) -> list[tuple[Any, ...]]:
+    def _spans(self, at: datetime, kinds: tuple[str, ...], customer: str | None,
+               later_than: datetime | None = None) -> list[tuple[Any, ...]]:
         marks = ", ".join("?" * len(kinds))
         return self._rows(
             "SELECT customer, kind, start_at, value, extra, number, day FROM gap_spans "
             f"WHERE kind IN ({marks}) AND start_at <= ? AND (end_at IS NULL OR end_at > ?)",
-            [*kinds, self._t(at), self._t(at)], customer,
+            [*kinds, self._t(at), self._t(at)], customer, later_than=later_than,
         )
 
-    def customers(self, as_of: datetime, customer: str | None = None) -> dict[str, CustomerFacts]:
-        """Every customer registered at ``as_of`` (or just ``customer``), with its facts."""
+    def customers(self, as_of: datetime, customer: str | None = None,
+                  scope: Scope = EVERYONE) -> dict[str, CustomerFacts]:
+        """Every customer registered at ``as_of`` (or just ``customer``) and in ``scope``
+        at that time, with its facts."""
+        out = self._current(as_of, customer, scope)
+        if self.read.fetchone("SELECT 1 FROM gap_now WHERE latest_at > ? LIMIT 1",
+                              [self._t(as_of)]) is not None:
+            folded = self._folded(as_of, customer)
+            out.update((c, f) for c, f in folded.items() if scope.holds(f))
+        return out
+
+    def _current(self, as_of: datetime, customer: str | None,
+                 scope: Scope) -> dict[str, CustomerFacts]:
+        """The customers none of whose facts happened after ``as_of``, from ``gap_now``."""
+        where, params = scope.sql()
+        sql = ("SELECT customer, stage, stage_since, owner, owner_team, owner_since, paying, "
+               "mrr, currency, contract_end, last_check_in, last_nps, last_nps_at, "
+               "last_advocacy_ask, advocacy_given FROM gap_now WHERE latest_at <= ?")
+        rows = self._rows(sql + (f" AND {where}" if where else ""),
+                          [self._t(as_of), *params], customer)
+        ts, day = self._ts, self._day
+        return {
+            c: CustomerFacts(c, stage, ts(since) or as_of, owner, team, ts(owned), bool(paying),
+                             mrr, currency, day(end), ts(check_in), nps, ts(nps_at),
+                             ts(ask), given)
+            for (c, stage, since, owner, team, owned, paying, mrr, currency, end, check_in,
+                 nps, nps_at, ask, given) in rows
+        }
+
+    def _day(self, value: Any) -> date | None:
+        return date.fromisoformat(value) if isinstance(value, str) else value
+
+    def _folded(self, as_of: datetime, customer: str | None) -> dict[str, CustomerFacts]:
+        """The customers with facts after ``as_of``, folded from their spans and points."""
         out: dict[str, CustomerFacts] = {}
-        spans = self._spans(as_of, ("stage", "owner", "money"), customer)
+        later = as_of
+        spans = self._spans(as_of, ("stage", "owner", "money"), customer, later)
         for cust, kind, start, value, _, _, _ in spans:
             if kind == "stage":
                 out[cust] = CustomerFacts(cust, value, self._ts(start) or as_of)
@@ -125,7 +205,7 @@ class FactsReader:
             "MAX(CASE WHEN kind<>'check_in' THEN at END), "
             "SUM(CASE WHEN kind='advocacy_given' THEN 1 ELSE 0 END) FROM gap_points "
             "WHERE kind IN ('check_in','advocacy_requested','advocacy_given') AND at <= ?",
-            [t], customer, tail=" GROUP BY customer",
+            [t], customer, tail=" GROUP BY customer", later_than=later,
         ):
             f = out.get(cust)
             if f is not None:
@@ -135,6 +215,7 @@ class FactsReader:
             "SELECT customer, at, score FROM (SELECT customer, at, score, ROW_NUMBER() OVER "
             "(PARTITION BY customer ORDER BY at DESC, seq DESC) AS rn FROM gap_points "
             "WHERE kind='nps' AND at <= ?) AS latest WHERE rn = 1", [t], customer,
+            later_than=later,
         ):
             f = out.get(cust)
             if f is not None:
@@ -147,29 +228,41 @@ class FactsReader:
                 for cust, _, _, _, _, number, _ in self._spans(at, ("money",), customer)}
 
     def pending_handovers(self, as_of: datetime, sent_before: datetime,
-                          customer: str | None = None) -> list[dict[str, Any]]:
-        """Handovers sent before ``sent_before`` and still undecided at ``as_of``."""
+                          customer: str | None = None, *, to_team: str | None = None,
+                          to_person: str | None = None) -> list[dict[str, Any]]:
+        """Handovers sent before ``sent_before`` and still undecided at ``as_of`` (to
+        ``to_team``; to ``to_person`` or to nobody in particular, if given)."""
         cols = ("customer", "handover_id", "from_team", "to_team", "from_person", "to_person",
                 "sent_at")
-        rows = self._rows(
-            f"SELECT {', '.join(cols)} FROM handover_history WHERE sent_at < ? "
-            "AND (decided_at IS NULL OR decided_at > ?)",
-            [self._t(min(sent_before, as_of)), self._t(as_of)], customer,
-        )
+        sql = (f"SELECT {', '.join(cols)} FROM handover_history WHERE sent_at < ? "
+               "AND (decided_at IS NULL OR decided_at > ?)")
+        params = [self._t(min(sent_before, as_of)), self._t(as_of)]
+        if to_team is not None:
+            sql += " AND to_team = ?"
+            params.append(to_team)
+        if to_person is not None:
+            sql += " AND (to_person = ? OR to_person IS NULL)"
+            params.append(to_person)
+        rows = self._rows(sql, params, customer)
         out = [dict(zip(cols, r, strict=True)) for r in rows]
         for r in out:
             r["sent_at"] = self._ts(r["sent_at"])
         return out
 
-    def offers(self, as_of: datetime, after: datetime | None,
-               customer: str | None = None) -> list[dict[str, Any]]:
-        """Touchpoints citing a campaign, at or before ``as_of`` (and after ``after``)."""
+    def offers(self, as_of: datetime, after: datetime | None, customer: str | None = None,
+               *, team: str | None = None, actor: str | None = None) -> list[dict[str, Any]]:
+        """Touchpoints citing a campaign, at or before ``as_of`` (and after ``after``;
+        recorded by ``team`` / ``actor`` if given)."""
         sql = ("SELECT customer, seq, at, ref, actor, team FROM gap_points "
                "WHERE kind='offer' AND at <= ?")
         params = [self._t(as_of)]
         if after is not None:
             sql += " AND at > ?"
             params.append(self._t(after))
+        for column, value in (("team", team), ("actor", actor)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
         cols = ("customer", "seq", "at", "campaign", "actor", "team")
         out = [dict(zip(cols, r, strict=True)) for r in self._rows(sql, params, customer)]
         for r in out:

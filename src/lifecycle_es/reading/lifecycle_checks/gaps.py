@@ -7,6 +7,7 @@ threshold was crossed), the responsible team and owner. The kinds and their rule
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -15,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 from lifecycle_es.config import Config, GapsConfig, load_config
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.errors import FieldProblem, InvalidInput
+from lifecycle_es.limits import checked, stripped_text
 from lifecycle_es.reading.lifecycle_checks.facts import (
     CustomerFacts,
     FactsReader,
+    Scope,
     as_utc,
     days,
     reader_for,
@@ -31,6 +34,10 @@ KINDS = (
     "unowned", "handover_stale", "renewal_at_risk", "detractor_ignored", "stalled",
     "promoter_not_asked", "unknown_offer",
 )
+#: the kinds that depend on one customer's facts only (:meth:`Detector.customer_gaps`)
+CUSTOMER_KINDS = frozenset(KINDS) - {"handover_stale", "unknown_offer"}
+#: the most rows one page may ask for
+MAX_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -73,21 +80,62 @@ def stall_limit(model: StageModel, cfg: GapsConfig, stage: str) -> int | None:
 
 def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None,
               team: str | None = None, *, config: Config | None = None,
-              customer: str | None = None) -> list[Gap]:
-    """Open gaps at ``as_of`` (default now), optionally of one kind / for one team."""
+              customer: str | None = None, owner: str | None = None,
+              limit: int | None = None, offset: int = 0) -> list[Gap]:
+    """Open gaps at ``as_of`` (default now), oldest first, optionally of one kind, for one
+    team (the gap's responsible team), for one owner (the gap's responsible person); with
+    ``limit``/``offset`` one page of that list."""
     kind = check_kind(kind)
-    if team is not None and team not in engine.stage_model.teams:
-        raise InvalidInput([FieldProblem("team", team, f"unknown team (known: "
-                                         f"{', '.join(engine.stage_model.teams)})")],
-                           "gaps query")
+    team = check_team(engine.stage_model, team, "gaps query")
+    owner = check_owner(owner, "gaps query")
+    limit, offset = check_page(limit, offset, "gaps query")
     at = as_utc(as_of)
     cfg = (config or load_config()).gaps
     reader = reader_for(engine)
-    facts = reader.customers(at, customer)
-    gaps = list(Detector(engine.stage_model, cfg, at).all(reader, facts, customer))
-    gaps = [g for g in gaps if (kind is None or g.kind == kind)
-            and (team is None or g.team == team)]
-    return sorted(gaps, key=lambda g: (g.since, g.customer, g.kind, g.ref or ""))
+    gaps = Detector(engine.stage_model, cfg, at).find(reader, customer, kind=kind, team=team,
+                                                      owner=owner)
+    return page(gaps, _order, limit, offset)
+
+
+def _order(g: Gap) -> tuple[datetime, str, str, str]:
+    return g.since, g.customer, g.kind, g.ref or ""
+
+
+def page(rows: list[Any], key: Any, limit: int | None, offset: int) -> list[Any]:
+    """``rows`` sorted by ``key``, from ``offset``, at most ``limit`` of them (None: all)."""
+    if limit is None:
+        return sorted(rows, key=key)[offset:]
+    return heapq.nsmallest(offset + limit, rows, key=key)[offset:]
+
+
+def check_team(model: StageModel, team: str | None, what: str) -> str | None:
+    """A team filter, validated against the stage model's teams."""
+    if team is not None and team not in model.teams:
+        raise InvalidInput([FieldProblem("team", team, f"unknown team (known: "
+                                         f"{', '.join(model.teams)})")], what)
+    return team
+
+
+def check_owner(owner: str | None, what: str) -> str | None:
+    """An owner filter, normalised as the commands normalise owners."""
+    return None if owner is None else checked("owner", owner, stripped_text, what)
+
+
+def check_page(limit: int | None, offset: int, what: str) -> tuple[int | None, int]:
+    """A page's ``limit`` (1..MAX_LIMIT or None: all) and ``offset`` (>= 0), validated."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or not 1 <= limit <= MAX_LIMIT):
+        raise InvalidInput([FieldProblem("limit", limit, f"must be an integer from 1 to "
+                                         f"{MAX_LIMIT}")], what)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInput([FieldProblem("offset", offset, "must be an integer >= 0")], what)
+    return limit, offset
+
+
+def team_scope(model: StageModel, team: str | None, owner: str | None) -> Scope:
+    """The customers in a stage of ``team`` (None: any) owned by ``owner`` (None: anyone)."""
+    stages = None if team is None else tuple(s.name for s in model.stages if s.team == team)
+    return Scope(stages=stages, owner=owner)
 
 
 class Detector:
@@ -104,8 +152,40 @@ class Detector:
         values: dict[str, Any] = {"team": self._team(f.stage), "owner": f.owner, **extra}
         return Gap(f.customer, kind, since, stage=f.stage, detail=detail, **values)
 
+    def find(self, reader: FactsReader, customer: str | None = None, *,
+             kind: str | None = None, team: str | None = None,
+             owner: str | None = None) -> list[Gap]:
+        """The gaps of ``kind`` (None: all) whose team is ``team`` and whose owner is
+        ``owner`` (None: any); each part reads only the rows that can hold such gaps."""
+        facts: dict[str, CustomerFacts] = {}
+        gaps: list[Gap] = []
+        if kind is None or kind in CUSTOMER_KINDS:
+            facts = reader.customers(self.at, customer, team_scope(self.model, team, owner))
+            gaps.extend(g for f in facts.values() for g in self.customer_gaps(f))
+        if kind in (None, "handover_stale"):
+            sla = timedelta(days=self.cfg.handover_sla_days)
+            pending = reader.pending_handovers(self.at, self.at - sla, customer, to_team=team,
+                                               to_person=owner)
+            self._add_facts(reader, facts, (h["customer"] for h in pending))
+            gaps.extend(self._stale(pending, facts))
+        if kind in (None, "unknown_offer"):
+            offers = reader.offers(self.at, self._offers_after(), customer, team=team,
+                                   actor=owner)
+            self._add_facts(reader, facts, (t["customer"] for t in offers))
+            gaps.extend(self._offer_gaps(reader, offers, facts))
+        return [g for g in gaps if (kind is None or g.kind == kind)
+                and (team is None or g.team == team) and (owner is None or g.owner == owner)]
+
+    def _add_facts(self, reader: FactsReader, facts: dict[str, CustomerFacts],
+                   customers: Iterator[str]) -> None:
+        """Read the facts of those ``customers`` not in ``facts`` yet."""
+        missing = tuple(sorted(set(customers) - facts.keys()))
+        if missing:
+            facts.update(reader.customers(self.at, scope=Scope(ids=missing)))
+
     def all(self, reader: FactsReader, facts: dict[str, CustomerFacts],
             customer: str | None = None) -> Iterator[Gap]:
+        """Every gap of the customers of ``facts``."""
         for f in facts.values():
             yield from self.customer_gaps(f)
         yield from self.stale_handovers(reader, facts, customer)
@@ -155,7 +235,13 @@ class Detector:
     def stale_handovers(self, reader: FactsReader, facts: dict[str, CustomerFacts],
                         customer: str | None) -> Iterator[Gap]:
         sla = timedelta(days=self.cfg.handover_sla_days)
-        for h in reader.pending_handovers(self.at, self.at - sla, customer):
+        yield from self._stale(reader.pending_handovers(self.at, self.at - sla, customer),
+                               facts)
+
+    def _stale(self, pending: list[dict[str, Any]],
+               facts: dict[str, CustomerFacts]) -> Iterator[Gap]:
+        sla = timedelta(days=self.cfg.handover_sla_days)
+        for h in pending:
             f = facts.get(h["customer"])
             if f is None:
                 continue
@@ -166,12 +252,19 @@ class Detector:
                        f"sent {h['sent_at']:%Y-%m-%d %H:%M} by {h['from_person']}, pending",
             )
 
+    def _offers_after(self) -> datetime | None:
+        lookback = self.cfg.offer_lookback_days
+        return self.at - timedelta(days=lookback) if lookback is not None else None
+
     def bad_offers(self, reader: FactsReader, facts: dict[str, CustomerFacts],
                    customer: str | None) -> Iterator[Gap]:
-        lookback = self.cfg.offer_lookback_days
-        after = self.at - timedelta(days=lookback) if lookback is not None else None
-        campaigns = reader.campaigns(self.at)
-        for t in reader.offers(self.at, after, customer):
+        yield from self._offer_gaps(
+            reader, reader.offers(self.at, self._offers_after(), customer), facts)
+
+    def _offer_gaps(self, reader: FactsReader, offers: list[dict[str, Any]],
+                    facts: dict[str, CustomerFacts]) -> Iterator[Gap]:
+        campaigns = reader.campaigns(self.at) if offers else {}
+        for t in offers:
             f = facts.get(t["customer"])
             if f is None:
                 continue

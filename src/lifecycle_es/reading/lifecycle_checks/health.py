@@ -17,7 +17,15 @@ from lifecycle_es.config import Config, load_config
 from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.errors import UnknownCustomer
 from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts, as_utc, days, reader_for
-from lifecycle_es.reading.lifecycle_checks.gaps import Detector, stall_limit
+from lifecycle_es.reading.lifecycle_checks.gaps import (
+    Detector,
+    check_owner,
+    check_page,
+    check_team,
+    page,
+    stall_limit,
+    team_scope,
+)
 from lifecycle_es.reading.metrics.calc import When
 
 if TYPE_CHECKING:
@@ -56,18 +64,25 @@ class Health:
 
 
 def health_scores(engine: Source, customer: str | None = None,
-                  as_of: When | None = None, *,
-                  config: Config | None = None) -> list[Health]:
+                  as_of: When | None = None, *, config: Config | None = None,
+                  team: str | None = None, owner: str | None = None,
+                  limit: int | None = None, offset: int = 0) -> list[Health]:
     """Scores at ``as_of`` (default now): of ``customer``, or of every paying customer
-    (every customer when ``health.paying_only`` is false), worst first."""
+    (every customer when ``health.paying_only`` is false), worst first; only those in a
+    stage of ``team`` / owned by ``owner`` (at ``as_of``) if given; with ``limit``/``offset``
+    one page of that list."""
     if customer is not None:
         customer = parse_id("customer", customer)
+    team = check_team(engine.stage_model, team, "health query")
+    owner = check_owner(owner, "health query")
+    limit, offset = check_page(limit, offset, "health query")
     at = as_utc(as_of)
     cfg = config or load_config()
     reader = reader_for(engine)
-    facts = reader.customers(at, customer)
-    if customer is not None and customer not in facts:
-        raise UnknownCustomer(customer)
+    facts = reader.customers(at, customer, team_scope(engine.stage_model, team, owner))
+    if customer is not None and customer not in facts and (
+            (team is None and owner is None) or customer not in reader.customers(at, customer)):
+        raise UnknownCustomer(customer)  # (one outside the team or owner's: no score)
     detector = Detector(engine.stage_model, cfg.gaps, at)
     open_gaps = Counter(g.customer for g in detector.all(reader, facts, customer))
     before = reader.mrr_at(at - timedelta(days=cfg.health.trend_days), customer)
@@ -77,7 +92,11 @@ def health_scores(engine: Source, customer: str | None = None,
             continue
         values = factor_values(engine, cfg, f, at, open_gaps[f.customer], before.get(f.customer))
         out.append(score(cfg, f, values))
-    return sorted(out, key=lambda h: (h.score, h.customer))
+    return page(out, _worst_first, limit, offset)
+
+
+def _worst_first(h: Health) -> tuple[float, str]:
+    return h.score, h.customer
 
 
 def factor_values(engine: Source, cfg: Config, f: CustomerFacts, at: datetime,
