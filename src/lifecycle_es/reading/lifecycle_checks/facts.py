@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 
 #: the read models these queries read
 READ_MODELS = ("gaps_facts", "handover_history")
+#: every campaign announced at a time (the parameter), as the registry described it then
+_CAMPAIGNS_AT = (
+    "SELECT campaign, name, starts, ends, ended_at FROM (SELECT campaign, name, starts, "
+    "ends, ended_at, ROW_NUMBER() OVER (PARTITION BY campaign ORDER BY seq DESC) AS rn "
+    "FROM gap_campaigns WHERE at <= ?) AS latest WHERE rn = 1"
+)
 
 
 @dataclass
@@ -67,11 +73,16 @@ class CampaignVersion:
 @dataclass(frozen=True)
 class Scope:
     """The customers a query asks about, as of its time: in one of ``stages`` (None: any),
-    owned by ``owner`` (None: anyone), among ``ids`` (None: all). Pushed into SQL."""
+    owned by ``owner`` (None: anyone), among ``ids`` (None: all), paying or not (None:
+    either). Pushed into SQL, with ``suspects``: a SQL condition on ``gap_now`` and its
+    parameters that may leave out customers the query has no use for (the caller's
+    :meth:`holds` is exact)."""
 
     stages: tuple[str, ...] | None = None
     owner: str | None = None
     ids: tuple[str, ...] | None = None
+    paying: bool | None = None
+    suspects: tuple[str, tuple[Any, ...]] | None = None
 
     def sql(self) -> tuple[str, list[Any]]:
         """The scope as a SQL condition on a table with ``customer``, ``stage``, ``owner``
@@ -86,17 +97,31 @@ class Scope:
         if self.owner is not None:
             where.append("owner = ?")
             params.append(self.owner)
+        if self.paying is not None:
+            where.append("paying = ?")
+            params.append(self.paying)
+        if self.suspects is not None:
+            where.append(f"({self.suspects[0]})")
+            params.extend(self.suspects[1])
         return " AND ".join(where), params
 
     def holds(self, f: CustomerFacts) -> bool:
-        """Whether ``f`` is in the scope."""
+        """Whether ``f`` is in the scope (``suspects`` aside)."""
         return ((self.stages is None or f.stage in self.stages)
                 and (self.owner is None or f.owner == self.owner)
-                and (self.ids is None or f.customer in self.ids))
+                and (self.ids is None or f.customer in self.ids)
+                and (self.paying is None or f.paying == self.paying))
 
 
 #: every customer
 EVERYONE = Scope()
+
+
+def _kind(customer: str | None, prefix: str = "") -> str:
+    """The ``kind`` column in a condition: for one customer an expression, so that the
+    planner searches the table's primary key (customer first) rather than scanning the
+    ``(kind, ...)`` index, which SQLite, without statistics, would otherwise prefer."""
+    return f"{prefix}kind" if customer is None else f"({prefix}kind || '')"
 
 
 def as_utc(value: When | None, field: str = "as_of") -> datetime:
@@ -120,6 +145,14 @@ class FactsReader:
 
     def _t(self, value: datetime) -> Any:
         return self.read.encode("timestamp", value)
+
+    def time_param(self, value: datetime) -> Any:
+        """A time as a query parameter compared with a timestamp column."""
+        return self._t(value)
+
+    def date_param(self, value: date) -> Any:
+        """A date as a query parameter compared with a date column."""
+        return self.read.encode("date", value)
 
     def _ts(self, value: Any) -> datetime | None:
         """A stored timestamp as an aware UTC datetime (stored ones are in range)."""
@@ -146,7 +179,8 @@ class FactsReader:
         marks = ", ".join("?" * len(kinds))
         return self._rows(
             "SELECT customer, kind, start_at, value, extra, number, day FROM gap_spans "
-            f"WHERE kind IN ({marks}) AND start_at <= ? AND (end_at IS NULL OR end_at > ?)",
+            f"WHERE {_kind(customer)} IN ({marks}) AND start_at <= ? "
+            "AND (end_at IS NULL OR end_at > ?)",
             [*kinds, self._t(at), self._t(at)], customer, later_than=later_than,
         )
 
@@ -204,7 +238,8 @@ class FactsReader:
             "SELECT customer, MAX(CASE WHEN kind='check_in' THEN at END), "
             "MAX(CASE WHEN kind<>'check_in' THEN at END), "
             "SUM(CASE WHEN kind='advocacy_given' THEN 1 ELSE 0 END) FROM gap_points "
-            "WHERE kind IN ('check_in','advocacy_requested','advocacy_given') AND at <= ?",
+            f"WHERE {_kind(customer)} IN ('check_in','advocacy_requested','advocacy_given') "
+            "AND at <= ?",
             [t], customer, tail=" GROUP BY customer", later_than=later,
         ):
             f = out.get(cust)
@@ -249,34 +284,39 @@ class FactsReader:
             r["sent_at"] = self._ts(r["sent_at"])
         return out
 
-    def offers(self, as_of: datetime, after: datetime | None, customer: str | None = None,
-               *, team: str | None = None, actor: str | None = None) -> list[dict[str, Any]]:
+    def suspect_offers(self, as_of: datetime, after: datetime | None,
+                       customer: str | None = None, *, team: str | None = None,
+                       actor: str | None = None) -> list[dict[str, Any]]:
         """Touchpoints citing a campaign, at or before ``as_of`` (and after ``after``;
-        recorded by ``team`` / ``actor`` if given)."""
-        sql = ("SELECT customer, seq, at, ref, actor, team FROM gap_points "
-               "WHERE kind='offer' AND at <= ?")
-        params = [self._t(as_of)]
+        recorded by ``team`` / ``actor`` if given) that may cite one not running then: the
+        campaign unknown at ``as_of``, or the touchpoint before its start, after its end's
+        midnight or after it was ended (a superset: :meth:`CampaignVersion.running_on`
+        decides)."""
+        sql = ("SELECT p.customer, p.seq, p.at, p.ref, p.actor, p.team FROM gap_points p "
+               "LEFT JOIN gap_campaigns c ON c.campaign = p.ref AND c.seq = (SELECT MAX(seq) "
+               "FROM gap_campaigns v WHERE v.campaign = p.ref AND v.at <= ?) "
+               f"WHERE {_kind(customer, 'p.')}='offer' AND p.at <= ? AND (c.campaign IS NULL "
+               "OR p.at < c.starts OR p.at > c.ends OR c.ended_at < p.at)")
+        params = [self._t(as_of), self._t(as_of)]
         if after is not None:
-            sql += " AND at > ?"
+            sql += " AND p.at > ?"
             params.append(self._t(after))
         for column, value in (("team", team), ("actor", actor)):
             if value is not None:
-                sql += f" AND {column} = ?"
+                sql += f" AND p.{column} = ?"
                 params.append(value)
+        if customer is not None:
+            sql += " AND p.customer = ?"
+            params.append(customer)
         cols = ("customer", "seq", "at", "campaign", "actor", "team")
-        out = [dict(zip(cols, r, strict=True)) for r in self._rows(sql, params, customer)]
+        out = [dict(zip(cols, r, strict=True)) for r in self.read.fetchall(sql, params)]
         for r in out:
             r["at"] = self._ts(r["at"])
         return out
 
     def campaigns(self, as_of: datetime) -> dict[str, CampaignVersion]:
         """Every campaign announced at ``as_of``, as the registry described it then."""
-        rows = self.read.fetchall(
-            "SELECT campaign, name, starts, ends, ended_at FROM (SELECT campaign, name, "
-            "starts, ends, ended_at, ROW_NUMBER() OVER (PARTITION BY campaign ORDER BY seq "
-            "DESC) AS rn FROM gap_campaigns WHERE at <= ?) AS latest WHERE rn = 1",
-            [self._t(as_of)],
-        )
+        rows = self.read.fetchall(_CAMPAIGNS_AT, [self._t(as_of)])
         dec = self.read.decode
         return {
             c: CampaignVersion(c, name, dec("date", s), dec("date", e),

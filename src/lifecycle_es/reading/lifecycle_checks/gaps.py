@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +132,14 @@ def check_page(limit: int | None, offset: int, what: str) -> tuple[int | None, i
     return limit, offset
 
 
+def _before(at: datetime, delta: timedelta) -> datetime:
+    """``at - delta``, or the earliest time when that is before year 1."""
+    try:
+        return at - delta
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
 def team_scope(model: StageModel, team: str | None, owner: str | None) -> Scope:
     """The customers in a stage of ``team`` (None: any) owned by ``owner`` (None: anyone)."""
     stages = None if team is None else tuple(s.name for s in model.stages if s.team == team)
@@ -160,7 +168,9 @@ class Detector:
         facts: dict[str, CustomerFacts] = {}
         gaps: list[Gap] = []
         if kind is None or kind in CUSTOMER_KINDS:
-            facts = reader.customers(self.at, customer, team_scope(self.model, team, owner))
+            scope = replace(team_scope(self.model, team, owner),
+                            suspects=self.suspects(reader, kind))
+            facts = reader.customers(self.at, customer, scope)
             gaps.extend(g for f in facts.values() for g in self.customer_gaps(f))
         if kind in (None, "handover_stale"):
             sla = timedelta(days=self.cfg.handover_sla_days)
@@ -169,12 +179,46 @@ class Detector:
             self._add_facts(reader, facts, (h["customer"] for h in pending))
             gaps.extend(self._stale(pending, facts))
         if kind in (None, "unknown_offer"):
-            offers = reader.offers(self.at, self._offers_after(), customer, team=team,
+            offers = reader.suspect_offers(self.at, self._offers_after(), customer, team=team,
                                    actor=owner)
             self._add_facts(reader, facts, (t["customer"] for t in offers))
             gaps.extend(self._offer_gaps(reader, offers, facts))
         return [g for g in gaps if (kind is None or g.kind == kind)
                 and (team is None or g.team == team) and (owner is None or g.owner == owner)]
+
+    def suspects(self, reader: FactsReader,
+                 kind: str | None = None) -> tuple[str, tuple[Any, ...]]:
+        """A SQL condition on ``gap_now`` (and its parameters: times derived from ``at``)
+        true for every customer :meth:`customer_gaps` may find a gap of ``kind`` (None:
+        any) for: each rule's time limit as an indexed comparison."""
+        cfg, at, t = self.cfg, self.at, reader.time_param
+        rules: dict[str, tuple[str, list[Any]]] = {}
+        excluded = cfg.unowned_exclude_stages
+        rules["unowned"] = ("owner IS NULL" + (
+            f" AND stage NOT IN ({', '.join('?' * len(excluded))})" if excluded else ""),
+            list(excluded))
+        quiet = _before(at, timedelta(days=cfg.renewal_check_in_days))
+        ends_by = at.date() + timedelta(days=cfg.renewal_window_days)
+        rules["renewal_at_risk"] = (
+            "paying = ? AND contract_end <= ? AND (last_check_in IS NULL OR last_check_in < ?)",
+            [True, reader.date_param(ends_by), t(quiet)])
+        for name, due, score in (("detractor_ignored", cfg.detractor_follow_up_days, "<= 6"),
+                                 ("promoter_not_asked", cfg.promoter_ask_days, ">= 9")):
+            rules[name] = (f"last_nps {score} AND last_nps_at < ?",
+                           [t(_before(at, timedelta(days=due)))])
+        by_limit: dict[int, list[str]] = {}
+        for stage in dict.fromkeys([*self.model.names, *cfg.stall_after_days]):
+            limit = stall_limit(self.model, cfg, stage)
+            if limit is not None:
+                by_limit.setdefault(limit, []).append(stage)
+        rules["stalled"] = (" OR ".join(
+            f"stage IN ({', '.join('?' * len(stages))}) AND stage_since < ?"
+            for stages in by_limit.values()) or "1 = 0", [
+            p for limit, stages in by_limit.items()
+            for p in (*stages, t(_before(at, timedelta(days=limit))))])
+        chosen = [rule for name, rule in rules.items() if kind in (None, name)]
+        return (" OR ".join(f"({sql})" for sql, _ in chosen),
+                tuple(p for _, params in chosen for p in params))
 
     def _add_facts(self, reader: FactsReader, facts: dict[str, CustomerFacts],
                    customers: Iterator[str]) -> None:
@@ -259,7 +303,7 @@ class Detector:
     def bad_offers(self, reader: FactsReader, facts: dict[str, CustomerFacts],
                    customer: str | None) -> Iterator[Gap]:
         yield from self._offer_gaps(
-            reader, reader.offers(self.at, self._offers_after(), customer), facts)
+            reader, reader.suspect_offers(self.at, self._offers_after(), customer), facts)
 
     def _offer_gaps(self, reader: FactsReader, offers: list[dict[str, Any]],
                     facts: dict[str, CustomerFacts]) -> Iterator[Gap]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from lifecycle_es.config import Config, load_config
+from lifecycle_es.config import Config, Factor, load_config
 from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.errors import UnknownCustomer
 from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts, as_utc, days, reader_for
@@ -87,11 +87,12 @@ def health_scores(engine: Source, customer: str | None = None,
     open_gaps = Counter(g.customer for g in detector.all(reader, facts, customer))
     before = reader.mrr_at(at - timedelta(days=cfg.health.trend_days), customer)
     out = []
+    card = Scorecard(cfg)
     for f in facts.values():
         if customer is None and cfg.health.paying_only and not f.paying:
             continue
         values = factor_values(engine, cfg, f, at, open_gaps[f.customer], before.get(f.customer))
-        out.append(score(cfg, f, values))
+        out.append(card.score(f, values))
     return page(out, _worst_first, limit, offset)
 
 
@@ -121,14 +122,33 @@ def factor_values(engine: Source, cfg: Config, f: CustomerFacts, at: datetime,
 
 def score(cfg: Config, f: CustomerFacts, values: dict[str, float | None]) -> Health:
     """Weigh the factors' points into a score."""
-    factors = cfg.health.factors
-    total = sum(factor.weight for factor in factors.values())
-    scored = []
-    for name, factor in factors.items():
-        points = factor.points(values[name])
-        scored.append(FactorScore(name, values[name], points, factor.weight,
-                                  round(factor.weight * points / total, 2)))
-    value = round(sum(factor.weight * s.points for factor, s in
-                      zip(factors.values(), scored, strict=True)) / total, 2)
-    return Health(f.customer, value, cfg.health.bands.band(value), f.stage, f.owner,
-                  tuple(scored))
+    return Scorecard(cfg).score(f, values)
+
+
+class Scorecard:
+    """The configured factors, weighing many customers' values: equal values of a factor
+    share one :class:`FactorScore` (they are immutable), computed once."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.factors = list(cfg.health.factors.items())
+        self.total = sum(factor.weight for _, factor in self.factors)
+        self.bands = cfg.health.bands
+        self._scored: dict[tuple[str, type, float | None], FactorScore] = {}
+
+    def _factor(self, name: str, factor: Factor, value: float | None) -> FactorScore:
+        key = (name, type(value), value)
+        scored = self._scored.get(key)
+        if scored is None:
+            points = factor.points(value)
+            scored = FactorScore(name, value, points, factor.weight,
+                                 round(factor.weight * points / self.total, 2))
+            self._scored[key] = scored
+        return scored
+
+    def score(self, f: CustomerFacts, values: dict[str, float | None]) -> Health:
+        """Weigh the factors' points into a score."""
+        scored = tuple(self._factor(name, factor, values[name])
+                       for name, factor in self.factors)
+        value = round(sum(factor.weight * s.points for (_, factor), s in
+                          zip(self.factors, scored, strict=True)) / self.total, 2)
+        return Health(f.customer, value, self.bands.band(value), f.stage, f.owner, scored)
