@@ -12,7 +12,7 @@ others are folded from the history of spans and points.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.domain.campaign import Campaign
@@ -117,8 +117,21 @@ class Scope:
 EVERYONE = Scope()
 
 
-def _kind(customer: str | None, prefix: str = "") -> str:
-    """The ``kind`` column in a condition: for one customer an expression, so that the
+#: one customer, some customers, or (None) all
+Who = str | tuple[str, ...] | None
+
+
+def _among(customer: str | tuple[str, ...], prefix: str = "") -> tuple[str, list[str]]:
+    """The condition (and its parameters) selecting one customer or some."""
+    if isinstance(customer, str):
+        return f"{prefix}customer = ?", [customer]
+    if not customer:
+        return "1 = 0", []
+    return f"{prefix}customer IN ({', '.join('?' * len(customer))})", list(customer)
+
+
+def _kind(customer: Who, prefix: str = "") -> str:
+    """The ``kind`` column in a condition: for one customer (or some) an expression, so that the
     planner searches the table's primary key (customer first) rather than scanning the
     ``(kind, ...)`` index, which SQLite, without statistics, would otherwise prefer."""
     return f"{prefix}kind" if customer is None else f"({prefix}kind || '')"
@@ -162,19 +175,20 @@ class FactsReader:
         assert isinstance(t, datetime)
         return t if t.tzinfo is UTC else t.astimezone(UTC)
 
-    def _rows(self, sql: str, params: list[Any], customer: str | None,
+    def _rows(self, sql: str, params: list[Any], customer: Who,
               tail: str = "", later_than: datetime | None = None) -> list[tuple[Any, ...]]:
         """Run ``sql`` (ending in a WHERE clause), restricted to ``customer`` if given, and
         to customers with facts after ``later_than`` if given."""
         if customer is not None:
-            sql += " AND customer = ?"
-            params = [*params, customer]
+            where, values = _among(customer)
+            sql += f" AND {where}"
+            params = [*params, *values]
         if later_than is not None:
             sql += " AND customer IN (SELECT customer FROM gap_now WHERE latest_at > ?)"
             params = [*params, self._t(later_than)]
         return self.read.fetchall(sql + tail, params)
 
-    def _spans(self, at: datetime, kinds: tuple[str, ...], customer: str | None,
+    def _spans(self, at: datetime, kinds: tuple[str, ...], customer: Who,
                later_than: datetime | None = None) -> list[tuple[Any, ...]]:
         marks = ", ".join("?" * len(kinds))
         return self._rows(
@@ -191,7 +205,7 @@ class FactsReader:
         out = self._current(as_of, customer, scope)
         if self.read.fetchone("SELECT 1 FROM gap_now WHERE latest_at > ? LIMIT 1",
                               [self._t(as_of)]) is not None:
-            folded = self._folded(as_of, customer)
+            folded = self._folded(as_of, customer if customer is not None else scope.ids)
             out.update((c, f) for c, f in folded.items() if scope.holds(f))
         return out
 
@@ -216,7 +230,7 @@ class FactsReader:
     def _day(self, value: Any) -> date | None:
         return date.fromisoformat(value) if isinstance(value, str) else value
 
-    def _folded(self, as_of: datetime, customer: str | None) -> dict[str, CustomerFacts]:
+    def _folded(self, as_of: datetime, customer: Who) -> dict[str, CustomerFacts]:
         """The customers with facts after ``as_of``, folded from their spans and points."""
         out: dict[str, CustomerFacts] = {}
         later = as_of
@@ -257,13 +271,13 @@ class FactsReader:
                 f.last_nps, f.last_nps_at = int(score), self._ts(at)
         return out
 
-    def mrr_at(self, at: datetime, customer: str | None = None) -> dict[str, int]:
+    def mrr_at(self, at: datetime, customer: Who = None) -> dict[str, int]:
         """MRR of every customer paying at ``at``."""
         return {cust: int(number or 0)
                 for cust, _, _, _, _, number, _ in self._spans(at, ("money",), customer)}
 
     def pending_handovers(self, as_of: datetime, sent_before: datetime,
-                          customer: str | None = None, *, to_team: str | None = None,
+                          customer: Who = None, *, to_team: str | None = None,
                           to_person: str | None = None) -> list[dict[str, Any]]:
         """Handovers sent before ``sent_before`` and still undecided at ``as_of`` (to
         ``to_team``; to ``to_person`` or to nobody in particular, if given)."""
@@ -285,34 +299,43 @@ class FactsReader:
         return out
 
     def suspect_offers(self, as_of: datetime, after: datetime | None,
-                       customer: str | None = None, *, team: str | None = None,
+                       campaigns: dict[str, CampaignVersion], customer: Who = None, *,
+                       team: str | None = None,
                        actor: str | None = None) -> list[dict[str, Any]]:
         """Touchpoints citing a campaign, at or before ``as_of`` (and after ``after``;
-        recorded by ``team`` / ``actor`` if given) that may cite one not running then: the
-        campaign unknown at ``as_of``, or the touchpoint before its start, after its end's
+        recorded by ``team`` / ``actor`` if given) that may cite one not running then: one
+        not among ``campaigns``, or the touchpoint before its start, after its end's
         midnight or after it was ended (a superset: :meth:`CampaignVersion.running_on`
-        decides)."""
-        sql = ("SELECT p.customer, p.seq, p.at, p.ref, p.actor, p.team FROM gap_points p "
-               "LEFT JOIN gap_campaigns c ON c.campaign = p.ref AND c.seq = (SELECT MAX(seq) "
-               "FROM gap_campaigns v WHERE v.campaign = p.ref AND v.at <= ?) "
-               f"WHERE {_kind(customer, 'p.')}='offer' AND p.at <= ? AND (c.campaign IS NULL "
-               "OR p.at < c.starts OR p.at > c.ends OR c.ended_at < p.at)")
-        params = [self._t(as_of), self._t(as_of)]
+        decides). The stored times are compared as stored: only the suspects are decoded."""
+        sql = (f"SELECT customer, seq, at, ref, actor, team FROM gap_points "
+               f"WHERE {_kind(customer)}='offer' AND at <= ?")
+        params = [self._t(as_of)]
         if after is not None:
-            sql += " AND p.at > ?"
+            sql += " AND at > ?"
             params.append(self._t(after))
         for column, value in (("team", team), ("actor", actor)):
             if value is not None:
-                sql += f" AND p.{column} = ?"
+                sql += f" AND {column} = ?"
                 params.append(value)
-        if customer is not None:
-            sql += " AND p.customer = ?"
-            params.append(customer)
+        rows = self._rows(sql, params, customer)
+        windows = {c: self._window(v) for c, v in campaigns.items()}
         cols = ("customer", "seq", "at", "campaign", "actor", "team")
-        out = [dict(zip(cols, r, strict=True)) for r in self.read.fetchall(sql, params)]
-        for r in out:
-            r["at"] = self._ts(r["at"])
+        out = []
+        for r in rows:
+            window = windows.get(r[3])
+            if window is None or not window[0] <= r[2] <= window[1]:
+                row = dict(zip(cols, r, strict=True))
+                row["at"] = self._ts(row["at"])
+                out.append(row)
         return out
+
+    def _window(self, c: CampaignVersion) -> tuple[Any, Any]:
+        """Stored times from ``c``'s first day to its last day's midnight (or when it was
+        ended, if earlier): a touchpoint inside ran while ``c`` ran, or nearly."""
+        last = datetime.combine(c.ends, time(), UTC)
+        if c.ended_at is not None:
+            last = min(last, c.ended_at)
+        return self._t(datetime.combine(c.starts, time(), UTC)), self._t(last)
 
     def campaigns(self, as_of: datetime) -> dict[str, CampaignVersion]:
         """Every campaign announced at ``as_of``, as the registry described it then."""

@@ -18,9 +18,11 @@ from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.limits import checked, stripped_text
 from lifecycle_es.reading.lifecycle_checks.facts import (
+    CampaignVersion,
     CustomerFacts,
     FactsReader,
     Scope,
+    Who,
     as_utc,
     days,
     reader_for,
@@ -179,10 +181,11 @@ class Detector:
             self._add_facts(reader, facts, (h["customer"] for h in pending))
             gaps.extend(self._stale(pending, facts))
         if kind in (None, "unknown_offer"):
-            offers = reader.suspect_offers(self.at, self._offers_after(), customer, team=team,
-                                   actor=owner)
+            campaigns = reader.campaigns(self.at)
+            offers = reader.suspect_offers(self.at, self._offers_after(), campaigns, customer,
+                                           team=team, actor=owner)
             self._add_facts(reader, facts, (t["customer"] for t in offers))
-            gaps.extend(self._offer_gaps(reader, offers, facts))
+            gaps.extend(self._offer_gaps(campaigns, offers, facts))
         return [g for g in gaps if (kind is None or g.kind == kind)
                 and (team is None or g.team == team) and (owner is None or g.owner == owner)]
 
@@ -228,7 +231,7 @@ class Detector:
             facts.update(reader.customers(self.at, scope=Scope(ids=missing)))
 
     def all(self, reader: FactsReader, facts: dict[str, CustomerFacts],
-            customer: str | None = None) -> Iterator[Gap]:
+            customer: Who = None) -> Iterator[Gap]:
         """Every gap of the customers of ``facts``."""
         for f in facts.values():
             yield from self.customer_gaps(f)
@@ -277,7 +280,7 @@ class Detector:
                             f"NPS {score} on {answered:%Y-%m-%d}, never asked to advocate")
 
     def stale_handovers(self, reader: FactsReader, facts: dict[str, CustomerFacts],
-                        customer: str | None) -> Iterator[Gap]:
+                        customer: Who) -> Iterator[Gap]:
         sla = timedelta(days=self.cfg.handover_sla_days)
         yield from self._stale(reader.pending_handovers(self.at, self.at - sla, customer),
                                facts)
@@ -301,13 +304,13 @@ class Detector:
         return self.at - timedelta(days=lookback) if lookback is not None else None
 
     def bad_offers(self, reader: FactsReader, facts: dict[str, CustomerFacts],
-                   customer: str | None) -> Iterator[Gap]:
-        yield from self._offer_gaps(
-            reader, reader.suspect_offers(self.at, self._offers_after(), customer), facts)
+                   customer: Who) -> Iterator[Gap]:
+        campaigns = reader.campaigns(self.at)
+        yield from self._offer_gaps(campaigns, reader.suspect_offers(
+            self.at, self._offers_after(), campaigns, customer), facts)
 
-    def _offer_gaps(self, reader: FactsReader, offers: list[dict[str, Any]],
+    def _offer_gaps(self, campaigns: dict[str, CampaignVersion], offers: list[dict[str, Any]],
                     facts: dict[str, CustomerFacts]) -> Iterator[Gap]:
-        campaigns = reader.campaigns(self.at) if offers else {}
         for t in offers:
             f = facts.get(t["customer"])
             if f is None:

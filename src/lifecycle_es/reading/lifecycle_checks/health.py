@@ -9,7 +9,7 @@ the score is the weighted mean of the points. Each factor's *contribution* is
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,9 @@ from lifecycle_es.reading.metrics.calc import When
 
 if TYPE_CHECKING:
     from lifecycle_es.reading.source import Source
+
+#: up to this many customers, queries name them (``customer IN (...)``) rather than read all
+_FEW = 1_000
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,18 @@ def health_scores(engine: Source, customer: str | None = None,
     at = as_utc(as_of)
     cfg = config or load_config()
     reader = reader_for(engine)
-    facts = reader.customers(at, customer, team_scope(engine.stage_model, team, owner))
+    scope = team_scope(engine.stage_model, team, owner)
+    if customer is None and cfg.health.paying_only:
+        scope = replace(scope, paying=True)
+    facts = reader.customers(at, customer, scope)
     if customer is not None and customer not in facts and (
             (team is None and owner is None) or customer not in reader.customers(at, customer)):
         raise UnknownCustomer(customer)  # (one outside the team or owner's: no score)
+    # a few customers (one owner's): the other queries read only theirs
+    who = customer if customer is not None or len(facts) > _FEW else tuple(facts)
     detector = Detector(engine.stage_model, cfg.gaps, at)
-    open_gaps = Counter(g.customer for g in detector.all(reader, facts, customer))
-    before = reader.mrr_at(at - timedelta(days=cfg.health.trend_days), customer)
+    open_gaps = Counter(g.customer for g in detector.all(reader, facts, who))
+    before = reader.mrr_at(at - timedelta(days=cfg.health.trend_days), who)
     out = []
     card = Scorecard(cfg)
     for f in facts.values():
