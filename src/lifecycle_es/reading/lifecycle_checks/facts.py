@@ -230,10 +230,12 @@ class FactsReader:
     def _day(self, value: Any) -> date | None:
         return date.fromisoformat(value) if isinstance(value, str) else value
 
-    def _folded(self, as_of: datetime, customer: Who) -> dict[str, CustomerFacts]:
-        """The customers with facts after ``as_of``, folded from their spans and points."""
+    def _folded(self, as_of: datetime, customer: Who,
+                changed_after: datetime | None = None) -> dict[str, CustomerFacts]:
+        """The customers with facts after ``changed_after`` (default ``as_of``), folded
+        from their spans and points as they were at ``as_of``."""
         out: dict[str, CustomerFacts] = {}
-        later = as_of
+        later = as_of if changed_after is None else changed_after
         spans = self._spans(as_of, ("stage", "owner", "money"), customer, later)
         for cust, kind, start, value, _, _, _ in spans:
             if kind == "stage":

@@ -119,8 +119,13 @@ def check_team(model: StageModel, team: str | None, what: str) -> str | None:
 
 
 def check_owner(owner: str | None, what: str) -> str | None:
-    """An owner filter, normalised as the commands normalise owners."""
-    return None if owner is None else checked("owner", owner, stripped_text, what)
+    """An owner filter, normalised as the commands normalise owners (not empty)."""
+    if owner is None:
+        return None
+    name = checked("owner", owner, stripped_text, what)
+    if not name:
+        raise InvalidInput([FieldProblem("owner", owner, "must not be empty")], what)
+    return name
 
 
 def check_page(limit: int | None, offset: int, what: str) -> tuple[int | None, int]:
