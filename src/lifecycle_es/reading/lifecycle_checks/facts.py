@@ -190,34 +190,44 @@ class FactsReader:
 
     def _spans(self, at: datetime, kinds: tuple[str, ...], customer: Who,
                later_than: datetime | None = None) -> list[tuple[Any, ...]]:
+        """The spans of ``kinds`` open at ``at``: those still open, then those ended after
+        ``at`` (two searches of the ``(kind, end_at)`` index, not a walk through every span
+        begun before ``at``: ``NOT (start_at > ?)`` keeps SQLite's planner, without
+        statistics, off the ``(kind, start_at)`` index)."""
         marks = ", ".join("?" * len(kinds))
-        return self._rows(
-            "SELECT customer, kind, start_at, value, extra, number, day FROM gap_spans "
-            f"WHERE {_kind(customer)} IN ({marks}) AND start_at <= ? "
-            "AND (end_at IS NULL OR end_at > ?)",
-            [*kinds, self._t(at), self._t(at)], customer, later_than=later_than,
-        )
+        sql = ("SELECT customer, kind, start_at, value, extra, number, day FROM gap_spans "
+               f"WHERE {_kind(customer)} IN ({marks}) AND NOT (start_at > ?) AND ")
+        t = self._t(at)
+        return [*self._rows(sql + "end_at IS NULL", [*kinds, t], customer,
+                            later_than=later_than),
+                *self._rows(sql + "end_at > ?", [*kinds, t, t], customer,
+                            later_than=later_than)]
 
     def customers(self, as_of: datetime, customer: str | None = None,
                   scope: Scope = EVERYONE) -> dict[str, CustomerFacts]:
         """Every customer registered at ``as_of`` (or just ``customer``) and in ``scope``
         at that time, with its facts."""
-        out = self._current(as_of, customer, scope)
-        if self.read.fetchone("SELECT 1 FROM gap_now WHERE latest_at > ? LIMIT 1",
-                              [self._t(as_of)]) is not None:
+        newest = self.read.fetchone("SELECT MAX(latest_at) FROM gap_now")
+        settled = newest is None or newest[0] is None or newest[0] <= self._t(as_of)
+        out = self._current(as_of, customer, scope, bounded=not settled)
+        if not settled:  # some customers' facts changed after as_of: fold theirs
             folded = self._folded(as_of, customer if customer is not None else scope.ids)
             out.update((c, f) for c, f in folded.items() if scope.holds(f))
         return out
 
-    def _current(self, as_of: datetime, customer: str | None,
-                 scope: Scope) -> dict[str, CustomerFacts]:
-        """The customers none of whose facts happened after ``as_of``, from ``gap_now``."""
+    def _current(self, as_of: datetime, customer: str | None, scope: Scope,
+                 bounded: bool = True) -> dict[str, CustomerFacts]:
+        """The customers none of whose facts happened after ``as_of``, from ``gap_now``
+        (not ``bounded``: the caller knows that holds for every customer, so the query
+        scans the table rather than walk the whole ``latest_at`` index)."""
         where, params = scope.sql()
+        conditions = ["latest_at <= ?"] if bounded else ["1 = 1"]
+        params = [self._t(as_of), *params] if bounded else params
         sql = ("SELECT customer, stage, stage_since, owner, owner_team, owner_since, paying, "
                "mrr, currency, contract_end, last_check_in, last_nps, last_nps_at, "
-               "last_advocacy_ask, advocacy_given FROM gap_now WHERE latest_at <= ?")
-        rows = self._rows(sql + (f" AND {where}" if where else ""),
-                          [self._t(as_of), *params], customer)
+               "last_advocacy_ask, advocacy_given FROM gap_now WHERE "
+               + " AND ".join([*conditions, *([where] if where else [])]))
+        rows = self._rows(sql, params, customer)
         ts, day = self._ts, self._day
         return {
             c: CustomerFacts(c, stage, ts(since) or as_of, owner, team, ts(owned), bool(paying),

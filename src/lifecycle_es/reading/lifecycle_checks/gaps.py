@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lifecycle_es.config import Config, GapsConfig, load_config
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.errors import FieldProblem, InvalidInput
+from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.limits import checked, stripped_text
 from lifecycle_es.reading.lifecycle_checks.facts import (
     CampaignVersion,
@@ -80,6 +81,7 @@ def stall_limit(model: StageModel, cfg: GapsConfig, stage: str) -> int | None:
     return model.stage(stage).stall_after_days
 
 
+@without_cyclic_gc  # thousands of rows and answers that form no cycles
 def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None,
               team: str | None = None, *, config: Config | None = None,
               customer: str | None = None, owner: str | None = None,

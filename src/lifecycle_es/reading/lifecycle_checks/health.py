@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lifecycle_es.config import Config, Factor, load_config
 from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.errors import UnknownCustomer
+from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts, as_utc, days, reader_for
 from lifecycle_es.reading.lifecycle_checks.gaps import (
     Detector,
@@ -66,6 +67,7 @@ class Health:
         }
 
 
+@without_cyclic_gc  # thousands of rows and answers that form no cycles
 def health_scores(engine: Source, customer: str | None = None,
                   as_of: When | None = None, *, config: Config | None = None,
                   team: str | None = None, owner: str | None = None,
@@ -144,19 +146,22 @@ class Scorecard:
         self._scored: dict[tuple[str, type, float | None], FactorScore] = {}
 
     def _factor(self, name: str, factor: Factor, value: float | None) -> FactorScore:
-        key = (name, type(value), value)
-        scored = self._scored.get(key)
-        if scored is None:
-            points = factor.points(value)
-            scored = FactorScore(name, value, points, factor.weight,
-                                 round(factor.weight * points / self.total, 2))
-            self._scored[key] = scored
+        points = factor.points(value)
+        scored = FactorScore(name, value, points, factor.weight,
+                             round(factor.weight * points / self.total, 2))
+        self._scored[name, type(value), value] = scored
         return scored
 
     def score(self, f: CustomerFacts, values: dict[str, float | None]) -> Health:
         """Weigh the factors' points into a score."""
-        scored = tuple(self._factor(name, factor, values[name])
-                       for name, factor in self.factors)
-        value = round(sum(factor.weight * s.points for (_, factor), s in
-                          zip(self.factors, scored, strict=True)) / self.total, 2)
-        return Health(f.customer, value, self.bands.band(value), f.stage, f.owner, scored)
+        known = self._scored
+        scored = []
+        weighted: float = 0  # summed in the factors' order, as sum() would
+        for name, factor in self.factors:
+            value = values[name]
+            s = known.get((name, type(value), value)) or self._factor(name, factor, value)
+            scored.append(s)
+            weighted += factor.weight * s.points
+        value = round(weighted / self.total, 2)
+        return Health(f.customer, value, self.bands.band(value), f.stage, f.owner,
+                      tuple(scored))
