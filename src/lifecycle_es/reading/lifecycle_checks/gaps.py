@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.config import Config, GapsConfig, load_config
@@ -208,7 +208,10 @@ class Detector:
             f" AND stage NOT IN ({', '.join('?' * len(excluded))})" if excluded else ""),
             list(excluded))
         quiet = _before(at, timedelta(days=cfg.renewal_check_in_days))
-        ends_by = at.date() + timedelta(days=cfg.renewal_window_days)
+        try:
+            ends_by = at.date() + timedelta(days=cfg.renewal_window_days)
+        except OverflowError:  # past year 9999: every contract ends by then
+            ends_by = date.max
         rules["renewal_at_risk"] = (
             "paying = ? AND contract_end <= ? AND (last_check_in IS NULL OR last_check_in < ?)",
             [True, reader.date_param(ends_by), t(quiet)])
