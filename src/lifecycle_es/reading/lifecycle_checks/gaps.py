@@ -160,9 +160,21 @@ class Detector:
 
     def __init__(self, model: StageModel, cfg: GapsConfig, at: datetime) -> None:
         self.model, self.cfg, self.at = model, cfg, at
+        self._teams: dict[str, str] = {}  # by stage, looked up once per stage
+        self._limits: dict[str, int | None] = {}
 
     def _team(self, stage: str) -> str:
-        return self.model.stage(stage).team if self.model.has_stage(stage) else ""
+        team = self._teams.get(stage)
+        if team is None:
+            team = self.model.stage(stage).team if self.model.has_stage(stage) else ""
+            self._teams[stage] = team
+        return team
+
+    def stall_limit(self, stage: str) -> int | None:
+        """:func:`stall_limit` of ``stage``, looked up once per stage."""
+        if stage not in self._limits:
+            self._limits[stage] = stall_limit(self.model, self.cfg, stage)
+        return self._limits[stage]
 
     def _gap(self, f: CustomerFacts, kind: str, since: datetime, detail: str,
              **extra: Any) -> Gap:
@@ -270,7 +282,7 @@ class Detector:
                                 f"contract ends {f.contract_end}; {last}")
         if f.last_nps is not None and f.last_nps_at is not None:
             yield from self._nps_gaps(f, f.last_nps, f.last_nps_at)
-        limit = stall_limit(self.model, cfg, f.stage)
+        limit = self.stall_limit(f.stage)
         if limit is not None and at > f.stage_since + timedelta(days=limit):
             yield self._gap(f, "stalled", f.stage_since + timedelta(days=limit),
                             f"in {f.stage} since {f.stage_since:%Y-%m-%d} "

@@ -9,6 +9,7 @@ the score is the weighted mean of the points. Each factor's *contribution* is
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -101,7 +102,8 @@ def health_scores(engine: Source, customer: str | None = None,
     for f in facts.values():
         if customer is None and cfg.health.paying_only and not f.paying:
             continue
-        values = factor_values(engine, cfg, f, at, open_gaps[f.customer], before.get(f.customer))
+        values = factor_values(engine, cfg, f, at, open_gaps[f.customer],
+                               before.get(f.customer), stall=detector.stall_limit)
         out.append(card.score(f, values))
     return page(out, _worst_first, limit, offset)
 
@@ -111,9 +113,12 @@ def _worst_first(h: Health) -> tuple[float, str]:
 
 
 def factor_values(engine: Source, cfg: Config, f: CustomerFacts, at: datetime,
-                  open_gaps: int, mrr_before: int | None) -> dict[str, float | None]:
-    """The raw value of every factor for one customer at ``at``."""
-    limit = stall_limit(engine.stage_model, cfg.gaps, f.stage)
+                  open_gaps: int, mrr_before: int | None, *,
+                  stall: Callable[[str], int | None] | None = None) -> dict[str, float | None]:
+    """The raw value of every factor for one customer at ``at`` (``stall``: the stall limit
+    of a stage, default :func:`stall_limit` of the engine's model and ``cfg``)."""
+    limit = (stall(f.stage) if stall is not None
+             else stall_limit(engine.stage_model, cfg.gaps, f.stage))
     stalled = 0.0 if limit is None else max(0.0, days(at - f.stage_since) - limit)
     trend = None
     if mrr_before:
