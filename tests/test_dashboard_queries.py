@@ -35,6 +35,10 @@ def demo(durable_store_url: str) -> Iterator[LifecycleEngine]:
     h.cmd("check_in", "late", at + timedelta(days=1))  # version 6
     h.cmd("event_voided", "late", at + timedelta(days=2), voided_version=6,
           reason="wrong customer")
+    h.register("gone", at=(END - T0).days - 60)  # churned: the last stage's team (success)
+    h.buy("gone", (END - T0).days - 59, "2027-01-01")
+    h.cmd("churned", "gone", END - timedelta(days=50), reason="budget")
+    h.cmd("nps_answer", "gone", END - timedelta(days=40), score=2)  # detractor ignored
     yield engine
     engine.close()
 
@@ -45,7 +49,7 @@ def test_now_row_is_the_fold_of_the_history(demo: LifecycleEngine) -> None:
     at = END + timedelta(days=1)
     now = reader._current(at, None, EVERYONE)
     folded = reader._folded(at, None, changed_after=datetime(1, 1, 1, tzinfo=UTC))
-    assert len(now) == 151
+    assert len(now) == 152
     assert now == folded
     late = now["late"]
     assert (late.last_nps, late.advocacy_given) == (3, 0)
@@ -59,6 +63,8 @@ def test_filters_and_pages_are_those_of_the_whole_list(demo: LifecycleEngine,
     every = demo.gaps(at, config=CFG)
     owners = {g.owner for g in every if g.owner}
     assert len(every) > 20 and len(owners) > 3
+    if at == END:
+        assert [g.team for g in every if g.customer == "gone"] == ["success"]
     for team in CLASSIC.teams:
         assert demo.gaps(at, team=team, config=CFG) == [g for g in every if g.team == team]
     for owner in [*sorted(owners)[:4], "nobody-at-all"]:
@@ -67,6 +73,8 @@ def test_filters_and_pages_are_those_of_the_whole_list(demo: LifecycleEngine,
         assert demo.gaps(at, "handover_stale", owner=owner, config=CFG) == [
             g for g in mine if g.kind == "handover_stale"]
     assert demo.gaps(at, limit=7, offset=5, config=CFG) == every[5:12]
+    pages = [demo.gaps(at, limit=10, offset=n, config=CFG) for n in range(0, len(every), 10)]
+    assert [g for p in pages for g in p] == every  # early pages read only older gaps
     assert demo.gaps(at, offset=len(every) - 2, config=CFG) == every[-2:]
     sales = [g for g in every if g.team == "sales"]
     assert demo.gaps(at, team="sales", limit=3, offset=1, config=CFG) == sales[1:4]

@@ -312,16 +312,17 @@ class FactsReader:
 
     def suspect_offers(self, as_of: datetime, after: datetime | None,
                        campaigns: dict[str, CampaignVersion], customer: Who = None, *,
-                       team: str | None = None,
-                       actor: str | None = None) -> list[dict[str, Any]]:
+                       team: str | None = None, actor: str | None = None,
+                       until: datetime | None = None) -> list[dict[str, Any]]:
         """Touchpoints citing a campaign, at or before ``as_of`` (and after ``after``;
-        recorded by ``team`` / ``actor`` if given) that may cite one not running then: one
-        not among ``campaigns``, or the touchpoint before its start, after its end's
-        midnight or after it was ended (a superset: :meth:`CampaignVersion.running_on`
-        decides). The stored times are compared as stored: only the suspects are decoded."""
+        recorded by ``team`` / ``actor``, at or before ``until``, if given) that may cite
+        one not running then: one not among ``campaigns``, or the touchpoint before its
+        start, after its end's midnight or after it was ended (a superset:
+        :meth:`CampaignVersion.running_on` decides). The stored times are compared as
+        stored: only the suspects are decoded."""
         sql = (f"SELECT customer, seq, at, ref, actor, team FROM gap_points "
                f"WHERE {_kind(customer)}='offer' AND at <= ?")
-        params = [self._t(as_of)]
+        params = [self._t(as_of if until is None else min(as_of, until))]
         if after is not None:
             sql += " AND at > ?"
             params.append(self._t(after))

@@ -41,6 +41,8 @@ KINDS = (
 CUSTOMER_KINDS = frozenset(KINDS) - {"handover_stale", "unknown_offer"}
 #: the most rows one page may ask for
 MAX_LIMIT = 10_000
+#: a page first reads the gaps begun this many days before AS_OF (then all of them)
+_CUTOFF_DAYS = (365, 90)
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,14 @@ def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None
     at = as_utc(as_of)
     cfg = (config or load_config()).gaps
     reader = reader_for(engine)
-    gaps = Detector(engine.stage_model, cfg, at).find(reader, customer, kind=kind, team=team,
-                                                      owner=owner)
+    detector = Detector(engine.stage_model, cfg, at)
+    if limit is not None:  # a page: read only gaps begun by a cutoff, when there are enough
+        for until in (at - timedelta(days=d) for d in _CUTOFF_DAYS):
+            early = [g for g in detector.find(reader, customer, kind=kind, team=team,
+                                              owner=owner, until=until) if g.since <= until]
+            if len(early) >= offset + limit:
+                return page(early, _order, limit, offset)
+    gaps = detector.find(reader, customer, kind=kind, team=team, owner=owner)
     return page(gaps, _order, limit, offset)
 
 
@@ -151,7 +159,8 @@ def _before(at: datetime, delta: timedelta) -> datetime:
 
 def team_scope(model: StageModel, team: str | None, owner: str | None) -> Scope:
     """The customers in a stage of ``team`` (None: any) owned by ``owner`` (None: anyone)."""
-    stages = None if team is None else tuple(s.name for s in model.stages if s.team == team)
+    stages = None if team is None else tuple(
+        name for name in (*model.names, CHURNED) if model.stage(name).team == team)
     return Scope(stages=stages, owner=owner)
 
 
@@ -183,37 +192,44 @@ class Detector:
 
     def find(self, reader: FactsReader, customer: str | None = None, *,
              kind: str | None = None, team: str | None = None,
-             owner: str | None = None) -> list[Gap]:
+             owner: str | None = None, until: datetime | None = None) -> list[Gap]:
         """The gaps of ``kind`` (None: all) whose team is ``team`` and whose owner is
-        ``owner`` (None: any); each part reads only the rows that can hold such gaps."""
+        ``owner`` (None: any); each part reads only the rows that can hold such gaps. With
+        ``until``: every gap that became one by then, and maybe some later ones."""
         facts: dict[str, CustomerFacts] = {}
         gaps: list[Gap] = []
         if kind is None or kind in CUSTOMER_KINDS:
             scope = replace(team_scope(self.model, team, owner),
-                            suspects=self.suspects(reader, kind))
+                            suspects=self.suspects(reader, kind, until))
             facts = reader.customers(self.at, customer, scope)
             gaps.extend(g for f in facts.values() for g in self.customer_gaps(f))
+        # one microsecond after until: "sent before" is strict
+        late = self.at if until is None else min(self.at, until + timedelta(microseconds=1))
         if kind in (None, "handover_stale"):
             sla = timedelta(days=self.cfg.handover_sla_days)
-            pending = reader.pending_handovers(self.at, self.at - sla, customer, to_team=team,
+            pending = reader.pending_handovers(self.at, late - sla, customer, to_team=team,
                                                to_person=owner)
             self._add_facts(reader, facts, (h["customer"] for h in pending))
             gaps.extend(self._stale(pending, facts))
         if kind in (None, "unknown_offer"):
             campaigns = reader.campaigns(self.at)
             offers = reader.suspect_offers(self.at, self._offers_after(), campaigns, customer,
-                                           team=team, actor=owner)
+                                           team=team, actor=owner, until=late)
             self._add_facts(reader, facts, (t["customer"] for t in offers))
             gaps.extend(self._offer_gaps(campaigns, offers, facts))
         return [g for g in gaps if (kind is None or g.kind == kind)
                 and (team is None or g.team == team) and (owner is None or g.owner == owner)]
 
-    def suspects(self, reader: FactsReader,
-                 kind: str | None = None) -> tuple[str, tuple[Any, ...]]:
+    def suspects(self, reader: FactsReader, kind: str | None = None,
+                 until: datetime | None = None) -> tuple[str, tuple[Any, ...]]:
         """A SQL condition on ``gap_now`` (and its parameters: times derived from ``at``)
         true for every customer :meth:`customer_gaps` may find a gap of ``kind`` (None:
-        any) for: each rule's time limit as an indexed comparison."""
-        cfg, at, t = self.cfg, self.at, reader.time_param
+        any) for: each rule's time limit as an indexed comparison. With ``until``: for
+        every customer with such a gap that began by then (a rule's ``since`` is its
+        time limit's column plus a constant, or later: the limits of a time just after
+        ``until`` select them)."""
+        cfg, t = self.cfg, reader.time_param
+        at = self.at if until is None else min(self.at, until + timedelta(microseconds=1))
         rules: dict[str, tuple[str, list[Any]]] = {}
         excluded = cfg.unowned_exclude_stages
         rules["unowned"] = ("owner IS NULL" + (
