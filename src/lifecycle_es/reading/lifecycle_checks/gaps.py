@@ -100,7 +100,7 @@ def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None
     reader = reader_for(engine)
     detector = Detector(engine.stage_model, cfg, at)
     if limit is not None:  # a page: read only gaps begun by a cutoff, when there are enough
-        for until in (at - timedelta(days=d) for d in _CUTOFF_DAYS):
+        for until in (_before(at, timedelta(days=d)) for d in _CUTOFF_DAYS):
             early = [g for g in detector.find(reader, customer, kind=kind, team=team,
                                               owner=owner, until=until) if g.since <= until]
             if len(early) >= offset + limit:
