@@ -1,6 +1,6 @@
 """gaps_facts: time-stamped facts the gap checks and the health score ask "as of" any time.
 
-Three customer tables and one campaign table:
+Four customer tables and one campaign table:
 
 - ``gap_spans``: intervals of a customer's stage, owner and money (paying, MRR, contract
   end). A span is open from ``start_at`` until ``end_at`` (NULL: still open), so the value
@@ -8,6 +8,10 @@ Three customer tables and one campaign table:
 - ``gap_open``: which span of each kind is open now (bookkeeping for the handlers).
 - ``gap_points``: dated facts — check-ins, NPS answers, advocacy requests and gifts, and
   touchpoints citing a campaign.
+- ``gap_now``: one row per customer with the facts as they stand after every recorded
+  event (its open spans, its latest check-in, NPS and advocacy), and ``latest_at``, the
+  latest business time among them: as of any time >= ``latest_at`` the customer's facts are
+  this row, so "now" is one indexed read instead of a fold over the history.
 - ``gap_campaigns``: every version of every campaign of the registry (announce, amend, end),
   so "was the campaign running on that day, as the registry said at time t" is answerable.
 
@@ -28,10 +32,11 @@ CHURNED_MONEY = "money_before_churn"
 
 class GapsFacts(Projection):
     name = "gaps_facts"
-    version = 1
-    rebuild_cost = 1.5  # relative, for rebuild --jobs: four tables
+    version = 2  # 2: gap_now
+    rebuild_cost = 1.8  # relative, for rebuild --jobs: five tables
     replay_by_aggregate = True  # handlers touch only rows of the event's own aggregate
-    description = "stage/owner/money spans, check-ins, NPS, advocacy, offers, campaign versions"
+    description = ("stage/owner/money spans, check-ins, NPS, advocacy, offers, campaign "
+                   "versions; each customer's facts now")
     tables = (
         Table(
             "gap_spans",
@@ -80,7 +85,8 @@ class GapsFacts(Projection):
                 "actor": "text",
                 "team": "text",
             },
-            indexes=(("kind", "at"),),
+            # covering for the offers' check (no row read per touchpoint)
+            indexes=(("kind", "at", "ref", "actor", "team", "customer", "seq"),),
             doc={
                 "kind": "check_in | nps | advocacy_requested | advocacy_given | offer",
                 "at": "business time",
@@ -88,6 +94,49 @@ class GapsFacts(Projection):
                 "ref": "offer: the campaign id cited by the touchpoint",
                 "actor": "who recorded it",
                 "team": "team that recorded it",
+            },
+        ),
+        Table(
+            "gap_now",
+            key=("customer",),
+            columns={
+                "customer": "text",
+                "stage": "text",
+                "stage_since": "timestamp",
+                "owner": "text",
+                "owner_team": "text",
+                "owner_since": "timestamp",
+                "paying": "bool",
+                "mrr": "int",
+                "currency": "text",
+                "contract_end": "date",
+                "last_check_in": "timestamp",
+                "last_nps": "int",
+                "last_nps_at": "timestamp",
+                "last_nps_seq": "int",
+                "last_advocacy_ask": "timestamp",
+                "advocacy_given": "int",
+                "latest_at": "timestamp",
+            },
+            indexes=(("latest_at",), ("owner",), ("stage", "stage_since")),
+            doc={
+                "stage": "stage of the open stage span",
+                "stage_since": "business time the open stage span began",
+                "owner": "owner of the open owner span (NULL: unowned)",
+                "owner_team": "the owner's team",
+                "owner_since": "business time the open owner span began",
+                "paying": "a money span is open",
+                "mrr": "MRR of the open money span, minor units (0: none)",
+                "currency": "currency of the open money span",
+                "contract_end": "contract end of the open money span",
+                "last_check_in": "business time of the latest check-in",
+                "last_nps": "score of the latest NPS answer (by business time, then version)",
+                "last_nps_at": "business time of that answer",
+                "last_nps_seq": "version of that answer",
+                "last_advocacy_ask": "business time of the latest advocacy request or gift",
+                "advocacy_given": "advocacy gifts so far",
+                "latest_at": "latest business time of the facts above (the row is the "
+                             "customer's facts as of any time from then on)",
             },
         ),
         Table(
@@ -124,6 +173,7 @@ class GapsFacts(Projection):
                "number": None, "day": None}
         db["gap_spans"].put({**row, **values})
         db["gap_open"].put({"customer": e.customer, "kind": kind, "seq": e.originator_version})
+        self._now(db, e, **_now_columns(kind, e.occurred_at, {**row, **values}))
 
     def _close(self, db: Tables, e: Customer.Event, kind: str) -> dict[str, Any] | None:
         """Close the open span of ``kind``; returns it as it was (None if none was open)."""
@@ -133,7 +183,16 @@ class GapsFacts(Projection):
         db["gap_open"].delete(e.customer, kind)
         span = db["gap_spans"].get(e.customer, kind, current["seq"])
         db["gap_spans"].update(e.customer, kind, current["seq"], end_at=e.occurred_at)
+        if kind == MONEY:  # no money span open: not paying (until one opens again)
+            self._now(db, e, **_NOT_PAYING)
         return span
+
+    def _now(self, db: Tables, e: Customer.Event, **changes: Any) -> None:
+        """Change the customer's ``gap_now`` row (created on first use); ``latest_at``
+        moves to ``e``'s business time when that is later."""
+        rows = db["gap_now"]
+        row = rows.get(e.customer) or {"customer": e.customer, **_NOW_EMPTY}
+        rows.put({**row, **changes, "latest_at": _later(row["latest_at"], e.occurred_at)})
 
     def _span_money(self, db: Tables, e: Customer.Event, kind: str = MONEY) -> Money | None:
         """The money of the customer's open span of ``kind`` (None: no such span)."""
@@ -201,6 +260,10 @@ class GapsFacts(Projection):
             "customer": e.customer, "seq": e.originator_version, "kind": kind,
             "at": e.occurred_at, "score": score, "ref": ref, "actor": e.actor, "team": e.team,
         })
+        if kind != "offer":
+            row = db["gap_now"].get(e.customer) or _NOW_EMPTY
+            self._now(db, e, **_latest_point(row, kind, e.occurred_at, e.originator_version,
+                                             score))
 
     @on(Customer.CheckedIn)
     def checked_in(self, e: Customer.CheckedIn, db: Tables) -> None:
@@ -246,6 +309,46 @@ class GapsFacts(Projection):
     @on(Campaign.Ended)
     def ended(self, e: Campaign.Ended, db: Tables) -> None:
         self._version(db, e, ended_at=e.occurred_at)
+
+
+#: a new ``gap_now`` row before its first fact; and its money columns when not paying
+_NOT_PAYING: dict[str, Any] = {"paying": False, "mrr": 0, "currency": None,
+                               "contract_end": None}
+_NOW_EMPTY: dict[str, Any] = {
+    "stage": None, "stage_since": None, "owner": None, "owner_team": None,
+    "owner_since": None, **_NOT_PAYING, "last_check_in": None, "last_nps": None,
+    "last_nps_at": None, "last_nps_seq": None, "last_advocacy_ask": None,
+    "advocacy_given": 0, "latest_at": None,
+}
+
+
+def _now_columns(kind: str, at: datetime, span: dict[str, Any]) -> dict[str, Any]:
+    """The ``gap_now`` columns a newly opened span of ``kind`` sets."""
+    if kind == STAGE:
+        return {"stage": span["value"], "stage_since": at}
+    if kind == OWNER:
+        return {"owner": span["value"], "owner_team": span["extra"], "owner_since": at}
+    return {"paying": True, "mrr": int(span["number"] or 0), "currency": span["value"],
+            "contract_end": span["day"]}
+
+
+def _later(current: datetime | None, at: datetime) -> datetime:
+    return at if current is None or at > current else current
+
+
+def _latest_point(row: dict[str, Any], kind: str, at: datetime, seq: int,
+                  score: int | None) -> dict[str, Any]:
+    """The ``gap_now`` columns a check-in, NPS answer or advocacy point changes."""
+    if kind == "check_in":
+        return {"last_check_in": _later(row["last_check_in"], at)}
+    if kind == "nps":
+        last = row["last_nps_at"]
+        if last is None or (at, seq) > (last, row["last_nps_seq"]):
+            return {"last_nps": score, "last_nps_at": at, "last_nps_seq": seq}
+        return {}
+    given = row["advocacy_given"] + (kind == "advocacy_given")
+    return {"last_advocacy_ask": _later(row["last_advocacy_ask"], at),
+            "advocacy_given": given}
 
 
 def _as_date(value: Any) -> date:

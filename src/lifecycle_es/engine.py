@@ -319,20 +319,29 @@ class LifecycleEngine:
         return Metrics(self.reader._read)
 
     def gaps(self, as_of: When | None = None, kind: str | None = None,
-             team: str | None = None, *, config: Config | None = None) -> list[Gap]:
-        """Customers left hanging between teams at ``as_of`` (default now); see
+             team: str | None = None, *, config: Config | None = None,
+             owner: str | None = None, limit: int | None = None,
+             offset: int = 0) -> list[Gap]:
+        """Customers left hanging between teams at ``as_of`` (default now), oldest first: of
+        one ``kind``, for one ``team`` or ``owner`` (responsible for the gap); ``limit`` /
+        ``offset``: one page. See
         :func:`lifecycle_es.reading.lifecycle_checks.gaps.find_gaps`."""
         from lifecycle_es.reading.lifecycle_checks.gaps import find_gaps
 
-        return find_gaps(self.reader._read, as_of, kind, team, config=config)
+        return find_gaps(self.reader._read, as_of, kind, team, config=config, owner=owner,
+                         limit=limit, offset=offset)
 
     def health(self, customer: str | None = None, as_of: When | None = None, *,
-               config: Config | None = None) -> list[Health]:
-        """Health scores with each factor's contribution; see
+               config: Config | None = None, team: str | None = None,
+               owner: str | None = None, limit: int | None = None,
+               offset: int = 0) -> list[Health]:
+        """Health scores with each factor's contribution, worst first: of customers in a
+        stage of ``team`` / owned by ``owner``; ``limit`` / ``offset``: one page. See
         :func:`lifecycle_es.reading.lifecycle_checks.health.health_scores`."""
         from lifecycle_es.reading.lifecycle_checks.health import health_scores
 
-        return health_scores(self.reader._read, customer, as_of, config=config)
+        return health_scores(self.reader._read, customer, as_of, config=config, team=team,
+                             owner=owner, limit=limit, offset=offset)
 
     def verify(self, anchor: str | None = None) -> VerifyReport:
         """Recompute the hash chains of the store queries read (events, settings) and report

@@ -7,17 +7,23 @@ threshold was crossed), the responsible team and owner. The kinds and their rule
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.config import Config, GapsConfig, load_config
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.errors import FieldProblem, InvalidInput
+from lifecycle_es.gcpause import without_cyclic_gc
+from lifecycle_es.limits import checked, stripped_text
 from lifecycle_es.reading.lifecycle_checks.facts import (
+    CampaignVersion,
     CustomerFacts,
     FactsReader,
+    Scope,
+    Who,
     as_utc,
     days,
     reader_for,
@@ -31,6 +37,12 @@ KINDS = (
     "unowned", "handover_stale", "renewal_at_risk", "detractor_ignored", "stalled",
     "promoter_not_asked", "unknown_offer",
 )
+#: the kinds that depend on one customer's facts only (:meth:`Detector.customer_gaps`)
+CUSTOMER_KINDS = frozenset(KINDS) - {"handover_stale", "unknown_offer"}
+#: the most rows one page may ask for
+MAX_LIMIT = 10_000
+#: a page first reads the gaps begun this many days before AS_OF (then all of them)
+_CUTOFF_DAYS = (365, 90)
 
 
 @dataclass(frozen=True)
@@ -71,23 +83,85 @@ def stall_limit(model: StageModel, cfg: GapsConfig, stage: str) -> int | None:
     return model.stage(stage).stall_after_days
 
 
+@without_cyclic_gc  # thousands of rows and answers that form no cycles
 def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None,
               team: str | None = None, *, config: Config | None = None,
-              customer: str | None = None) -> list[Gap]:
-    """Open gaps at ``as_of`` (default now), optionally of one kind / for one team."""
+              customer: str | None = None, owner: str | None = None,
+              limit: int | None = None, offset: int = 0) -> list[Gap]:
+    """Open gaps at ``as_of`` (default now), oldest first, optionally of one kind, for one
+    team (the gap's responsible team), for one owner (the gap's responsible person); with
+    ``limit``/``offset`` one page of that list."""
     kind = check_kind(kind)
-    if team is not None and team not in engine.stage_model.teams:
-        raise InvalidInput([FieldProblem("team", team, f"unknown team (known: "
-                                         f"{', '.join(engine.stage_model.teams)})")],
-                           "gaps query")
+    team = check_team(engine.stage_model, team, "gaps query")
+    owner = check_owner(owner, "gaps query")
+    limit, offset = check_page(limit, offset, "gaps query")
     at = as_utc(as_of)
     cfg = (config or load_config()).gaps
     reader = reader_for(engine)
-    facts = reader.customers(at, customer)
-    gaps = list(Detector(engine.stage_model, cfg, at).all(reader, facts, customer))
-    gaps = [g for g in gaps if (kind is None or g.kind == kind)
-            and (team is None or g.team == team)]
-    return sorted(gaps, key=lambda g: (g.since, g.customer, g.kind, g.ref or ""))
+    detector = Detector(engine.stage_model, cfg, at)
+    if limit is not None:  # a page: read only gaps begun by a cutoff, when there are enough
+        for until in (_before(at, timedelta(days=d)) for d in _CUTOFF_DAYS):
+            early = [g for g in detector.find(reader, customer, kind=kind, team=team,
+                                              owner=owner, until=until) if g.since <= until]
+            if len(early) >= offset + limit:
+                return page(early, _order, limit, offset)
+    gaps = detector.find(reader, customer, kind=kind, team=team, owner=owner)
+    return page(gaps, _order, limit, offset)
+
+
+def _order(g: Gap) -> tuple[datetime, str, str, str]:
+    return g.since, g.customer, g.kind, g.ref or ""
+
+
+def page(rows: list[Any], key: Any, limit: int | None, offset: int) -> list[Any]:
+    """``rows`` sorted by ``key``, from ``offset``, at most ``limit`` of them (None: all)."""
+    if limit is None:
+        return sorted(rows, key=key)[offset:]
+    return heapq.nsmallest(offset + limit, rows, key=key)[offset:]
+
+
+def check_team(model: StageModel, team: str | None, what: str) -> str | None:
+    """A team filter, validated against the stage model's teams."""
+    if team is not None and team not in model.teams:
+        raise InvalidInput([FieldProblem("team", team, f"unknown team (known: "
+                                         f"{', '.join(model.teams)})")], what)
+    return team
+
+
+def check_owner(owner: str | None, what: str) -> str | None:
+    """An owner filter, normalised as the commands normalise owners (not empty)."""
+    if owner is None:
+        return None
+    name = checked("owner", owner, stripped_text, what)
+    if not name:
+        raise InvalidInput([FieldProblem("owner", owner, "must not be empty")], what)
+    return name
+
+
+def check_page(limit: int | None, offset: int, what: str) -> tuple[int | None, int]:
+    """A page's ``limit`` (1..MAX_LIMIT or None: all) and ``offset`` (>= 0), validated."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or not 1 <= limit <= MAX_LIMIT):
+        raise InvalidInput([FieldProblem("limit", limit, f"must be an integer from 1 to "
+                                         f"{MAX_LIMIT}")], what)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInput([FieldProblem("offset", offset, "must be an integer >= 0")], what)
+    return limit, offset
+
+
+def _before(at: datetime, delta: timedelta) -> datetime:
+    """``at - delta``, or the earliest time when that is before year 1."""
+    try:
+        return at - delta
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+def team_scope(model: StageModel, team: str | None, owner: str | None) -> Scope:
+    """The customers in a stage of ``team`` (None: any) owned by ``owner`` (None: anyone)."""
+    stages = None if team is None else tuple(
+        name for name in (*model.names, CHURNED) if model.stage(name).team == team)
+    return Scope(stages=stages, owner=owner)
 
 
 class Detector:
@@ -95,17 +169,108 @@ class Detector:
 
     def __init__(self, model: StageModel, cfg: GapsConfig, at: datetime) -> None:
         self.model, self.cfg, self.at = model, cfg, at
+        self._teams: dict[str, str] = {}  # by stage, looked up once per stage
+        self._limits: dict[str, int | None] = {}
 
     def _team(self, stage: str) -> str:
-        return self.model.stage(stage).team if self.model.has_stage(stage) else ""
+        team = self._teams.get(stage)
+        if team is None:
+            team = self.model.stage(stage).team if self.model.has_stage(stage) else ""
+            self._teams[stage] = team
+        return team
+
+    def stall_limit(self, stage: str) -> int | None:
+        """:func:`stall_limit` of ``stage``, looked up once per stage."""
+        if stage not in self._limits:
+            self._limits[stage] = stall_limit(self.model, self.cfg, stage)
+        return self._limits[stage]
 
     def _gap(self, f: CustomerFacts, kind: str, since: datetime, detail: str,
              **extra: Any) -> Gap:
         values: dict[str, Any] = {"team": self._team(f.stage), "owner": f.owner, **extra}
         return Gap(f.customer, kind, since, stage=f.stage, detail=detail, **values)
 
+    def find(self, reader: FactsReader, customer: str | None = None, *,
+             kind: str | None = None, team: str | None = None,
+             owner: str | None = None, until: datetime | None = None) -> list[Gap]:
+        """The gaps of ``kind`` (None: all) whose team is ``team`` and whose owner is
+        ``owner`` (None: any); each part reads only the rows that can hold such gaps. With
+        ``until``: every gap that became one by then, and maybe some later ones."""
+        facts: dict[str, CustomerFacts] = {}
+        gaps: list[Gap] = []
+        if kind is None or kind in CUSTOMER_KINDS:
+            scope = replace(team_scope(self.model, team, owner),
+                            suspects=self.suspects(reader, kind, until))
+            facts = reader.customers(self.at, customer, scope)
+            gaps.extend(g for f in facts.values() for g in self.customer_gaps(f))
+        # one microsecond after until: "sent before" is strict
+        late = self.at if until is None else min(self.at, until + timedelta(microseconds=1))
+        if kind in (None, "handover_stale"):
+            sla = timedelta(days=self.cfg.handover_sla_days)
+            pending = reader.pending_handovers(self.at, late - sla, customer, to_team=team,
+                                               to_person=owner)
+            self._add_facts(reader, facts, (h["customer"] for h in pending))
+            gaps.extend(self._stale(pending, facts))
+        if kind in (None, "unknown_offer"):
+            campaigns = reader.campaigns(self.at)
+            offers = reader.suspect_offers(self.at, self._offers_after(), campaigns, customer,
+                                           team=team, actor=owner, until=late)
+            self._add_facts(reader, facts, (t["customer"] for t in offers))
+            gaps.extend(self._offer_gaps(campaigns, offers, facts))
+        return [g for g in gaps if (kind is None or g.kind == kind)
+                and (team is None or g.team == team) and (owner is None or g.owner == owner)]
+
+    def suspects(self, reader: FactsReader, kind: str | None = None,
+                 until: datetime | None = None) -> tuple[str, tuple[Any, ...]]:
+        """A SQL condition on ``gap_now`` (and its parameters: times derived from ``at``)
+        true for every customer :meth:`customer_gaps` may find a gap of ``kind`` (None:
+        any) for: each rule's time limit as an indexed comparison. With ``until``: for
+        every customer with such a gap that began by then (a rule's ``since`` is its
+        time limit's column plus a constant, or later: the limits of a time just after
+        ``until`` select them)."""
+        cfg, t = self.cfg, reader.time_param
+        at = self.at if until is None else min(self.at, until + timedelta(microseconds=1))
+        rules: dict[str, tuple[str, list[Any]]] = {}
+        excluded = cfg.unowned_exclude_stages
+        rules["unowned"] = ("owner IS NULL" + (
+            f" AND stage NOT IN ({', '.join('?' * len(excluded))})" if excluded else ""),
+            list(excluded))
+        quiet = _before(at, timedelta(days=cfg.renewal_check_in_days))
+        try:
+            ends_by = at.date() + timedelta(days=cfg.renewal_window_days)
+        except OverflowError:  # past year 9999: every contract ends by then
+            ends_by = date.max
+        rules["renewal_at_risk"] = (
+            "paying = ? AND contract_end <= ? AND (last_check_in IS NULL OR last_check_in < ?)",
+            [True, reader.date_param(ends_by), t(quiet)])
+        for name, due, score in (("detractor_ignored", cfg.detractor_follow_up_days, "<= 6"),
+                                 ("promoter_not_asked", cfg.promoter_ask_days, ">= 9")):
+            rules[name] = (f"last_nps {score} AND last_nps_at < ?",
+                           [t(_before(at, timedelta(days=due)))])
+        by_limit: dict[int, list[str]] = {}
+        for stage in dict.fromkeys([*self.model.names, *cfg.stall_after_days]):
+            limit = stall_limit(self.model, cfg, stage)
+            if limit is not None:
+                by_limit.setdefault(limit, []).append(stage)
+        rules["stalled"] = (" OR ".join(
+            f"stage IN ({', '.join('?' * len(stages))}) AND stage_since < ?"
+            for stages in by_limit.values()) or "1 = 0", [
+            p for limit, stages in by_limit.items()
+            for p in (*stages, t(_before(at, timedelta(days=limit))))])
+        chosen = [rule for name, rule in rules.items() if kind in (None, name)]
+        return (" OR ".join(f"({sql})" for sql, _ in chosen),
+                tuple(p for _, params in chosen for p in params))
+
+    def _add_facts(self, reader: FactsReader, facts: dict[str, CustomerFacts],
+                   customers: Iterator[str]) -> None:
+        """Read the facts of those ``customers`` not in ``facts`` yet."""
+        missing = tuple(sorted(set(customers) - facts.keys()))
+        if missing:
+            facts.update(reader.customers(self.at, scope=Scope(ids=missing)))
+
     def all(self, reader: FactsReader, facts: dict[str, CustomerFacts],
-            customer: str | None = None) -> Iterator[Gap]:
+            customer: Who = None) -> Iterator[Gap]:
+        """Every gap of the customers of ``facts``."""
         for f in facts.values():
             yield from self.customer_gaps(f)
         yield from self.stale_handovers(reader, facts, customer)
@@ -133,7 +298,7 @@ class Detector:
                                 f"contract ends {f.contract_end}; {last}")
         if f.last_nps is not None and f.last_nps_at is not None:
             yield from self._nps_gaps(f, f.last_nps, f.last_nps_at)
-        limit = stall_limit(self.model, cfg, f.stage)
+        limit = self.stall_limit(f.stage)
         if limit is not None and at > f.stage_since + timedelta(days=limit):
             yield self._gap(f, "stalled", f.stage_since + timedelta(days=limit),
                             f"in {f.stage} since {f.stage_since:%Y-%m-%d} "
@@ -153,9 +318,15 @@ class Detector:
                             f"NPS {score} on {answered:%Y-%m-%d}, never asked to advocate")
 
     def stale_handovers(self, reader: FactsReader, facts: dict[str, CustomerFacts],
-                        customer: str | None) -> Iterator[Gap]:
+                        customer: Who) -> Iterator[Gap]:
         sla = timedelta(days=self.cfg.handover_sla_days)
-        for h in reader.pending_handovers(self.at, self.at - sla, customer):
+        yield from self._stale(reader.pending_handovers(self.at, self.at - sla, customer),
+                               facts)
+
+    def _stale(self, pending: list[dict[str, Any]],
+               facts: dict[str, CustomerFacts]) -> Iterator[Gap]:
+        sla = timedelta(days=self.cfg.handover_sla_days)
+        for h in pending:
             f = facts.get(h["customer"])
             if f is None:
                 continue
@@ -166,12 +337,19 @@ class Detector:
                        f"sent {h['sent_at']:%Y-%m-%d %H:%M} by {h['from_person']}, pending",
             )
 
-    def bad_offers(self, reader: FactsReader, facts: dict[str, CustomerFacts],
-                   customer: str | None) -> Iterator[Gap]:
+    def _offers_after(self) -> datetime | None:
         lookback = self.cfg.offer_lookback_days
-        after = self.at - timedelta(days=lookback) if lookback is not None else None
+        return self.at - timedelta(days=lookback) if lookback is not None else None
+
+    def bad_offers(self, reader: FactsReader, facts: dict[str, CustomerFacts],
+                   customer: Who) -> Iterator[Gap]:
         campaigns = reader.campaigns(self.at)
-        for t in reader.offers(self.at, after, customer):
+        yield from self._offer_gaps(campaigns, reader.suspect_offers(
+            self.at, self._offers_after(), campaigns, customer), facts)
+
+    def _offer_gaps(self, campaigns: dict[str, CampaignVersion], offers: list[dict[str, Any]],
+                    facts: dict[str, CustomerFacts]) -> Iterator[Gap]:
+        for t in offers:
             f = facts.get(t["customer"])
             if f is None:
                 continue

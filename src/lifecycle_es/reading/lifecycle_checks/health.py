@@ -9,19 +9,32 @@ the score is the weighted mean of the points. Each factor's *contribution* is
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from lifecycle_es.config import Config, load_config
+from lifecycle_es.config import Config, Factor, load_config
 from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.errors import UnknownCustomer
+from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts, as_utc, days, reader_for
-from lifecycle_es.reading.lifecycle_checks.gaps import Detector, stall_limit
+from lifecycle_es.reading.lifecycle_checks.gaps import (
+    Detector,
+    check_owner,
+    check_page,
+    check_team,
+    page,
+    stall_limit,
+    team_scope,
+)
 from lifecycle_es.reading.metrics.calc import When
 
 if TYPE_CHECKING:
     from lifecycle_es.reading.source import Source
+
+#: up to this many customers, queries name them (``customer IN (...)``) rather than read all
+_FEW = 1_000
 
 
 @dataclass(frozen=True)
@@ -55,35 +68,57 @@ class Health:
         }
 
 
+@without_cyclic_gc  # thousands of rows and answers that form no cycles
 def health_scores(engine: Source, customer: str | None = None,
-                  as_of: When | None = None, *,
-                  config: Config | None = None) -> list[Health]:
+                  as_of: When | None = None, *, config: Config | None = None,
+                  team: str | None = None, owner: str | None = None,
+                  limit: int | None = None, offset: int = 0) -> list[Health]:
     """Scores at ``as_of`` (default now): of ``customer``, or of every paying customer
-    (every customer when ``health.paying_only`` is false), worst first."""
+    (every customer when ``health.paying_only`` is false), worst first; only those in a
+    stage of ``team`` / owned by ``owner`` (at ``as_of``) if given; with ``limit``/``offset``
+    one page of that list."""
     if customer is not None:
         customer = parse_id("customer", customer)
+    team = check_team(engine.stage_model, team, "health query")
+    owner = check_owner(owner, "health query")
+    limit, offset = check_page(limit, offset, "health query")
     at = as_utc(as_of)
     cfg = config or load_config()
     reader = reader_for(engine)
-    facts = reader.customers(at, customer)
-    if customer is not None and customer not in facts:
-        raise UnknownCustomer(customer)
+    scope = team_scope(engine.stage_model, team, owner)
+    if customer is None and cfg.health.paying_only:
+        scope = replace(scope, paying=True)
+    facts = reader.customers(at, customer, scope)
+    if customer is not None and customer not in facts and (
+            (team is None and owner is None) or customer not in reader.customers(at, customer)):
+        raise UnknownCustomer(customer)  # (one outside the team or owner's: no score)
+    # a few customers (one owner's): the other queries read only theirs
+    who = customer if customer is not None or len(facts) > _FEW else tuple(facts)
     detector = Detector(engine.stage_model, cfg.gaps, at)
-    open_gaps = Counter(g.customer for g in detector.all(reader, facts, customer))
-    before = reader.mrr_at(at - timedelta(days=cfg.health.trend_days), customer)
+    open_gaps = Counter(g.customer for g in detector.all(reader, facts, who))
+    before = reader.mrr_at(at - timedelta(days=cfg.health.trend_days), who)
     out = []
+    card = Scorecard(cfg)
     for f in facts.values():
         if customer is None and cfg.health.paying_only and not f.paying:
             continue
-        values = factor_values(engine, cfg, f, at, open_gaps[f.customer], before.get(f.customer))
-        out.append(score(cfg, f, values))
-    return sorted(out, key=lambda h: (h.score, h.customer))
+        values = factor_values(engine, cfg, f, at, open_gaps[f.customer],
+                               before.get(f.customer), stall=detector.stall_limit)
+        out.append(card.score(f, values))
+    return page(out, _worst_first, limit, offset)
+
+
+def _worst_first(h: Health) -> tuple[float, str]:
+    return h.score, h.customer
 
 
 def factor_values(engine: Source, cfg: Config, f: CustomerFacts, at: datetime,
-                  open_gaps: int, mrr_before: int | None) -> dict[str, float | None]:
-    """The raw value of every factor for one customer at ``at``."""
-    limit = stall_limit(engine.stage_model, cfg.gaps, f.stage)
+                  open_gaps: int, mrr_before: int | None, *,
+                  stall: Callable[[str], int | None] | None = None) -> dict[str, float | None]:
+    """The raw value of every factor for one customer at ``at`` (``stall``: the stall limit
+    of a stage, default :func:`stall_limit` of the engine's model and ``cfg``)."""
+    limit = (stall(f.stage) if stall is not None
+             else stall_limit(engine.stage_model, cfg.gaps, f.stage))
     stalled = 0.0 if limit is None else max(0.0, days(at - f.stage_since) - limit)
     trend = None
     if mrr_before:
@@ -102,14 +137,36 @@ def factor_values(engine: Source, cfg: Config, f: CustomerFacts, at: datetime,
 
 def score(cfg: Config, f: CustomerFacts, values: dict[str, float | None]) -> Health:
     """Weigh the factors' points into a score."""
-    factors = cfg.health.factors
-    total = sum(factor.weight for factor in factors.values())
-    scored = []
-    for name, factor in factors.items():
-        points = factor.points(values[name])
-        scored.append(FactorScore(name, values[name], points, factor.weight,
-                                  round(factor.weight * points / total, 2)))
-    value = round(sum(factor.weight * s.points for factor, s in
-                      zip(factors.values(), scored, strict=True)) / total, 2)
-    return Health(f.customer, value, cfg.health.bands.band(value), f.stage, f.owner,
-                  tuple(scored))
+    return Scorecard(cfg).score(f, values)
+
+
+class Scorecard:
+    """The configured factors, weighing many customers' values: equal values of a factor
+    share one :class:`FactorScore` (they are immutable), computed once."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.factors = list(cfg.health.factors.items())
+        self.total = sum(factor.weight for _, factor in self.factors)
+        self.bands = cfg.health.bands
+        self._scored: dict[tuple[str, type, float | None], FactorScore] = {}
+
+    def _factor(self, name: str, factor: Factor, value: float | None) -> FactorScore:
+        points = factor.points(value)
+        scored = FactorScore(name, value, points, factor.weight,
+                             round(factor.weight * points / self.total, 2))
+        self._scored[name, type(value), value] = scored
+        return scored
+
+    def score(self, f: CustomerFacts, values: dict[str, float | None]) -> Health:
+        """Weigh the factors' points into a score."""
+        known = self._scored
+        scored = []
+        weighted: float = 0  # summed in the factors' order, as sum() would
+        for name, factor in self.factors:
+            value = values[name]
+            s = known.get((name, type(value), value)) or self._factor(name, factor, value)
+            scored.append(s)
+            weighted += factor.weight * s.points
+        value = round(weighted / self.total, 2)
+        return Health(f.customer, value, self.bands.band(value), f.stage, f.owner,
+                      tuple(scored))
