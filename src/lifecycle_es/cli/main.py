@@ -10,7 +10,17 @@ import typer
 from typer.core import TyperArgument, TyperOption
 
 from lifecycle_es import logs
-from lifecycle_es.cli import audit, lifecycle_checks, metrics, output, privacy, projections, writing
+from lifecycle_es.cli import (
+    audit,
+    lifecycle_checks,
+    metrics,
+    output,
+    privacy,
+    projections,
+    serve,
+    users,
+    writing,
+)
 from lifecycle_es.cli.context import READ_STORE_ENV, CliState
 from lifecycle_es.cli.output import say
 from lifecycle_es.cli.progress import CliReporter
@@ -156,7 +166,7 @@ def _redacted(text: str) -> str:
     return text
 
 
-for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy):
+for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, users, serve):
     _group.register(app)
 
 
