@@ -117,9 +117,12 @@ class Authenticate:
                                 self.settings.session_seconds)
         session = given or Session()
         user = None
-        if self.settings.auth_header and (name := headers.get(self.settings.auth_header)):
-            user = await self.load(name.strip())
-            if user is not None and session.user != user.name:
+        if self.settings.auth_header:  # the header alone says who it is
+            name = (headers.get(self.settings.auth_header) or "").strip()
+            user = await self.load(name) if name else None
+            if user is None and session.user is not None:
+                session = Session()
+            elif user is not None and session.user != user.name:
                 session = session.signed_in(user.name)
         elif session.user is not None:
             user = await self.load(session.user)

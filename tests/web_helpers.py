@@ -1,0 +1,75 @@
+"""The web console in-process: an engine with users and a customer, a client, sign-in."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+
+from lifecycle_es import LifecycleEngine
+from lifecycle_es.domain.user import hash_password
+from lifecycle_es.web import Settings, create_app
+
+with warnings.catch_warnings():  # starlette prefers httpx2; httpx is what is installed
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+PASSWORD = "correct horse battery staple"
+SECRET = b"s" * 40
+ADMIN_META = {"at": "2024-01-01T00:00:00Z", "actor": "root", "team": "admin"}
+#: user -> (team, role)
+USERS = {"ann": ("success", "member"), "lea": ("sales", "lead"), "cora": ("success", "compliance"),
+         "adam": ("support", "admin")}
+
+
+@cache
+def password_hash() -> str:
+    """One argon2 hash for every test user (hashing costs about half a second)."""
+    return hash_password(PASSWORD)
+
+
+def add_users(engine: LifecycleEngine) -> None:
+    for name, (team, role) in USERS.items():
+        engine.add_user(user=name, user_team=team, role=role, password_hash=password_hash(),
+                        **ADMIN_META)
+
+
+def add_customer(engine: LifecycleEngine, key: str = "acme", name: str = "Acme",
+                 handover_to: str = "success") -> None:
+    engine.register(customer=key, at="2024-01-02T09:00:00Z", actor="bob", team="marketing",
+                    name=name, segment="smb", source="web")
+    engine.send_handover(customer=key, at="2024-01-03T09:00:00Z", actor="bob", team="sales",
+                         handover_id="h1", from_team="sales", to_team=handover_to,
+                         document={"goals": ["grow"], "risks": ["churn"]})
+
+
+def settings(**changes: Any) -> Settings:
+    return Settings(**{"session_secret": SECRET, "failed_signin_seconds": 0.05, **changes})
+
+
+@contextmanager
+def client(engine: LifecycleEngine, https: bool = False, **changes: Any,
+           ) -> Iterator[TestClient]:
+    """A client of the console on ``engine`` (its follower running while in the block)."""
+    app = create_app(engine, settings(**changes))
+    base = "https://testserver" if https else "http://testserver"
+    with TestClient(app, base_url=base) as c:
+        yield c
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+def sign_in(c: TestClient, user: str, password: str = PASSWORD) -> str:
+    """Sign ``user`` in; returns the CSRF token of the new session."""
+    token = csrf_of(c.get("/signin").text)
+    r = c.post("/signin", data={"user": user, "password": password, "csrf_token": token,
+                                "next": "/"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return csrf_of(c.get("/").text)
