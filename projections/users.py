@@ -19,10 +19,10 @@ class Users(Projection):
     tables = (
         Table(
             "users",
-            key=("user",),
+            key=("name",),
             partition=None,
             columns={
-                "user": "text",
+                "name": "text",
                 "team": "text",
                 "role": "text",
                 "disabled": "bool",
@@ -31,7 +31,7 @@ class Users(Projection):
                 "changed_by": "text",
             },
             doc={
-                "user": "the user name people sign in with",
+                "name": "the user name people sign in with",
                 "team": "the team the user acts for",
                 "role": "member, lead, compliance or admin",
                 "disabled": "the user can no longer sign in",
@@ -47,7 +47,7 @@ class Users(Projection):
 
     @on(User.Added)
     def added(self, e: User.Added, db: Tables) -> None:
-        db["users"].put({"user": e.user, "team": e.user_team, "role": e.role, "disabled": False,
+        db["users"].put({"name": e.user, "team": e.user_team, "role": e.role, "disabled": False,
                          "added_at": e.occurred_at, "changed_at": e.occurred_at,
                          "changed_by": e.actor})
 

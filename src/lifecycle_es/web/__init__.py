@@ -6,4 +6,12 @@
 from lifecycle_es.web.app import create_app
 from lifecycle_es.web.settings import Settings
 
-__all__ = ["Settings", "create_app"]
+
+def cockpit_page_size() -> int:
+    """Work items per page of the cockpit."""
+    from lifecycle_es.web.pages.cockpit import PAGE_SIZE
+
+    return PAGE_SIZE
+
+
+__all__ = ["Settings", "cockpit_page_size", "create_app"]

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
 
 log = get_logger("lifecycle_es.web")
+
+#: seconds the start waits for the follower's first catch-up (pages work from then on)
+START_WAIT = 60.0
 
 
 async def healthz(request: Request) -> Response:
@@ -89,6 +93,7 @@ def create_app(engine: LifecycleEngine, settings: Settings | None = None) -> Sta
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if follower is not None:
             follower.start()
+            await anyio.to_thread.run_sync(follower.ready.wait, START_WAIT)
         try:
             yield
         finally:

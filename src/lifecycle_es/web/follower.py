@@ -27,6 +27,8 @@ class Follower:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._own: LifecycleEngine | None = None
+        #: set once the read models have caught up with the log as it was at start
+        self.ready = threading.Event()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="lifecycle-follower",
@@ -39,10 +41,15 @@ class Follower:
                 if self._own is None:  # its own connections (a memory store is one object)
                     self._own = self.engine if self.engine.store.kind == "memory" \
                         else self.engine.opener()()
+                if not self.ready.is_set():
+                    self._own.projections.catch_up()
+                    self.ready.set()
                 self._own.projections.follow(poll_interval=self.poll_seconds, stop=self._stop)
-            except LifecycleError as exc:
-                log.error("console.follower_stopped", error=str(exc),
-                          retry_in_s=RESTART_AFTER)
+            except Exception as exc:  # the console goes on; its pages say how stale
+                self.ready.set()
+                text = str(exc) if isinstance(exc, LifecycleError) \
+                    else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                log.error("console.follower_stopped", error=text, retry_in_s=RESTART_AFTER)
                 self._stop.wait(RESTART_AFTER)
 
     def stop(self) -> None:

@@ -132,10 +132,10 @@ def _handovers_as_of(pm: ProjectionManager, at: datetime, customer: str | None, 
     return [row for row in shown if not pending or row["status"] == "pending"]
 
 
-USER_COLUMNS = ("user", "team", "role", "disabled", "added_at", "changed_at", "changed_by")
+USER_COLUMNS = ("name", "team", "role", "disabled", "added_at", "changed_at", "changed_by")
 
 
 def users(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[str, Any]]:
     """The people of the web console (``users`` read model), by name; no password hash."""
     _fresh(pm, "users", catch_up)
-    return pm.fetch("users", order="user")
+    return pm.fetch("users", order="name")

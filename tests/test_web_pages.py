@@ -1,0 +1,109 @@
+"""The console's pages and actions on SQLite and PostgreSQL, with the live follower running:
+the cockpit's order, filters and pages, the customer page, acting through the commands with
+the signed-in user as actor, read-your-writes, the CLI's messages next to the field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from web_helpers import add_customer, add_users, client, sign_in
+
+from lifecycle_es import LifecycleEngine
+from lifecycle_es.web import cockpit_page_size
+
+
+@pytest.fixture
+def engine(durable_store_url: str) -> Iterator[LifecycleEngine]:
+    e = LifecycleEngine(durable_store_url)
+    add_users(e)
+    add_customer(e, "acme", "Acme")
+    add_customer(e, "zeta", "Zeta", handover_to="sales")
+    yield e
+    e.close()
+
+
+def _pending_customers(page: str) -> list[str]:
+    return re.findall(r'<a href="/customers/([^"]+)">', page.split("<h2>Decided")[0])
+
+
+def test_accepting_a_handover_takes_it_off_the_pending_list(engine: LifecycleEngine) -> None:
+    with client(engine) as c:
+        token = sign_in(c, "ann")  # member of success: acts for success only
+        assert sorted(_pending_customers(c.get("/handovers").text)) == ["acme", "zeta"]
+        r = c.post("/customers/acme/handovers/h1/accept", data={"csrf_token": token},
+                   follow_redirects=False)
+        assert r.status_code == 303 and "lagging" not in r.headers["location"]
+        shown = c.get(r.headers["location"]).text
+        assert "Recorded (accept)" in shown and "success accepted" not in shown
+        assert "accepted, sent" in shown  # read-your-writes: the read model has it
+        assert _pending_customers(c.get("/handovers").text) == ["zeta"]
+        r = c.post("/customers/zeta/handovers/h1/accept", data={"csrf_token": token})
+        assert r.status_code == 403  # a handover to sales: not ann's team
+    last = engine.audit.timeline("acme")[-1]
+    assert (last.type, last.actor, last.team) == ("handover_accepted", "ann", "success")
+
+
+def test_the_actor_and_team_never_come_from_the_form(engine: LifecycleEngine) -> None:
+    with client(engine) as c:
+        token = sign_in(c, "lea")  # lead of sales: acts for every team
+        r = c.post("/customers/acme/check-in",
+                   data={"csrf_token": token, "notes": "called", "actor": "mallory",
+                         "team": "marketing"}, follow_redirects=False)
+        assert r.status_code == 303
+    last = engine.audit.timeline("acme")[-1]
+    assert (last.type, last.actor, last.team) == ("check_in", "lea", "sales")
+
+
+def test_a_refused_command_shows_the_cli_message_by_its_field(engine: LifecycleEngine) -> None:
+    before = engine.customer("acme").version
+    with client(engine) as c:
+        token = sign_in(c, "ann")
+        r = c.post("/customers/acme/stage", data={"csrf_token": token, "to_stage": "nowhere"})
+        assert r.status_code == 422
+        assert "to_stage=&#39;nowhere&#39;: customer &#39;acme&#39;: not a stage of model" \
+            in r.text
+        r = c.post("/customers/acme/handovers/h1/reject", data={"csrf_token": token,
+                                                                 "reason": "x" * 10_001})
+        assert r.status_code == 422 and "reason=" in r.text
+    assert engine.customer("acme").version == before  # nothing written
+
+
+def test_changing_the_stage_is_seen_on_the_next_page(engine: LifecycleEngine) -> None:
+    with client(engine) as c:
+        token = sign_in(c, "ann")
+        r = c.post("/customers/acme/stage", data={"csrf_token": token,
+                                                  "to_stage": "consideration"})
+        assert r.status_code == 200 and "Recorded (stage)" in r.text
+        assert "<dt>Stage</dt><dd>consideration since" in r.text
+
+
+def test_cockpit_order_filters_and_pages(engine: LifecycleEngine) -> None:
+    with client(engine) as c:
+        sign_in(c, "ann")
+        page = c.get("/").text
+        assert "open gap(s)" in page and "Acme" in page and "Zeta" in page
+        assert re.search(r"Data as of event \d+", page)  # freshness at the foot
+        only_sales = c.get("/?team=sales").text
+        assert "Zeta" in only_sales
+        assert "Acme" not in c.get("/?segment=enterprise").text
+        assert "No open gap matches" in c.get("/?mine=on").text  # ann owns nobody
+        bad = c.get("/?kind=nonsense").text
+        assert "kind=&#39;nonsense&#39;: unknown gap kind" in bad
+        counts = [int(n) for n in re.findall(r"<small>(\d+) open gap", page)]
+        assert counts and counts[0] > 0
+        assert f"page 1 of {-(-counts[0] // cockpit_page_size())}" in page
+
+
+def test_customer_page_as_of_and_timeline(engine: LifecycleEngine) -> None:
+    with client(engine) as c:
+        sign_in(c, "ann")
+        page = c.get("/customers/acme").text
+        assert "handover sent" in page and "grow" in page and "churn" in page
+        assert "<td>bob</td><td>sales</td>" in page  # actor and team of the timeline
+        past = c.get("/customers/acme?as_of=2024-01-02T12:00:00Z").text
+        assert "0 open handover(s)" in past
+        assert "1 open handover(s)" in c.get("/customers/acme?as_of=2024-02-01").text
+        assert "as_of=&#39;yesterday&#39;" in c.get("/customers/acme?as_of=yesterday").text
+        assert c.get("/customers/nobody").status_code == 404
