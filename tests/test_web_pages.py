@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from cli_helpers import small_demo
 from web_helpers import add_customer, add_users, client, sign_in
 
 from lifecycle_es import LifecycleEngine
@@ -107,3 +108,47 @@ def test_customer_page_as_of_and_timeline(engine: LifecycleEngine) -> None:
         assert "1 open handover(s)" in c.get("/customers/acme?as_of=2024-02-01").text
         assert "as_of=&#39;yesterday&#39;" in c.get("/customers/acme?as_of=yesterday").text
         assert c.get("/customers/nobody").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    store = small_demo(tmp_path_factory, "web_demo")
+    e = LifecycleEngine(store)
+    try:
+        add_users(e)
+    finally:
+        e.close()
+    return store
+
+
+def test_campaigns_metrics_and_audit_pages_on_the_demo(demo_store: str) -> None:
+    engine = LifecycleEngine(demo_store)
+    try:
+        with client(engine) as c:
+            sign_in(c, "cora")  # compliance: sees the audit trail
+            listing = c.get("/campaigns").text
+            keys = re.findall(r'href="/campaigns/([^"]+)"', listing)
+            assert keys and ("running" in listing or "past" in listing)
+            one = c.get(f"/campaigns/{keys[0]}")
+            assert one.status_code == 200 and "Customers touched" in one.text
+            assert c.get("/campaigns/no-such-campaign").status_code == 404
+            metrics = c.get("/metrics?from=2025-01-01&to=2025-07-01").text
+            assert "2025-01-01 → 2025-07-01" in metrics and "<svg" in metrics
+            assert ' style="' not in metrics  # the CSP allows no inline style
+            assert "The same dates a year earlier (2024-01-01 → 2024-07-01)" in metrics
+            assert re.search(r"Data as of event \d+", metrics)
+            assert "from=&#39;someday&#39;: not a date" in c.get("/metrics?from=someday").text
+            audit = c.get("/audit?type=user_added").text
+            assert audit.count("user added") == 4  # the four users of the console
+            older = re.search(r'href="/audit\?([^"]+)"', c.get("/audit").text)
+            assert older is not None and "after=" in older.group(1)
+            token = sign_in(c, "cora")
+            r = c.post("/audit/verify", data={"csrf_token": token})
+            assert r.status_code == 200 and "Intact" in r.text and "chained" in r.text
+        with client(engine) as c:
+            token = sign_in(c, "ann")  # a member: no audit page, no verification
+            assert c.get("/audit").status_code == 403
+            assert c.post("/audit/verify", data={"csrf_token": token}).status_code == 403
+            assert 'href="/audit"' not in c.get("/").text
+    finally:
+        engine.close()

@@ -35,7 +35,7 @@ GAP_ROWS = 500
 #: health scores in the "lowest scores" table
 HEALTH_ROWS = 15
 
-__all__ = ["build_report", "report_data"]
+__all__ = ["build_report", "metrics_data", "report_data"]
 
 
 def report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of: datetime,
@@ -89,6 +89,32 @@ def report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of: 
         "previous": {"which": which, **_previous(engine, reader, before(start), before(end),
                                                  before(as_of), cfg)},
         "caps": {"cohort_rows": COHORT_ROWS, "gap_rows": GAP_ROWS, "health_rows": HEALTH_ROWS},
+    })
+    return data
+
+
+def metrics_data(engine: LifecycleEngine, start: datetime, end: datetime,
+                 as_of: datetime) -> dict[str, Any]:
+    """The report's metrics for [start, end) beside the previous period's (the summary),
+    with its funnel, MRR and NPS series and cohorts, as plain data (the web console's
+    metrics page; charts: :func:`lifecycle_es.report.page.metric_charts`)."""
+    metrics = engine.metrics
+    first, cutoff = calc.month_start(start), calc.month_start(min(end, as_of))
+    which, before = previous_period(start, end)
+    cohorts = metrics.cohorts(as_of=as_of)
+    data: dict[str, Any] = plain({
+        "period": {"from": start, "to": end},
+        "summary": metrics.summary(start, end).to_dict(),
+        "previous": {"which": which, "period": {"from": before(start), "to": before(end)},
+                     "summary": metrics.summary(before(start), before(end)).to_dict()},
+        "funnel": metrics.funnel(start, end).to_dict(),
+        "mrr": [p.to_dict() for p in metrics.mrr_series(calc.add_months(first, -1), cutoff)]
+        if cutoff > first else [],
+        "nps": [p.to_dict() for p in metrics.nps_series(first, cutoff)]
+        if cutoff > first else [],
+        "cohorts": {**cohorts.to_dict(), "rows": [r.to_dict()
+                                                  for r in cohorts.rows[-COHORT_ROWS:]],
+                    "total": len(cohorts.rows)},
     })
     return data
 

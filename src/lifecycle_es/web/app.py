@@ -25,7 +25,16 @@ from lifecycle_es.web.auth import Authenticate, safe_next
 from lifecycle_es.web.context import Console, console_of
 from lifecycle_es.web.csrf import CsrfCheck
 from lifecycle_es.web.follower import Follower
-from lifecycle_es.web.pages import actions, cockpit, customers, handovers, operations
+from lifecycle_es.web.pages import (
+    actions,
+    audit,
+    campaigns,
+    cockpit,
+    customers,
+    handovers,
+    metrics,
+    operations,
+)
 from lifecycle_es.web.reads import read_models
 from lifecycle_es.web.render import page
 from lifecycle_es.web.security import SecurityHeaders
@@ -76,8 +85,8 @@ def routes() -> list[BaseRoute]:
         Route("/signout", signout, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("lifecycle_es.web", "static")]),
               name="static"),
-        *cockpit.routes(), *customers.routes(), *handovers.routes(), *operations.routes(),
-        *actions.routes(),
+        *cockpit.routes(), *customers.routes(), *handovers.routes(), *campaigns.routes(),
+        *metrics.routes(), *audit.routes(), *operations.routes(), *actions.routes(),
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -13,6 +14,7 @@ from starlette.requests import Request
 
 from lifecycle_es.config import Config, load_config
 from lifecycle_es.web.auth import SignInThrottle
+from lifecycle_es.web.reads import VerifyReport
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
@@ -29,6 +31,8 @@ class Console:
     settings: Settings
     config: Config = field(default_factory=load_config)
     throttle: SignInThrottle = field(init=False)
+    #: the last ``audit verify`` of this process: (when, its report)
+    last_verify: tuple[datetime, VerifyReport] | None = None
 
     def __post_init__(self) -> None:
         self.throttle = SignInThrottle(self.settings.failed_signin_seconds)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from lifecycle_es.reading.audit.verify import VerifyReport, verify
 from lifecycle_es.reading.projection import queries
 from lifecycle_es.reading.projection.freshness import Freshness, freshness
 
@@ -13,7 +14,8 @@ if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
     from lifecycle_es.reading.projection.runner import ProjectionManager
 
-__all__ = ["Freshness", "fresh", "queries", "read_models", "wait_until_read"]
+__all__ = ["Freshness", "VerifyReport", "fresh", "queries", "read_models", "verify",
+           "wait_until_read"]
 
 
 def read_models(engine: LifecycleEngine) -> ProjectionManager:

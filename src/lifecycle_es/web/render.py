@@ -34,7 +34,10 @@ ENV = Environment(loader=PackageLoader("lifecycle_es.web", "templates"), autoesc
                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 ENV.filters.update(visible=visible, money=money_text, when=_when, duration=_duration)
 
-NAV = (("/", "Cockpit"), ("/handovers", "Handovers"), ("/operations", "Operations"))
+#: (path, label, permission needed to see it or None)
+NAV = (("/", "Cockpit", None), ("/handovers", "Handovers", None),
+       ("/campaigns", "Campaigns", None), ("/metrics", "Metrics", None),
+       ("/audit", "Audit", "audit"), ("/operations", "Operations", "operations"))
 
 
 def page(request: Request, template: str, *, fresh: Freshness | None = None,

@@ -139,3 +139,9 @@ def users(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[str, Any
     """The people of the web console (``users`` read model), by name; no password hash."""
     _fresh(pm, "users", catch_up)
     return pm.fetch("users", order="name")
+
+
+def campaigns(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[str, Any]]:
+    """The shared registry of campaigns (``campaigns`` read model), latest start first."""
+    _fresh(pm, "campaigns", catch_up)
+    return pm.fetch("campaigns", order="starts DESC, campaign")
