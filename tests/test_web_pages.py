@@ -143,8 +143,12 @@ def test_campaigns_metrics_and_audit_pages_on_the_demo(demo_store: str) -> None:
             older = re.search(r'href="/audit\?([^"]+)"', c.get("/audit").text)
             assert older is not None and "after=" in older.group(1)
             token = sign_in(c, "cora")
+            customer = re.findall(r'href="/customers/([^"]+)"', c.get("/").text)[0]
+            assert "Hash chain not verified" in c.get(f"/customers/{customer}").text
             r = c.post("/audit/verify", data={"csrf_token": token})
             assert r.status_code == 200 and "Intact" in r.text and "chained" in r.text
+            assert re.search(r"Hash chain verified [\d-]+ [\d:]+ UTC: intact",
+                             c.get(f"/customers/{customer}").text)
         with client(engine) as c:
             token = sign_in(c, "ann")  # a member: no audit page, no verification
             assert c.get("/audit").status_code == 403

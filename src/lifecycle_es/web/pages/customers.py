@@ -41,8 +41,19 @@ def customer_view(console: Console, customer: str, as_of: str | None) -> dict[st
         "timeline": list(reversed(timeline)), "answers": answers, "campaigns": campaigns,
         "past": past, "as_of": as_of or "",
         "targets": model.allowed_targets(row["stage"]) if model.has_stage(row["stage"]) else [],
+        "chain": _chain_status(console, key),
         "fresh": fresh(engine, READ_MODELS),
     }
+
+
+def _chain_status(console: Console, customer: str) -> dict[str, Any] | None:
+    """The last verification of the hash chain in this process, and its breaks of this
+    customer (None: not verified yet; the audit page verifies)."""
+    if console.last_verify is None:
+        return None
+    at, report = console.last_verify
+    mine = [b for b in report.breaks if b.aggregate == "customer" and b.key == customer]
+    return {"at": at, "clean": report.clean, "breaks": len(report.breaks), "mine": mine}
 
 
 async def show(request: Request, errors: dict[str, str] | None = None,
