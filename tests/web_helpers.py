@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
+
+import httpx
+from cli_helpers import CLI
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.domain.user import hash_password
@@ -73,3 +80,33 @@ def sign_in(c: TestClient, user: str, password: str = PASSWORD) -> str:
                                 "next": "/"}, follow_redirects=False)
     assert r.status_code == 303, r.text
     return csrf_of(c.get("/").text)
+
+
+#: the session secret of the real ``serve`` processes of the tests
+SERVE_SECRET = "a session secret of at least thirty-two characters"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_serve(store: str, port: int) -> subprocess.Popen[str]:
+    """``lifecycle-es --store STORE serve --port PORT`` as a real process."""
+    env = {**os.environ, "LIFECYCLE_ES_SESSION_SECRET": SERVE_SECRET}
+    return subprocess.Popen([*CLI, "--store", store, "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_up(proc: subprocess.Popen[str], base: str) -> None:
+    """Wait (at most a minute) until the console at ``base`` answers ``/healthz``."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).text == "ok":
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError("the console did not start")

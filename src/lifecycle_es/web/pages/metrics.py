@@ -23,6 +23,11 @@ from lifecycle_es.web.render import page
 #: its Content-Security-Policy allows no inline style
 _INLINE_STYLE = re.compile(r' style="[^"]*"')
 
+#: what each chart shows, its accessible name (``aria-label``)
+LABELS = {"funnel": "Funnel: customers who reached each stage in the period",
+          "mrr": "MRR at the end of each month, per currency",
+          "nps": "NPS of each month", "cohorts": "Cohort retention by month of first purchase"}
+
 #: rows of the period table: (label, path into the summary, kind)
 ROWS = (("Paying at the start", "paying_at_start", "count"),
         ("Paying at the end", "paying_at_end", "count"),
@@ -78,13 +83,19 @@ def _shown(value: Any, kind: str) -> str:
     return f"{int(value):,}"
 
 
+def _accessible(name: str, svg: str) -> str:
+    """A chart of the report for the console: named for screen readers, no inline style."""
+    return _INLINE_STYLE.sub("", svg).replace('role="img"',
+                                              f'role="img" aria-label="{LABELS[name]}"')
+
+
 def metrics_view(console: Console, start: datetime, end: datetime) -> dict[str, Any]:
     engine = console.engine
     data = metrics_data(engine, start, end, datetime.now(UTC))
     now, before = data["summary"], data["previous"]["summary"]
     rows = [{"label": label, "now": _shown(_get(now, path), kind),
              "before": _shown(_get(before, path), kind)} for label, path, kind in ROWS]
-    charts = {name: Markup(_INLINE_STYLE.sub("", svg))  # report/svg.py escapes its text
+    charts = {name: Markup(_accessible(name, svg))  # report/svg.py escapes its text
               for name, svg in metric_charts(data).items()}
     return {"rows": rows, "charts": charts, "previous": data["previous"],
             "revenue": now["revenue"], "fresh": fresh(engine, ["metrics"])}
