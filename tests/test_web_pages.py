@@ -156,3 +156,24 @@ def test_campaigns_metrics_and_audit_pages_on_the_demo(demo_store: str) -> None:
             assert 'href="/audit"' not in c.get("/").text
     finally:
         engine.close()
+
+
+def test_erasure_needs_the_role_and_the_customers_id(engine: LifecycleEngine) -> None:
+    with client(engine) as c:
+        token = sign_in(c, "lea")  # a lead acts for every team, but does not erase
+        assert "Erase personal data" not in c.get("/customers/acme").text
+        r = c.post("/customers/acme/erase", data={"csrf_token": token, "reason": "req-1",
+                                                  "confirm": "acme"})
+        assert r.status_code == 403
+    with client(engine) as c:
+        token = sign_in(c, "cora")
+        r = c.post("/customers/acme/erase", data={"csrf_token": token, "reason": "req-1",
+                                                  "confirm": "zeta"})
+        assert r.status_code == 422 and "type the customer&#39;s id" in r.text
+        assert engine.customer("acme").state.erased_at is None  # nothing written
+        r = c.post("/customers/acme/erase", data={"csrf_token": token, "reason": "req-1",
+                                                  "confirm": "acme"})
+        assert r.status_code == 200 and "Recorded (erase)" in r.text
+        assert "<h1>[erased]" in r.text and "Acme" not in r.text
+    assert engine.customer("acme").state.erased_at is not None
+    assert engine.audit.timeline("acme")[-1].actor == "cora"

@@ -42,6 +42,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "act": frozenset({"member", "lead", "admin"}),          # act for their own team
     "act_any_team": frozenset({"lead", "admin"}),           # act for every team
     "audit": frozenset({"compliance", "admin"}),
+    "erase": frozenset({"compliance", "admin"}),
     "operations": frozenset({"admin"}),
 }
 

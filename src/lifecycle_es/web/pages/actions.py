@@ -1,4 +1,5 @@
-"""Acting from the console: accept or reject a handover, record a check-in, change a stage.
+"""Acting from the console: accept or reject a handover, record a check-in, change a stage;
+erase a customer's personal data (compliance and admins, the customer's id typed again).
 
 Each goes through the engine's command methods with the signed-in user as the actor and
 their team as the team (never from the form). A refused command shows the CLI's message
@@ -25,7 +26,7 @@ from lifecycle_es.errors import (
     UnknownCustomer,
 )
 from lifecycle_es.logs import get_logger
-from lifecycle_es.web.auth import Principal, user_of
+from lifecycle_es.web.auth import Principal, require, user_of
 from lifecycle_es.web.context import blocking, console_of
 from lifecycle_es.web.pages.customers import show
 from lifecycle_es.web.reads import queries, read_models, wait_until_read
@@ -128,6 +129,30 @@ async def reject(request: Request) -> Response:
     return await _handover(request, "reject")
 
 
+@require("erase")
+async def erase(request: Request) -> Response:
+    """Erase the customer's personal data (``engine.erase``), once the form repeats the
+    customer's id; the page then shows ``[erased]`` wherever a personal field was."""
+    user = user_of(request)
+    console = console_of(request)
+    customer = request.path_params["customer"]
+    form = await request.form()
+    if str(form.get("confirm") or "").strip() != customer:
+        return await show(request, status=422, errors={
+            "confirm": f"confirm={str(form.get('confirm') or '')[:200]!r}: type the "
+                       f"customer's id, {customer!r}, to erase it"})
+    try:
+        await blocking(console.engine.erase, customer=customer,
+                       reason=str(form.get("reason") or ""), actor=user.name)
+    except UnknownCustomer as exc:
+        return PlainTextResponse(str(exc), 404)
+    except (InvalidInput, InvariantViolation) as exc:
+        return await show(request, errors=_problems(exc), status=422)
+    log.info("console.customer_erased", user=user.name, customer=customer)
+    await blocking(wait_until_read, console.engine, console.settings.write_wait_seconds)
+    return RedirectResponse(f"/customers/{quote(customer, safe='')}?done=erase", 303)
+
+
 def routes() -> list[BaseRoute]:
     base = "/customers/{customer:path}"
     return [
@@ -135,4 +160,5 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/stage", change_stage, methods=["POST"]),
         Route(f"{base}/handovers/{{handover}}/accept", accept, methods=["POST"]),
         Route(f"{base}/handovers/{{handover}}/reject", reject, methods=["POST"]),
+        Route(f"{base}/erase", erase, methods=["POST"]),
     ]
