@@ -4,11 +4,13 @@ the signed-in user as actor, read-your-writes, the CLI's messages next to the fi
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 
+import orjson
 import pytest
-from cli_helpers import small_demo
+from cli_helpers import in_process, small_demo
 from web_helpers import add_customer, add_users, client, sign_in
 
 from lifecycle_es import LifecycleEngine
@@ -177,3 +179,31 @@ def test_erasure_needs_the_role_and_the_customers_id(engine: LifecycleEngine) ->
         assert "<h1>[erased]" in r.text and "Acme" not in r.text
     assert engine.customer("acme").state.erased_at is not None
     assert engine.audit.timeline("acme")[-1].actor == "cora"
+
+
+def test_data_access_export_in_the_console_and_the_cli(
+        engine: LifecycleEngine, durable_store_url: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    engine.check_in(customer="acme", at="2024-01-04T00:00:00Z", actor="ann", team="success",
+                    notes="asked about <pricing>")
+    caplog.set_level(logging.INFO, logger="lifecycle_es")
+    with client(engine) as c:
+        sign_in(c, "ann")  # a member: no export
+        assert c.get("/customers/acme/export.json").status_code == 403
+        sign_in(c, "cora")
+        r = c.get("/customers/acme/export.json")
+        assert r.status_code == 200
+        assert r.headers["content-disposition"] == 'attachment; filename="customer-acme.json"'
+        web = orjson.loads(r.content)
+        assert c.get("/customers/nobody/export.json").status_code == 404
+    assert "console.customer_exported" in caplog.text
+    assert web["customer"] == "acme"
+    assert [e["type"] for e in web["events"]] == ["customer_registered", "handover_sent",
+                                                  "check_in"]
+    assert web["events"][0]["fields"]["name"] == "Acme"  # personal fields decrypted
+    assert web["events"][2]["fields"]["notes"] == "asked about <pricing>"
+    assert web["read_models"]["current_stage"]["name"] == "Acme"
+    assert web["read_models"]["handover_history"][0]["document"]["goals"] == ["grow"]
+    code, out, err = in_process(capsys, monkeypatch, durable_store_url, "export", "acme")
+    assert code == 0, err
+    assert orjson.loads(out) == web  # the same document from the CLI

@@ -156,7 +156,8 @@ def test_session_cookie_flags_and_tampering(engine: LifecycleEngine) -> None:
 
 def test_failed_sign_in_is_slowed_logged_and_says_nothing_of_the_password(
         engine: LifecycleEngine, caplog: pytest.LogCaptureFixture) -> None:
-    with client(engine, follow=False) as c, caplog.at_level(logging.INFO):
+    caplog.set_level(logging.INFO, logger="lifecycle_es")
+    with client(engine, follow=False) as c:
         token = csrf_of(c.get("/signin").text)
         for user, password in (("ann", "wrong password here"), ("nobody", PASSWORD)):
             r = c.post("/signin", data={"user": user, "password": password,

@@ -12,6 +12,7 @@ from typer.core import TyperArgument, TyperOption
 from lifecycle_es import logs
 from lifecycle_es.cli import (
     audit,
+    export,
     lifecycle_checks,
     metrics,
     output,
@@ -166,7 +167,8 @@ def _redacted(text: str) -> str:
     return text
 
 
-for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, users, serve):
+for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, export, users,
+               serve):
     _group.register(app)
 
 

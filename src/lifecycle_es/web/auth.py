@@ -43,6 +43,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "act_any_team": frozenset({"lead", "admin"}),           # act for every team
     "audit": frozenset({"compliance", "admin"}),
     "erase": frozenset({"compliance", "admin"}),
+    "export": frozenset({"compliance", "admin"}),
     "operations": frozenset({"admin"}),
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from lifecycle_es.reading.audit.records import export_json
 from lifecycle_es.reading.audit.verify import VerifyReport, verify
 from lifecycle_es.reading.projection import queries
 from lifecycle_es.reading.projection.freshness import Freshness, freshness
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
     from lifecycle_es.reading.projection.runner import ProjectionManager
 
-__all__ = ["Freshness", "VerifyReport", "fresh", "queries", "read_models", "verify",
+__all__ = ["Freshness", "VerifyReport", "export_json", "fresh", "queries", "read_models", "verify",
            "wait_until_read"]
 
 

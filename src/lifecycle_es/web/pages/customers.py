@@ -4,17 +4,18 @@ documents, NPS/CSAT, campaigns touched, the timeline with actor and team, and th
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from lifecycle_es.errors import InvalidInput, LifecycleError, UnknownCustomer
 from lifecycle_es.logs import get_logger
-from lifecycle_es.web.auth import user_of
+from lifecycle_es.web.auth import require, user_of
 from lifecycle_es.web.context import Console, blocking, console_of
-from lifecycle_es.web.reads import fresh, queries, read_models
+from lifecycle_es.web.reads import export_json, fresh, queries, read_models
 from lifecycle_es.web.render import page
 
 log = get_logger("lifecycle_es.web")
@@ -86,5 +87,23 @@ async def customer(request: Request) -> Response:
     return await show(request)
 
 
+@require("export")
+async def export(request: Request) -> Response:
+    """The right of access: the customer's data as a JSON download (``engine.audit.export``,
+    the same as ``lifecycle-es export``); logged."""
+    console = console_of(request)
+    customer = request.path_params["customer"]
+    try:
+        document = await blocking(console.engine.audit.export, customer)
+    except UnknownCustomer as exc:
+        return PlainTextResponse(str(exc), 404)
+    log.info("console.customer_exported", user=user_of(request).name, customer=customer)
+    body = export_json(document)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", customer)[:80]
+    return Response(body, media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="customer-{name}.json"'})
+
+
 def routes() -> list[BaseRoute]:
-    return [Route("/customers/{customer:path}", customer, methods=["GET"])]
+    return [Route("/customers/{customer:path}/export.json", export, methods=["GET"]),
+            Route("/customers/{customer:path}", customer, methods=["GET"])]
