@@ -207,3 +207,21 @@ def test_data_access_export_in_the_console_and_the_cli(
     code, out, err = in_process(capsys, monkeypatch, durable_store_url, "export", "acme")
     assert code == 0, err
     assert orjson.loads(out) == web  # the same document from the CLI
+
+
+def test_send_a_handover_and_record_a_touchpoint(engine: LifecycleEngine) -> None:
+    with client(engine) as c:
+        token = sign_in(c, "ann")  # success
+        r = c.post("/customers/acme/handovers", data={
+            "csrf_token": token, "to_team": "support", "from_team": "marketing",
+            "goals": "adopt reports\n\nfewer tickets", "notes": "VIP"})
+        assert r.status_code == 200 and "Recorded (handover)" in r.text
+        assert "success → support" in r.text and "adopt reports, fewer tickets" in r.text
+        r = c.post("/customers/acme/touchpoint", data={"csrf_token": token, "channel": ""})
+        assert r.status_code == 422 and "channel=" in r.text
+        r = c.post("/customers/acme/touchpoint", data={"csrf_token": token,
+                                                       "channel": "webinar"})
+        assert r.status_code == 200 and "Recorded (touchpoint)" in r.text
+    sent = [e for e in engine.audit.timeline("acme") if e.type == "handover_sent"][-1]
+    assert (sent.actor, sent.team, sent.fields["from_team"]) == ("ann", "success", "success")
+    assert engine.audit.timeline("acme")[-1].fields["channel"] == "webinar"

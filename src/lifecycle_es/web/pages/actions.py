@@ -1,4 +1,5 @@
-"""Acting from the console: accept or reject a handover, record a check-in, change a stage;
+"""Acting from the console: send, accept or reject a handover, record a check-in or a
+touchpoint, change a stage;
 erase a customer's personal data (compliance and admins, the customer's id typed again).
 
 Each goes through the engine's command methods with the signed-in user as the actor and
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
+from uuid import uuid4
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
@@ -97,6 +99,36 @@ async def change_stage(request: Request) -> Response:
                        "reason": str(form.get("reason") or "") or None})
 
 
+async def touchpoint(request: Request) -> Response:
+    user = user_of(request)
+    if (refused := _refuse(user, user.team)) is not None:
+        return refused
+    form = await request.form()
+    return await _act(request, "touchpoint", console_of(request).engine.touchpoint, {
+        "channel": str(form.get("channel") or ""),
+        "campaign_id": str(form.get("campaign_id") or "").strip() or None,
+        "notes": str(form.get("notes") or "") or None})
+
+
+def _lines(text: str) -> list[str]:
+    """A text area's non-empty lines (a document's list field)."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+async def send_handover(request: Request) -> Response:
+    """Hand the customer over from the user's team (never the form's) to another one."""
+    user = user_of(request)
+    if (refused := _refuse(user, user.team)) is not None:
+        return refused
+    form = await request.form()
+    document = {key: _lines(str(form.get(key) or "")) for key in ("goals", "risks")}
+    return await _act(request, "handover", console_of(request).engine.send_handover, {
+        "handover_id": f"h-{uuid4().hex[:12]}", "from_team": user.team,
+        "to_team": str(form.get("to_team") or ""),
+        "to_person": str(form.get("to_person") or "").strip() or None,
+        "document": {**document, "notes": str(form.get("notes") or "") or None}})
+
+
 async def _handover(request: Request, decision: str) -> Response:
     console = console_of(request)
     user = user_of(request)
@@ -158,6 +190,8 @@ def routes() -> list[BaseRoute]:
     return [
         Route(f"{base}/check-in", check_in, methods=["POST"]),
         Route(f"{base}/stage", change_stage, methods=["POST"]),
+        Route(f"{base}/touchpoint", touchpoint, methods=["POST"]),
+        Route(f"{base}/handovers", send_handover, methods=["POST"]),
         Route(f"{base}/handovers/{{handover}}/accept", accept, methods=["POST"]),
         Route(f"{base}/handovers/{{handover}}/reject", reject, methods=["POST"]),
         Route(f"{base}/erase", erase, methods=["POST"]),

@@ -42,6 +42,7 @@ def customer_view(console: Console, customer: str, as_of: str | None) -> dict[st
         "timeline": list(reversed(timeline)), "answers": answers, "campaigns": campaigns,
         "past": past, "as_of": as_of or "",
         "targets": model.allowed_targets(row["stage"]) if model.has_stage(row["stage"]) else [],
+        "teams": model.teams,
         "chain": _chain_status(console, key),
         "fresh": fresh(engine, READ_MODELS),
     }
