@@ -230,3 +230,18 @@ def test_roles_guard_pages_and_actions(engine: LifecycleEngine) -> None:
     with client(engine, follow=False) as c:
         token = sign_in(c, "adam")
         assert c.get("/operations").status_code == 200
+
+
+def test_a_store_fault_is_one_line_with_the_headers() -> None:
+    engine = LifecycleEngine("memory://")
+    add_users(engine)  # the read models were never built: every query faults
+    try:
+        with client(engine, follow=False) as c:
+            token = csrf_of(c.get("/signin").text)
+            c.post("/signin", data={"user": "ann", "password": PASSWORD, "csrf_token": token})
+            r = c.get("/handovers")
+    finally:
+        engine.close()
+    assert r.status_code == 503
+    assert "The store cannot answer now" in r.text and "Traceback" not in r.text
+    assert r.headers["x-frame-options"] == "DENY"

@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from lifecycle_es.errors import InvalidInput, LifecycleError, StoreError
 from lifecycle_es.logs import get_logger
 from lifecycle_es.web import auth
 from lifecycle_es.web.auth import Authenticate, safe_next
@@ -48,6 +49,18 @@ log = get_logger("lifecycle_es.web")
 
 #: seconds the start waits for the follower's first catch-up (pages work from then on)
 START_WAIT = 60.0
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    """A library error a page did not expect: its one line (no traceback, no secret: the
+    library's messages redact store passwords), 503 for a store fault, else 409/400."""
+    status = 503 if isinstance(exc, StoreError) else 400 if isinstance(exc, InvalidInput) \
+        else 409
+    log.warning("console.request_failed", path=request.url.path, error=type(exc).__name__)
+    title = "The store cannot answer now" if status == 503 else "Cannot do this"
+    if request.scope.get("lifecycle.user") is None:  # no page chrome for the anonymous
+        return PlainTextResponse(f"{title}: {exc}", status)
+    return page(request, "message.html", title=title, message=str(exc), status=status)
 
 
 async def healthz(request: Request) -> Response:
@@ -115,6 +128,7 @@ def create_app(engine: LifecycleEngine, settings: Settings | None = None) -> Sta
                     Middleware(Authenticate, engine=engine, settings=settings),
                     Middleware(CsrfCheck, secret=settings.session_secret)],
         lifespan=lifespan,
+        exception_handlers={LifecycleError: refused},
     )
     app.state.console = Console(engine, settings)
     return app
