@@ -41,6 +41,7 @@ from lifecycle_es.web.render import page
 from lifecycle_es.web.security import SecurityHeaders
 from lifecycle_es.web.sessions import Session
 from lifecycle_es.web.settings import Settings
+from lifecycle_es.web.timing import ServerTiming
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
@@ -124,7 +125,7 @@ def create_app(engine: LifecycleEngine, settings: Settings | None = None) -> Sta
 
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(SecurityHeaders),
+        middleware=[Middleware(ServerTiming), Middleware(SecurityHeaders),
                     Middleware(Authenticate, engine=engine, settings=settings),
                     Middleware(CsrfCheck, secret=settings.session_secret)],
         lifespan=lifespan,
