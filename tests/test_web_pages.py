@@ -225,3 +225,28 @@ def test_send_a_handover_and_record_a_touchpoint(engine: LifecycleEngine) -> Non
     sent = [e for e in engine.audit.timeline("acme") if e.type == "handover_sent"][-1]
     assert (sent.actor, sent.team, sent.fields["from_team"]) == ("ann", "success", "success")
     assert engine.audit.timeline("acme")[-1].fields["channel"] == "webinar"
+
+
+def test_the_cockpit_shares_its_gaps_until_this_process_writes(
+        engine: LifecycleEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+    original = engine.gaps
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "gaps", counted)
+    with client(engine) as c:
+        token = sign_in(c, "ann")
+        for query in ("", "?team=sales", "?kind=unowned", "?mine=on"):
+            assert c.get(f"/{query}").status_code == 200
+        assert len(calls) == 1  # one computation shared by the requests
+        c.post("/customers/acme/check-in", data={"csrf_token": token})
+        c.get("/")
+        assert len(calls) == 2  # this process wrote: computed again
+    with client(engine, gaps_cache_seconds=0) as c:
+        sign_in(c, "ann")
+        c.get("/")
+        c.get("/")
+        assert len(calls) == 5  # sign-in's page and two more: no sharing

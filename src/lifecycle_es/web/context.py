@@ -3,11 +3,13 @@ and writes off the event loop."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
 from starlette.requests import Request
@@ -33,9 +35,34 @@ class Console:
     throttle: SignInThrottle = field(init=False)
     #: the last ``audit verify`` of this process: (when, its report)
     last_verify: tuple[datetime, VerifyReport] | None = None
+    #: every open gap, shared by the cockpit's requests for a few seconds
+    gap_cache: Shared[Any] = field(init=False)
 
     def __post_init__(self) -> None:
         self.throttle = SignInThrottle(self.settings.failed_signin_seconds)
+        self.gap_cache = Shared(self.settings.gaps_cache_seconds)
+
+
+class Shared(Generic[T]):
+    """One value computed by one request at a time and shared for ``seconds`` (the pages
+    say how fresh it is); :meth:`clear` after this process writes (read-your-writes)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._entry: tuple[float, T] | None = None
+
+    def get(self, compute: Callable[[], T]) -> T:
+        with self._lock:  # one computes, the others wait for its answer
+            entry = self._entry
+            if entry is not None and time.monotonic() - entry[0] < self.seconds:
+                return entry[1]
+            value = compute()
+            self._entry = (time.monotonic(), value)
+            return value
+
+    def clear(self) -> None:
+        self._entry = None
 
 
 def console_of(request: Request) -> Console:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from lifecycle_es.reading.audit.records import export_json
 from lifecycle_es.reading.audit.verify import VerifyReport, verify
+from lifecycle_es.reading.lifecycle_checks.gaps import Gap
 from lifecycle_es.reading.projection import queries
 from lifecycle_es.reading.projection.freshness import Freshness, freshness
 
@@ -15,8 +16,8 @@ if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
     from lifecycle_es.reading.projection.runner import ProjectionManager
 
-__all__ = ["Freshness", "VerifyReport", "export_json", "fresh", "queries", "read_models", "verify",
-           "wait_until_read"]
+__all__ = ["Freshness", "Gap", "VerifyReport", "export_json", "fresh", "queries",
+           "read_models", "verify", "wait_until_read"]
 
 
 def read_models(engine: LifecycleEngine) -> ProjectionManager:

@@ -38,6 +38,9 @@ class Settings:
     follow: bool = True
     #: the follower's poll interval where the store cannot notify (SQLite)
     poll_seconds: float = 0.2
+    #: the cockpit's open gaps are computed at most this often (0: on every request); the
+    #: page says the position they were computed at, and this process's writes renew them
+    gaps_cache_seconds: float = 10.0
 
     def __repr__(self) -> str:  # the secret never in a log or traceback
         return (f"Settings(auth_header={self.auth_header!r}, "

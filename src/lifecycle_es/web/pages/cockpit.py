@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from lifecycle_es.errors import InvalidInput
+from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.report.urgency import KIND_ORDER, urgency_key
 from lifecycle_es.web.auth import Principal, user_of
 from lifecycle_es.web.context import Console, blocking, console_of
-from lifecycle_es.web.reads import fresh, read_models
+from lifecycle_es.web.reads import Freshness, Gap, fresh, read_models
 from lifecycle_es.web.render import page
 
 PAGE_SIZE = 50
@@ -50,31 +50,58 @@ class Filters:
                           if v not in ("", False, None)})
 
 
+def _check(console: Console, f: Filters) -> None:
+    """The kind and team filters, refused as ``lifecycle-es gaps`` refuses them."""
+    teams = console.engine.stage_model.teams
+    problems = []
+    if f.kind and f.kind not in KIND_ORDER:
+        problems.append(FieldProblem("kind", f.kind,
+                                     f"unknown gap kind (known: {', '.join(KIND_ORDER)})"))
+    if f.team and f.team not in teams:
+        problems.append(FieldProblem("team", f.team, f"unknown team (known: "
+                                                     f"{', '.join(teams)})"))
+    if problems:
+        raise InvalidInput(problems, "gaps query")
+
+
+def open_gaps(console: Console) -> tuple[list[Gap], Freshness, datetime]:
+    """Every open gap now, most urgent first, with the freshness it was computed at; shared
+    by the cockpit's requests for ``Settings.gaps_cache_seconds``."""
+    def compute() -> tuple[list[Gap], Freshness, datetime]:
+        engine = console.engine
+        at = fresh(engine, READ_MODELS)  # before: the gaps include at least this
+        now = datetime.now(UTC)
+        gaps = engine.gaps(now, config=console.config)
+        gaps.sort(key=lambda g: (*urgency_key(g.kind, g.since, None), g.customer,
+                                 g.ref or ""))
+        return gaps, at, now
+
+    result: tuple[list[Gap], Freshness, datetime] = console.gap_cache.get(compute)
+    return result
+
+
 def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
     """The gaps of the filters, most urgent first, one page of them with names and money."""
-    engine = console.engine
-    pm = read_models(engine)
-    now = datetime.now(UTC)
-    gaps = engine.gaps(now, f.kind or None, f.team or None, config=console.config)
-    if f.mine:
-        gaps = [g for g in gaps if g.owner == user.name]
-    if f.owner:
-        gaps = [g for g in gaps if g.owner == f.owner]
+    _check(console, f)
+    pm = read_models(console.engine)
+    gaps, at, now = open_gaps(console)
+    wanted = [g for g in gaps if (not f.kind or g.kind == f.kind)
+              and (not f.team or g.team == f.team) and (not f.mine or g.owner == user.name)
+              and (not f.owner or g.owner == f.owner)]
     if f.segment:
         of_segment = {r["customer"] for r in pm.fetch("current_stage", "segment=?",
                                                         [f.segment])}
-        gaps = [g for g in gaps if g.customer in of_segment]
-    gaps.sort(key=lambda g: (*urgency_key(g.kind, g.since, None), g.customer, g.ref or ""))
+        wanted = [g for g in wanted if g.customer in of_segment]
     start = (f.page - 1) * PAGE_SIZE
-    shown = gaps[start:start + PAGE_SIZE]
+    shown = wanted[start:start + PAGE_SIZE]
     keys = sorted({g.customer for g in shown})
     rows = pm.fetch("current_stage", f"customer IN ({', '.join('?' * len(keys))})",
                     keys) if keys else []
     by_customer = {r["customer"]: r for r in rows}
     items = [{"gap": g, "row": by_customer.get(g.customer, {}),
               "late_seconds": max(0.0, (now - g.since).total_seconds())} for g in shown]
-    return {"items": items, "total": len(gaps), "pages": max(1, -(-len(gaps) // PAGE_SIZE)),
-            "fresh": fresh(engine, READ_MODELS)}
+    return {"items": items, "total": len(wanted),
+            "pages": max(1, -(-len(wanted) // PAGE_SIZE)), "fresh": at}
 
 
 async def cockpit(request: Request) -> Response:
