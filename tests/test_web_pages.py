@@ -250,3 +250,26 @@ def test_the_cockpit_shares_its_gaps_until_this_process_writes(
         c.get("/")
         c.get("/")
         assert len(calls) == 5  # sign-in's page and two more: no sharing
+
+
+def test_on_a_read_store_pages_say_how_far_behind_they_are(durable_store_url: str) -> None:
+    primary = LifecycleEngine(durable_store_url)
+    add_users(primary)
+    add_customer(primary)
+    primary.projections.catch_up()  # what a separate `projections run` would do
+    engine = LifecycleEngine(durable_store_url, read_store=durable_store_url)
+    try:
+        with client(engine, follow=False, write_wait_seconds=0.3) as c:
+            token = sign_in(c, "ann")
+            assert "up to date with the log" in c.get("/handovers").text
+            r = c.post("/customers/acme/handovers/h1/accept", data={"csrf_token": token},
+                       follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"].endswith("&lagging=1")
+            page = c.get(r.headers["location"]).text
+            assert "have not caught up yet" in page
+            assert "1 newer event(s) not yet included" in page  # the footer says so
+            assert "pending, sent" in page  # the read store's read models, as they are
+        assert primary.customer("acme").state.handovers["h1"].status == "accepted"
+    finally:
+        engine.close()
+        primary.close()

@@ -41,13 +41,15 @@ def serve(
     from lifecycle_es.web import Settings, create_app
 
     cli = state(ctx)
-    engine = cli.engine()
-    if cli.read_store is not None:  # queries go to the read store (engine.reader)
+    if cli.read_store is None:
+        engine = cli.engine()
+    else:  # queries go to the read store (engine.reader); commands to the store
         from lifecycle_es.engine import LifecycleEngine
 
         engine = LifecycleEngine(cli.store, read_store=cli.read_store,
                                  stage_model=cli.stage_model,
                                  projections_path=cli.projections_path, create=False)
+        ctx.call_on_close(engine.close)
     settings = Settings.from_environment(auth_header=auth_header,
                                          follow=cli.read_store is None)
     app = create_app(engine, settings)
