@@ -273,3 +273,24 @@ def test_on_a_read_store_pages_say_how_far_behind_they_are(durable_store_url: st
     finally:
         engine.close()
         primary.close()
+
+
+def test_the_metrics_of_a_period_are_shared(engine: LifecycleEngine,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifecycle_es.web.pages import metrics as metrics_page
+
+    calls: list[object] = []
+    original = metrics_page.metrics_data
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(args[1:3])
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(metrics_page, "metrics_data", counted)
+    with client(engine) as c:
+        sign_in(c, "ann")
+        for _ in range(3):
+            assert c.get("/metrics?from=2024-01-01&to=2024-04-01").status_code == 200
+        assert len(calls) == 1
+        assert c.get("/metrics?from=2024-01-01&to=2024-05-01").status_code == 200
+        assert len(calls) == 2  # another period: its own computation

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from lifecycle_es.web.settings import Settings
 
 T = TypeVar("T")
+#: periods whose metrics are kept at once
+MAX_PERIODS = 32
 
 
 @dataclass
@@ -41,6 +43,15 @@ class Console:
     def __post_init__(self) -> None:
         self.throttle = SignInThrottle(self.settings.failed_signin_seconds)
         self.gap_cache = Shared(self.settings.gaps_cache_seconds)
+        self._metrics: dict[Any, Shared[Any]] = {}
+
+    def metrics_cache(self, key: Any) -> Shared[Any]:
+        """The shared metrics of one period (``key``), kept ``metrics_cache_seconds``."""
+        if key not in self._metrics:
+            if len(self._metrics) >= MAX_PERIODS:  # bounded: the oldest periods go
+                self._metrics.pop(next(iter(self._metrics)))
+            self._metrics[key] = Shared(self.settings.metrics_cache_seconds)
+        return self._metrics[key]
 
 
 class Shared(Generic[T]):

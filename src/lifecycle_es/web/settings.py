@@ -41,6 +41,8 @@ class Settings:
     #: the cockpit's open gaps are computed at most this often (0: on every request); the
     #: page says the position they were computed at, and this process's writes renew them
     gaps_cache_seconds: float = 10.0
+    #: the metrics of one period are computed at most this often (0: on every request)
+    metrics_cache_seconds: float = 60.0
 
     def __repr__(self) -> str:  # the secret never in a log or traceback
         return (f"Settings(auth_header={self.auth_header!r}, "

@@ -90,7 +90,16 @@ def _accessible(name: str, svg: str) -> str:
 
 
 def metrics_view(console: Console, start: datetime, end: datetime) -> dict[str, Any]:
+    """The period's metrics, computed by one request and shared for
+    ``Settings.metrics_cache_seconds`` (the footer gives the position they were read at)."""
+    view: dict[str, Any] = console.metrics_cache((start, end)).get(
+        lambda: _compute(console, start, end))
+    return view
+
+
+def _compute(console: Console, start: datetime, end: datetime) -> dict[str, Any]:
     engine = console.engine
+    at = fresh(engine, ["metrics"])  # before: the metrics include at least this
     data = metrics_data(engine, start, end, datetime.now(UTC))
     now, before = data["summary"], data["previous"]["summary"]
     rows = [{"label": label, "now": _shown(_get(now, path), kind),
@@ -98,7 +107,7 @@ def metrics_view(console: Console, start: datetime, end: datetime) -> dict[str, 
     charts = {name: Markup(_accessible(name, svg))  # report/svg.py escapes its text
               for name, svg in metric_charts(data).items()}
     return {"rows": rows, "charts": charts, "previous": data["previous"],
-            "revenue": now["revenue"], "fresh": fresh(engine, ["metrics"])}
+            "revenue": now["revenue"], "fresh": at}
 
 
 async def metrics(request: Request) -> Response:
