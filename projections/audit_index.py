@@ -1,6 +1,7 @@
 """audit_index: one row per event of the log, for ``lifecycle-es audit events``.
 
-Customer and campaign events both get a row; ``aggregate`` says which. The audit
+Customer, campaign and user events all get a row; ``aggregate`` says which (a user's
+password hash is personal: never in the summary). The audit
 trail shows what was recorded, not only what still counts. A voided event's row stays; the
 void is kept in ``audit_voided`` (customer, voided version -> version of the void), which the
 queries join to mark it.
@@ -10,7 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from lifecycle_es.domain import CAMPAIGN_EVENTS, CUSTOMER_EVENTS, Campaign, Customer
+from lifecycle_es.domain import (
+    CAMPAIGN_EVENTS,
+    CUSTOMER_EVENTS,
+    USER_EVENTS,
+    Campaign,
+    Customer,
+    User,
+)
 from lifecycle_es.projection import Projection, Table, Tables, on, summary
 
 
@@ -54,7 +62,7 @@ class AuditIndex(Projection):
             ),
             doc={
                 "position": "the event's position in the log (notification id), unique",
-                "aggregate": "'customer' or 'campaign'",
+                "aggregate": "'customer', 'campaign' or 'user' (a console user)",
                 "customer": "external id of the customer (NULL for campaign events)",
                 "campaign": "campaign id: the campaign's own events, and touchpoints citing it",
                 "version": "the event's version within its customer or campaign (1 = first)",
@@ -102,3 +110,7 @@ class AuditIndex(Projection):
     @on(*CAMPAIGN_EVENTS.values())
     def campaign_event(self, e: Campaign.Event, db: Tables) -> None:
         db["audit_index"].put(self._row(e, db, "campaign", None, e.campaign))
+
+    @on(*USER_EVENTS.values())
+    def user_event(self, e: User.Event, db: Tables) -> None:
+        db["audit_index"].put(self._row(e, db, "user", None, None))

@@ -144,10 +144,11 @@ def test_lint_imports_fails_on_a_planted_breach(tree_copy: Path, path: str, line
 
 
 def test_only_entrypoints_import_the_engine() -> None:
-    """Nothing below the CLI, the report and the demo imports the composition root."""
+    """Nothing below the CLI, the web console, the report and the demo imports the
+    composition root."""
     graph = grimp.build_graph("lifecycle_es")
     importers = graph.find_modules_that_directly_import("lifecycle_es.engine")
-    entry = ("lifecycle_es.cli.", "lifecycle_es.report")
+    entry = ("lifecycle_es.cli.", "lifecycle_es.web.", "lifecycle_es.report")
     assert sorted(m for m in importers if not m.startswith(entry)) == [
         "lifecycle_es", "lifecycle_es.demo"]
 

@@ -35,6 +35,11 @@ def test_installed_wheel_runs_builtin_read_models(tmp_path: Path) -> None:
     where = _run(py, "-c", "import lifecycle_es.reading.projection.registry as r; "
                  "print(r.builtin_dir())", cwd=tmp_path, env=env).strip()
     assert where.endswith("lifecycle_es/_projections") and str(venv) in where
+    assets = _run(py, "-c", "from importlib.resources import files; w = files('lifecycle_es.web');"
+                  " print(all((w / p).is_file() for p in ('static/htmx.min.js', "
+                  "'static/console.css', 'templates/base.html', 'templates/cockpit.html')))",
+                  cwd=tmp_path, env=env)
+    assert assets.strip() == "True"  # the console's templates and static files ship
     cli = venv / "bin" / "lifecycle-es"
     store = f"sqlite:///{tmp_path / 'x.db'}"
     commands = tmp_path / "c.jsonl"

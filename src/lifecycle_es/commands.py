@@ -32,6 +32,7 @@ from lifecycle_es.domain.campaign import Campaign
 from lifecycle_es.domain.customer import ADVOCACY_KINDS, Customer
 from lifecycle_es.domain.ids import campaign_id, customer_id, normalise_id
 from lifecycle_es.domain.stage_model import StageModel
+from lifecycle_es.domain.user import ROLES, User, user_id
 from lifecycle_es.errors import (
     FieldProblem,
     InvalidInput,
@@ -501,6 +502,79 @@ class EndCampaign(CampaignCommand):
         c.end(self.reason, self.meta())
 
 
+Role = Literal["member", "lead", "compliance", "admin"]
+assert set(ROLES) == set(Role.__args__)  # type: ignore[attr-defined]
+#: the team user changes made from the CLI are recorded for (an operator, not a stage team)
+ADMIN_TEAM = "admin"
+
+
+class UserCommand(Command):
+    """A change to a person of the console (``lifecycle-es users``); not a command of the
+    JSON Lines import. Its ``team`` is the acting administrator's."""
+
+    user: Id = Field(description="the user name people sign in with")
+    target: ClassVar[str] = "user"
+    team_fields: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def key(self) -> str:
+        return self.user
+
+    def aggregate_id(self) -> UUID:
+        return user_id(self.user)
+
+    def apply_to(self, existing: Aggregate | None, model: StageModel) -> Aggregate:
+        if self.creates:
+            if existing is not None:
+                raise InvariantViolation("user", self.user, "user already exists")
+            return self.create(model)  # type: ignore[attr-defined, no-any-return]
+        if not isinstance(existing, User):
+            raise InvariantViolation("user", self.user, "no such user")
+        self.apply(existing, model)
+        return existing
+
+    def apply(self, u: User, model: StageModel) -> None:
+        raise NotImplementedError
+
+
+class AddUser(UserCommand):
+    type: Literal["user_added"] = "user_added"
+    user_team: Text = Field(description="the team the user acts for (a stage model's team)")
+    role: Role
+    password_hash: str = Field(repr=False, min_length=1, max_length=TEXT_CHARS,
+                               description="argon2 hash (domain.user.hash_password)")
+    creates: ClassVar[bool] = True
+    team_fields: ClassVar[tuple[str, ...]] = ("user_team",)
+
+    def create(self, model: StageModel) -> User:
+        return User.add(user=self.user, meta=self.meta(), user_team=self.user_team,
+                        role=self.role, password_hash=self.password_hash)
+
+
+class ChangeUserRole(UserCommand):
+    type: Literal["user_role_changed"] = "user_role_changed"
+    role: Role
+
+    def apply(self, u: User, model: StageModel) -> None:
+        u.change_role(self.role, self.meta())
+
+
+class ChangeUserPassword(UserCommand):
+    type: Literal["user_password_changed"] = "user_password_changed"
+    password_hash: str = Field(repr=False, min_length=1, max_length=TEXT_CHARS)
+
+    def apply(self, u: User, model: StageModel) -> None:
+        u.change_password(self.password_hash, self.meta())
+
+
+class DisableUser(UserCommand):
+    type: Literal["user_disabled"] = "user_disabled"
+    reason: FreeText | None = None
+
+    def apply(self, u: User, model: StageModel) -> None:
+        u.disable(self.reason, self.meta())
+
+
 class Erasure(BaseModel):
     """A request to erase one customer's personal data (``engine.erase``); not a command
     of the JSON Lines import: erasure is asked for one customer at a time."""
@@ -564,7 +638,16 @@ COMMANDS: dict[str, type[Command]] = {
     for cls in (*CustomerCommand.__subclasses__(), *CampaignCommand.__subclasses__())
 }
 
+#: snake_case type -> user command class (built by the library methods, never imported)
+USER_COMMANDS: dict[str, type[Command]] = {
+    cls.model_fields["type"].default: cls for cls in UserCommand.__subclasses__()
+}
+
 _ADAPTER: TypeAdapter[Command] = TypeAdapter(AnyCommand)
+
+
+#: fields whose value an error never shows
+SECRET_FIELDS = frozenset({"password_hash"})
 
 
 def problems_of(exc: ValidationError, line: int | None = None) -> list[FieldProblem]:
@@ -591,6 +674,8 @@ def problems_of(exc: ValidationError, line: int | None = None) -> list[FieldProb
                 f" at column {m[2]}" if m[1] == "1" else " at the end of the line"), reason)
         elif isinstance(value, dict):  # a whole-model error: the message names the fields
             value = "…"
+        if field in SECRET_FIELDS:
+            value = "[hidden]"
         out.append(FieldProblem(field, value, reason, line))
     return out
 
@@ -670,9 +755,10 @@ def repeated_keys(data: str | bytes, line: int | None = None) -> list[FieldProbl
 
 def build_command(type_: str, fields: dict[str, Any]) -> Command:
     """Validate the keyword arguments of a library call for command ``type_``."""
-    if type_ not in COMMANDS:
+    cls = COMMANDS.get(type_) or USER_COMMANDS.get(type_)
+    if cls is None:
         raise InvalidInput([FieldProblem("type", type_, "unknown command type")], "command")
     try:
-        return COMMANDS[type_].model_validate(fields)
+        return cls.model_validate(fields)
     except ValidationError as exc:
         raise InvalidInput(problems_of(exc), type_) from None

@@ -22,9 +22,14 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar, ov
 from lifecycle_es.bootstrap import ReadSide, bootstrap, queries_store
 from lifecycle_es.domain.stage_model import StageModel
 from lifecycle_es.logs import get_logger
-from lifecycle_es.reading.projection.freshness import Freshness
+from lifecycle_es.reading.projection.freshness import Freshness, freshness
 from lifecycle_es.reading.projection.parallel import default_jobs
-from lifecycle_es.reading.projection.runner import DEFAULT_BATCH, Failure, ProjectionFailed
+from lifecycle_es.reading.projection.runner import (
+    DEFAULT_BATCH,
+    Failure,
+    ProjectionFailed,
+    ProjectionManager,
+)
 from lifecycle_es.stores.event_log import EventLog
 from lifecycle_es.stores.faults import DRIVER_ERRORS
 from lifecycle_es.stores.faults import fault as store_fault
@@ -56,15 +61,34 @@ if TYPE_CHECKING:  # the queries are imported when first used
     from lifecycle_es.reading.lifecycle_checks.health import Health
     from lifecycle_es.reading.metrics.calc import When
     from lifecycle_es.reading.metrics.queries import Metrics
-    from lifecycle_es.reading.projection.runner import ProjectionManager
 
 log = get_logger("lifecycle_es.writing")
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_WRITE_BATCH", "DRIVER_ERRORS", "KEY_ENV_VAR",
-           "KEY_FILE_ENV_VAR", "STORE_ENV_VAR", "Failure", "Freshness", "ImportResult",
-           "LifecycleEngine", "MasterKey", "ProjectionFailed", "StoreURL", "default_jobs",
-           "iter_jsonl", "new_master_key_text", "read_key_file", "redact", "retry_on_conflict",
-           "store_fault", "write_private"]
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_WRITE_BATCH",
+    "DRIVER_ERRORS",
+    "KEY_ENV_VAR",
+    "KEY_FILE_ENV_VAR",
+    "STORE_ENV_VAR",
+    "Failure",
+    "Freshness",
+    "ImportResult",
+    "LifecycleEngine",
+    "MasterKey",
+    "ProjectionFailed",
+    "ProjectionManager",
+    "StoreURL",
+    "default_jobs",
+    "freshness",
+    "iter_jsonl",
+    "new_master_key_text",
+    "read_key_file",
+    "redact",
+    "retry_on_conflict",
+    "store_fault",
+    "write_private",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -111,6 +135,8 @@ class LifecycleEngine:
       bulk writes ``import_file``,
       ``import_lines``, ``record_many``, ``find_import``;
     - **aggregates**: ``customer()``, ``campaign()``, ``history()``, ``stored_aggregate()``;
+    - **people** of the web console: ``user()``, ``authenticate()``, ``add_user``,
+      ``change_user_role``, ``change_user_password``, ``disable_user``;
     - **reading** (the read side's, ``lifecycle_es.reading``): ``projections`` (the read
       models), ``audit``, ``metrics``, ``gaps()``, ``health()``, ``customer_facts()``;
       ``verify()`` (the hash chains), ``freshness()``; ``reader`` (the engine queries read) and
@@ -279,6 +305,15 @@ class LifecycleEngine:
         return change
 
     # ------------------------------------------------------------------ aggregates
+
+    # ------------------------------------------------------------------ people (the console)
+
+    user = _writes(BulkImportApplication.user)
+    authenticate = _writes(BulkImportApplication.authenticate)
+    add_user = _writes(BulkImportApplication.add_user)
+    change_user_role = _writes(BulkImportApplication.change_user_role)
+    change_user_password = _writes(BulkImportApplication.change_user_password)
+    disable_user = _writes(BulkImportApplication.disable_user)
 
     customer = _writes(BulkImportApplication.customer)
     campaign = _writes(BulkImportApplication.campaign)

@@ -12,12 +12,15 @@ from typer.core import TyperArgument, TyperOption
 from lifecycle_es import logs
 from lifecycle_es.cli import (
     audit,
+    export,
     lifecycle_checks,
     metrics,
     output,
     privacy,
     projections,
+    serve,
     stage_model,
+    users,
     writing,
 )
 from lifecycle_es.cli.context import READ_STORE_ENV, CliState
@@ -165,7 +168,8 @@ def _redacted(text: str) -> str:
     return text
 
 
-for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, stage_model):
+for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, stage_model,
+               export, users, serve):
     _group.register(app)
 
 

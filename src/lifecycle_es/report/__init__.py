@@ -35,7 +35,7 @@ GAP_ROWS = 500
 #: health scores in the "lowest scores" table
 HEALTH_ROWS = 15
 
-__all__ = ["build_report", "report_data"]
+__all__ = ["build_report", "metrics_data", "report_data"]
 
 
 def report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of: datetime,
@@ -57,13 +57,10 @@ def _report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of:
     counts = Counter(f.stage for f in facts.values())
     stages = [{"stage": s, "team": model.stage(s).team, "customers": counts.get(s, 0)}
               for s in [*model.names, CHURNED]]
-    # series: the complete months of the period (MRR also at its start, the month before)
-    first, cutoff = calc.month_start(start), calc.month_start(min(end, as_of))
     health = engine.health(as_of=as_of, config=cfg)
     bands = Counter(h.band for h in health)
     gaps = _by_urgency(engine.gaps(as_of, config=cfg), facts)
     gap_rows = [_gap_row(g, as_of, facts, names) for g in gaps]
-    cohorts = metrics.cohorts(as_of=as_of)
     which, before = previous_period(start, end)
     data: dict[str, Any] = plain({
         "generated_at": datetime.now(UTC),
@@ -73,15 +70,8 @@ def _report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of:
         "customers": len(facts),
         "summary": metrics.summary(start, end).to_dict(),
         "stages": stages,
-        "funnel": metrics.funnel(start, end).to_dict(),
-        "mrr": [p.to_dict() for p in metrics.mrr_series(calc.add_months(first, -1), cutoff)]
-        if cutoff > first else [],
+        **_charted(engine, start, end, as_of),
         "mrr_now": _mrr_now(facts.values()),
-        "nps": [p.to_dict() for p in metrics.nps_series(first, cutoff)]
-        if cutoff > first else [],
-        "cohorts": {**cohorts.to_dict(), "rows": [r.to_dict()
-                                                  for r in cohorts.rows[-COHORT_ROWS:]],
-                    "total": len(cohorts.rows)},
         "health": {
             "bands": {b: bands.get(b, 0) for b in ("healthy", "at risk", "critical")},
             "thresholds": cfg.health.bands.model_dump(),
@@ -97,6 +87,42 @@ def _report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of:
         "caps": {"cohort_rows": COHORT_ROWS, "gap_rows": GAP_ROWS, "health_rows": HEALTH_ROWS},
     })
     return data
+
+
+def metrics_data(engine: LifecycleEngine, start: datetime, end: datetime,
+                 as_of: datetime) -> dict[str, Any]:
+    """The report's metrics for [start, end) beside the previous period's (the summary),
+    with its funnel, MRR and NPS series and cohorts, as plain data (the web console's
+    metrics page; charts: :func:`lifecycle_es.report.page.metric_charts`)."""
+    metrics = engine.metrics
+    which, before = previous_period(start, end)
+    data: dict[str, Any] = plain({
+        "period": {"from": start, "to": end},
+        "summary": metrics.summary(start, end).to_dict(),
+        "previous": {"which": which, "period": {"from": before(start), "to": before(end)},
+                     "summary": metrics.summary(before(start), before(end)).to_dict()},
+        **_charted(engine, start, end, as_of),
+    })
+    return data
+
+
+def _charted(engine: LifecycleEngine, start: datetime, end: datetime,
+             as_of: datetime) -> dict[str, Any]:
+    """What the charts draw: the funnel of [start, end), the MRR and NPS series of its
+    complete months (MRR also at its start, the month before), the cohorts at ``as_of``."""
+    metrics = engine.metrics
+    first, cutoff = calc.month_start(start), calc.month_start(min(end, as_of))
+    cohorts = metrics.cohorts(as_of=as_of)
+    return {
+        "funnel": metrics.funnel(start, end).to_dict(),
+        "mrr": [p.to_dict() for p in metrics.mrr_series(calc.add_months(first, -1), cutoff)]
+        if cutoff > first else [],
+        "nps": [p.to_dict() for p in metrics.nps_series(first, cutoff)]
+        if cutoff > first else [],
+        "cohorts": {**cohorts.to_dict(), "rows": [r.to_dict()
+                                                  for r in cohorts.rows[-COHORT_ROWS:]],
+                    "total": len(cohorts.rows)},
+    }
 
 
 def _names(engine: LifecycleEngine) -> dict[str, str | None]:

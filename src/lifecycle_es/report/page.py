@@ -230,6 +230,12 @@ def _gap_kinds(d: dict[str, Any]) -> str:
 # ------------------------------------------------------------------ page
 
 
+def metric_charts(d: dict[str, Any]) -> dict[str, str]:
+    """The report's metric charts as SVG (``funnel``, ``mrr``, ``nps``, ``cohorts``) for
+    data shaped like :func:`lifecycle_es.report.metrics_data`'s (the web console's)."""
+    return {"funnel": _funnel(d), "mrr": _mrr(d), "nps": _nps(d), "cohorts": _cohorts(d)}
+
+
 def render(d: dict[str, Any]) -> str:
     """The whole HTML document for the report data ``d``."""
     period = f"{d['period']['from'][:10]} → {d['period']['to'][:10]}"

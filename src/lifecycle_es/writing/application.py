@@ -33,6 +33,7 @@ from lifecycle_es.domain.customer import Customer
 from lifecycle_es.domain.customer_snapshot import CustomerSnapshot
 from lifecycle_es.domain.ids import campaign_id, customer_id, parse_id
 from lifecycle_es.domain.stage_model import CLASSIC, StageModel, load_stage_model
+from lifecycle_es.domain.user import User, password_matches, user_id
 from lifecycle_es.errors import (
     ConcurrencyConflict,
     ConfigError,
@@ -424,6 +425,43 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
         """Validate and execute command ``type_`` (a JSON Lines type name) from keywords."""
         return self.execute(build_command(type_, fields))
 
+    # ------------------------------------------------------------------- users
+    # The people of the web console (``domain/user.py``); the actor and team are the
+    # administrator's. ``password_hash`` comes from ``domain.user.hash_password``.
+    def user(self, name: str) -> User:
+        """A user of the console (InvariantViolation when there is none)."""
+        key = parse_id("user", name)
+        try:
+            return self.repository.get(user_id(key))  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            raise InvariantViolation("user", key, "no such user") from None
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The active user ``name`` when ``password`` is theirs, else None (an unknown name
+        takes as long as a wrong password; nothing says which it was)."""
+        try:
+            found: User | None = self.user(name)
+        except LifecycleError:
+            found = None
+        ok = password_matches(found.password_hash if found else None, password)
+        return found if ok and found is not None and found.active else None
+
+    def add_user(self, **f: Any) -> int:
+        """Add a person who signs in to the console (``user_added``)."""
+        return self.record("user_added", **f)
+
+    def change_user_role(self, **f: Any) -> int:
+        """Change a user's role or team (``user_role_changed``)."""
+        return self.record("user_role_changed", **f)
+
+    def change_user_password(self, **f: Any) -> int:
+        """Set a user's new password hash (``user_password_changed``)."""
+        return self.record("user_password_changed", **f)
+
+    def disable_user(self, **f: Any) -> int:
+        """Disable a user: they can no longer sign in (``user_disabled``)."""
+        return self.record("user_disabled", **f)
+
     # ---------------------------------------------------------------- internals
 
     def _write_events(self, events: Sequence[Any]) -> None:
@@ -439,7 +477,8 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
         try:
             self.save(*objs)
         except IntegrityError:
-            key = getattr(first, "customer", None) or getattr(first, "campaign", "?")
+            key = getattr(first, "customer", None) or getattr(first, "campaign", None) \
+                or getattr(first, "user", "?")
             kind = type(first).__qualname__.split(".")[0].lower()
             raise ConcurrencyConflict(f"{kind} {key!r}") from None
 

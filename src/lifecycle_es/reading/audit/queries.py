@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,6 +27,7 @@ from lifecycle_es.reading.audit.records import (
     parse_time,
     summary,
 )
+from lifecycle_es.reading.projection.queries import customer_stage, handovers
 from lifecycle_es.reading.source import customer_history
 
 if TYPE_CHECKING:
@@ -200,6 +202,26 @@ class Audit:
         ]
         more = len(raw) > limit
         return EventsPage(rows, str(rows[-1].position) if more else None)
+
+
+    # ------------------------------------------------------------------ export
+
+    def export(self, customer: str) -> dict[str, Any]:
+        """The right of access: everything the store holds about ``customer``, personal
+        fields decrypted (``[erased]`` after an erasure): every event with all its fields,
+        and its rows of the read models ``current_stage`` and ``handover_history``."""
+        timeline = self.timeline(customer)
+        key = timeline[0].customer
+        pm = self.engine.projections
+        return {
+            "customer": key,
+            "events": [asdict(e) for e in timeline],
+            "read_models": {
+                "current_stage": customer_stage(pm, key, catch_up=pm.queries_catch_up),
+                "handover_history": handovers(pm, customer=key,
+                                              catch_up=pm.queries_catch_up),
+            },
+        }
 
 
 def _fold(events: list[Customer.Event]) -> Customer:

@@ -69,6 +69,11 @@ def parse_time(name: str, value: str | date | datetime) -> datetime:
     return utc_instant(name, parsed, "audit filter")  # UTC, in the supported range
 
 
+def export_json(document: Any) -> bytes:
+    """A customer's export (``Audit.export``) as indented JSON, times in ISO 8601."""
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2, default=str)
+
+
 def as_row(record: Any) -> dict[str, Any]:
     """A record as a plain dict (for output)."""
     return asdict(record)

@@ -136,3 +136,18 @@ def _handovers_as_of(pm: ProjectionManager, at: datetime, customer: str | None, 
     shown = [{**row, **undecided} if row["decided_at"] is not None
              and utc_instant("decided_at", row["decided_at"]) > at else row for row in rows]
     return [row for row in shown if not pending or row["status"] == "pending"]
+
+
+USER_COLUMNS = ("name", "team", "role", "disabled", "added_at", "changed_at", "changed_by")
+
+
+def users(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[str, Any]]:
+    """The people of the web console (``users`` read model), by name; no password hash."""
+    _fresh(pm, "users", catch_up)
+    return pm.fetch("users", order="name")
+
+
+def campaigns(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[str, Any]]:
+    """The shared registry of campaigns (``campaigns`` read model), latest start first."""
+    _fresh(pm, "campaigns", catch_up)
+    return pm.fetch("campaigns", order="starts DESC, campaign")

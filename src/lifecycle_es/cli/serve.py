@@ -1,0 +1,60 @@
+"""``lifecycle-es serve``: the web console on the store (docs/console.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from lifecycle_es.cli.context import state
+from lifecycle_es.cli.output import say
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(metavar="ADDRESS",
+                                      help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on")] = 8000,
+    auth_header: Annotated[str | None, typer.Option(
+        metavar="HEADER",
+        help="trust this request header for the user name, e.g. X-Forwarded-User (only "
+             "behind a sign-on proxy that sets it and strips it from clients: "
+             "docs/console.md)")] = None,
+    forwarded_allow_ips: Annotated[str, typer.Option(
+        metavar="IPS",
+        help="proxies whose X-Forwarded-Proto/-For are trusted (comma-separated)")]
+        = "127.0.0.1",
+) -> None:
+    """Serve the web console: the cockpit, customers, handovers, operations.
+
+    The live follower keeps the read models current while it runs (with --read-store, the
+    read store's are read as they are: a `projections run` keeps them current). Users are
+    added with `lifecycle-es users add`; the session secret comes from
+    $LIFECYCLE_ES_SESSION_SECRET or $LIFECYCLE_ES_SESSION_SECRET_FILE.
+    """
+    import uvicorn
+
+    from lifecycle_es.web import Settings, create_app
+
+    cli = state(ctx)
+    if cli.read_store is None:
+        engine = cli.engine()
+    else:  # queries go to the read store (engine.reader); commands to the store
+        from lifecycle_es.engine import LifecycleEngine
+
+        engine = LifecycleEngine(cli.store, read_store=cli.read_store,
+                                 stage_model=cli.stage_model,
+                                 projections_path=cli.projections_path, create=False)
+        ctx.call_on_close(engine.close)
+    settings = Settings.from_environment(auth_header=auth_header,
+                                         follow=cli.read_store is None)
+    app = create_app(engine, settings)
+    say(f"lifecycle-es console on http://{host}:{port} (store {engine.store.redacted()})",
+        err=True)
+    uvicorn.run(app, host=host, port=port, proxy_headers=True,
+                forwarded_allow_ips=forwarded_allow_ips, log_level="warning",
+                server_header=False)

@@ -1,0 +1,1 @@
+"""The console's page groups, one module each; each has ``routes()``."""

@@ -1,0 +1,200 @@
+"""Acting from the console: send, accept or reject a handover, record a check-in or a
+touchpoint, change a stage;
+erase a customer's personal data (compliance and admins, the customer's id typed again).
+
+Each goes through the engine's command methods with the signed-in user as the actor and
+their team as the team (never from the form). A refused command shows the CLI's message
+next to its field and writes nothing; after a recorded one the server waits (bounded) until
+the read models include it, so the next page shows its effect (read-your-writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+from uuid import uuid4
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from lifecycle_es.errors import (
+    ConcurrencyConflict,
+    InvalidInput,
+    InvariantViolation,
+    LifecycleError,
+    UnknownCustomer,
+)
+from lifecycle_es.logs import get_logger
+from lifecycle_es.web.auth import Principal, require, user_of
+from lifecycle_es.web.context import blocking, console_of
+from lifecycle_es.web.pages.customers import show
+from lifecycle_es.web.reads import queries, read_models, wait_until_read
+
+log = get_logger("lifecycle_es.web")
+
+
+def _problems(exc: LifecycleError) -> dict[str, str]:
+    """Field -> the message the CLI prints for it."""
+    if isinstance(exc, InvalidInput):
+        out: dict[str, str] = {}
+        for p in exc.problems:
+            out.setdefault(p.field.split(".")[0], str(p))
+        return out
+    if isinstance(exc, InvariantViolation):
+        return {exc.problem.field: str(exc)}
+    return {"action": str(exc)}
+
+
+async def _act(request: Request, action: str, command: Callable[..., int],
+               fields: dict[str, Any]) -> Response:
+    """Run ``command`` for the signed-in user; the customer page again, with its effect
+    (303) or with the problems next to their fields (422)."""
+    user = user_of(request)
+    console = console_of(request)
+    customer = request.path_params["customer"]
+    meta = {"customer": customer, "at": datetime.now(UTC), "actor": user.name,
+            "team": user.team}
+    try:
+        await blocking(command, **fields, **meta)
+    except UnknownCustomer as exc:
+        return PlainTextResponse(str(exc), 404)
+    except (InvalidInput, InvariantViolation, ConcurrencyConflict) as exc:
+        log.info("console.action_refused", user=user.name, action=action, customer=customer,
+                 reason=type(exc).__name__)
+        return await show(request, errors=_problems(exc), status=422)
+    log.info("console.action", user=user.name, action=action, customer=customer)
+    console.gap_cache.clear()
+    read = await blocking(wait_until_read, console.engine, console.settings.write_wait_seconds)
+    lagging = "" if read else "&lagging=1"
+    return RedirectResponse(f"/customers/{quote(customer, safe='')}?done={action}{lagging}",
+                            303)
+
+
+def _refuse(user: Principal, team: str) -> Response | None:
+    if user.may_act_for(team):
+        return None
+    return PlainTextResponse(f"your role ({user.role}, team {user.team}) may not act for "
+                             f"team {team}", 403)
+
+
+async def check_in(request: Request) -> Response:
+    user = user_of(request)
+    if (refused := _refuse(user, user.team)) is not None:
+        return refused
+    form = await request.form()
+    notes = str(form.get("notes") or "") or None
+    return await _act(request, "check-in", console_of(request).engine.check_in,
+                      {"notes": notes})
+
+
+async def change_stage(request: Request) -> Response:
+    user = user_of(request)
+    if (refused := _refuse(user, user.team)) is not None:
+        return refused
+    form = await request.form()
+    return await _act(request, "stage", console_of(request).engine.change_stage,
+                      {"to_stage": str(form.get("to_stage") or ""),
+                       "reason": str(form.get("reason") or "") or None})
+
+
+async def touchpoint(request: Request) -> Response:
+    user = user_of(request)
+    if (refused := _refuse(user, user.team)) is not None:
+        return refused
+    form = await request.form()
+    return await _act(request, "touchpoint", console_of(request).engine.touchpoint, {
+        "channel": str(form.get("channel") or ""),
+        "campaign_id": str(form.get("campaign_id") or "").strip() or None,
+        "notes": str(form.get("notes") or "") or None})
+
+
+def _lines(text: str) -> list[str]:
+    """A text area's non-empty lines (a document's list field)."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+async def send_handover(request: Request) -> Response:
+    """Hand the customer over from the user's team (never the form's) to another one."""
+    user = user_of(request)
+    if (refused := _refuse(user, user.team)) is not None:
+        return refused
+    form = await request.form()
+    document = {key: _lines(str(form.get(key) or "")) for key in ("goals", "risks")}
+    return await _act(request, "handover", console_of(request).engine.send_handover, {
+        "handover_id": f"h-{uuid4().hex[:12]}", "from_team": user.team,
+        "to_team": str(form.get("to_team") or ""),
+        "to_person": str(form.get("to_person") or "").strip() or None,
+        "document": {**document, "notes": str(form.get("notes") or "") or None}})
+
+
+async def _handover(request: Request, decision: str) -> Response:
+    console = console_of(request)
+    user = user_of(request)
+    customer = request.path_params["customer"]
+    handover = request.path_params["handover"]
+    try:
+        rows = await blocking(queries.handovers, read_models(console.engine),
+                              customer=customer, catch_up=False)
+    except LifecycleError as exc:
+        return PlainTextResponse(str(exc), 404)
+    found = next((r for r in rows if r["handover_id"] == handover), None)
+    if found is None:
+        return PlainTextResponse(f"handover={handover!r}: no such handover of this customer",
+                                 404)
+    if (refused := _refuse(user, found["to_team"])) is not None:
+        return refused
+    if decision == "accept":
+        return await _act(request, "accept", console.engine.accept_handover,
+                          {"handover_id": handover})
+    form = await request.form()
+    return await _act(request, "reject", console.engine.reject_handover,
+                      {"handover_id": handover, "reason": str(form.get("reason") or "")})
+
+
+async def accept(request: Request) -> Response:
+    return await _handover(request, "accept")
+
+
+async def reject(request: Request) -> Response:
+    return await _handover(request, "reject")
+
+
+@require("erase")
+async def erase(request: Request) -> Response:
+    """Erase the customer's personal data (``engine.erase``), once the form repeats the
+    customer's id; the page then shows ``[erased]`` wherever a personal field was."""
+    user = user_of(request)
+    console = console_of(request)
+    customer = request.path_params["customer"]
+    form = await request.form()
+    if str(form.get("confirm") or "").strip() != customer:
+        return await show(request, status=422, errors={
+            "confirm": f"confirm={str(form.get('confirm') or '')[:200]!r}: type the "
+                       f"customer's id, {customer!r}, to erase it"})
+    try:
+        await blocking(console.engine.erase, customer=customer,
+                       reason=str(form.get("reason") or ""), actor=user.name)
+    except UnknownCustomer as exc:
+        return PlainTextResponse(str(exc), 404)
+    except (InvalidInput, InvariantViolation) as exc:
+        return await show(request, errors=_problems(exc), status=422)
+    log.info("console.customer_erased", user=user.name, customer=customer)
+    console.gap_cache.clear()
+    await blocking(wait_until_read, console.engine, console.settings.write_wait_seconds)
+    return RedirectResponse(f"/customers/{quote(customer, safe='')}?done=erase", 303)
+
+
+def routes() -> list[BaseRoute]:
+    base = "/customers/{customer:path}"
+    return [
+        Route(f"{base}/check-in", check_in, methods=["POST"]),
+        Route(f"{base}/stage", change_stage, methods=["POST"]),
+        Route(f"{base}/touchpoint", touchpoint, methods=["POST"]),
+        Route(f"{base}/handovers", send_handover, methods=["POST"]),
+        Route(f"{base}/handovers/{{handover}}/accept", accept, methods=["POST"]),
+        Route(f"{base}/handovers/{{handover}}/reject", reject, methods=["POST"]),
+        Route(f"{base}/erase", erase, methods=["POST"]),
+    ]

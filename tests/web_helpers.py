@@ -1,0 +1,112 @@
+"""The web console in-process: an engine with users and a customer, a client, sign-in."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+
+import httpx
+from cli_helpers import CLI
+
+from lifecycle_es import LifecycleEngine
+from lifecycle_es.domain.user import hash_password
+from lifecycle_es.web import Settings, create_app
+
+with warnings.catch_warnings():  # starlette prefers httpx2; httpx is what is installed
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+PASSWORD = "correct horse battery staple"
+SECRET = b"s" * 40
+ADMIN_META = {"at": "2024-01-01T00:00:00Z", "actor": "root", "team": "admin"}
+#: user -> (team, role)
+USERS = {"ann": ("success", "member"), "lea": ("sales", "lead"), "cora": ("success", "compliance"),
+         "adam": ("support", "admin")}
+
+
+@cache
+def password_hash() -> str:
+    """One argon2 hash for every test user (hashing costs about half a second)."""
+    return hash_password(PASSWORD)
+
+
+def add_users(engine: LifecycleEngine) -> None:
+    for name, (team, role) in USERS.items():
+        engine.add_user(user=name, user_team=team, role=role, password_hash=password_hash(),
+                        **ADMIN_META)
+
+
+def add_customer(engine: LifecycleEngine, key: str = "acme", name: str = "Acme",
+                 handover_to: str = "success") -> None:
+    engine.register(customer=key, at="2024-01-02T09:00:00Z", actor="bob", team="marketing",
+                    name=name, segment="smb", source="web")
+    engine.send_handover(customer=key, at="2024-01-03T09:00:00Z", actor="bob", team="sales",
+                         handover_id="h1", from_team="sales", to_team=handover_to,
+                         document={"goals": ["grow"], "risks": ["churn"]})
+
+
+def settings(**changes: Any) -> Settings:
+    return Settings(**{"session_secret": SECRET, "failed_signin_seconds": 0.05, **changes})
+
+
+@contextmanager
+def client(engine: LifecycleEngine, https: bool = False, **changes: Any,
+           ) -> Iterator[TestClient]:
+    """A client of the console on ``engine`` (its follower running while in the block)."""
+    app = create_app(engine, settings(**changes))
+    base = "https://testserver" if https else "http://testserver"
+    with TestClient(app, base_url=base) as c:
+        yield c
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+def sign_in(c: TestClient, user: str, password: str = PASSWORD) -> str:
+    """Sign ``user`` in; returns the CSRF token of the new session."""
+    token = csrf_of(c.get("/signin").text)
+    r = c.post("/signin", data={"user": user, "password": password, "csrf_token": token,
+                                "next": "/"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return csrf_of(c.get("/").text)
+
+
+#: the session secret of the real ``serve`` processes of the tests
+SERVE_SECRET = "a session secret of at least thirty-two characters"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_serve(store: str, port: int) -> subprocess.Popen[str]:
+    """``lifecycle-es --store STORE serve --port PORT`` as a real process."""
+    env = {**os.environ, "LIFECYCLE_ES_SESSION_SECRET": SERVE_SECRET}
+    return subprocess.Popen([*CLI, "--store", store, "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_up(proc: subprocess.Popen[str], base: str) -> None:
+    """Wait (at most a minute) until the console at ``base`` answers ``/healthz``."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).text == "ok":
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError("the console did not start")
