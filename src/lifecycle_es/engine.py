@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar, ov
 
 from lifecycle_es.bootstrap import ReadSide, bootstrap, queries_store
 from lifecycle_es.domain.stage_model import StageModel
+from lifecycle_es.errors import StoreError
 from lifecycle_es.logs import get_logger
 from lifecycle_es.reading.projection.freshness import Freshness, freshness
 from lifecycle_es.reading.projection.parallel import default_jobs
@@ -31,8 +32,6 @@ from lifecycle_es.reading.projection.runner import (
     ProjectionManager,
 )
 from lifecycle_es.stores.event_log import EventLog
-from lifecycle_es.stores.faults import DRIVER_ERRORS
-from lifecycle_es.stores.faults import fault as store_fault
 from lifecycle_es.stores.master_key import (
     KEY_ENV_VAR,
     KEY_FILE_ENV_VAR,
@@ -64,10 +63,18 @@ if TYPE_CHECKING:  # the queries are imported when first used
 
 log = get_logger("lifecycle_es.writing")
 
+
+def store_fault(exc: BaseException, store: StoreURL) -> StoreError | None:
+    """``exc`` as the one-line store fault it is when a database driver raised it (what the
+    stores say of a lock, a full disk, a read-only session...), else None. The drivers are
+    imported only here, when a fault is looked at (the CLI starts without them)."""
+    from lifecycle_es.stores.faults import DRIVER_ERRORS, fault
+
+    return fault(exc, store) if isinstance(exc, DRIVER_ERRORS) else None
+
 __all__ = [
     "DEFAULT_BATCH",
     "DEFAULT_WRITE_BATCH",
-    "DRIVER_ERRORS",
     "KEY_ENV_VAR",
     "KEY_FILE_ENV_VAR",
     "STORE_ENV_VAR",
@@ -135,8 +142,8 @@ class LifecycleEngine:
       bulk writes ``import_file``,
       ``import_lines``, ``record_many``, ``find_import``;
     - **aggregates**: ``customer()``, ``campaign()``, ``history()``, ``stored_aggregate()``;
-    - **people** of the web console: ``user()``, ``authenticate()``, ``add_user``,
-      ``change_user_role``, ``change_user_password``, ``disable_user``;
+    - **people** of the web console: ``user()``, ``authenticate()``, and one method per
+      user command (adding, changing the role or password of, disabling a user; docs/console.md);
     - **reading** (the read side's, ``lifecycle_es.reading``): ``projections`` (the read
       models), ``audit``, ``metrics``, ``gaps()``, ``health()``, ``customer_facts()``;
       ``verify()`` (the hash chains), ``freshness()``; ``reader`` (the engine queries read) and

@@ -206,16 +206,14 @@ def _store_fault(exc: Exception) -> str | None:
     """A driver's error that reached the CLI untranslated (the store layer turns them into
     StoreError: this is the net under it) as the one line of a store fault; None for any
     other error (a bug: its traceback is shown)."""
-    from lifecycle_es.engine import DRIVER_ERRORS, StoreURL
-    from lifecycle_es.engine import store_fault as fault
+    from lifecycle_es.engine import StoreURL, store_fault
 
-    if not isinstance(exc, DRIVER_ERRORS):
-        return None
     try:
         store = StoreURL.parse(_store_url())
     except StoreError:
         store = StoreURL(kind="memory")
-    return _redacted(str(fault(exc, store)))
+    fault = store_fault(exc, store)
+    return None if fault is None else _redacted(str(fault))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ stopped on an event it could not apply raises ``ProjectionFailed`` (stale since 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,24 @@ def customer_stage(pm: ProjectionManager, customer: str, *,
     if not rows:
         raise UnknownCustomer(customer)
     return rows[0]
+
+
+def current_stages(pm: ProjectionManager, *, customers: Sequence[str] | None = None,
+                   segment: str | None = None,
+                   catch_up: bool = True) -> list[dict[str, Any]]:
+    """``current_stage`` rows: of ``customers`` (ids as stored) and/or of one ``segment``."""
+    _fresh(pm, "current_stage", catch_up)
+    where: list[str] = []
+    params: list[Any] = []
+    if customers is not None:
+        if not customers:
+            return []
+        where.append(f"customer IN ({', '.join('?' * len(customers))})")
+        params.extend(customers)
+    if segment is not None:
+        where.append("segment=?")
+        params.append(segment)
+    return pm.fetch("current_stage", " AND ".join(where), params)
 
 
 def stage_counts(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.report.urgency import KIND_ORDER, urgency_key
 from lifecycle_es.web.auth import Principal, user_of
 from lifecycle_es.web.context import Console, blocking, console_of
-from lifecycle_es.web.reads import Freshness, Gap, fresh, read_models
+from lifecycle_es.web.reads import Freshness, Gap, fresh, queries, read_models
 from lifecycle_es.web.render import page
 
 PAGE_SIZE = 50
@@ -89,14 +89,13 @@ def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
               and (not f.team or g.team == f.team) and (not f.mine or g.owner == user.name)
               and (not f.owner or g.owner == f.owner)]
     if f.segment:
-        of_segment = {r["customer"] for r in pm.fetch("current_stage", "segment=?",
-                                                        [f.segment])}
+        of_segment = {r["customer"] for r in queries.current_stages(
+            pm, segment=f.segment, catch_up=False)}
         wanted = [g for g in wanted if g.customer in of_segment]
     start = (f.page - 1) * PAGE_SIZE
     shown = wanted[start:start + PAGE_SIZE]
     keys = sorted({g.customer for g in shown})
-    rows = pm.fetch("current_stage", f"customer IN ({', '.join('?' * len(keys))})",
-                    keys) if keys else []
+    rows = queries.current_stages(pm, customers=keys, catch_up=False)
     by_customer = {r["customer"]: r for r in rows}
     items = [{"gap": g, "row": by_customer.get(g.customer, {}),
               "late_seconds": max(0.0, (now - g.since).total_seconds())} for g in shown]
