@@ -36,7 +36,7 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432/test?schema=dash"
 
 def ensure_built(engine: LifecycleEngine, customers: int, until: date) -> None:
     """Write the demo history into an empty store; rebuild read models not current."""
-    if not engine.recorder.max_notification_id():
+    if not engine.writer.recorder.max_notification_id():
         started = time.perf_counter()
         result = write(engine, generate(customers, 7, engine.stage_model, until))
         print(f"  wrote {result.events:,} events in {time.perf_counter() - started:.0f}s")
@@ -95,7 +95,7 @@ def bench(url: str, args: argparse.Namespace) -> None:
         print(f"\n{engine.store.redacted()}")
         ensure_built(engine, args.customers, default_until())
         engine.projections.queries_catch_up = False  # read models current: no catch-up
-        print(f"  {engine.recorder.max_notification_id():,} events; load average "
+        print(f"  {engine.writer.recorder.max_notification_id():,} events; load average "
               f"{os.getloadavg()[0]:.1f}")
         print(f"  {'query':<40} {'median':>9} {'p95':>9} {'cpu':>9} {'target':>8}")
         for name, target, func in dashboard(engine):

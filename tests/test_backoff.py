@@ -11,7 +11,7 @@ import pytest
 from lifecycle_es import backoff as helper
 from lifecycle_es.backoff import Backoff, retry
 from lifecycle_es.errors import ConcurrencyConflict
-from lifecycle_es.reading.projection import runner
+from lifecycle_es.reading.projection import follower as runner
 from lifecycle_es.stores import faults
 from lifecycle_es.stores.faults import StoreFault, guarded
 from lifecycle_es.stores.url import StoreURL

@@ -74,7 +74,7 @@ def both(url: str, first: Path, second: Path) -> list[subprocess.CompletedProces
 def events(url: str) -> int:
     engine = LifecycleEngine(url)
     try:
-        return int(engine.recorder.max_notification_id() or 0)
+        return int(engine.writer.recorder.max_notification_id() or 0)
     finally:
         engine.close()
 

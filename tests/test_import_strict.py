@@ -113,5 +113,5 @@ def test_the_cli_refuses_and_writes_nothing(durable_store_url: str, tmp_path: Pa
     assert f"line 2: {field}=" in proc.stderr and reason in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     engine = LifecycleEngine(durable_store_url)
-    assert engine.recorder.max_notification_id() in (None, 0)
+    assert engine.writer.recorder.max_notification_id() in (None, 0)
     engine.close()
