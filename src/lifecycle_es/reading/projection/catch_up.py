@@ -44,8 +44,10 @@ class CatchUp:
     def current(self) -> set[str]:
         """The read models built, of their code version, without a failure and at the
         head: two reads (head, positions), no transaction, no lock."""
-        head = self.m.head()
         states = self.m.state.all()
+        if not all(_built(states.get(p.name)) for p in self.m.projections.values()):
+            return set()  # one never built: a catch-up creates its tables first
+        head = self.m.head()
         return {p.name for p in self.m.projections.values()
                 if _current(p, states.get(p.name), head)}
 
@@ -53,8 +55,14 @@ class CatchUp:
             skip: bool) -> tuple[int, list[Failure], list[str]]:
         """(events applied, read models that failed, read models to rebuild)."""
         selected = self.m.select(names)
-        head = self.m.head()
         states = self.m.state.all()
+        # a read model never built gets its (empty) tables before the log is read: they
+        # are there to query even when the log cannot be read now (locked, unreachable)
+        created = {p.name for p in selected
+                   if not _built(states.get(p.name)) and self._create_live(p)}
+        if created:
+            states = self.m.state.all()
+        head = self.m.head()
         if all(_current(p, states.get(p.name), head) for p in selected):
             return 0, [], []
         group, stale, by_rebuild = [], [], []
@@ -66,8 +74,7 @@ class CatchUp:
             elif self._by_rebuild(st, head):
                 by_rebuild.append(p)
             else:
-                created = (st is None or not st.built) and self._create_live(p)
-                tables[p.name] = self.m.tables(p, "", complete=created)
+                tables[p.name] = self.m.tables(p, "", complete=p.name in created)
                 group.append(p)
         failures: dict[str, Failure] = {}
         done = self._rebuild_backlog(by_rebuild, batch_size, progress, skip, group, tables)
@@ -119,6 +126,10 @@ class CatchUp:
                 self.m.read.create_table(t, t.name, build)
             self.m.state.built_live(p.name, p.version, build, st)
         return True
+
+
+def _built(st: ModelState | None) -> bool:
+    return st is not None and st.built
 
 
 def _current(p: Projection, st: ModelState | None, head: int) -> bool:
