@@ -59,9 +59,9 @@ def _report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of:
               for s in [*model.names, CHURNED]]
     # series: the complete months of the period (MRR also at its start, the month before)
     first, cutoff = calc.month_start(start), calc.month_start(min(end, as_of))
-    health = engine.health(as_of=as_of, config=cfg)
+    gaps = _by_urgency(engine.gaps(as_of, config=cfg), facts)  # before health: it reads
+    health = engine.health(as_of=as_of, config=cfg)  # some customers' share of the same rows
     bands = Counter(h.band for h in health)
-    gaps = _by_urgency(engine.gaps(as_of, config=cfg), facts)
     gap_rows = [_gap_row(g, as_of, facts, names) for g in gaps]
     cohorts = metrics.cohorts(as_of=as_of)
     which, before = previous_period(start, end)

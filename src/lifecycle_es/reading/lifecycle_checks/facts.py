@@ -11,6 +11,7 @@ others are folded from the history of spans and points.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -137,6 +138,10 @@ def _kind(customer: Who, prefix: str = "") -> str:
     return f"{prefix}kind" if customer is None else f"({prefix}kind || '')"
 
 
+#: the ``kind`` column as :func:`_kind` writes it for some customers
+_ONE_KIND = "(kind || '')"
+
+
 def as_utc(value: When | None, field: str = "as_of") -> datetime:
     """``value`` (default: now) as an aware UTC datetime: a date is midnight UTC, a naive
     time is UTC, text is ISO 8601 (bad text raises InvalidInput naming ``field``)."""
@@ -147,14 +152,27 @@ def reader_for(engine: Source) -> FactsReader:
     """A reader over the engine's read models, caught up with the log first (unless the
     engine's queries do not catch up: ``--no-catch-up``, a read store)."""
     engine.projections.ensure_current(list(READ_MODELS))
-    return FactsReader(engine.projections.read)
+    return FactsReader(engine.projections.read, engine.projections.call_memo)
 
 
 class FactsReader:
     """Queries over the facts read models, each bounded by an ``as_of`` time."""
 
-    def __init__(self, read: ReadStore) -> None:
+    def __init__(self, read: ReadStore, memo: dict[Hashable, Any] | None = None) -> None:
         self.read = read
+        #: rows already read in this top-level call, by statement and parameters (the
+        #: report asks gaps, health and its own figures for the same facts)
+        self.memo = memo
+
+    def _fetchall(self, key: Hashable, sql: str,
+                  params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """``read.fetchall``, read once per top-level call (when there is a memo)."""
+        if self.memo is None:
+            return self.read.fetchall(sql, params)
+        rows = self.memo.get(key)
+        if rows is None:
+            rows = self.memo[key] = self.read.fetchall(sql, params)
+        return list(rows)
 
     def _t(self, value: datetime) -> Any:
         return self.read.encode("timestamp", value)
@@ -177,16 +195,21 @@ class FactsReader:
 
     def _rows(self, sql: str, params: list[Any], customer: Who,
               tail: str = "", later_than: datetime | None = None) -> list[tuple[Any, ...]]:
-        """Run ``sql`` (ending in a WHERE clause), restricted to ``customer`` if given, and
-        to customers with facts after ``later_than`` if given."""
-        if customer is not None:
-            where, values = _among(customer)
-            sql += f" AND {where}"
-            params = [*params, *values]
+        """Run ``sql`` (ending in a WHERE clause; rows begin with the customer), restricted
+        to ``customer`` if given, and to customers with facts after ``later_than`` if given.
+        Within a top-level call, rows read for every customer serve a later restricted ask."""
         if later_than is not None:
             sql += " AND customer IN (SELECT customer FROM gap_now WHERE latest_at > ?)"
             params = [*params, self._t(later_than)]
-        return self.read.fetchall(sql + tail, params)
+        everyone = ("rows", sql.replace(_ONE_KIND, "kind"), tuple(params), tail)
+        if customer is None:
+            return self._fetchall(everyone, sql + tail, params)
+        if self.memo is not None and everyone in self.memo:
+            wanted = {customer} if isinstance(customer, str) else set(customer)
+            return [r for r in self.memo[everyone] if r[0] in wanted]
+        where, values = _among(customer)
+        sql, params = f"{sql} AND {where}", [*params, *values]
+        return self._fetchall(("rows", sql, tuple(params), tail), sql + tail, params)
 
     def _spans(self, at: datetime, kinds: tuple[str, ...], customer: Who,
                later_than: datetime | None = None) -> list[tuple[Any, ...]]:
@@ -206,13 +229,21 @@ class FactsReader:
     def customers(self, as_of: datetime, customer: str | None = None,
                   scope: Scope = EVERYONE) -> dict[str, CustomerFacts]:
         """Every customer registered at ``as_of`` (or just ``customer``) and in ``scope``
-        at that time, with its facts."""
-        newest = self.read.fetchone("SELECT MAX(latest_at) FROM gap_now")
+        at that time, with its facts. Within a top-level call that read every customer's
+        facts at ``as_of``, those serve (``scope.suspects`` is a subset of them)."""
+        full = None if self.memo is None else self.memo.get(("customers", as_of))
+        if full is not None:
+            return {c: f for c, f in full.items()
+                    if (customer is None or c == customer) and scope.holds(f)}
+        newest = next(iter(self._fetchall("newest", "SELECT MAX(latest_at) FROM gap_now")),
+                      None)
         settled = newest is None or newest[0] is None or newest[0] <= self._t(as_of)
         out = self._current(as_of, customer, scope, bounded=not settled)
         if not settled:  # some customers' facts changed after as_of: fold theirs
             folded = self._folded(as_of, customer if customer is not None else scope.ids)
             out.update((c, f) for c, f in folded.items() if scope.holds(f))
+        if self.memo is not None and customer is None and scope == EVERYONE:
+            self.memo["customers", as_of] = dict(out)
         return out
 
     def _current(self, as_of: datetime, customer: str | None, scope: Scope,
@@ -352,7 +383,7 @@ class FactsReader:
 
     def campaigns(self, as_of: datetime) -> dict[str, CampaignVersion]:
         """Every campaign announced at ``as_of``, as the registry described it then."""
-        rows = self.read.fetchall(_CAMPAIGNS_AT, [self._t(as_of)])
+        rows = self._fetchall(("campaigns", as_of), _CAMPAIGNS_AT, [self._t(as_of)])
         dec = self.read.decode
         return {
             c: CampaignVersion(c, name, dec("date", s), dec("date", e),
