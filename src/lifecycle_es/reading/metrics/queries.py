@@ -86,13 +86,30 @@ class Metrics:
             "SELECT DISTINCT customer FROM metrics_paying "
             "WHERE paying_from <= ? AND (paying_to IS NULL OR paying_to > ?)", (t, t))}
 
-    def _mrr_at(self, t: datetime) -> dict[str, tuple[int, str | None]]:
-        """customer -> (MRR, currency) after the latest MRR change at or before t."""
+    def _paying_in(self, t0: datetime, t1: datetime) -> tuple[set[str], set[str], set[str]]:
+        """The customers paying at ``t0``, those paying at ``t1`` and those whose paying
+        ended in [t0, t1) (one statement)."""
+        paying = "paying_from <= ? AND (paying_to IS NULL OR paying_to > ?)"
         rows = self._rows(
-            "SELECT customer, mrr_after, currency FROM (SELECT customer, mrr_after, currency, "
-            "ROW_NUMBER() OVER (PARTITION BY customer ORDER BY at DESC, version DESC) AS rn "
-            "FROM metrics_mrr WHERE at <= ?) latest WHERE rn = 1", (t,))
-        return {c: (int(m), cur) for c, m, cur in rows}
+            f"SELECT customer, MAX(CASE WHEN {paying} THEN 1 ELSE 0 END), "
+            f"MAX(CASE WHEN {paying} THEN 1 ELSE 0 END), "
+            "MAX(CASE WHEN paying_to >= ? AND paying_to < ? THEN 1 ELSE 0 END) "
+            "FROM metrics_paying GROUP BY customer", (t0, t0, t1, t1, t0, t1))
+        return ({c for c, at0, _, _ in rows if at0}, {c for c, _, at1, _ in rows if at1},
+                {c for c, _, _, ended in rows if ended})
+
+    def _mrr_at(self, *times: datetime) -> list[dict[str, tuple[int, str | None]]]:
+        """Per time t: customer -> (MRR, currency) after the latest MRR change at or before
+        t (one statement)."""
+        latest = (
+            "SELECT {i}, customer, mrr_after, currency FROM (SELECT customer, mrr_after, "
+            "currency, ROW_NUMBER() OVER (PARTITION BY customer ORDER BY at DESC, "
+            "version DESC) AS rn FROM metrics_mrr WHERE at <= ?) latest{i} WHERE rn = 1")
+        out: list[dict[str, tuple[int, str | None]]] = [{} for _ in times]
+        for i, c, m, cur in self._rows(" UNION ALL ".join(
+                latest.format(i=i) for i in range(len(times))), times):
+            out[int(i)][c] = (int(m), cur)
+        return out
 
     # -------------------------------------------------------------- summary
 
@@ -103,26 +120,25 @@ class Metrics:
         t0, t1 = instant(start, "from"), instant(end, "to")
         calc.check_period(t0, t1)
         margin_f = _margin(margin)
-        s_set, e_set = self._paying_at(t0), self._paying_at(t1)
+        s_set, e_set, ended = self._paying_in(t0, t1)
         new = e_set - s_set
-        churned = {r[0] for r in self._rows(
-            "SELECT DISTINCT customer FROM metrics_paying WHERE paying_to >= ? AND paying_to < ?",
-            (t0, t1))} & s_set
+        churned = ended & s_set
         retention = ratio(len(e_set) - len(new), len(s_set))
         churn_rate = ratio(len(churned), len(s_set))
         months = calc.period_months(t0, t1)
         revenue = self._revenue(s_set, t0, t1)
+        scores = self._scores(t0, t1)
         return Summary(
             start=t0, end=t1, months=months, paying_at_start=len(s_set),
             paying_at_end=len(e_set), new=len(new), retained=len(e_set) - len(new),
             churned=len(churned), retention_rate=retention, churn_rate=churn_rate,
-            revenue=revenue, nps=self._nps(t0, t1), csat=self._csat(t0, t1),
+            revenue=revenue, nps=_nps_of(scores["nps"]), csat=self._csat(scores["csat"]),
             historical_clv=self._historical_clv(t1),
             predictive_clv=_predictive(revenue, margin_f, churn_rate, months),
         )
 
     def _revenue(self, s_set: set[str], t0: datetime, t1: datetime) -> list[RevenueRetention]:
-        at0, at1 = self._mrr_at(t0), self._mrr_at(t1)
+        at0, at1 = self._mrr_at(t0, t1)
         acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         for c in s_set:
             m0, cur = at0.get(c, (0, None))
@@ -138,16 +154,16 @@ class Metrics:
             for cur, (n, m0, m1, kept) in sorted(acc.items())
         ]
 
-    def _scores(self, kind: str, t0: datetime, t1: datetime) -> dict[int, int]:
-        return {int(s): int(n) for s, n in self._rows(
-            "SELECT score, COUNT(*) FROM metrics_answers WHERE kind = ? AND at >= ? AND at < ? "
-            "GROUP BY score", (kind, t0, t1))}
+    def _scores(self, t0: datetime, t1: datetime) -> dict[str, dict[int, int]]:
+        """kind (``nps``, ``csat``) -> score -> answers in [t0, t1) (one statement)."""
+        out: dict[str, dict[int, int]] = {"nps": {}, "csat": {}}
+        for kind, s, n in self._rows(
+                "SELECT kind, score, COUNT(*) FROM metrics_answers WHERE kind IN (?, ?) "
+                "AND at >= ? AND at < ? GROUP BY kind, score", ("nps", "csat", t0, t1)):
+            out[kind][int(s)] = int(n)
+        return out
 
-    def _nps(self, t0: datetime, t1: datetime) -> Nps:
-        return _nps_of(self._scores("nps", t0, t1))
-
-    def _csat(self, t0: datetime, t1: datetime) -> Csat:
-        counts = self._scores("csat", t0, t1)
+    def _csat(self, counts: dict[int, int]) -> Csat:
         answers = sum(counts.values())
         satisfied = sum(n for s, n in counts.items() if s >= 4)
         return Csat(answers=answers, satisfied=satisfied, share=ratio(satisfied, answers))
