@@ -234,14 +234,19 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
         settings and master key's fingerprint, which serve the engine's opening until
         :meth:`opened`."""
         needed = created_names(self.create_table_statements)
-        with self.datastore.transaction(commit=False) as c:
+        # autocommit reads: no write lock, and no transaction to begin and end
+        with self.datastore.get_connection(commit=False) as conn:
+            c = conn.cursor()
             c.execute("SELECT name FROM sqlite_master")
             self.tables = frozenset(str(row[0]) for row in c.fetchall())
             if needed is not None and self.tables.issuperset(needed):
-                c.execute(f"SELECT key, value FROM {SETTINGS_TABLE}")
-                settings = {str(k): str(v) for k, v in c.fetchall()}
+                c.execute(f"SELECT 1, key, value FROM {SETTINGS_TABLE} UNION ALL "
+                          f"SELECT 0, NULL, fingerprint FROM {MASTER_TABLE} WHERE id = 1")
+                rows = c.fetchall()
+                settings = {str(k): str(v) for setting, k, v in rows if setting}
+                fingerprint = next((str(v) for setting, _, v in rows if not setting), None)
                 if not (settings and _sqlite_settings(c).needs_adopting()):
-                    self._opening = (settings, _sqlite_keys(c).fingerprint())
+                    self._opening = (settings, fingerprint)
                     return
         self.tables = None  # made or adopted now: asked again when needed
         super().create_table()

@@ -198,33 +198,48 @@ class FactsReader:
         """Run ``sql`` (ending in a WHERE clause; rows begin with the customer), restricted
         to ``customer`` if given, and to customers with facts after ``later_than`` if given.
         Within a top-level call, rows read for every customer serve a later restricted ask."""
-        if later_than is not None:
-            sql += " AND customer IN (SELECT customer FROM gap_now WHERE latest_at > ?)"
-            params = [*params, self._t(later_than)]
-        everyone = ("rows", sql.replace(_ONE_KIND, "kind"), tuple(params), tail)
+        return self._union([(sql, params)], customer, tail, later_than)
+
+    def _union(self, parts: Sequence[tuple[str, list[Any]]], customer: Who, tail: str = "",
+               later_than: datetime | None = None) -> list[tuple[Any, ...]]:
+        """:meth:`_rows` of several statements, each part's rows after the previous
+        part's (one ``UNION ALL`` statement)."""
+        def joined(where: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+            sqls, params = [], []
+            for sql, part in parts:
+                params.extend(part)
+                if later_than is not None:
+                    sql += " AND customer IN (SELECT customer FROM gap_now WHERE latest_at > ?)"
+                    params.append(self._t(later_than))
+                if where:
+                    sql += f" AND {where}"
+                    params.extend(values)
+                sqls.append(sql + tail)
+            return " UNION ALL ".join(sqls), params
+
+        sql, params = joined("", ())
+        everyone = ("rows", sql.replace(_ONE_KIND, "kind"), tuple(params))
         if customer is None:
-            return self._fetchall(everyone, sql + tail, params)
+            return self._fetchall(everyone, sql, params)
         if self.memo is not None and everyone in self.memo:
             wanted = {customer} if isinstance(customer, str) else set(customer)
             return [r for r in self.memo[everyone] if r[0] in wanted]
-        where, values = _among(customer)
-        sql, params = f"{sql} AND {where}", [*params, *values]
-        return self._fetchall(("rows", sql, tuple(params), tail), sql + tail, params)
+        sql, params = joined(*_among(customer))
+        return self._fetchall(("rows", sql, tuple(params)), sql, params)
 
     def _spans(self, at: datetime, kinds: tuple[str, ...], customer: Who,
                later_than: datetime | None = None) -> list[tuple[Any, ...]]:
         """The spans of ``kinds`` open at ``at``: those still open, then those ended after
-        ``at`` (two searches of the ``(kind, end_at)`` index, not a walk through every span
-        begun before ``at``: ``NOT (start_at > ?)`` keeps SQLite's planner, without
-        statistics, off the ``(kind, start_at)`` index)."""
+        ``at`` (two searches of the ``(kind, end_at)`` index in one statement, not a walk
+        through every span begun before ``at``: ``NOT (start_at > ?)`` keeps SQLite's
+        planner, without statistics, off the ``(kind, start_at)`` index)."""
         marks = ", ".join("?" * len(kinds))
         sql = ("SELECT customer, kind, start_at, value, extra, number, day FROM gap_spans "
                f"WHERE {_kind(customer)} IN ({marks}) AND NOT (start_at > ?) AND ")
         t = self._t(at)
-        return [*self._rows(sql + "end_at IS NULL", [*kinds, t], customer,
-                            later_than=later_than),
-                *self._rows(sql + "end_at > ?", [*kinds, t, t], customer,
-                            later_than=later_than)]
+        return self._union([(sql + "end_at IS NULL", [*kinds, t]),
+                            (sql + "end_at > ?", [*kinds, t, t])], customer,
+                           later_than=later_than)
 
     def customers(self, as_of: datetime, customer: str | None = None,
                   scope: Scope = EVERYONE) -> dict[str, CustomerFacts]:
