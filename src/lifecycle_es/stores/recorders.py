@@ -245,7 +245,7 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
                 rows = c.fetchall()
                 settings = {str(k): str(v) for setting, k, v in rows if setting}
                 fingerprint = next((str(v) for setting, _, v in rows if not setting), None)
-                if not (settings and _sqlite_settings(c).needs_adopting()):
+                if not (settings and _sqlite_settings(c).needs_adopting(has_settings=True)):
                     self._opening = (settings, fingerprint)
                     return
         self.tables = None  # made or adopted now: asked again when needed
