@@ -255,6 +255,17 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
         """The engine is open: settings and fingerprint are read from the store again."""
         self._opening = None
 
+    def max_notification_id(self) -> Any:
+        """The head of the log: one statement in autocommit (no transaction to begin and
+        end), tried again as the library's reads are."""
+        return self._call(self._head)
+
+    def _head(self) -> Any:
+        with self.datastore.get_connection(commit=False) as conn:
+            c = conn.cursor()
+            c.execute(self.select_max_notification_id_statement)
+            return c.fetchone()[0]
+
     def get_setting(self, key: str) -> str | None:
         """A store-wide setting (e.g. the stage model), or None."""
         if self._opening is not None:
