@@ -19,7 +19,7 @@ from lifecycle_es.domain.stage_model import CHURNED
 from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts
 from lifecycle_es.reading.lifecycle_checks.gaps import KINDS, Gap
 from lifecycle_es.reading.metrics import calc
-from lifecycle_es.reading.metrics.results import plain
+from lifecycle_es.reading.metrics.results import Summary, plain
 from lifecycle_es.reading.projection import queries
 from lifecycle_es.report.page import render
 from lifecycle_es.report.periods import previous_period
@@ -65,13 +65,14 @@ def _report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of:
     gap_rows = [_gap_row(g, as_of, facts, names) for g in gaps]
     cohorts = metrics.cohorts(as_of=as_of)
     which, before = previous_period(start, end)
+    summary, previous = metrics.summaries([(start, end), (before(start), before(end))])
     data: dict[str, Any] = plain({
         "generated_at": datetime.now(UTC),
         "as_of": as_of,
         "period": {"from": start, "to": end},
         "stage_model": model.name,
         "customers": len(facts),
-        "summary": metrics.summary(start, end).to_dict(),
+        "summary": summary.to_dict(),
         "stages": stages,
         "funnel": metrics.funnel(start, end).to_dict(),
         "mrr": [p.to_dict() for p in metrics.mrr_series(calc.add_months(first, -1), cutoff)]
@@ -93,7 +94,7 @@ def _report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of:
             "first": act_first(gap_rows),
         },
         "previous": {"which": which, **_previous(engine, before(start), before(end),
-                                                 before(as_of), cfg)},
+                                                 before(as_of), previous, cfg)},
         "caps": {"cohort_rows": COHORT_ROWS, "gap_rows": GAP_ROWS, "health_rows": HEALTH_ROWS},
     })
     return data
@@ -127,14 +128,15 @@ def _gap_row(g: Gap, as_of: datetime, facts: dict[str, CustomerFacts],
 
 
 def _previous(engine: LifecycleEngine, start: datetime, end: datetime, as_of: datetime,
-              cfg: Config) -> dict[str, Any]:
-    """The previous period's figures: its metrics, and the as-of ones at its as-of time."""
+              summary: Summary, cfg: Config) -> dict[str, Any]:
+    """The previous period's figures: its metrics (``summary``), and the as-of ones at its
+    as-of time."""
     facts = engine.customer_facts(as_of)
     return {
         "period": {"from": start, "to": end},
         "as_of": as_of,
         "customers": len(facts),
-        "summary": engine.metrics.summary(start, end).to_dict(),
+        "summary": summary.to_dict(),
         "mrr_now": _mrr_now(facts.values()),
         "open_gaps": len(engine.gaps(as_of, config=cfg)),
     }

@@ -86,17 +86,18 @@ class Metrics:
             "SELECT DISTINCT customer FROM metrics_paying "
             "WHERE paying_from <= ? AND (paying_to IS NULL OR paying_to > ?)", (t, t))}
 
-    def _paying_in(self, t0: datetime, t1: datetime) -> tuple[set[str], set[str], set[str]]:
-        """The customers paying at ``t0``, those paying at ``t1`` and those whose paying
-        ended in [t0, t1) (one statement)."""
-        paying = "paying_from <= ? AND (paying_to IS NULL OR paying_to > ?)"
+    def _paying_in(self, periods: Sequence[Period]) -> list[tuple[set[str], set[str], set[str]]]:
+        """Per period [t0, t1): the customers paying at ``t0``, those paying at ``t1`` and
+        those whose paying ended in it (one statement)."""
+        paying = "MAX(CASE WHEN paying_from <= ? AND (paying_to IS NULL OR paying_to > ?) " \
+                 "THEN 1 ELSE 0 END)"
+        ended = "MAX(CASE WHEN paying_to >= ? AND paying_to < ? THEN 1 ELSE 0 END)"
         rows = self._rows(
-            f"SELECT customer, MAX(CASE WHEN {paying} THEN 1 ELSE 0 END), "
-            f"MAX(CASE WHEN {paying} THEN 1 ELSE 0 END), "
-            "MAX(CASE WHEN paying_to >= ? AND paying_to < ? THEN 1 ELSE 0 END) "
-            "FROM metrics_paying GROUP BY customer", (t0, t0, t1, t1, t0, t1))
-        return ({c for c, at0, _, _ in rows if at0}, {c for c, _, at1, _ in rows if at1},
-                {c for c, _, _, ended in rows if ended})
+            f"SELECT customer, {', '.join([paying, paying, ended] * len(periods))} "
+            "FROM metrics_paying GROUP BY customer",
+            [t for t0, t1 in periods for t in (t0, t0, t1, t1, t0, t1)])
+        return [({r[0] for r in rows if r[1 + 3 * i]}, {r[0] for r in rows if r[2 + 3 * i]},
+                 {r[0] for r in rows if r[3 + 3 * i]}) for i in range(len(periods))]
 
     def _mrr_at(self, *times: datetime) -> list[dict[str, tuple[int, str | None]]]:
         """Per time t: customer -> (MRR, currency) after the latest MRR change at or before
@@ -116,70 +117,70 @@ class Metrics:
     def summary(self, start: When, end: When, *, margin: Fraction | float | str = 1
                 ) -> Summary:
         """Retention, churn, GRR/NRR, NPS, CSAT and CLV for the period [start, end)."""
+        return self.summaries([(start, end)], margin=margin)[0]
+
+    def summaries(self, periods: Sequence[tuple[When, When]], *,
+                  margin: Fraction | float | str = 1) -> list[Summary]:
+        """:meth:`summary` of each period, read together (four statements in all)."""
         self._fresh()
-        t0, t1 = instant(start, "from"), instant(end, "to")
-        calc.check_period(t0, t1)
+        bounds: list[Period] = []
+        for start, end in periods:
+            t0, t1 = instant(start, "from"), instant(end, "to")
+            calc.check_period(t0, t1)
+            bounds.append((t0, t1))
         margin_f = _margin(margin)
-        s_set, e_set, ended = self._paying_in(t0, t1)
-        new = e_set - s_set
-        churned = ended & s_set
-        retention = ratio(len(e_set) - len(new), len(s_set))
-        churn_rate = ratio(len(churned), len(s_set))
-        months = calc.period_months(t0, t1)
-        revenue = self._revenue(s_set, t0, t1)
-        scores = self._scores(t0, t1)
-        return Summary(
-            start=t0, end=t1, months=months, paying_at_start=len(s_set),
-            paying_at_end=len(e_set), new=len(new), retained=len(e_set) - len(new),
-            churned=len(churned), retention_rate=retention, churn_rate=churn_rate,
-            revenue=revenue, nps=_nps_of(scores["nps"]), csat=self._csat(scores["csat"]),
-            historical_clv=self._historical_clv(t1),
-            predictive_clv=_predictive(revenue, margin_f, churn_rate, months),
-        )
-
-    def _revenue(self, s_set: set[str], t0: datetime, t1: datetime) -> list[RevenueRetention]:
-        at0, at1 = self._mrr_at(t0, t1)
-        acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for c in s_set:
-            m0, cur = at0.get(c, (0, None))
-            m1 = at1.get(c, (0, cur))[0]
-            a = acc[cur or "?"]
-            a[0] += 1
-            a[1] += m0
-            a[2] += m1
-            a[3] += min(m0, m1)
-        return [
-            RevenueRetention(currency=cur, customers=n, mrr_start=m0, mrr_end=m1,
-                             mrr_retained=kept, grr=ratio(kept, m0), nrr=ratio(m1, m0))
-            for cur, (n, m0, m1, kept) in sorted(acc.items())
-        ]
-
-    def _scores(self, t0: datetime, t1: datetime) -> dict[str, dict[int, int]]:
-        """kind (``nps``, ``csat``) -> score -> answers in [t0, t1) (one statement)."""
-        out: dict[str, dict[int, int]] = {"nps": {}, "csat": {}}
-        for kind, s, n in self._rows(
-                "SELECT kind, score, COUNT(*) FROM metrics_answers WHERE kind IN (?, ?) "
-                "AND at >= ? AND at < ? GROUP BY kind, score", ("nps", "csat", t0, t1)):
-            out[kind][int(s)] = int(n)
+        paying = self._paying_in(bounds)
+        mrr = self._mrr_at(*(t for period in bounds for t in period))
+        scores = self._scores(bounds)
+        clv = self._historical_clv([t1 for _, t1 in bounds])
+        out = []
+        for i, (t0, t1) in enumerate(bounds):
+            s_set, e_set, ended = paying[i]
+            new = e_set - s_set
+            churned = ended & s_set
+            churn_rate = ratio(len(churned), len(s_set))
+            months = calc.period_months(t0, t1)
+            revenue = _revenue(s_set, mrr[2 * i], mrr[2 * i + 1])
+            out.append(Summary(
+                start=t0, end=t1, months=months, paying_at_start=len(s_set),
+                paying_at_end=len(e_set), new=len(new), retained=len(e_set) - len(new),
+                churned=len(churned), retention_rate=ratio(len(e_set) - len(new), len(s_set)),
+                churn_rate=churn_rate, revenue=revenue, nps=_nps_of(scores[i]["nps"]),
+                csat=_csat_of(scores[i]["csat"]), historical_clv=clv[i],
+                predictive_clv=_predictive(revenue, margin_f, churn_rate, months),
+            ))
         return out
 
-    def _csat(self, counts: dict[int, int]) -> Csat:
-        answers = sum(counts.values())
-        satisfied = sum(n for s, n in counts.items() if s >= 4)
-        return Csat(answers=answers, satisfied=satisfied, share=ratio(satisfied, answers))
+    def _scores(self, periods: Sequence[Period]) -> list[dict[str, dict[int, int]]]:
+        """Per period [t0, t1): kind (``nps``, ``csat``) -> score -> answers (one
+        statement)."""
+        out: list[dict[str, dict[int, int]]] = [{"nps": {}, "csat": {}} for _ in periods]
+        part = ("SELECT {i}, kind, score, COUNT(*) FROM metrics_answers WHERE kind IN (?, ?) "
+                "AND at >= ? AND at < ? GROUP BY kind, score")
+        for i, kind, s, n in self._rows(
+                " UNION ALL ".join(part.format(i=i) for i in range(len(periods))),
+                [t for t0, t1 in periods for t in ("nps", "csat", t0, t1)]):
+            out[int(i)][kind][int(s)] = int(n)
+        return out
 
-    def _historical_clv(self, t1: datetime) -> list[HistoricalClv]:
-        per: dict[str, list[int]] = defaultdict(list)
-        for _c, cur, total in self._rows(
-                "SELECT customer, currency, SUM(amount) FROM metrics_payments WHERE at < ? "
-                "GROUP BY customer, currency", (t1,)):
-            per[cur].append(int(total))
-        out = []
-        for cur, totals in sorted(per.items()):
-            mid = median(totals)
-            assert mid is not None
-            out.append(HistoricalClv(currency=cur, customers=len(totals), total=sum(totals),
-                                     mean=Fraction(sum(totals), len(totals)), median=mid))
+    def _historical_clv(self, ends: Sequence[datetime]) -> list[list[HistoricalClv]]:
+        """Per end time: the CLV of the payments before it (one statement)."""
+        per: list[dict[str, list[int]]] = [defaultdict(list) for _ in ends]
+        part = ("SELECT {i}, customer, currency, SUM(amount) FROM metrics_payments "
+                "WHERE at < ? GROUP BY customer, currency")
+        for i, _c, cur, total in self._rows(
+                " UNION ALL ".join(part.format(i=i) for i in range(len(ends))), ends):
+            per[int(i)][cur].append(int(total))
+        out: list[list[HistoricalClv]] = []
+        for by_currency in per:
+            clv = []
+            for cur, totals in sorted(by_currency.items()):
+                mid = median(totals)
+                assert mid is not None
+                clv.append(HistoricalClv(currency=cur, customers=len(totals),
+                                         total=sum(totals),
+                                         mean=Fraction(sum(totals), len(totals)), median=mid))
+            out.append(clv)
         return out
 
     # --------------------------------------------------------------- funnel
@@ -440,6 +441,36 @@ class Metrics:
             out.append(NpsPoint(month=label, answers=n.answers, promoters=n.promoters,
                                 detractors=n.detractors, score=n.score))
         return out
+
+
+#: a period [from, to)
+Period = tuple[datetime, datetime]
+
+
+def _revenue(s_set: set[str], at0: dict[str, tuple[int, str | None]],
+             at1: dict[str, tuple[int, str | None]]) -> list[RevenueRetention]:
+    """GRR/NRR per currency of the customers paying at the start, from their MRR at the
+    start (``at0``) and at the end (``at1``)."""
+    acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for c in s_set:
+        m0, cur = at0.get(c, (0, None))
+        m1 = at1.get(c, (0, cur))[0]
+        a = acc[cur or "?"]
+        a[0] += 1
+        a[1] += m0
+        a[2] += m1
+        a[3] += min(m0, m1)
+    return [
+        RevenueRetention(currency=cur, customers=n, mrr_start=m0, mrr_end=m1,
+                         mrr_retained=kept, grr=ratio(kept, m0), nrr=ratio(m1, m0))
+        for cur, (n, m0, m1, kept) in sorted(acc.items())
+    ]
+
+
+def _csat_of(counts: dict[int, int]) -> Csat:
+    answers = sum(counts.values())
+    satisfied = sum(n for s, n in counts.items() if s >= 4)
+    return Csat(answers=answers, satisfied=satisfied, share=ratio(satisfied, answers))
 
 
 def _nps_of(counts: dict[int, int]) -> Nps:
