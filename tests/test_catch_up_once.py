@@ -66,7 +66,7 @@ def test_the_report_catches_up_once(tmp_path: Path, traced: list[str],
     # the report's own queries (facts read once per call for this period's as-of and the
     # previous one's, both periods' metrics summaries in 4 statements) and the opening make
     # the rest (84 statements before)
-    assert len(traced) <= _OPENING + 26, len(traced)
+    assert len(traced) <= _OPENING + 23, len(traced)
 
 
 def test_opening_a_store_again_creates_nothing(tmp_path: Path, traced: list[str]) -> None:

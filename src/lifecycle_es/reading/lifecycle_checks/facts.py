@@ -138,6 +138,11 @@ def _kind(customer: Who, prefix: str = "") -> str:
     return f"{prefix}kind" if customer is None else f"({prefix}kind || '')"
 
 
+#: a customer's facts in ``gap_now``, as :meth:`FactsReader._facts` reads them
+_FACT_COLUMNS = ("customer, stage, stage_since, owner, owner_team, owner_since, paying, mrr, "
+                 "currency, contract_end, last_check_in, last_nps, last_nps_at, "
+                 "last_advocacy_ask, advocacy_given")
+
 #: the ``kind`` column as :func:`_kind` writes it for some customers
 _ONE_KIND = "(kind || '')"
 
@@ -250,15 +255,30 @@ class FactsReader:
         if full is not None:
             return {c: f for c, f in full.items()
                     if (customer is None or c == customer) and scope.holds(f)}
-        newest = next(iter(self._fetchall("newest", "SELECT MAX(latest_at) FROM gap_now")),
-                      None)
+        if self.memo is not None and customer is None and scope == EVERYONE:
+            out = self._everyone(as_of)
+            self.memo["customers", as_of] = dict(out)
+            return out
+        newest = self.read.fetchone("SELECT MAX(latest_at) FROM gap_now")
         settled = newest is None or newest[0] is None or newest[0] <= self._t(as_of)
         out = self._current(as_of, customer, scope, bounded=not settled)
         if not settled:  # some customers' facts changed after as_of: fold theirs
             folded = self._folded(as_of, customer if customer is not None else scope.ids)
             out.update((c, f) for c, f in folded.items() if scope.holds(f))
-        if self.memo is not None and customer is None and scope == EVERYONE:
-            self.memo["customers", as_of] = dict(out)
+        return out
+
+    def _everyone(self, as_of: datetime) -> dict[str, CustomerFacts]:
+        """Every customer's facts at ``as_of`` within a top-level call: one read of the
+        whole ``gap_now`` serves every as-of time of the call (:meth:`customers` with its
+        rows' ``latest_at`` compared here rather than in SQL)."""
+        rows = self._fetchall("gap_now", f"SELECT {_FACT_COLUMNS}, latest_at FROM gap_now")
+        t = self._t(as_of)
+        newest = max((r[-1] for r in rows if r[-1] is not None), default=None)
+        settled = newest is None or newest <= t
+        out = self._facts(as_of, [r[:-1] for r in rows
+                                  if settled or (r[-1] is not None and r[-1] <= t)])
+        if not settled:  # some customers' facts changed after as_of: fold theirs
+            out.update(self._folded(as_of, None))
         return out
 
     def _current(self, as_of: datetime, customer: str | None, scope: Scope,
@@ -269,11 +289,12 @@ class FactsReader:
         where, params = scope.sql()
         conditions = ["latest_at <= ?"] if bounded else ["1 = 1"]
         params = [self._t(as_of), *params] if bounded else params
-        sql = ("SELECT customer, stage, stage_since, owner, owner_team, owner_since, paying, "
-               "mrr, currency, contract_end, last_check_in, last_nps, last_nps_at, "
-               "last_advocacy_ask, advocacy_given FROM gap_now WHERE "
+        sql = (f"SELECT {_FACT_COLUMNS} FROM gap_now WHERE "
                + " AND ".join([*conditions, *([where] if where else [])]))
-        rows = self._rows(sql, params, customer)
+        return self._facts(as_of, self._rows(sql, params, customer))
+
+    def _facts(self, as_of: datetime, rows: list[tuple[Any, ...]]) -> dict[str, CustomerFacts]:
+        """``gap_now`` rows (:data:`_FACT_COLUMNS`) as facts."""
         ts, day = self._ts, self._day
         return {
             c: CustomerFacts(c, stage, ts(since) or as_of, owner, team, ts(owned), bool(paying),
@@ -396,9 +417,22 @@ class FactsReader:
             last = min(last, c.ended_at)
         return self._t(datetime.combine(c.starts, time(), UTC)), self._t(last)
 
+    def _campaign_rows(self, as_of: datetime) -> list[tuple[Any, ...]]:
+        """Each campaign's latest version at ``as_of``; within a top-level call, picked
+        from one read of every version (shared by every as-of time of the call)."""
+        t = self._t(as_of)
+        if self.memo is None:
+            return self.read.fetchall(_CAMPAIGNS_AT, [t])
+        latest: dict[Any, tuple[Any, ...]] = {}
+        for *row, at in self._fetchall("campaigns", "SELECT campaign, name, starts, ends, "
+                                       "ended_at, at FROM gap_campaigns ORDER BY campaign, seq"):
+            if at is not None and at <= t:
+                latest[row[0]] = tuple(row)
+        return list(latest.values())
+
     def campaigns(self, as_of: datetime) -> dict[str, CampaignVersion]:
         """Every campaign announced at ``as_of``, as the registry described it then."""
-        rows = self._fetchall(("campaigns", as_of), _CAMPAIGNS_AT, [self._t(as_of)])
+        rows = self._campaign_rows(as_of)
         dec = self.read.decode
         return {
             c: CampaignVersion(c, name, dec("date", s), dec("date", e),
