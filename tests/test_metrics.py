@@ -44,6 +44,10 @@ def test_summaries_read_together_equal_each_alone(hist: LifecycleEngine) -> None
     assert together == [hist.metrics.summary(a, b, margin="0.8") for a, b in periods]
     # the periods differ: a mix-up of their columns would show
     assert len({(s.paying_at_start, s.paying_at_end, s.nps.answers) for s in together}) == 3
+    with hist.projections.reading():  # within a call: from the rows the series read too
+        assert hist.metrics.summaries(periods, margin="0.8") == together
+        hist.metrics.mrr_series(FROM, TO)
+        assert hist.metrics.summaries(periods, margin="0.8") == together
 
 
 def test_grr_nrr_per_currency_by_hand(hist: LifecycleEngine) -> None:

@@ -65,6 +65,17 @@ class Metrics:
         return self._read.fetchall(sql, [
             enc("timestamp", p) if isinstance(p, datetime) else p for p in params])
 
+    def _all(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of a whole-table read; within a top-level call read once (the series
+        and the summaries share them)."""
+        memo = self.engine.projections.call_memo
+        if memo is None:
+            return self._rows(sql)
+        rows = memo.get(("metrics", sql))
+        if rows is None:
+            rows = memo["metrics", sql] = self._rows(sql)
+        return list(rows)
+
     def _ts(self, value: Any) -> datetime:
         t = self._read.decode("timestamp", value)
         assert isinstance(t, datetime)
@@ -99,6 +110,33 @@ class Metrics:
         return [({r[0] for r in rows if r[1 + 3 * i]}, {r[0] for r in rows if r[2 + 3 * i]},
                  {r[0] for r in rows if r[3 + 3 * i]}) for i in range(len(periods))]
 
+    def _paying_from_spans(self, periods: Sequence[Period]
+                           ) -> list[tuple[set[str], set[str], set[str]]]:
+        """:meth:`_paying_in` from every paying span (:data:`_PAYING_SPANS`)."""
+        spans = [(c, self._ts(p_from), None if p_to is None else self._ts(p_to))
+                 for c, p_from, p_to, _ in self._all(_PAYING_SPANS)]
+
+        def paying_at(t: datetime) -> set[str]:
+            return {c for c, p_from, p_to in spans
+                    if p_from <= t and (p_to is None or p_to > t)}
+
+        return [(paying_at(t0), paying_at(t1),
+                 {c for c, _, p_to in spans if p_to is not None and t0 <= p_to < t1})
+                for t0, t1 in periods]
+
+    def _mrr_from_changes(self, times: Sequence[datetime]
+                          ) -> list[dict[str, tuple[int, str | None]]]:
+        """:meth:`_mrr_at` from every MRR change (:data:`_MRR_CHANGES`, in their order)."""
+        changes = [(c, self._ts(at), int(m), cur) for c, at, m, cur in self._all(_MRR_CHANGES)]
+        out: list[dict[str, tuple[int, str | None]]] = []
+        for t in times:
+            latest: dict[str, tuple[int, str | None]] = {}
+            for c, at, m, cur in changes:
+                if at <= t:
+                    latest[c] = (m, cur)
+            out.append(latest)
+        return out
+
     def _mrr_at(self, *times: datetime) -> list[dict[str, tuple[int, str | None]]]:
         """Per time t: customer -> (MRR, currency) after the latest MRR change at or before
         t (one statement)."""
@@ -129,8 +167,11 @@ class Metrics:
             calc.check_period(t0, t1)
             bounds.append((t0, t1))
         margin_f = _margin(margin)
-        paying = self._paying_in(bounds)
-        mrr = self._mrr_at(*(t for period in bounds for t in period))
+        times = [t for period in bounds for t in period]
+        if self.engine.projections.call_memo is None:
+            paying, mrr = self._paying_in(bounds), self._mrr_at(*times)
+        else:  # within a call: from the rows the series read too
+            paying, mrr = self._paying_from_spans(bounds), self._mrr_from_changes(times)
         scores = self._scores(bounds)
         clv = self._historical_clv([t1 for _, t1 in bounds])
         out = []
@@ -387,8 +428,8 @@ class Metrics:
         """Total MRR and paying customers per currency at the end of each UTC month from
         ``start``'s month to the month before ``end`` (default: first MRR change to now)."""
         self._fresh()
-        changes = [(c, self._ts(at), int(m), cur or "?") for c, at, m, cur in self._rows(
-            "SELECT customer, at, mrr_after, currency FROM metrics_mrr ORDER BY at, version")]
+        changes = [(c, self._ts(at), int(m), cur or "?")
+                   for c, at, m, cur in self._all(_MRR_CHANGES)]
         if not changes and start is None:
             return []
         first = (calc.month_start(instant(start, "from")) if start is not None
@@ -399,8 +440,7 @@ class Metrics:
         current: dict[str, tuple[int, str]] = {}
         paying_rows = [
             (c, self._ts(p_from), None if p_to is None else self._ts(p_to), cur or "?")
-            for c, p_from, p_to, cur in self._rows(
-                "SELECT customer, paying_from, paying_to, currency FROM metrics_paying")]
+            for c, p_from, p_to, cur in self._all(_PAYING_SPANS)]
         points: list[MrrPoint] = []
         i = 0
         for t, label in ends.items():
@@ -445,6 +485,11 @@ class Metrics:
 
 #: a period [from, to)
 Period = tuple[datetime, datetime]
+
+#: every MRR change, in the order they happened
+_MRR_CHANGES = "SELECT customer, at, mrr_after, currency FROM metrics_mrr ORDER BY at, version"
+#: every span of paying
+_PAYING_SPANS = "SELECT customer, paying_from, paying_to, currency FROM metrics_paying"
 
 
 def _revenue(s_set: set[str], at0: dict[str, tuple[int, str | None]],
