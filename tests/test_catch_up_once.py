@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -18,8 +19,9 @@ from lifecycle_es import LifecycleEngine
 from lifecycle_es.reading.projection import queries
 from lifecycle_es.stores.url import StoreURL
 
-#: what opening an engine and its read store costs on SQLite (schema checks, settings)
-_OPENING = 28
+#: what opening an engine and its read store costs on SQLite: the connections' PRAGMAs, one
+#: read of each database's schema, one of the settings and the master key's fingerprint
+_OPENING = 8
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ def machinery(statements: list[str]) -> list[str]:
     the read store's opening (its schema)."""
     return [s for s in statements
             if ("projection_state" in s and not s.startswith("CREATE")
-                and not s.endswith("LIMIT 0"))
+                and not s.endswith("LIMIT 0") and "sqlite_master" not in s)
             or (s.startswith("SELECT MAX(") and "events" in s)  # the head of the log
             or s.startswith(("BEGIN IMMEDIATE", "UPDATE", "INSERT"))]
 
@@ -61,9 +63,57 @@ def test_the_report_catches_up_once(tmp_path: Path, traced: list[str],
     # one read of the head, one of the positions; no write lock (199 statements before)
     assert len(ours) == 2, ours
     assert not [s for s in traced if s.startswith("BEGIN IMMEDIATE")]
-    # the report's own queries (facts read for this period and the previous one) and the
-    # opening of the engine make the rest
-    assert len(traced) <= _OPENING + 56, len(traced)
+    # the report's own queries (facts read once per call for this period's as-of and the
+    # previous one's, both periods' metrics summaries in 2 statements) and the opening make
+    # the rest (84 statements before)
+    assert len(traced) <= _OPENING + 21, len(traced)
+
+
+def test_opening_a_store_again_creates_nothing(tmp_path: Path, traced: list[str]) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    eng = LifecycleEngine(url, stage_model="customer-success")
+    try:  # a new store: its tables are made, its model and key recorded
+        write(eng, customers=2)
+        assert [s for s in traced if s.startswith("CREATE TABLE")]
+        fingerprint = eng.writer.recorder.master_fingerprint()  # type: ignore[attr-defined]
+    finally:
+        eng.close()
+    traced.clear()
+    eng = LifecycleEngine(url)
+    try:
+        assert not [s for s in traced if s.startswith(("CREATE", "BEGIN", "INSERT", "ALTER"))]
+        # 2 PRAGMAs, the schema, settings and fingerprint, whether the settings are chained
+        assert len(traced) == 5, traced
+        assert eng.stage_model.name == "customer-success"  # read in the opening's one read
+        assert eng.writer.recorder.master_fingerprint() == fingerprint  # type: ignore[attr-defined]
+        traced.clear()  # after the opening, settings are read from the store again
+        assert eng.writer.recorder.get_setting("stage_model") is not None  # type: ignore[attr-defined]
+        assert [s for s in traced if "lifecycle_settings" in s]
+    finally:
+        eng.close()
+
+
+def test_a_call_reads_the_same_facts_once(tmp_path: Path, traced: list[str]) -> None:
+    eng = LifecycleEngine(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        write(eng, customers=4)
+        eng.projections.catch_up()
+        at = datetime.now(UTC)
+        with eng.projections.reading():
+            first = eng.gaps(at), eng.health(as_of=at), eng.customer_facts(at)
+            traced.clear()
+            assert (eng.gaps(at), eng.health(as_of=at)) == first[:2]  # what the call read
+            assert [s for s in traced if "gap_" in s or "handover_history" in s] == []
+            write(eng, customers=2, start=4)
+            eng.projections.catch_up()  # applied within the call: the facts read again
+            traced.clear()
+            assert len(eng.customer_facts(at)) == 6
+            assert [s for s in traced if "gap_now" in s]
+        traced.clear()
+        eng.gaps()  # the next call reads afresh
+        assert [s for s in traced if "gap_now" in s]
+    finally:
+        eng.close()
 
 
 def test_a_scope_catches_up_once_then_sees_no_newer_event(tmp_path: Path,

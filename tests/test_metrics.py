@@ -38,6 +38,18 @@ def test_retention_and_churn_by_hand(hist: LifecycleEngine) -> None:
     assert s.months == 3  # whole calendar months
 
 
+def test_summaries_read_together_equal_each_alone(hist: LifecycleEngine) -> None:
+    periods = [(FROM, TO), ("2023-10-01", "2024-01-01"), ("2024-02-20", "2024-03-01")]
+    together = hist.metrics.summaries(periods, margin="0.8")
+    assert together == [hist.metrics.summary(a, b, margin="0.8") for a, b in periods]
+    # the periods differ: a mix-up of their columns would show
+    assert len({(s.paying_at_start, s.paying_at_end, s.nps.answers) for s in together}) == 3
+    with hist.projections.reading():  # within a call: from the rows the series read too
+        assert hist.metrics.summaries(periods, margin="0.8") == together
+        hist.metrics.mrr_series(FROM, TO)
+        assert hist.metrics.summaries(periods, margin="0.8") == together
+
+
 def test_grr_nrr_per_currency_by_hand(hist: LifecycleEngine) -> None:
     eur, usd = hist.metrics.summary(FROM, TO).revenue
     # EUR customers of S, MRR at FROM -> at TO:

@@ -19,7 +19,7 @@ from lifecycle_es.domain.stage_model import CHURNED
 from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts
 from lifecycle_es.reading.lifecycle_checks.gaps import KINDS, Gap
 from lifecycle_es.reading.metrics import calc
-from lifecycle_es.reading.metrics.results import plain
+from lifecycle_es.reading.metrics.results import Summary, plain
 from lifecycle_es.reading.projection import queries
 from lifecycle_es.report.page import render
 from lifecycle_es.report.periods import previous_period
@@ -57,18 +57,19 @@ def _report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of:
     counts = Counter(f.stage for f in facts.values())
     stages = [{"stage": s, "team": model.stage(s).team, "customers": counts.get(s, 0)}
               for s in [*model.names, CHURNED]]
-    health = engine.health(as_of=as_of, config=cfg)
+    gaps = _by_urgency(engine.gaps(as_of, config=cfg), facts)  # before health: it reads
+    health = engine.health(as_of=as_of, config=cfg)  # some customers' share of the same rows
     bands = Counter(h.band for h in health)
-    gaps = _by_urgency(engine.gaps(as_of, config=cfg), facts)
     gap_rows = [_gap_row(g, as_of, facts, names) for g in gaps]
     which, before = previous_period(start, end)
+    summary, previous = metrics.summaries([(start, end), (before(start), before(end))])
     data: dict[str, Any] = plain({
         "generated_at": datetime.now(UTC),
         "as_of": as_of,
         "period": {"from": start, "to": end},
         "stage_model": model.name,
         "customers": len(facts),
-        "summary": metrics.summary(start, end).to_dict(),
+        "summary": summary.to_dict(),
         "stages": stages,
         **_charted(engine, start, end, as_of),
         "mrr_now": _mrr_now(facts.values()),
@@ -83,7 +84,7 @@ def _report_data(engine: LifecycleEngine, start: datetime, end: datetime, as_of:
             "first": act_first(gap_rows),
         },
         "previous": {"which": which, **_previous(engine, before(start), before(end),
-                                                 before(as_of), cfg)},
+                                                 before(as_of), previous, cfg)},
         "caps": {"cohort_rows": COHORT_ROWS, "gap_rows": GAP_ROWS, "health_rows": HEALTH_ROWS},
     })
     return data
@@ -94,13 +95,13 @@ def metrics_data(engine: LifecycleEngine, start: datetime, end: datetime,
     """The report's metrics for [start, end) beside the previous period's (the summary),
     with its funnel, MRR and NPS series and cohorts, as plain data (the web console's
     metrics page; charts: :func:`lifecycle_es.report.page.metric_charts`)."""
-    metrics = engine.metrics
     which, before = previous_period(start, end)
+    summary, previous = engine.metrics.summaries([(start, end), (before(start), before(end))])
     data: dict[str, Any] = plain({
         "period": {"from": start, "to": end},
-        "summary": metrics.summary(start, end).to_dict(),
+        "summary": summary.to_dict(),
         "previous": {"which": which, "period": {"from": before(start), "to": before(end)},
-                     "summary": metrics.summary(before(start), before(end)).to_dict()},
+                     "summary": previous.to_dict()},
         **_charted(engine, start, end, as_of),
     })
     return data
@@ -153,14 +154,15 @@ def _gap_row(g: Gap, as_of: datetime, facts: dict[str, CustomerFacts],
 
 
 def _previous(engine: LifecycleEngine, start: datetime, end: datetime, as_of: datetime,
-              cfg: Config) -> dict[str, Any]:
-    """The previous period's figures: its metrics, and the as-of ones at its as-of time."""
+              summary: Summary, cfg: Config) -> dict[str, Any]:
+    """The previous period's figures: its metrics (``summary``), and the as-of ones at its
+    as-of time."""
     facts = engine.customer_facts(as_of)
     return {
         "period": {"from": start, "to": end},
         "as_of": as_of,
         "customers": len(facts),
-        "summary": engine.metrics.summary(start, end).to_dict(),
+        "summary": summary.to_dict(),
         "mrr_now": _mrr_now(facts.values()),
         "open_gaps": len(engine.gaps(as_of, config=cfg)),
     }

@@ -168,10 +168,13 @@ class SettingsLog:
         self.run(upsert, (key, value))
         self._record(key, value, origin)
 
-    def needs_adopting(self) -> bool:
-        """Whether the store has settings but neither a settings history nor a settings
-        head (a store that had one and lost it is left for ``audit verify`` to report)."""
-        return bool(self.run(f"SELECT 1 FROM {self.t['settings']} LIMIT 1", ())) and not (
+    def needs_adopting(self, has_settings: bool | None = None) -> bool:
+        """Whether the store has settings (``has_settings``, when the caller knows) but
+        neither a settings history nor a settings head (a store that had one and lost it
+        is left for ``audit verify`` to report)."""
+        if has_settings is None:
+            has_settings = bool(self.run(f"SELECT 1 FROM {self.t['settings']} LIMIT 1", ()))
+        return has_settings and not (
             self.run(f"SELECT 1 FROM {self.t['history']} LIMIT 1", ()) or self.run(
                 f"SELECT 1 FROM {self.t['heads']} WHERE scope = ?", (SETTINGS_SCOPE,)))
 

@@ -21,6 +21,7 @@ Every method that touches the store raises store faults as
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from datetime import datetime
@@ -176,8 +177,22 @@ def rows_of(stored_events: Sequence[StoredEvent]) -> list[Row]:
             for e in stored_events]
 
 
+def created_names(statements: Sequence[str]) -> frozenset[str] | None:
+    """The tables and indexes ``CREATE ... IF NOT EXISTS`` statements make (None when one
+    is of another shape)."""
+    names = [_CREATED.match(s) for s in statements]
+    return None if None in names else frozenset(m.group(1) for m in names if m)
+
+
+_CREATED = re.compile(r"CREATE (?:UNIQUE )?(?:TABLE|INDEX) IF NOT EXISTS (\w+)")
+
+
 class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
     """SQLite: one ``executemany`` per batch, chain rows in the same transaction."""
+
+    #: the store's tables and indexes as :meth:`create_table` found them (None: unknown)
+    tables: frozenset[str] | None = None
+    _opening: tuple[dict[str, str], str | None] | None = None
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         pool = datastore.pool
@@ -213,8 +228,48 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
         super()._create_table(c)
         _sqlite_settings(c).adopt()  # a store made before the settings were chained
 
+    def create_table(self) -> None:
+        """Create what is missing, then adopt unchained settings. A store whose tables all
+        exist is opened by one read (no DDL, no write lock): its schema (:attr:`tables`),
+        settings and master key's fingerprint, which serve the engine's opening until
+        :meth:`opened`."""
+        needed = created_names(self.create_table_statements)
+        # autocommit reads: no write lock, and no transaction to begin and end
+        with self.datastore.get_connection(commit=False) as conn:
+            c = conn.cursor()
+            c.execute("SELECT name FROM sqlite_master")
+            self.tables = frozenset(str(row[0]) for row in c.fetchall())
+            if needed is not None and self.tables.issuperset(needed):
+                c.execute(f"SELECT 1, key, value FROM {SETTINGS_TABLE} UNION ALL "
+                          f"SELECT 0, NULL, fingerprint FROM {MASTER_TABLE} WHERE id = 1")
+                rows = c.fetchall()
+                settings = {str(k): str(v) for setting, k, v in rows if setting}
+                fingerprint = next((str(v) for setting, _, v in rows if not setting), None)
+                if not (settings and _sqlite_settings(c).needs_adopting(has_settings=True)):
+                    self._opening = (settings, fingerprint)
+                    return
+        self.tables = None  # made or adopted now: asked again when needed
+        super().create_table()
+
+    def opened(self) -> None:
+        """The engine is open: settings and fingerprint are read from the store again."""
+        self._opening = None
+
+    def max_notification_id(self) -> Any:
+        """The head of the log: one statement in autocommit (no transaction to begin and
+        end), tried again as the library's reads are."""
+        return self._call(self._head)
+
+    def _head(self) -> Any:
+        with self.datastore.get_connection(commit=False) as conn:
+            c = conn.cursor()
+            c.execute(self.select_max_notification_id_statement)
+            return c.fetchone()[0]
+
     def get_setting(self, key: str) -> str | None:
         """A store-wide setting (e.g. the stage model), or None."""
+        if self._opening is not None:
+            return self._opening[0].get(key)
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT value FROM {SETTINGS_TABLE} WHERE key=?", (key,))
             row = c.fetchone()
@@ -222,6 +277,7 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
 
     def put_setting(self, key: str, value: str, origin: str = SET) -> None:
         """Store a setting and record the change in the settings chain (one transaction)."""
+        self.opened()
         with self.datastore.transaction(commit=True) as c:
             # the upsert comes first: it takes the write lock before the history is read
             _sqlite_settings(c).put(
@@ -277,16 +333,20 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
 
     def master_fingerprint(self) -> str | None:
         """The fingerprint of the master key the store's data keys are wrapped by."""
+        if self._opening is not None:
+            return self._opening[1]
         with self.datastore.transaction(commit=False) as c:
             return _sqlite_keys(c).fingerprint()
 
     def claim_master_fingerprint(self, fingerprint: str) -> str:
         """Record the master key of a store that has none; the store's fingerprint."""
+        self.opened()
         with self.datastore.transaction(commit=True) as c:
             return _sqlite_keys(c).claim(fingerprint)
 
     def rewrap_keys(self, rewrap: Callable[[str, bytes], bytes], old: str, new: str) -> int:
         """Re-wrap every data key under a new master key, in one transaction."""
+        self.opened()
         with self.datastore.transaction(commit=True) as c:
             return _sqlite_keys(c).rewrap(rewrap, old, new)
 

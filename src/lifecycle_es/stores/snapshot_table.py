@@ -42,14 +42,16 @@ class PostgresSnapshotRecorder(Guarded, PostgresAggregateRecorder):
 
 
 def snapshot_recorder(factory: InfrastructureFactory[Any], store: StoreURL, *, create: bool,
-                      ) -> AggregateRecorder | None:
+                      known: frozenset[str] | None = None) -> AggregateRecorder | None:
     """The snapshot table's recorder on ``store`` (the events' store). ``create``: make the
     table if it is missing; else None when it is (a store opened only to read gets no
-    table: its loads replay)."""
+    table: its loads replay). ``known``: the SQLite store's tables, just read (else the
+    table is looked for)."""
     recorder: AggregateRecorder
     if isinstance(factory, SQLiteFactory):
         recorder = SQLiteSnapshotRecorder(factory.datastore, SQLITE_TABLE, store)
-        exists = _sqlite_has(factory.datastore, SQLITE_TABLE)
+        exists = (SQLITE_TABLE in known if known is not None
+                  else _sqlite_has(factory.datastore, SQLITE_TABLE))
     elif isinstance(factory, PostgresFactory):
         name = f"{factory.env.name.lower()}_snapshots"
         recorder = PostgresSnapshotRecorder(factory.datastore, name, store)

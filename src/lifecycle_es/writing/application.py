@@ -148,6 +148,8 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
             ) from None
         self.keyring = self._open_keyring() if encrypt else None
         self.stage_model = self._settle_stage_model(stage_model)
+        if (opened := getattr(self.recorder, "opened", None)) is not None:
+            opened()  # what the opening read serves no later call
         log.debug("engine.opened", store=self.store.redacted(), model=self.stage_model.name)
 
     def construct_recorder(self) -> ApplicationRecorder:
@@ -166,7 +168,8 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
         from lifecycle_es.stores.snapshot_table import snapshot_recorder  # (the drivers')
 
         recorder = snapshot_recorder(self.factory, getattr(self.recorder, "store", self.store),
-                                     create=self._create)
+                                     create=self._create,
+                                     known=getattr(self.recorder, "tables", None))
         if recorder is None:
             self.snapshotting_intervals = {}  # type: ignore[misc]
             return None  # type: ignore[return-value]

@@ -11,6 +11,7 @@ others are folded from the history of spans and points.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -137,6 +138,15 @@ def _kind(customer: Who, prefix: str = "") -> str:
     return f"{prefix}kind" if customer is None else f"({prefix}kind || '')"
 
 
+#: a customer's facts in ``gap_now``, as :meth:`FactsReader._facts` reads them
+_FACT_COLUMNS = ("customer, stage, stage_since, owner, owner_team, owner_since, paying, mrr, "
+                 "currency, contract_end, last_check_in, last_nps, last_nps_at, "
+                 "last_advocacy_ask, advocacy_given")
+
+#: the ``kind`` column as :func:`_kind` writes it for some customers
+_ONE_KIND = "(kind || '')"
+
+
 def as_utc(value: When | None, field: str = "as_of") -> datetime:
     """``value`` (default: now) as an aware UTC datetime: a date is midnight UTC, a naive
     time is UTC, text is ISO 8601 (bad text raises InvalidInput naming ``field``)."""
@@ -147,14 +157,27 @@ def reader_for(engine: Source) -> FactsReader:
     """A reader over the engine's read models, caught up with the log first (unless the
     engine's queries do not catch up: ``--no-catch-up``, a read store)."""
     engine.projections.ensure_current(list(READ_MODELS))
-    return FactsReader(engine.projections.read)
+    return FactsReader(engine.projections.read, engine.projections.call_memo)
 
 
 class FactsReader:
     """Queries over the facts read models, each bounded by an ``as_of`` time."""
 
-    def __init__(self, read: ReadStore) -> None:
+    def __init__(self, read: ReadStore, memo: dict[Hashable, Any] | None = None) -> None:
         self.read = read
+        #: rows already read in this top-level call, by statement and parameters (the
+        #: report asks gaps, health and its own figures for the same facts)
+        self.memo = memo
+
+    def _fetchall(self, key: Hashable, sql: str,
+                  params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """``read.fetchall``, read once per top-level call (when there is a memo)."""
+        if self.memo is None:
+            return self.read.fetchall(sql, params)
+        rows = self.memo.get(key)
+        if rows is None:
+            rows = self.memo[key] = self.read.fetchall(sql, params)
+        return list(rows)
 
     def _t(self, value: datetime) -> Any:
         return self.read.encode("timestamp", value)
@@ -177,42 +200,85 @@ class FactsReader:
 
     def _rows(self, sql: str, params: list[Any], customer: Who,
               tail: str = "", later_than: datetime | None = None) -> list[tuple[Any, ...]]:
-        """Run ``sql`` (ending in a WHERE clause), restricted to ``customer`` if given, and
-        to customers with facts after ``later_than`` if given."""
-        if customer is not None:
-            where, values = _among(customer)
-            sql += f" AND {where}"
-            params = [*params, *values]
-        if later_than is not None:
-            sql += " AND customer IN (SELECT customer FROM gap_now WHERE latest_at > ?)"
-            params = [*params, self._t(later_than)]
-        return self.read.fetchall(sql + tail, params)
+        """Run ``sql`` (ending in a WHERE clause; rows begin with the customer), restricted
+        to ``customer`` if given, and to customers with facts after ``later_than`` if given.
+        Within a top-level call, rows read for every customer serve a later restricted ask."""
+        return self._union([(sql, params)], customer, tail, later_than)
+
+    def _union(self, parts: Sequence[tuple[str, list[Any]]], customer: Who, tail: str = "",
+               later_than: datetime | None = None) -> list[tuple[Any, ...]]:
+        """:meth:`_rows` of several statements, each part's rows after the previous
+        part's (one ``UNION ALL`` statement)."""
+        def joined(where: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+            sqls, params = [], []
+            for sql, part in parts:
+                params.extend(part)
+                if later_than is not None:
+                    sql += " AND customer IN (SELECT customer FROM gap_now WHERE latest_at > ?)"
+                    params.append(self._t(later_than))
+                if where:
+                    sql += f" AND {where}"
+                    params.extend(values)
+                sqls.append(sql + tail)
+            return " UNION ALL ".join(sqls), params
+
+        sql, params = joined("", ())
+        everyone = ("rows", sql.replace(_ONE_KIND, "kind"), tuple(params))
+        if customer is None:
+            return self._fetchall(everyone, sql, params)
+        if self.memo is not None and everyone in self.memo:
+            wanted = {customer} if isinstance(customer, str) else set(customer)
+            return [r for r in self.memo[everyone] if r[0] in wanted]
+        sql, params = joined(*_among(customer))
+        return self._fetchall(("rows", sql, tuple(params)), sql, params)
 
     def _spans(self, at: datetime, kinds: tuple[str, ...], customer: Who,
                later_than: datetime | None = None) -> list[tuple[Any, ...]]:
         """The spans of ``kinds`` open at ``at``: those still open, then those ended after
-        ``at`` (two searches of the ``(kind, end_at)`` index, not a walk through every span
-        begun before ``at``: ``NOT (start_at > ?)`` keeps SQLite's planner, without
-        statistics, off the ``(kind, start_at)`` index)."""
+        ``at`` (two searches of the ``(kind, end_at)`` index in one statement, not a walk
+        through every span begun before ``at``: ``NOT (start_at > ?)`` keeps SQLite's
+        planner, without statistics, off the ``(kind, start_at)`` index)."""
         marks = ", ".join("?" * len(kinds))
         sql = ("SELECT customer, kind, start_at, value, extra, number, day FROM gap_spans "
                f"WHERE {_kind(customer)} IN ({marks}) AND NOT (start_at > ?) AND ")
         t = self._t(at)
-        return [*self._rows(sql + "end_at IS NULL", [*kinds, t], customer,
-                            later_than=later_than),
-                *self._rows(sql + "end_at > ?", [*kinds, t, t], customer,
-                            later_than=later_than)]
+        return self._union([(sql + "end_at IS NULL", [*kinds, t]),
+                            (sql + "end_at > ?", [*kinds, t, t])], customer,
+                           later_than=later_than)
 
     def customers(self, as_of: datetime, customer: str | None = None,
                   scope: Scope = EVERYONE) -> dict[str, CustomerFacts]:
         """Every customer registered at ``as_of`` (or just ``customer``) and in ``scope``
-        at that time, with its facts."""
+        at that time, with its facts. Within a top-level call that read every customer's
+        facts at ``as_of``, those serve (``scope.suspects`` is a subset of them)."""
+        full = None if self.memo is None else self.memo.get(("customers", as_of))
+        if full is not None:
+            return {c: f for c, f in full.items()
+                    if (customer is None or c == customer) and scope.holds(f)}
+        if self.memo is not None and customer is None and scope == EVERYONE:
+            out = self._everyone(as_of)
+            self.memo["customers", as_of] = dict(out)
+            return out
         newest = self.read.fetchone("SELECT MAX(latest_at) FROM gap_now")
         settled = newest is None or newest[0] is None or newest[0] <= self._t(as_of)
         out = self._current(as_of, customer, scope, bounded=not settled)
         if not settled:  # some customers' facts changed after as_of: fold theirs
             folded = self._folded(as_of, customer if customer is not None else scope.ids)
             out.update((c, f) for c, f in folded.items() if scope.holds(f))
+        return out
+
+    def _everyone(self, as_of: datetime) -> dict[str, CustomerFacts]:
+        """Every customer's facts at ``as_of`` within a top-level call: one read of the
+        whole ``gap_now`` serves every as-of time of the call (:meth:`customers` with its
+        rows' ``latest_at`` compared here rather than in SQL)."""
+        rows = self._fetchall("gap_now", f"SELECT {_FACT_COLUMNS}, latest_at FROM gap_now")
+        t = self._t(as_of)
+        newest = max((r[-1] for r in rows if r[-1] is not None), default=None)
+        settled = newest is None or newest <= t
+        out = self._facts(as_of, [r[:-1] for r in rows
+                                  if settled or (r[-1] is not None and r[-1] <= t)])
+        if not settled:  # some customers' facts changed after as_of: fold theirs
+            out.update(self._folded(as_of, None))
         return out
 
     def _current(self, as_of: datetime, customer: str | None, scope: Scope,
@@ -223,11 +289,12 @@ class FactsReader:
         where, params = scope.sql()
         conditions = ["latest_at <= ?"] if bounded else ["1 = 1"]
         params = [self._t(as_of), *params] if bounded else params
-        sql = ("SELECT customer, stage, stage_since, owner, owner_team, owner_since, paying, "
-               "mrr, currency, contract_end, last_check_in, last_nps, last_nps_at, "
-               "last_advocacy_ask, advocacy_given FROM gap_now WHERE "
+        sql = (f"SELECT {_FACT_COLUMNS} FROM gap_now WHERE "
                + " AND ".join([*conditions, *([where] if where else [])]))
-        rows = self._rows(sql, params, customer)
+        return self._facts(as_of, self._rows(sql, params, customer))
+
+    def _facts(self, as_of: datetime, rows: list[tuple[Any, ...]]) -> dict[str, CustomerFacts]:
+        """``gap_now`` rows (:data:`_FACT_COLUMNS`) as facts."""
         ts, day = self._ts, self._day
         return {
             c: CustomerFacts(c, stage, ts(since) or as_of, owner, team, ts(owned), bool(paying),
@@ -350,9 +417,22 @@ class FactsReader:
             last = min(last, c.ended_at)
         return self._t(datetime.combine(c.starts, time(), UTC)), self._t(last)
 
+    def _campaign_rows(self, as_of: datetime) -> list[tuple[Any, ...]]:
+        """Each campaign's latest version at ``as_of``; within a top-level call, picked
+        from one read of every version (shared by every as-of time of the call)."""
+        t = self._t(as_of)
+        if self.memo is None:
+            return self.read.fetchall(_CAMPAIGNS_AT, [t])
+        latest: dict[Any, tuple[Any, ...]] = {}
+        for *row, at in self._fetchall("campaigns", "SELECT campaign, name, starts, ends, "
+                                       "ended_at, at FROM gap_campaigns ORDER BY campaign, seq"):
+            if at is not None and at <= t:
+                latest[row[0]] = tuple(row)
+        return list(latest.values())
+
     def campaigns(self, as_of: datetime) -> dict[str, CampaignVersion]:
         """Every campaign announced at ``as_of``, as the registry described it then."""
-        rows = self.read.fetchall(_CAMPAIGNS_AT, [self._t(as_of)])
+        rows = self._campaign_rows(as_of)
         dec = self.read.decode
         return {
             c: CampaignVersion(c, name, dec("date", s), dec("date", e),

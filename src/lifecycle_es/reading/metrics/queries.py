@@ -65,6 +65,17 @@ class Metrics:
         return self._read.fetchall(sql, [
             enc("timestamp", p) if isinstance(p, datetime) else p for p in params])
 
+    def _all(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of a whole-table read; within a top-level call read once (the series
+        and the summaries share them)."""
+        memo = self.engine.projections.call_memo
+        if memo is None:
+            return self._rows(sql)
+        rows = memo.get(("metrics", sql))
+        if rows is None:
+            rows = memo["metrics", sql] = self._rows(sql)
+        return list(rows)
+
     def _ts(self, value: Any) -> datetime:
         t = self._read.decode("timestamp", value)
         assert isinstance(t, datetime)
@@ -86,84 +97,131 @@ class Metrics:
             "SELECT DISTINCT customer FROM metrics_paying "
             "WHERE paying_from <= ? AND (paying_to IS NULL OR paying_to > ?)", (t, t))}
 
-    def _mrr_at(self, t: datetime) -> dict[str, tuple[int, str | None]]:
-        """customer -> (MRR, currency) after the latest MRR change at or before t."""
+    def _paying_in(self, periods: Sequence[Period]) -> list[tuple[set[str], set[str], set[str]]]:
+        """Per period [t0, t1): the customers paying at ``t0``, those paying at ``t1`` and
+        those whose paying ended in it (one statement)."""
+        paying = "MAX(CASE WHEN paying_from <= ? AND (paying_to IS NULL OR paying_to > ?) " \
+                 "THEN 1 ELSE 0 END)"
+        ended = "MAX(CASE WHEN paying_to >= ? AND paying_to < ? THEN 1 ELSE 0 END)"
         rows = self._rows(
-            "SELECT customer, mrr_after, currency FROM (SELECT customer, mrr_after, currency, "
-            "ROW_NUMBER() OVER (PARTITION BY customer ORDER BY at DESC, version DESC) AS rn "
-            "FROM metrics_mrr WHERE at <= ?) latest WHERE rn = 1", (t,))
-        return {c: (int(m), cur) for c, m, cur in rows}
+            f"SELECT customer, {', '.join([paying, paying, ended] * len(periods))} "
+            "FROM metrics_paying GROUP BY customer",
+            [t for t0, t1 in periods for t in (t0, t0, t1, t1, t0, t1)])
+        return [({r[0] for r in rows if r[1 + 3 * i]}, {r[0] for r in rows if r[2 + 3 * i]},
+                 {r[0] for r in rows if r[3 + 3 * i]}) for i in range(len(periods))]
+
+    def _paying_from_spans(self, periods: Sequence[Period]
+                           ) -> list[tuple[set[str], set[str], set[str]]]:
+        """:meth:`_paying_in` from every paying span (:data:`_PAYING_SPANS`)."""
+        spans = [(c, self._ts(p_from), None if p_to is None else self._ts(p_to))
+                 for c, p_from, p_to, _ in self._all(_PAYING_SPANS)]
+
+        def paying_at(t: datetime) -> set[str]:
+            return {c for c, p_from, p_to in spans
+                    if p_from <= t and (p_to is None or p_to > t)}
+
+        return [(paying_at(t0), paying_at(t1),
+                 {c for c, _, p_to in spans if p_to is not None and t0 <= p_to < t1})
+                for t0, t1 in periods]
+
+    def _mrr_from_changes(self, times: Sequence[datetime]
+                          ) -> list[dict[str, tuple[int, str | None]]]:
+        """:meth:`_mrr_at` from every MRR change (:data:`_MRR_CHANGES`, in their order)."""
+        changes = [(c, self._ts(at), int(m), cur) for c, at, m, cur in self._all(_MRR_CHANGES)]
+        out: list[dict[str, tuple[int, str | None]]] = []
+        for t in times:
+            latest: dict[str, tuple[int, str | None]] = {}
+            for c, at, m, cur in changes:
+                if at <= t:
+                    latest[c] = (m, cur)
+            out.append(latest)
+        return out
+
+    def _mrr_at(self, *times: datetime) -> list[dict[str, tuple[int, str | None]]]:
+        """Per time t: customer -> (MRR, currency) after the latest MRR change at or before
+        t (one statement)."""
+        latest = (
+            "SELECT {i}, customer, mrr_after, currency FROM (SELECT customer, mrr_after, "
+            "currency, ROW_NUMBER() OVER (PARTITION BY customer ORDER BY at DESC, "
+            "version DESC) AS rn FROM metrics_mrr WHERE at <= ?) latest{i} WHERE rn = 1")
+        out: list[dict[str, tuple[int, str | None]]] = [{} for _ in times]
+        for i, c, m, cur in self._rows(" UNION ALL ".join(
+                latest.format(i=i) for i in range(len(times))), times):
+            out[int(i)][c] = (int(m), cur)
+        return out
 
     # -------------------------------------------------------------- summary
 
     def summary(self, start: When, end: When, *, margin: Fraction | float | str = 1
                 ) -> Summary:
         """Retention, churn, GRR/NRR, NPS, CSAT and CLV for the period [start, end)."""
+        return self.summaries([(start, end)], margin=margin)[0]
+
+    def summaries(self, periods: Sequence[tuple[When, When]], *,
+                  margin: Fraction | float | str = 1) -> list[Summary]:
+        """:meth:`summary` of each period, read together (four statements in all)."""
         self._fresh()
-        t0, t1 = instant(start, "from"), instant(end, "to")
-        calc.check_period(t0, t1)
+        bounds: list[Period] = []
+        for start, end in periods:
+            t0, t1 = instant(start, "from"), instant(end, "to")
+            calc.check_period(t0, t1)
+            bounds.append((t0, t1))
         margin_f = _margin(margin)
-        s_set, e_set = self._paying_at(t0), self._paying_at(t1)
-        new = e_set - s_set
-        churned = {r[0] for r in self._rows(
-            "SELECT DISTINCT customer FROM metrics_paying WHERE paying_to >= ? AND paying_to < ?",
-            (t0, t1))} & s_set
-        retention = ratio(len(e_set) - len(new), len(s_set))
-        churn_rate = ratio(len(churned), len(s_set))
-        months = calc.period_months(t0, t1)
-        revenue = self._revenue(s_set, t0, t1)
-        return Summary(
-            start=t0, end=t1, months=months, paying_at_start=len(s_set),
-            paying_at_end=len(e_set), new=len(new), retained=len(e_set) - len(new),
-            churned=len(churned), retention_rate=retention, churn_rate=churn_rate,
-            revenue=revenue, nps=self._nps(t0, t1), csat=self._csat(t0, t1),
-            historical_clv=self._historical_clv(t1),
-            predictive_clv=_predictive(revenue, margin_f, churn_rate, months),
-        )
-
-    def _revenue(self, s_set: set[str], t0: datetime, t1: datetime) -> list[RevenueRetention]:
-        at0, at1 = self._mrr_at(t0), self._mrr_at(t1)
-        acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for c in s_set:
-            m0, cur = at0.get(c, (0, None))
-            m1 = at1.get(c, (0, cur))[0]
-            a = acc[cur or "?"]
-            a[0] += 1
-            a[1] += m0
-            a[2] += m1
-            a[3] += min(m0, m1)
-        return [
-            RevenueRetention(currency=cur, customers=n, mrr_start=m0, mrr_end=m1,
-                             mrr_retained=kept, grr=ratio(kept, m0), nrr=ratio(m1, m0))
-            for cur, (n, m0, m1, kept) in sorted(acc.items())
-        ]
-
-    def _scores(self, kind: str, t0: datetime, t1: datetime) -> dict[int, int]:
-        return {int(s): int(n) for s, n in self._rows(
-            "SELECT score, COUNT(*) FROM metrics_answers WHERE kind = ? AND at >= ? AND at < ? "
-            "GROUP BY score", (kind, t0, t1))}
-
-    def _nps(self, t0: datetime, t1: datetime) -> Nps:
-        return _nps_of(self._scores("nps", t0, t1))
-
-    def _csat(self, t0: datetime, t1: datetime) -> Csat:
-        counts = self._scores("csat", t0, t1)
-        answers = sum(counts.values())
-        satisfied = sum(n for s, n in counts.items() if s >= 4)
-        return Csat(answers=answers, satisfied=satisfied, share=ratio(satisfied, answers))
-
-    def _historical_clv(self, t1: datetime) -> list[HistoricalClv]:
-        per: dict[str, list[int]] = defaultdict(list)
-        for _c, cur, total in self._rows(
-                "SELECT customer, currency, SUM(amount) FROM metrics_payments WHERE at < ? "
-                "GROUP BY customer, currency", (t1,)):
-            per[cur].append(int(total))
+        times = [t for period in bounds for t in period]
+        if self.engine.projections.call_memo is None:
+            paying, mrr = self._paying_in(bounds), self._mrr_at(*times)
+        else:  # within a call: from the rows the series read too
+            paying, mrr = self._paying_from_spans(bounds), self._mrr_from_changes(times)
+        scores = self._scores(bounds)
+        clv = self._historical_clv([t1 for _, t1 in bounds])
         out = []
-        for cur, totals in sorted(per.items()):
-            mid = median(totals)
-            assert mid is not None
-            out.append(HistoricalClv(currency=cur, customers=len(totals), total=sum(totals),
-                                     mean=Fraction(sum(totals), len(totals)), median=mid))
+        for i, (t0, t1) in enumerate(bounds):
+            s_set, e_set, ended = paying[i]
+            new = e_set - s_set
+            churned = ended & s_set
+            churn_rate = ratio(len(churned), len(s_set))
+            months = calc.period_months(t0, t1)
+            revenue = _revenue(s_set, mrr[2 * i], mrr[2 * i + 1])
+            out.append(Summary(
+                start=t0, end=t1, months=months, paying_at_start=len(s_set),
+                paying_at_end=len(e_set), new=len(new), retained=len(e_set) - len(new),
+                churned=len(churned), retention_rate=ratio(len(e_set) - len(new), len(s_set)),
+                churn_rate=churn_rate, revenue=revenue, nps=_nps_of(scores[i]["nps"]),
+                csat=_csat_of(scores[i]["csat"]), historical_clv=clv[i],
+                predictive_clv=_predictive(revenue, margin_f, churn_rate, months),
+            ))
+        return out
+
+    def _scores(self, periods: Sequence[Period]) -> list[dict[str, dict[int, int]]]:
+        """Per period [t0, t1): kind (``nps``, ``csat``) -> score -> answers (one
+        statement)."""
+        out: list[dict[str, dict[int, int]]] = [{"nps": {}, "csat": {}} for _ in periods]
+        part = ("SELECT {i}, kind, score, COUNT(*) FROM metrics_answers WHERE kind IN (?, ?) "
+                "AND at >= ? AND at < ? GROUP BY kind, score")
+        for i, kind, s, n in self._rows(
+                " UNION ALL ".join(part.format(i=i) for i in range(len(periods))),
+                [t for t0, t1 in periods for t in ("nps", "csat", t0, t1)]):
+            out[int(i)][kind][int(s)] = int(n)
+        return out
+
+    def _historical_clv(self, ends: Sequence[datetime]) -> list[list[HistoricalClv]]:
+        """Per end time: the CLV of the payments before it (one statement)."""
+        per: list[dict[str, list[int]]] = [defaultdict(list) for _ in ends]
+        part = ("SELECT {i}, customer, currency, SUM(amount) FROM metrics_payments "
+                "WHERE at < ? GROUP BY customer, currency")
+        for i, _c, cur, total in self._rows(
+                " UNION ALL ".join(part.format(i=i) for i in range(len(ends))), ends):
+            per[int(i)][cur].append(int(total))
+        out: list[list[HistoricalClv]] = []
+        for by_currency in per:
+            clv = []
+            for cur, totals in sorted(by_currency.items()):
+                mid = median(totals)
+                assert mid is not None
+                clv.append(HistoricalClv(currency=cur, customers=len(totals),
+                                         total=sum(totals),
+                                         mean=Fraction(sum(totals), len(totals)), median=mid))
+            out.append(clv)
         return out
 
     # --------------------------------------------------------------- funnel
@@ -370,8 +428,8 @@ class Metrics:
         """Total MRR and paying customers per currency at the end of each UTC month from
         ``start``'s month to the month before ``end`` (default: first MRR change to now)."""
         self._fresh()
-        changes = [(c, self._ts(at), int(m), cur or "?") for c, at, m, cur in self._rows(
-            "SELECT customer, at, mrr_after, currency FROM metrics_mrr ORDER BY at, version")]
+        changes = [(c, self._ts(at), int(m), cur or "?")
+                   for c, at, m, cur in self._all(_MRR_CHANGES)]
         if not changes and start is None:
             return []
         first = (calc.month_start(instant(start, "from")) if start is not None
@@ -382,8 +440,7 @@ class Metrics:
         current: dict[str, tuple[int, str]] = {}
         paying_rows = [
             (c, self._ts(p_from), None if p_to is None else self._ts(p_to), cur or "?")
-            for c, p_from, p_to, cur in self._rows(
-                "SELECT customer, paying_from, paying_to, currency FROM metrics_paying")]
+            for c, p_from, p_to, cur in self._all(_PAYING_SPANS)]
         points: list[MrrPoint] = []
         i = 0
         for t, label in ends.items():
@@ -424,6 +481,41 @@ class Metrics:
             out.append(NpsPoint(month=label, answers=n.answers, promoters=n.promoters,
                                 detractors=n.detractors, score=n.score))
         return out
+
+
+#: a period [from, to)
+Period = tuple[datetime, datetime]
+
+#: every MRR change, in the order they happened
+_MRR_CHANGES = "SELECT customer, at, mrr_after, currency FROM metrics_mrr ORDER BY at, version"
+#: every span of paying
+_PAYING_SPANS = "SELECT customer, paying_from, paying_to, currency FROM metrics_paying"
+
+
+def _revenue(s_set: set[str], at0: dict[str, tuple[int, str | None]],
+             at1: dict[str, tuple[int, str | None]]) -> list[RevenueRetention]:
+    """GRR/NRR per currency of the customers paying at the start, from their MRR at the
+    start (``at0``) and at the end (``at1``)."""
+    acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for c in s_set:
+        m0, cur = at0.get(c, (0, None))
+        m1 = at1.get(c, (0, cur))[0]
+        a = acc[cur or "?"]
+        a[0] += 1
+        a[1] += m0
+        a[2] += m1
+        a[3] += min(m0, m1)
+    return [
+        RevenueRetention(currency=cur, customers=n, mrr_start=m0, mrr_end=m1,
+                         mrr_retained=kept, grr=ratio(kept, m0), nrr=ratio(m1, m0))
+        for cur, (n, m0, m1, kept) in sorted(acc.items())
+    ]
+
+
+def _csat_of(counts: dict[int, int]) -> Csat:
+    answers = sum(counts.values())
+    satisfied = sum(n for s, n in counts.items() if s >= 4)
+    return Csat(answers=answers, satisfied=satisfied, share=ratio(satisfied, answers))
 
 
 def _nps_of(counts: dict[int, int]) -> Nps:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from lifecycle_es.logs import get_logger
 from lifecycle_es.progress import Progress
@@ -156,10 +157,24 @@ class ReadScope:
             yield
             return
         self._local.covered = set()
+        self._local.memo = {}
         try:
             yield
         finally:
             self._local.covered = None
+            self._local.memo = None
+
+    @property
+    def memo(self) -> dict[Hashable, Any] | None:
+        """Answers kept for the rest of the current top-level call (None outside one): the
+        same facts asked twice in one call are read once."""
+        memo: dict[Hashable, Any] | None = getattr(self._local, "memo", None)
+        return memo
+
+    def forget(self) -> None:
+        """Drop the answers kept so far (the read models changed within the call)."""
+        if self.memo is not None:
+            self.memo.clear()
 
     def covers(self, names: Sequence[str]) -> bool:
         covered = self._covered

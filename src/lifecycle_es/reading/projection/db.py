@@ -7,6 +7,7 @@ schema). With a ``memory://`` store they live in a private in-memory SQLite data
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -142,6 +143,8 @@ class ReadStore:
                 "to catch up and exit); a replica receives them)")
 
     def _create_state_table(self) -> None:
+        if self.dialect == "sqlite" and self._state_tables_current():
+            return  # opened again: one read, no DDL
         self.execute(
             f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
             "name TEXT PRIMARY KEY, version INTEGER NOT NULL, position BIGINT NOT NULL, "
@@ -160,6 +163,15 @@ class ReadStore:
             "event_type TEXT, customer TEXT, error TEXT NOT NULL, skipped_at TEXT NOT NULL, "
             "PRIMARY KEY (model, build, position))"
         )
+
+    def _state_tables_current(self) -> bool:
+        """SQLite: whether the state and errors tables exist, the state table with every
+        column (one read of the schema: its statements, which ``ADD COLUMN`` extends)."""
+        made = dict(self.fetchall("SELECT name, sql FROM sqlite_master WHERE type = 'table' "
+                                  "AND name IN (?, ?)", [STATE_TABLE, ERRORS_TABLE]))
+        state = str(made.get(STATE_TABLE, ""))
+        return ERRORS_TABLE in made and all(re.search(rf"\b{column}\b", state)
+                                            for column in _LATER_STATE_COLUMNS)
 
     # ------------------------------------------------------------ primitives
 

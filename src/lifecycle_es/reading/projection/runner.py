@@ -13,7 +13,7 @@ skipped, whoever is killed when.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -141,6 +141,12 @@ class ProjectionManager:
         with self._scope.scope():
             yield
 
+    @property
+    def call_memo(self) -> dict[Hashable, Any] | None:
+        """Within :meth:`reading`, answers kept for the rest of the call (the same facts
+        asked twice are read once); None outside it."""
+        return self._scope.memo
+
     def ensure_current(self, names: Sequence[str], catch_up: bool = True) -> None:
         """Before a query: catch the read models up (``catch_up``) or only check that none
         of them stopped on an event (:class:`ProjectionFailed` says since where). Never
@@ -203,6 +209,7 @@ class ProjectionManager:
                 return self.catch_up(names, batch_size=batch_size, progress=reported,
                                      skip_failing=skip_failing)
         done, failed, stale = self._catch_up.run(names, batch_size, progress, skip_failing)
+        self._scope.forget()  # rows kept in this call are older than what was applied
         if failed:
             raise ProjectionFailed(failed)
         if stale:
