@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from lifecycle_es.display import money_text, visible
+from lifecycle_es.report import labels
 from lifecycle_es.web.auth import session_of
 from lifecycle_es.web.reads import Freshness
 from lifecycle_es.web.sessions import csrf_token
@@ -32,7 +33,8 @@ def _duration(seconds: float | None) -> str:
 
 ENV = Environment(loader=PackageLoader("lifecycle_es.web", "templates"), autoescape=True,
                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-ENV.filters.update(visible=visible, money=money_text, when=_when, duration=_duration)
+ENV.filters.update(visible=visible, money=money_text, when=_when, duration=_duration,
+                   factor=labels.factor, factor_value=labels.factor_value)
 
 #: (path, label, permission needed to see it or None)
 NAV = (("/", "Cockpit", None), ("/handovers", "Handovers", None),
