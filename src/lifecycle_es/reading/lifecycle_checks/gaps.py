@@ -58,9 +58,21 @@ class Gap:
     detail: str  # what happened, in words
     ref: str | None = None  # the handover id or campaign id concerned
 
+    @property
+    def id(self) -> str:
+        """The gap's stable id: its kind, customer and subject (the handover id; else the
+        moment the situation became a gap, with the campaign for ``unknown_offer``). The
+        same situation keeps it across queries and rebuilds; a new one gets another."""
+        subject = self.ref if self.kind == "handover_stale" and self.ref else \
+            self.since.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        if self.kind == "unknown_offer" and self.ref:
+            subject = f"{subject}:{self.ref}"
+        return f"{self.kind}:{self.customer}:{subject}"
+
     def as_dict(self, as_of: datetime) -> dict[str, Any]:
-        """The gap as a JSON-ready row, with ``days_open`` at ``as_of``."""
-        return {**asdict(self), "days_open": round(days(as_of - self.since), 2)}
+        """The gap as a JSON-ready row, with its ``id`` and ``days_open`` at ``as_of``."""
+        return {"id": self.id, **asdict(self),
+                "days_open": round(days(as_of - self.since), 2)}
 
 
 def check_kind(kind: str | None) -> str | None:
