@@ -157,6 +157,9 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
     keys = ("customer", "kind", "since", "days_open", "team", "owner", "stage", "detail",
             "ref")
     # as `lifecycle-es gaps --json`, plus the name and (renewals only) the MRR at stake
+    ids = [row.pop("id") for row in data["gaps"]["rows"]]
+    assert [i.split(":")[:2] for i in ids] == [[k, c] for c, k, *_ in expected]
+    assert len(set(ids)) == len(ids)
     assert data["gaps"]["rows"] == [
         {**dict(zip(keys, (c, k, day(since).isoformat(), d, *rest), strict=True)),
          "name": c.upper(), "contract_end": None, "mrr": None, "currency": None}
@@ -186,8 +189,8 @@ def test_cli_gaps_health_report(durable_store_url: str, tmp_path: Path) -> None:
     gaps = json.loads(cli(durable_store_url, "gaps", as_of, "--json").stdout)
     assert {(g["customer"], g["kind"]) for g in gaps} >= {("lead", "unowned"),
                                                            ("lead", "unknown_offer")}
-    assert set(gaps[0]) == {"customer", "kind", "since", "days_open", "team", "owner",
-                            "stage", "detail", "ref"}
+    assert set(gaps[0]) == {"id", "customer", "kind", "since", "days_open", "team",
+                            "owner", "stage", "detail", "ref"}
     only = json.loads(cli(durable_store_url, "gaps", as_of, "--kind", "unknown-offer",
                           "--team", "sales", "--json").stdout)
     assert [(g["customer"], g["ref"], g["owner"]) for g in only] == [("lead", "ghost", "sam")]

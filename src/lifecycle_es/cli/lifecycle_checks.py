@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
 
 GAP_COLUMNS = ("customer", "kind", "since", "days_open", "team", "owner", "stage", "detail",
-               "ref")
+               "ref", "id")
 HEALTH_COLUMNS = ("customer", "score", "band", "stage", "owner")
 #: what --json gives for each factor, in --csv the columns FACTOR.value, FACTOR.points, ...
 FACTOR_PARTS = ("value", "points", "weight", "contribution")
