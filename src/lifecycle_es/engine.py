@@ -60,6 +60,7 @@ if TYPE_CHECKING:  # the queries are imported when first used
     from lifecycle_es.reading.lifecycle_checks.health import Health
     from lifecycle_es.reading.metrics.calc import When
     from lifecycle_es.reading.metrics.queries import Metrics
+    from lifecycle_es.reading.prediction.results import Prediction
 
 log = get_logger("lifecycle_es.writing")
 
@@ -145,7 +146,8 @@ class LifecycleEngine:
     - **people** of the web console: ``user()``, ``authenticate()``, and one method per
       user command (adding, changing the role or password of, disabling a user; docs/console.md);
     - **reading** (the read side's, ``lifecycle_es.reading``): ``projections`` (the read
-      models), ``audit``, ``metrics``, ``gaps()``, ``health()``, ``customer_facts()``;
+      models), ``audit``, ``metrics``, ``gaps()``, ``health()``, ``customer_facts()``,
+      ``predict()``;
       ``verify()`` (the hash chains), ``freshness()``; ``reader`` (the engine queries read) and
       ``read_store``; ``event_log``;
     - **the store**: ``store``, ``stage_model``, ``projections_path``, ``encrypt``,
@@ -359,6 +361,17 @@ class LifecycleEngine:
         from lifecycle_es.reading.metrics.queries import Metrics
 
         return Metrics(self.reader._read)
+
+    def predict(self, as_of: When | None = None, *, unit: str = "day", horizon: int = 90,
+                discount: float = 0.0) -> Prediction:
+        """BG/NBD and Gamma-Gamma fitted on the purchases before ``as_of`` (a date, default
+        today), and each customer's probability alive, expected occasions and value over
+        ``horizon`` days (``unit`` day|week; ``discount`` an annual rate). See
+        :class:`lifecycle_es.reading.prediction.queries.Predictor`; docs/metrics.md."""
+        from lifecycle_es.reading.prediction.queries import Predictor
+
+        return Predictor(self.reader._read).predict(as_of, unit=unit, horizon=horizon,
+                                                    discount=discount)
 
     def gaps(self, as_of: When | None = None, kind: str | None = None,
              team: str | None = None, *, config: Config | None = None,

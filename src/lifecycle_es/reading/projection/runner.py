@@ -127,6 +127,12 @@ class ProjectionManager:
         states = self.m.state.all([p.name for p in self.select(names)])
         return [st.failure for st in states.values() if st.failure is not None]
 
+    def model_version(self, name: str) -> tuple[str, int]:
+        """A read model's build and position: a pair that changes whenever its rows may
+        have (new events applied, a rebuild swapped in), for answers kept across calls."""
+        st = self.m.state.get(name)
+        return ("", 0) if st is None else (st.build, st.position)
+
     def check_current(self, names: Sequence[str]) -> None:
         """Raise :class:`ProjectionFailed` when one of these read models stopped on an
         event (its rows are stale since then)."""

@@ -1,0 +1,246 @@
+"""``engine.predict(...)``: BG/NBD and Gamma-Gamma fitted on the ``metrics`` read model's
+purchases and payments (voided ones are gone from it) as of a date, and each customer's
+probability alive, expected occasions and expected value over a horizon.
+
+A fit depends on the date, the time unit and the purchases: it is kept per (store, date,
+unit) and the ``metrics`` read model's position and build, so new events (a higher
+position) or a rebuild fit again. Definitions: docs/metrics.md, "Predictive CLV".
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lifecycle_es.errors import FieldProblem, InvalidInput
+from lifecycle_es.reading.metrics.calc import When, instant
+from lifecycle_es.reading.prediction import bgnbd, gamma_gamma
+from lifecycle_es.reading.prediction.results import (
+    CustomerPrediction,
+    ModelFit,
+    ModelNotFitted,
+    MonetaryFit,
+    Prediction,
+)
+from lifecycle_es.reading.prediction.summary import UNITS, Purchase, Summary, summarise
+
+if TYPE_CHECKING:
+    from lifecycle_es.reading.source import Source
+
+READ_MODELS = ("metrics",)
+#: default horizon of the expected occasions and value, days
+HORIZON_DAYS = 90
+MAX_HORIZON_DAYS = 36_525  # a century
+#: below these counts a fit is reported with a warning that it is not to be trusted
+FEW_CUSTOMERS, FEW_REPEATERS = 100, 30
+#: |correlation| of frequency and monetary value above which Gamma-Gamma's independence
+#: assumption is doubtful (a warning)
+DEPENDENT = 0.3
+#: days of a discounting step (as ``lifetimes.customer_lifetime_value`` discounts monthly)
+_STEP_DAYS = 30
+_WHAT = "predict query"
+_CACHE_SIZE = 8
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a date's fit keeps: the summary, the models and the warnings."""
+
+    summary: Summary
+    model: ModelFit
+    bgnbd: bgnbd.BgNbd
+    monetary: dict[str, tuple[MonetaryFit, gamma_gamma.GammaGamma]]
+    on_contract: frozenset[str]
+    warnings: tuple[str, ...]
+
+
+_fits: OrderedDict[Hashable, Fitted] = OrderedDict()
+_fits_lock = threading.Lock()
+
+
+def check_options(unit: str, horizon: int, discount: float) -> tuple[str, int, float]:
+    """The options, validated (InvalidInput naming the field)."""
+    if not isinstance(unit, str) or unit not in UNITS:
+        raise InvalidInput([FieldProblem("unit", unit, f"must be one of {', '.join(UNITS)}")],
+                           _WHAT)
+    if isinstance(horizon, bool) or not isinstance(horizon, int) \
+            or not 1 <= horizon <= MAX_HORIZON_DAYS:
+        raise InvalidInput([FieldProblem("horizon", horizon, f"must be a whole number of "
+                                         f"days from 1 to {MAX_HORIZON_DAYS}")], _WHAT)
+    if isinstance(discount, bool) or not isinstance(discount, int | float) \
+            or not math.isfinite(discount) or not 0 <= discount < 1:
+        raise InvalidInput([FieldProblem("discount", discount, "must be an annual rate "
+                                         ">= 0 and < 1")], _WHAT)
+    return unit, horizon, float(discount)
+
+
+def as_of_date(as_of: When | None) -> date:
+    """The date a prediction is made as of: a time is taken to its UTC date."""
+    return (datetime.now(UTC) if as_of is None else instant(as_of, "as_of")).date()
+
+
+class Predictor:
+    """The prediction models of one engine's read models."""
+
+    def __init__(self, engine: Source, *, catch_up: bool = True) -> None:
+        self.engine = engine
+        self.catch_up = catch_up
+
+    def predict(self, as_of: When | None = None, *, unit: str = "day",
+                horizon: int = HORIZON_DAYS, discount: float = 0.0) -> Prediction:
+        """The models fitted on the purchases before ``as_of`` (a date, default today;
+        a time is taken to its UTC date), ``unit`` day|week, and every customer's figures
+        over ``horizon`` days, the value discounted at the annual rate ``discount``."""
+        unit, horizon, discount = check_options(unit, horizon, discount)
+        day = as_of_date(as_of)
+        fitted = self.fitted(day, unit)
+        return _predict(fitted, day, unit, horizon, discount)
+
+    def fitted(self, day: date, unit: str) -> Fitted:
+        """The fit as of ``day`` in ``unit``: kept until new events reach the read model."""
+        projections = self.engine.projections
+        projections.ensure_current(list(READ_MODELS), self.catch_up)
+        key = (str(self.engine.store), id(projections.read), projections.model_version("metrics"),
+               day, unit)
+        with _fits_lock:
+            if key in _fits:
+                _fits.move_to_end(key)
+                return _fits[key]
+        fitted = fit(self._purchases(day), self._on_contract(day), day, unit)
+        with _fits_lock:
+            _fits[key] = fitted
+            while len(_fits) > _CACHE_SIZE:
+                _fits.popitem(last=False)
+        return fitted
+
+    def _midnight(self, day: date) -> datetime:
+        return datetime.combine(day, time(), UTC)
+
+    def _rows(self, sql: str, day: date) -> list[tuple[Any, ...]]:
+        read = self.engine.projections.read
+        t = read.encode("timestamp", self._midnight(day))
+        return read.fetchall(sql, [t] * sql.count("?"))
+
+    def _ts(self, value: Any) -> datetime:
+        t = self.engine.projections.read.decode("timestamp", value)
+        assert isinstance(t, datetime)
+        return t
+
+    def _purchases(self, day: date) -> list[Purchase]:
+        paid = self._rows("SELECT customer, at, amount, currency FROM metrics_payments "
+                          "WHERE at < ?", day)
+        bought = self._rows("SELECT customer, at FROM metrics_mrr "
+                            "WHERE kind = 'purchase' AND at < ?", day)
+        return [*(Purchase(c, self._ts(at), int(amount), cur) for c, at, amount, cur in paid),
+                *(Purchase(c, self._ts(at)) for c, at in bought)]
+
+    def _on_contract(self, day: date) -> frozenset[str]:
+        return frozenset(r[0] for r in self._rows(
+            "SELECT DISTINCT customer FROM metrics_paying "
+            "WHERE paying_from < ? AND (paying_to IS NULL OR paying_to >= ?)", day))
+
+
+def fit(purchases: list[Purchase], on_contract: frozenset[str], day: date,
+        unit: str) -> Fitted:
+    """Fit both models on the purchases before ``day`` (midnight UTC)."""
+    s = summarise(purchases, datetime.combine(day, time(), UTC), unit)
+    n, repeaters = len(s.customers), int(np.count_nonzero(s.frequency))
+    if n == 0:
+        raise ModelNotFitted(f"no customer has a purchase or payment before {day}: "
+                             "there is nothing to fit")
+    if repeaters == 0:
+        raise ModelNotFitted(f"none of the {n} customers with a purchase before {day} has "
+                             "bought again on another day: BG/NBD cannot be fitted "
+                             "without repeat purchases")
+    warnings = []
+    if n < FEW_CUSTOMERS or repeaters < FEW_REPEATERS:
+        warnings.append(f"only {n} customers, {repeaters} of them with a repeat purchase: "
+                        f"too few for a reliable fit (at least {FEW_CUSTOMERS} and "
+                        f"{FEW_REPEATERS} are advised)")
+    contracts = on_contract & set(s.customers)
+    if contracts:
+        warnings.append(f"{len(contracts)} of the {n} customers are on a contract: BG/NBD "
+                        "is a model of buying without a contract; their p_alive is not "
+                        "used by health or gaps")
+    bg = bgnbd.fit(s.frequency, s.recency, s.T)
+    if not bg.converged:
+        warnings.append("BG/NBD: the optimiser did not converge; the parameters are its "
+                        "last estimate")
+    p = bg.params
+    model = ModelFit(p.r, p.alpha, p.a, p.b, bg.log_likelihood, bg.customers, bg.converged)
+    monetary: dict[str, tuple[MonetaryFit, gamma_gamma.GammaGamma]] = {}
+    for currency in sorted({c for c in s.currencies if c is not None}):
+        among = np.array([c == currency for c in s.currencies]) & (s.valued > 0) \
+            & (s.monetary > 0)
+        count = int(np.count_nonzero(among))
+        if count < 2:
+            warnings.append(f"{currency}: {count} customer(s) with a paid repeat purchase: "
+                            "too few to fit Gamma-Gamma; no expected value in "
+                            f"{currency}")
+            continue
+        gg = gamma_gamma.fit(s.valued[among], s.monetary[among])
+        q = gg.params
+        fitted = MonetaryFit(currency, q.p, q.q, q.gamma, gg.log_likelihood, gg.customers,
+                             gg.converged)
+        if q.q <= 1:
+            warnings.append(f"{currency}: Gamma-Gamma's q = {q.q:.3g} <= 1: the mean "
+                            f"spend is undefined; no expected value in {currency}")
+        if not gg.converged:
+            warnings.append(f"{currency}: Gamma-Gamma: the optimiser did not converge")
+        if count > 2:
+            corr = float(np.corrcoef(s.valued[among], s.monetary[among])[0, 1])
+            if abs(corr) > DEPENDENT:
+                warnings.append(f"{currency}: frequency and monetary value correlate "
+                                f"({corr:.2f}): Gamma-Gamma assumes they do not")
+        monetary[currency] = (fitted, q)
+    return Fitted(s, model, p, monetary, frozenset(contracts), tuple(warnings))
+
+
+def _expected_value(fitted: Fitted, horizon: float, unit_days: int,
+                    discount: float) -> tuple[np.ndarray, np.ndarray]:
+    """Expected occasions over the horizon (in the unit) and their value, discounted by
+    steps of :data:`_STEP_DAYS` (NaN where no monetary model applies)."""
+    s, model = fitted.summary, fitted.bgnbd
+    occasions = model.expected_purchases(horizon, s.frequency, s.recency, s.T)
+    spend = np.full(len(s.customers), np.nan)
+    for currency, (m, gg) in fitted.monetary.items():
+        if m.q <= 1:
+            continue
+        among = np.array([c == currency for c in s.currencies])
+        spend[among] = gg.expected_spend(s.valued[among], s.monetary[among])
+    if discount == 0:
+        return occasions, occasions * spend
+    value = np.zeros(len(s.customers))
+    before = np.zeros(len(s.customers))
+    ends = [*range(_STEP_DAYS, int(horizon * unit_days), _STEP_DAYS),
+            horizon * unit_days]
+    for end in ends:
+        upto = model.expected_purchases(end / unit_days, s.frequency, s.recency, s.T)
+        value += (upto - before) / (1 + discount) ** (end / 365)
+        before = upto
+    return occasions, value * spend
+
+
+def _predict(fitted: Fitted, day: date, unit: str, horizon: int,
+             discount: float) -> Prediction:
+    s = fitted.summary
+    per = UNITS[unit]
+    alive = fitted.bgnbd.p_alive(s.frequency, s.recency, s.T)
+    occasions, value = _expected_value(fitted, horizon / per, per, discount)
+    customers = tuple(
+        CustomerPrediction(
+            c, int(s.frequency[i]), float(s.recency[i]), float(s.T[i]), float(alive[i]),
+            float(occasions[i]), None if math.isnan(value[i]) else float(value[i]),
+            s.currencies[i], float(s.monetary[i]) if s.valued[i] else None,
+            c in fitted.on_contract)
+        for i, c in enumerate(s.customers))
+    return Prediction(day, unit, horizon, discount, fitted.model,
+                      tuple(m for m, _ in fitted.monetary.values()), customers,
+                      fitted.warnings)
