@@ -16,6 +16,7 @@ from lifecycle_es.cli import (
     lifecycle_checks,
     metrics,
     output,
+    predict,
     privacy,
     projections,
     serve,
@@ -169,7 +170,7 @@ def _redacted(text: str) -> str:
 
 
 for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, stage_model,
-               export, users, serve):
+               export, users, serve, predict):
     _group.register(app)
 
 

@@ -1,10 +1,10 @@
 """The BG/NBD model (Fader, Hardie & Lee, "Counting Your Customers the Easy Way", Marketing
-Science 24(2), 2005): while alive a customer buys at a Poisson rate λ ~ Gamma(r, α); after
+Science 24(2), 2005): while alive a customer buys at a Poisson rate lambda ~ Gamma(r, alpha); after
 each purchase they die with probability p ~ Beta(a, b).
 
 The likelihood, the probability alive and the expected purchases are the paper's equations
 (6), (13) and (10), in log space with ``scipy.special`` as the ``lifetimes`` package computes
-them. Time is in whatever unit ``recency`` and ``T`` are given in; α is in that unit.
+them. Time is in whatever unit ``recency`` and ``T`` are given in; alpha is in that unit.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class BgNbd:
 
 
 def log_likelihood(params: Array, x: Array, t_x: Array, T: Array, weights: Array) -> float:
-    """The BG/NBD log-likelihood, eq. (6), of (r, α, a, b) summed over the customers."""
+    """The BG/NBD log-likelihood, eq. (6), of (r, alpha, a, b) summed over the customers."""
     r, alpha, a, b = params
     a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
     a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
@@ -69,10 +69,10 @@ def log_likelihood(params: Array, x: Array, t_x: Array, T: Array, weights: Array
 
 
 def fit(x: Array, t_x: Array, T: Array) -> Fit[BgNbd]:
-    """(r, α, a, b) by maximum likelihood: the customers' (x, t_x, T), equal triples
+    """(r, alpha, a, b) by maximum likelihood: the customers' (x, t_x, T), equal triples
     weighed once."""
     triples, weights = np.unique(np.column_stack([x, t_x, T]), axis=0, return_counts=True)
     fx, ftx, fT = triples.T
     w = weights.astype(np.float64)
     return maximise(lambda p: log_likelihood(p, fx, ftx, fT, w), 4,
-                    lambda p: BgNbd(*(float(v) for v in p)), int(len(x)))
+                    lambda p: BgNbd(*(float(v) for v in p)), len(x))

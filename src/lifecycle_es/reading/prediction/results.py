@@ -16,7 +16,7 @@ class ModelNotFitted(LifecycleError):
 
 @dataclass(frozen=True)
 class ModelFit:
-    """The BG/NBD parameters (α in the time unit), fitted on ``customers``."""
+    """The BG/NBD parameters (alpha in the time unit), fitted on ``customers``."""
 
     r: float
     alpha: float
@@ -29,7 +29,7 @@ class ModelFit:
 
 @dataclass(frozen=True)
 class MonetaryFit:
-    """The Gamma-Gamma parameters of one currency (γ in its major units), fitted on the
+    """The Gamma-Gamma parameters of one currency (gamma in its major units), fitted on the
     ``customers`` with a repeat occasion paid in it."""
 
     currency: str
@@ -42,7 +42,7 @@ class MonetaryFit:
 
     @property
     def mean_spend(self) -> float | None:
-        """The population's mean spend per occasion, p·γ/(q-1) (None when q <= 1)."""
+        """The population's mean spend per occasion, p * gamma/(q-1) (None when q <= 1)."""
         return self.p * self.gamma / (self.q - 1) if self.q > 1 else None
 
 
