@@ -171,8 +171,9 @@ def fit(purchases: list[Purchase], on_contract: frozenset[str], day: date,
                         "used by health or gaps")
     bg = bgnbd.fit(s.frequency, s.recency, s.T)
     if not bg.converged:
-        warnings.append("BG/NBD: the optimiser did not converge; the parameters are its "
-                        "last estimate")
+        warnings.append("BG/NBD: the fit did not converge (a parameter ran to its bound, "
+                        "1e-6 or 1e6): the purchases do not look like buying and stopping "
+                        "at random; the figures are not to be trusted")
     p = bg.params
     model = ModelFit(p.r, p.alpha, p.a, p.b, bg.log_likelihood, bg.customers, bg.converged)
     monetary: dict[str, tuple[MonetaryFit, gamma_gamma.GammaGamma]] = {}
@@ -193,7 +194,8 @@ def fit(purchases: list[Purchase], on_contract: frozenset[str], day: date,
             warnings.append(f"{currency}: Gamma-Gamma's q = {q.q:.3g} <= 1: the mean "
                             f"spend is undefined; no expected value in {currency}")
         if not gg.converged:
-            warnings.append(f"{currency}: Gamma-Gamma: the optimiser did not converge")
+            warnings.append(f"{currency}: Gamma-Gamma: the fit did not converge; its "
+                            "expected values are not to be trusted")
         if count > 2:
             corr = float(np.corrcoef(s.valued[among], s.monetary[among])[0, 1])
             if abs(corr) > DEPENDENT:
