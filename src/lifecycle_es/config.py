@@ -51,6 +51,16 @@ class GapsConfig(_Strict):
         default_factory=dict,
         description="per stage, overrides the stage model's stall_after_days (None: never)",
     )
+    lapsing_p_alive: float = Field(
+        0.5, gt=0, lt=1, description="lapsing: probability alive (BG/NBD) fell below this"
+    )
+    lapsing_top_share: float = Field(
+        0.2, gt=0, le=1,
+        description="lapsing: ...while the expected value is in this top share of buyers",
+    )
+    lapsing_horizon_days: int = Field(
+        90, ge=1, le=36_525, description="lapsing: the expected value over this many days"
+    )
 
 
 class Factor(_Strict):
@@ -102,6 +112,10 @@ def _default_factors() -> dict[str, Factor]:
         "stalled_days": Factor(weight=10, steps=[(0, 100), (30, 50)], above=0, missing=100),
         # advocacy given (testimonials, reviews, referrals...) so far
         "advocacy_given": Factor(weight=10, steps=[(0, 50)], above=100, missing=50),
+        # probability alive (BG/NBD, 0-1) of a customer buying without a contract; left
+        # out of the score of a customer on a contract or without purchases
+        "still_buying": Factor(weight=20, steps=[(0.2, 0), (0.5, 40), (0.8, 70)],
+                               above=100, missing=50),
     }
 
 

@@ -18,6 +18,7 @@ from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.limits import checked, stripped_text
+from lifecycle_es.reading.lifecycle_checks.buying import Lapsing, figures, lapsing
 from lifecycle_es.reading.lifecycle_checks.facts import (
     CampaignVersion,
     CustomerFacts,
@@ -35,10 +36,10 @@ if TYPE_CHECKING:
 
 KINDS = (
     "unowned", "handover_stale", "renewal_at_risk", "detractor_ignored", "stalled",
-    "promoter_not_asked", "unknown_offer",
+    "promoter_not_asked", "unknown_offer", "lapsing",
 )
 #: the kinds that depend on one customer's facts only (:meth:`Detector.customer_gaps`)
-CUSTOMER_KINDS = frozenset(KINDS) - {"handover_stale", "unknown_offer"}
+CUSTOMER_KINDS = frozenset(KINDS) - {"handover_stale", "unknown_offer", "lapsing"}
 #: the most rows one page may ask for
 MAX_LIMIT = 10_000
 #: a page first reads the gaps begun this many days before AS_OF (then all of them)
@@ -111,14 +112,25 @@ def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None
     cfg = (config or load_config()).gaps
     reader = reader_for(engine)
     detector = Detector(engine.stage_model, cfg, at)
+    lapsed = [] if kind not in (None, "lapsing") else [
+        g for g in detector.lapsing(reader, lapsing_of(engine, cfg, at), customer)
+        if (team is None or g.team == team) and (owner is None or g.owner == owner)]
     if limit is not None:  # a page: read only gaps begun by a cutoff, when there are enough
         for until in (_before(at, timedelta(days=d)) for d in _CUTOFF_DAYS):
-            early = [g for g in detector.find(reader, customer, kind=kind, team=team,
-                                              owner=owner, until=until) if g.since <= until]
+            early = [g for g in [*detector.find(reader, customer, kind=kind, team=team,
+                                                owner=owner, until=until), *lapsed]
+                     if g.since <= until]
             if len(early) >= offset + limit:
                 return page(early, _order, limit, offset)
-    gaps = detector.find(reader, customer, kind=kind, team=team, owner=owner)
+    gaps = [*detector.find(reader, customer, kind=kind, team=team, owner=owner), *lapsed]
     return page(gaps, _order, limit, offset)
+
+
+def lapsing_of(engine: Source, cfg: GapsConfig, at: datetime) -> list[Lapsing]:
+    """The customers the ``lapsing`` rule picks at ``at`` (none without a prediction)."""
+    prediction = figures(engine, at, cfg.lapsing_horizon_days)
+    return [] if prediction is None else lapsing(prediction, cfg.lapsing_p_alive,
+                                                 cfg.lapsing_top_share)
 
 
 def _order(g: Gap) -> tuple[datetime, str, str, str]:
@@ -287,6 +299,27 @@ class Detector:
             yield from self.customer_gaps(f)
         yield from self.stale_handovers(reader, facts, customer)
         yield from self.bad_offers(reader, facts, customer)
+
+    def lapsing(self, reader: FactsReader, found: list[Lapsing],
+                customer: Who = None) -> Iterator[Gap]:
+        """``lapsing`` gaps: of the customers ``found`` (:func:`lapsing_of`), those not on
+        a contract nor churned at the time, with no check-in since p_alive fell."""
+        wanted = {x.figures.customer: x for x in found if customer is None
+                  or x.figures.customer == customer or (isinstance(customer, tuple)
+                                                        and x.figures.customer in customer)}
+        if not wanted:
+            return
+        facts = reader.customers(self.at, scope=Scope(ids=tuple(sorted(wanted))))
+        for name, x in wanted.items():
+            f = facts.get(name)
+            if f is None or f.paying or f.stage == CHURNED or (
+                    f.last_check_in is not None and f.last_check_in >= x.since):
+                continue
+            c = x.figures
+            yield self._gap(f, "lapsing", x.since, (
+                f"probability alive {c.p_alive:.2f}, below {x.p_alive:g} since "
+                f"{x.since:%Y-%m-%d}; expected {c.currency} {c.expected_value:,.2f} in "
+                f"{x.horizon_days} days, in the top {x.top_share:.0%}; no check-in since"))
 
     def customer_gaps(self, f: CustomerFacts) -> Iterator[Gap]:
         """The gaps that depend on one customer's facts only."""

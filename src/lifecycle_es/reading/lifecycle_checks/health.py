@@ -16,14 +16,22 @@ from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.config import Config, Factor, load_config
 from lifecycle_es.domain.ids import parse_id
+from lifecycle_es.domain.stage_model import CHURNED
 from lifecycle_es.errors import UnknownCustomer
 from lifecycle_es.gcpause import without_cyclic_gc
-from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts, as_utc, days, reader_for
+from lifecycle_es.reading.lifecycle_checks.buying import figures
+from lifecycle_es.reading.lifecycle_checks.facts import (
+    CustomerFacts,
+    as_utc,
+    days,
+    reader_for,
+)
 from lifecycle_es.reading.lifecycle_checks.gaps import (
     Detector,
     check_owner,
     check_page,
     check_team,
+    lapsing_of,
     page,
     stall_limit,
     team_scope,
@@ -73,10 +81,11 @@ def health_scores(engine: Source, customer: str | None = None,
                   as_of: When | None = None, *, config: Config | None = None,
                   team: str | None = None, owner: str | None = None,
                   limit: int | None = None, offset: int = 0) -> list[Health]:
-    """Scores at ``as_of`` (default now): of ``customer``, or of every paying customer
-    (every customer when ``health.paying_only`` is false), worst first; only those in a
-    stage of ``team`` / owned by ``owner`` (at ``as_of``) if given; with ``limit``/``offset``
-    one page of that list."""
+    """Scores at ``as_of`` (default now): of ``customer``, or of every paying customer and
+    every customer buying without a contract (one the prediction has, not churned; every
+    customer when ``health.paying_only`` is false), worst first; only those in a stage of
+    ``team`` / owned by ``owner`` (at ``as_of``) if given; with ``limit``/``offset`` one
+    page of that list."""
     if customer is not None:
         customer = parse_id("customer", customer)
     team = check_team(engine.stage_model, team, "health query")
@@ -88,7 +97,11 @@ def health_scores(engine: Source, customer: str | None = None,
     scope = team_scope(engine.stage_model, team, owner)
     if customer is None and cfg.health.paying_only:
         scope = replace(scope, paying=True)
+    buying = _buying(engine, cfg, at)
     facts = reader.customers(at, customer, scope)
+    if customer is None and cfg.health.paying_only and buying:
+        others = tuple(sorted(buying.keys() - facts.keys()))
+        facts.update(reader.customers(at, None, replace(scope, paying=False, ids=others)))
     if customer is not None and customer not in facts and (
             (team is None and owner is None) or customer not in reader.customers(at, customer)):
         raise UnknownCustomer(customer)  # (one outside the team or owner's: no score)
@@ -96,16 +109,33 @@ def health_scores(engine: Source, customer: str | None = None,
     who = customer if customer is not None or len(facts) > _FEW else tuple(facts)
     detector = Detector(engine.stage_model, cfg.gaps, at)
     open_gaps = Counter(g.customer for g in detector.all(reader, facts, who))
+    if buying:
+        open_gaps.update(g.customer for g in detector.lapsing(
+            reader, lapsing_of(engine, cfg.gaps, at), who))
     before = reader.mrr_at(at - timedelta(days=cfg.health.trend_days), who)
     out = []
     card = Scorecard(cfg)
     for f in facts.values():
-        if customer is None and cfg.health.paying_only and not f.paying:
+        if customer is None and cfg.health.paying_only and not f.paying and (
+                f.customer not in buying or f.stage == CHURNED):
             continue
         values = factor_values(engine, cfg, f, at, open_gaps[f.customer],
-                               before.get(f.customer), stall=detector.stall_limit)
+                               before.get(f.customer), stall=detector.stall_limit,
+                               p_alive=buying.get(f.customer))
         out.append(card.score(f, values))
     return page(out, _worst_first, limit, offset)
+
+
+def _buying(engine: Source, cfg: Config, at: datetime) -> dict[str, float]:
+    """The probability alive of each customer buying without a contract (none when the
+    ``still_buying`` factor weighs nothing or no model can be fitted)."""
+    factor = cfg.health.factors.get("still_buying")
+    if factor is None or factor.weight == 0:
+        return {}
+    prediction = figures(engine, at)
+    if prediction is None:
+        return {}
+    return {c.customer: c.p_alive for c in prediction.customers if not c.on_contract}
 
 
 def _worst_first(h: Health) -> tuple[float, str]:
@@ -114,9 +144,12 @@ def _worst_first(h: Health) -> tuple[float, str]:
 
 def factor_values(engine: Source, cfg: Config, f: CustomerFacts, at: datetime,
                   open_gaps: int, mrr_before: int | None, *,
-                  stall: Callable[[str], int | None] | None = None) -> dict[str, float | None]:
+                  stall: Callable[[str], int | None] | None = None,
+                  p_alive: float | None = None) -> dict[str, float | None]:
     """The raw value of every factor for one customer at ``at`` (``stall``: the stall limit
-    of a stage, default :func:`stall_limit` of the engine's model and ``cfg``)."""
+    of a stage, default :func:`stall_limit` of the engine's model and ``cfg``; ``p_alive``:
+    its probability alive when it buys without a contract). A factor left out is off for
+    the customer: ``still_buying`` for a customer on a contract or without purchases."""
     limit = (stall(f.stage) if stall is not None
              else stall_limit(engine.stage_model, cfg.gaps, f.stage))
     stalled = 0.0 if limit is None else max(0.0, days(at - f.stage_since) - limit)
@@ -124,7 +157,7 @@ def factor_values(engine: Source, cfg: Config, f: CustomerFacts, at: datetime,
     if mrr_before:
         now = f.mrr if f.paying else 0
         trend = round(100 * (now - mrr_before) / mrr_before, 2)
-    return {
+    values: dict[str, float | None] = {
         "last_nps": f.last_nps,
         "days_since_check_in": None if f.last_check_in is None
         else round(days(at - f.last_check_in), 2),
@@ -133,6 +166,9 @@ def factor_values(engine: Source, cfg: Config, f: CustomerFacts, at: datetime,
         "stalled_days": round(stalled, 2),
         "advocacy_given": f.advocacy_given,
     }
+    if p_alive is not None and not f.paying:
+        values["still_buying"] = round(p_alive, 3)
+    return values
 
 
 def score(cfg: Config, f: CustomerFacts, values: dict[str, float | None]) -> Health:
@@ -148,25 +184,31 @@ class Scorecard:
         self.factors = list(cfg.health.factors.items())
         self.total = sum(factor.weight for _, factor in self.factors)
         self.bands = cfg.health.bands
-        self._scored: dict[tuple[str, type, float | None], FactorScore] = {}
+        self._scored: dict[tuple[str, type, float | None, float], FactorScore] = {}
 
-    def _factor(self, name: str, factor: Factor, value: float | None) -> FactorScore:
+    def _factor(self, name: str, factor: Factor, value: float | None,
+                total: float) -> FactorScore:
         points = factor.points(value)
         scored = FactorScore(name, value, points, factor.weight,
-                             round(factor.weight * points / self.total, 2))
-        self._scored[name, type(value), value] = scored
+                             round(factor.weight * points / total, 2))
+        self._scored[name, type(value), value, total] = scored
         return scored
 
     def score(self, f: CustomerFacts, values: dict[str, float | None]) -> Health:
-        """Weigh the factors' points into a score."""
+        """Weigh the factors' points into a score (a factor missing from ``values`` is off
+        for the customer: left out, the others weighed without it)."""
         known = self._scored
+        on = [(name, factor) for name, factor in self.factors if name in values]
+        total = self.total if len(on) == len(self.factors) else \
+            sum(factor.weight for _, factor in on)
         scored = []
         weighted: float = 0  # summed in the factors' order, as sum() would
-        for name, factor in self.factors:
+        for name, factor in on:
             value = values[name]
-            s = known.get((name, type(value), value)) or self._factor(name, factor, value)
+            s = known.get((name, type(value), value, total)) or self._factor(name, factor,
+                                                                              value, total)
             scored.append(s)
             weighted += factor.weight * s.points
-        value = round(weighted / self.total, 2)
+        value = round(weighted / total, 2) if total else 0.0
         return Health(f.customer, value, self.bands.band(value), f.stage, f.owner,
                       tuple(scored))
