@@ -166,7 +166,7 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
         for c, k, since, d, *rest in expected]
     assert chart(doc, "gaps", "rect") == {
         "unowned": 1, "handover_stale": 0, "renewal_at_risk": 0, "detractor_ignored": 1,
-        "stalled": 2, "promoter_not_asked": 1, "unknown_offer": 1}
+        "stalled": 2, "promoter_not_asked": 1, "unknown_offer": 1, "lapsing": 0}
     rows = html.split('data-table="gaps"')[1].split("</table>")[0].count("<tr")
     assert rows == len(expected) + 1  # plus the header row
     table = [a["data-kind"] for a in doc.find("tr") if a.get("data-kind")]

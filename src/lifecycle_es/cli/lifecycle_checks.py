@@ -75,7 +75,7 @@ def health(
         return
     if as_csv:  # the JSON's fields, each factor's flattened as FACTOR.value, .points, ...
         rows = [flat(h.as_dict()) for h in scores]
-        names = [f.name for f in scores[0].factors] if scores else []
+        names = list(dict.fromkeys(f.name for h in scores for f in h.factors))  # some off
         print_csv(rows, (*HEALTH_COLUMNS, *(f"{n}.{part}" for n in names
                                             for part in FACTOR_PARTS)))
         return

@@ -15,6 +15,8 @@ GAP_KINDS: dict[str, tuple[str, str]] = {
                                                  "referral"),
     "unknown_offer": ("Offer from an unknown campaign",
                       "check the offer: its campaign is unknown or was not running"),
+    "lapsing": ("Valuable buyer lapsing",
+                "get in touch: a customer worth much has likely stopped buying"),
 }
 
 #: health factor -> its name for people
@@ -25,7 +27,13 @@ FACTORS: dict[str, str] = {
     "mrr_trend": "MRR trend",
     "stalled_days": "Days stalled",
     "advocacy_given": "Advocacy",
+    "still_buying": "Still buying",
 }
+
+#: what the still_buying factor's value means, for a sentence beside it
+STILL_BUYING = ("the probability that this customer, who buys without a contract, has not "
+                "stopped buying for good, judged from how often and how recently they "
+                "bought (BG/NBD model)")
 
 
 def words(code: str | None) -> str:
@@ -72,4 +80,6 @@ def factor_value(name: str, value: float | None) -> str:
         return "0 days" if value == 0 else duration(value)
     if name == "mrr_trend":
         return f"{value:+.1f}%"
+    if name == "still_buying":
+        return f"{100 * value:.0f}%"
     return f"{value:g}"

@@ -8,7 +8,15 @@ from typing import Any
 
 from lifecycle_es.display import html_text, money_text
 from lifecycle_es.privacy import ERASED
-from lifecycle_es.report.labels import duration, factor, factor_value, gap_action, gap_kind, words
+from lifecycle_es.report.labels import (
+    STILL_BUYING,
+    duration,
+    factor,
+    factor_value,
+    gap_action,
+    gap_kind,
+    words,
+)
 
 BAND_COLORS = {"healthy": "#16a34a", "at risk": "#d97706", "critical": "#dc2626"}
 
@@ -100,13 +108,15 @@ def health_table(d: dict[str, Any]) -> str:
     rows = h["customers"][:cap]
     if not rows:
         return '<p class="note">no health scores (no paying customer)</p>'
-    names = list(rows[0]["factors"])
-    total_weight = sum(f["weight"] for f in rows[0]["factors"].values()) or 1
+    names = list(dict.fromkeys(n for c in rows for n in c["factors"]))  # a factor may be off
     head = "".join(f"<th>{html_text(factor(n))}</th>" for n in names)
     body = []
     for c in rows:
         band = html_text(c["band"])
-        cells = "".join(_factor_cell(n, c["factors"][n], total_weight) for n in names)
+        total_weight = sum(f["weight"] for f in c["factors"].values()) or 1
+        cells = "".join(_factor_cell(n, c["factors"][n], total_weight) if n in c["factors"]
+                        else f'<td data-factor="{html_text(n)}" class="factor-text" title="'
+                             'off for this customer">off</td>' for n in names)
         body.append(
             f'<tr data-customer="{html_text(c["customer"])}"><td class="who">{who(c)}</td>'
             f'<td class="num">{c["score"]:.0f}</td><td><span class="band" style="background:'
@@ -115,7 +125,9 @@ def health_table(d: dict[str, Any]) -> str:
             f"{cells}</tr>")
     note = (f'<p class="note">the {len(rows)} lowest of {len(h["customers"]):,} scores '
             f"(capped at {cap}; all: lifecycle-es health). Each factor: a bar of its points "
-            "out of 100, its value, and the points it adds to the score out of its most</p>")
+            "out of 100, its value, and the points it adds to the score out of its most"
+            + (f". {factor('still_buying')}: {STILL_BUYING}; off for a customer on a contract"
+               if "still_buying" in names else "") + "</p>")
     return (f"<h3>Lowest scores</h3>{note}<div class=\"scroll\"><table data-table=\"health\">"
             "<thead><tr><th>customer</th><th class=\"num\">score</th><th>band</th>"
             f"<th>stage</th><th>owner</th>{head}</tr></thead><tbody>{''.join(body)}"

@@ -45,7 +45,25 @@ def customer_view(console: Console, customer: str, as_of: str | None) -> dict[st
         "teams": model.teams,
         "chain": _chain_status(console, key),
         "fresh": fresh(engine, READ_MODELS),
+        "buying": _buying(console, key),
     }
+
+
+def _buying(console: Console, customer: str) -> dict[str, Any] | None:
+    """The customer's probability alive and expected purchases (BG/NBD, Gamma-Gamma) as
+    of today, when it buys without a contract (None: on a contract, no purchases, or no
+    model can be fitted)."""
+    try:
+        prediction = console.engine.predict()
+    except LifecycleError:
+        return None
+    mine = prediction.of(customer)
+    if mine is None or mine.on_contract:
+        return None
+    value = None if mine.expected_value is None else \
+        f"{mine.currency} {mine.expected_value:,.2f}"
+    return {"p_alive": mine.p_alive, "occasions": mine.expected_occasions, "value": value,
+            "as_of": prediction.as_of, "horizon": prediction.horizon_days}
 
 
 def _chain_status(console: Console, customer: str) -> dict[str, Any] | None:
