@@ -601,6 +601,57 @@ class _Life:
         self.paying_life()
 
 
+#: one customer in this many (the last ones) buys without a contract
+SHOPPER_SHARE = 6
+
+
+class _Shopper:
+    """A customer buying without a contract, as BG/NBD has it: purchases at its own
+    Poisson rate until it stops for good (after a purchase, with its own probability),
+    each of a value around its own mean; an owner in success checks in now and then."""
+
+    def __init__(self, w: _World, ext: str, rng: random.Random) -> None:
+        self.w, self.ext, self.rng = w, ext, rng
+        self.currency = rng.choices([c for c, _ in _CURRENCIES],
+                                    [p for _, p in _CURRENCIES])[0]
+
+    def emit(self, at: datetime, type_: str, team: str, actor: str, **fields: Any) -> None:
+        if at >= self.w.end:
+            raise _Stop
+        self.w.add(at, {"type": type_, "customer": self.ext, "at": at, "actor": actor,
+                        "team": team, **fields})
+
+    def live(self) -> None:
+        w, rng = self.w, self.rng
+        stage = next((s.name for s in w.model.stages if s.paying and s.stall_after_days is None),
+                     w.track[-1])
+        team = w.team_of(stage)
+        t = _clock(rng, (w.start + rng.uniform(0, HISTORY_DAYS - 30) * DAY).date())
+        owner = rng.choice(w.people[team])
+        self.emit(t, "customer_registered", team, owner,
+                  name=f"{rng.choice(_ADJ)} {rng.choice(_NOUN)} {rng.choice(_KIND)}",
+                  segment="smb", source=rng.choice(_SOURCES), stage=stage)
+        self.emit(t, "owner_assigned", team, owner, owner=owner)
+        days_between = 1 / rng.gammavariate(2.0, 1 / 80)  # mean gap ~40 days
+        stop = rng.betavariate(1.0, 8.0)
+        spend = rng.gammavariate(4.0, 2_500)  # minor units
+        keeps_in_touch = rng.random() < 0.4
+        next_check_in = t + rng.uniform(30, 120) * DAY
+        while True:
+            amount = max(100, round(rng.gammavariate(6.0, spend / 6) / 100) * 100)
+            self.emit(t, "payment", team, "shop", amount=amount, currency=self.currency)
+            last = t
+            if rng.random() < stop:
+                break
+            t = _clock(rng, (t + max(1.0, rng.expovariate(1 / days_between)) * DAY).date())
+            while keeps_in_touch and next_check_in < t:
+                self.emit(next_check_in, "check_in", team, owner, notes=None)
+                next_check_in += rng.uniform(60, 150) * DAY
+        if rng.random() < 0.3:  # someone noticed the silence
+            self.emit(_clock(rng, (last + rng.uniform(60, 300) * DAY).date()), "check_in",
+                      team, owner, notes="has not ordered for a while")
+
+
 def generate(customers: int, seed: int, model: StageModel, until: date) -> list[dict[str, Any]]:
     """Import-format command dicts for ``customers`` customers over three years before ``until``.
 
@@ -611,10 +662,15 @@ def generate(customers: int, seed: int, model: StageModel, until: date) -> list[
         raise InvalidInput([FieldProblem("customers", customers, "must be at least 1")], "demo")
     w = _World(customers, seed, model, until)
     w.announce_campaigns(36 + customers // 100)
+    shoppers = customers // SHOPPER_SHARE
+    shop = random.Random(seed * 7919 + 17)  # their own stream: the others' stories stay
     with track("demo: generate", "customers") as progress:
         for n, ext in enumerate(w.ids, start=1):
             with contextlib.suppress(_Stop):
-                _Life(w, ext).live()
+                if n > customers - shoppers:
+                    _Shopper(w, ext, shop).live()
+                else:
+                    _Life(w, ext).live()
             progress(n, customers)
     w.out.sort(key=lambda item: item[0])
     commands = []

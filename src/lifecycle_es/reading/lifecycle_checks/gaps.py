@@ -113,7 +113,7 @@ def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None
     reader = reader_for(engine)
     detector = Detector(engine.stage_model, cfg, at)
     lapsed = [] if kind not in (None, "lapsing") else [
-        g for g in detector.lapsing(reader, lapsing_of(engine, cfg, at), customer)
+        g for g in detector.lapsing(reader, lapsing_of(engine, reader, cfg, at), customer)
         if (team is None or g.team == team) and (owner is None or g.owner == owner)]
     if limit is not None:  # a page: read only gaps begun by a cutoff, when there are enough
         for until in (_before(at, timedelta(days=d)) for d in _CUTOFF_DAYS):
@@ -126,11 +126,18 @@ def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None
     return page(gaps, _order, limit, offset)
 
 
-def lapsing_of(engine: Source, cfg: GapsConfig, at: datetime) -> list[Lapsing]:
-    """The customers the ``lapsing`` rule picks at ``at`` (none without a prediction)."""
+def lapsing_of(engine: Source, reader: FactsReader, cfg: GapsConfig,
+               at: datetime) -> list[Lapsing]:
+    """The customers the ``lapsing`` rule picks at ``at``, ranked among the customers
+    buying without a contract that are neither paying nor churned then (none without a
+    prediction)."""
     prediction = figures(engine, at, cfg.lapsing_horizon_days)
-    return [] if prediction is None else lapsing(prediction, cfg.lapsing_p_alive,
-                                                 cfg.lapsing_top_share)
+    if prediction is None:
+        return []
+    buyers = tuple(sorted(c.customer for c in prediction.customers if not c.on_contract))
+    facts = reader.customers(at, scope=Scope(ids=buyers))
+    eligible = {c for c, f in facts.items() if not f.paying and f.stage != CHURNED}
+    return lapsing(prediction, cfg.lapsing_p_alive, cfg.lapsing_top_share, eligible)
 
 
 def _order(g: Gap) -> tuple[datetime, str, str, str]:
@@ -318,8 +325,9 @@ class Detector:
             c = x.figures
             yield self._gap(f, "lapsing", x.since, (
                 f"probability alive {c.p_alive:.2f}, below {x.p_alive:g} since "
-                f"{x.since:%Y-%m-%d}; expected {c.currency} {c.expected_value:,.2f} in "
-                f"{x.horizon_days} days, in the top {x.top_share:.0%}; no check-in since"))
+                f"{x.since:%Y-%m-%d}; {c.currency} {x.stake:,.2f} expected in "
+                f"{x.horizon_days} days if still buying, in the top {x.top_share:.0%}; "
+                "no check-in since"))
 
     def customer_gaps(self, f: CustomerFacts) -> Iterator[Gap]:
         """The gaps that depend on one customer's facts only."""

@@ -111,7 +111,7 @@ def health_scores(engine: Source, customer: str | None = None,
     open_gaps = Counter(g.customer for g in detector.all(reader, facts, who))
     if buying:
         open_gaps.update(g.customer for g in detector.lapsing(
-            reader, lapsing_of(engine, cfg.gaps, at), who))
+            reader, lapsing_of(engine, reader, cfg.gaps, at), who))
     before = reader.mrr_at(at - timedelta(days=cfg.health.trend_days), who)
     out = []
     card = Scorecard(cfg)

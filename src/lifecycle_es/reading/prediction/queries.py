@@ -149,27 +149,32 @@ class Predictor:
 
 def fit(purchases: list[Purchase], on_contract: frozenset[str], day: date,
         unit: str) -> Fitted:
-    """Fit both models on the purchases before ``day`` (midnight UTC)."""
+    """Fit both models on the purchases before ``day`` (midnight UTC) of the customers
+    not ``on_contract`` then."""
     s = summarise(purchases, datetime.combine(day, time(), UTC), unit)
-    n, repeaters = len(s.customers), int(np.count_nonzero(s.frequency))
+    contracts = on_contract & set(s.customers)
+    fitted_on = np.array([c not in contracts for c in s.customers], dtype=bool)
+    n = int(np.count_nonzero(fitted_on))
+    repeaters = int(np.count_nonzero(s.frequency[fitted_on]))
+    left_out = (f" ({len(contracts)} more on a contract are left out)" if contracts else "")
     if n == 0:
-        raise ModelNotFitted(f"no customer has a purchase or payment before {day}: "
-                             "there is nothing to fit")
+        raise ModelNotFitted(f"no customer without a contract has a purchase or payment "
+                             f"before {day}{left_out}: there is nothing to fit")
     if repeaters == 0:
-        raise ModelNotFitted(f"none of the {n} customers with a purchase before {day} has "
-                             "bought again on another day: BG/NBD cannot be fitted "
-                             "without repeat purchases")
+        raise ModelNotFitted(f"none of the {n} customers with a purchase before {day}"
+                             f"{left_out} has bought again on another day: BG/NBD cannot "
+                             "be fitted without repeat purchases")
     warnings = []
     if n < FEW_CUSTOMERS or repeaters < FEW_REPEATERS:
         warnings.append(f"only {n} customers, {repeaters} of them with a repeat purchase: "
                         f"too few for a reliable fit (at least {FEW_CUSTOMERS} and "
                         f"{FEW_REPEATERS} are advised)")
-    contracts = on_contract & set(s.customers)
     if contracts:
-        warnings.append(f"{len(contracts)} of the {n} customers are on a contract: BG/NBD "
-                        "is a model of buying without a contract; their p_alive is not "
-                        "used by health or gaps")
-    bg = bgnbd.fit(s.frequency, s.recency, s.T)
+        warnings.append(f"{len(contracts)} customers on a contract on {day} are left out of "
+                        "the fits (their payments follow the contract, not a decision to "
+                        "buy): their figures are given, marked on_contract, and not used "
+                        "by health or gaps")
+    bg = bgnbd.fit(s.frequency[fitted_on], s.recency[fitted_on], s.T[fitted_on])
     if not bg.converged:
         warnings.append("BG/NBD: the fit did not converge (a parameter ran to its bound, "
                         "1e-6 or 1e6): the purchases do not look like buying and stopping "
@@ -177,9 +182,10 @@ def fit(purchases: list[Purchase], on_contract: frozenset[str], day: date,
     p = bg.params
     model = ModelFit(p.r, p.alpha, p.a, p.b, bg.log_likelihood, bg.customers, bg.converged)
     monetary: dict[str, tuple[MonetaryFit, gamma_gamma.GammaGamma]] = {}
-    for currency in sorted({c for c in s.currencies if c is not None}):
+    for currency in sorted({c for c, on in zip(s.currencies, fitted_on, strict=True)
+                            if c is not None and on}):
         among = np.array([c == currency for c in s.currencies]) & (s.valued > 0) \
-            & (s.monetary > 0)
+            & (s.monetary > 0) & fitted_on
         count = int(np.count_nonzero(among))
         if count < 2:
             warnings.append(f"{currency}: {count} customer(s) with a paid repeat purchase: "
