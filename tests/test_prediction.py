@@ -126,8 +126,8 @@ def test_discounting_lowers_the_value(engine: LifecycleEngine) -> None:
 
 
 def test_expected_value_is_occasions_times_the_conditional_spend() -> None:
-    purchases = [Purchase(f"k{i}", datetime(2025, 1, 1 + d, 9, tzinfo=UTC), 100 * (i + d + 1),
-                          "USD") for i in range(30) for d in range(0, 1 + i % 4 * 3, 3)]
+    purchases = [Purchase(f"k{i}", date(2025, 1, 1 + d), 100 * (i + d + 1), "USD")
+                 for i in range(30) for d in range(0, 1 + i % 4 * 3, 3)]
     fitted = fit(purchases, frozenset(), date(2025, 3, 1), "day")
     s, (m, gg) = fitted.summary, fitted.monetary["USD"]
     occasions = fitted.bgnbd.expected_purchases(90, s.frequency, s.recency, s.T)
@@ -140,7 +140,7 @@ def test_expected_value_is_occasions_times_the_conditional_spend() -> None:
 
 
 def test_no_purchase_and_no_repeat_are_errors_that_say_so(engine: LifecycleEngine) -> None:
-    with pytest.raises(ModelNotFitted, match="no customer has a purchase or payment"):
+    with pytest.raises(ModelNotFitted, match="no customer without a contract has a purchase or payment"):
         engine.predict("2025-06-01")
     register(engine, "once")
     pay(engine, "once", 0, 1_000)
@@ -207,9 +207,16 @@ def test_fits_recover_simulated_parameters() -> None:
 
 
 def test_summary_counts_to_the_day_before_the_as_of_date() -> None:
-    s = summarise([Purchase("a", datetime(2025, 1, 1, 23, tzinfo=UTC), 100, "EUR"),
-                   Purchase("a", datetime(2025, 1, 9, 1, tzinfo=UTC), 300, "EUR"),
-                   Purchase("a", datetime(2025, 1, 10, tzinfo=UTC), 300, "EUR")],
+    s = summarise([Purchase("a", date(2025, 1, 1), 100, "EUR"),
+                   Purchase("a", date(2025, 1, 9), 300, "EUR"),
+                   Purchase("a", date(2025, 1, 9)),  # a contract bought the same day
+                   Purchase("a", date(2025, 1, 10), 300, "EUR"),
+                   Purchase("b", date(2025, 1, 3), 500, "JPY"),
+                   Purchase("b", date(2025, 1, 5)),  # a day with only a contract
+                   Purchase("b", date(2025, 1, 7), 700, "JPY")],
                   datetime(2025, 1, 10, tzinfo=UTC))
-    assert s.last_day == date(2025, 1, 9)
-    assert (s.frequency[0], s.recency[0], s.T[0], s.monetary[0]) == (1, 8, 8, 3.0)
+    assert s.last_day == date(2025, 1, 9) and s.customers == ("a", "b")
+    assert s.currencies == ("EUR", "JPY")
+    assert list(s.frequency) == [1, 2] and list(s.recency) == [8, 4]
+    assert list(s.T) == [8, 6] and list(s.valued) == [1, 1]
+    assert list(s.monetary) == [3.0, 700.0]  # JPY has no minor units

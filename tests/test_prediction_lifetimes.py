@@ -17,10 +17,12 @@ lifetimes = pytest.importorskip("lifetimes", reason="lifetimes is not installed 
 
 @pytest.fixture(scope="module")
 def cdnow() -> object:
-    from datetime import UTC, date, datetime, time
+    from datetime import date
 
-    purchases = [Purchase(c, datetime.combine(d, time(12), UTC), cents, "USD")
-                 for c, d, cents in cdnow_rows()]
+    by_day: dict[tuple[str, date], int] = {}
+    for c, d, cents in cdnow_rows():
+        by_day[c, d] = by_day.get((c, d), 0) + cents
+    purchases = [Purchase(c, d, cents, "USD") for (c, d), cents in by_day.items()]
     return fit(purchases, frozenset(), date(1997, 10, 1), "week")
 
 

@@ -56,7 +56,7 @@ class GapsConfig(_Strict):
     )
     lapsing_top_share: float = Field(
         0.2, gt=0, le=1,
-        description="lapsing: ...while the expected value is in this top share of buyers",
+        description="lapsing: ...while the value at stake is in this top share of buyers",
     )
     lapsing_horizon_days: int = Field(
         90, ge=1, le=36_525, description="lapsing: the expected value over this many days"

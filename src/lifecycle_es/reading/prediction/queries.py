@@ -107,13 +107,13 @@ class Predictor:
         """The fit as of ``day`` in ``unit``: kept until new events reach the read model."""
         projections = self.engine.projections
         projections.ensure_current(list(READ_MODELS), self.catch_up)
-        key = (str(self.engine.store), id(projections.read), projections.model_version("metrics"),
-               day, unit)
+        version = projections.model_version("metrics")
+        key = (str(self.engine.store), id(projections.read), version, day, unit)
         with _fits_lock:
             if key in _fits:
                 _fits.move_to_end(key)
                 return _fits[key]
-        fitted = fit(self._purchases(day), self._on_contract(day), day, unit)
+        fitted = fit(*self._purchases(day), day, unit)
         with _fits_lock:
             _fits[key] = fitted
             while len(_fits) > _CACHE_SIZE:
@@ -128,23 +128,31 @@ class Predictor:
         t = read.encode("timestamp", self._midnight(day))
         return read.fetchall(sql, [t] * sql.count("?"))
 
-    def _ts(self, value: Any) -> datetime:
-        t = self.engine.projections.read.decode("timestamp", value)
-        assert isinstance(t, datetime)
-        return t
+    def _purchases(self, day: date) -> tuple[list[Purchase], frozenset[str]]:
+        """The days with purchases or payments before ``day`` (one row per customer and UTC
+        day, payments summed), and the customers on a contract then: one statement."""
+        read = self.engine.projections.read
+        utc_day = ("CAST((at AT TIME ZONE 'UTC') AS date)" if read.dialect == "postgresql"
+                   else "substr(at, 1, 10)")  # SQLite keeps UTC ISO 8601 text
+        rows = self._rows(
+            f"SELECT 0, customer, {utc_day}, SUM(amount), MAX(currency) FROM metrics_payments "
+            "WHERE at < ? GROUP BY customer, 3 "
+            f"UNION ALL SELECT DISTINCT 1, customer, {utc_day}, {_NONE} FROM metrics_mrr "
+            "WHERE kind = 'purchase' AND at < ? "
+            f"UNION ALL SELECT DISTINCT 2, customer, CAST(NULL AS date), {_NONE} "
+            "FROM metrics_paying "
+            "WHERE paying_from < ? AND (paying_to IS NULL OR paying_to >= ?)", day)
+        purchases = [Purchase(c, _day(d), None if amount is None else int(amount), cur)
+                     for part, c, d, amount, cur in rows if part != 2]
+        return purchases, frozenset(c for part, c, *_ in rows if part == 2)
 
-    def _purchases(self, day: date) -> list[Purchase]:
-        paid = self._rows("SELECT customer, at, amount, currency FROM metrics_payments "
-                          "WHERE at < ?", day)
-        bought = self._rows("SELECT customer, at FROM metrics_mrr "
-                            "WHERE kind = 'purchase' AND at < ?", day)
-        return [*(Purchase(c, self._ts(at), int(amount), cur) for c, at, amount, cur in paid),
-                *(Purchase(c, self._ts(at)) for c, at in bought)]
 
-    def _on_contract(self, day: date) -> frozenset[str]:
-        return frozenset(r[0] for r in self._rows(
-            "SELECT DISTINCT customer FROM metrics_paying "
-            "WHERE paying_from < ? AND (paying_to IS NULL OR paying_to >= ?)", day))
+#: no amount and no currency, typed (PostgreSQL's DISTINCT would take NULL for text)
+_NONE = "CAST(NULL AS bigint), CAST(NULL AS text)"
+
+
+def _day(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def fit(purchases: list[Purchase], on_contract: frozenset[str], day: date,
@@ -242,12 +250,14 @@ def _predict(fitted: Fitted, day: date, unit: str, horizon: int,
     per = UNITS[unit]
     alive = fitted.bgnbd.p_alive(s.frequency, s.recency, s.T)
     occasions, value = _expected_value(fitted, horizon / per, per, discount)
+    freq, rec, T, p = (a.tolist() for a in (s.frequency, s.recency, s.T, alive))
+    expected, worth = occasions.tolist(), value.tolist()
+    monetary, valued = s.monetary.tolist(), s.valued.tolist()
+    contract = fitted.on_contract
     customers = tuple(
-        CustomerPrediction(
-            c, int(s.frequency[i]), float(s.recency[i]), float(s.T[i]), float(alive[i]),
-            float(occasions[i]), None if math.isnan(value[i]) else float(value[i]),
-            s.currencies[i], float(s.monetary[i]) if s.valued[i] else None,
-            c in fitted.on_contract)
+        CustomerPrediction(c, int(freq[i]), rec[i], T[i], p[i], expected[i],
+                           None if math.isnan(worth[i]) else worth[i], s.currencies[i],
+                           monetary[i] if valued[i] else None, c in contract)
         for i, c in enumerate(s.customers))
     return Prediction(day, unit, horizon, discount, fitted.model,
                       tuple(m for m, _ in fitted.monetary.values()), customers,

@@ -42,15 +42,19 @@ class CatchUp:
         #: backlog from which a read model is caught up by a rebuild (tests lower it)
         self.rebuild_backlog_min = REBUILD_BACKLOG_MIN
 
-    def current(self) -> set[str]:
+    def current(self, versions: dict[str, tuple[str, int]] | None = None) -> set[str]:
         """The read models built, of their code version, without a failure and at the
-        head: two reads (head, positions), no transaction, no lock."""
+        head: two reads (head, positions), no transaction, no lock. ``versions`` gets the
+        build and position of each of them."""
         states = self.m.state.all()
         if not all(_built(states.get(p.name)) for p in self.m.projections.values()):
             return set()  # one never built: a catch-up creates its tables first
         head = self.m.head()
-        return {p.name for p in self.m.projections.values()
-                if _current(p, states.get(p.name), head)}
+        found = {p.name for p in self.m.projections.values()
+                 if _current(p, states.get(p.name), head)}
+        if versions is not None:
+            versions.update((n, (states[n].build, states[n].position)) for n in found)
+        return found
 
     def run(self, names: Sequence[str] | None, batch_size: int, progress: Progress | None,
             skip: bool) -> tuple[int, list[Failure], list[str]]:

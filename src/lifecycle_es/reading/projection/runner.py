@@ -130,6 +130,10 @@ class ProjectionManager:
     def model_version(self, name: str) -> tuple[str, int]:
         """A read model's build and position: a pair that changes whenever its rows may
         have (new events applied, a rebuild swapped in), for answers kept across calls."""
+        memo = self._scope.memo  # within a call, as its first catch-up found it current
+        known = None if memo is None else memo.get(("projection", "versions"), {}).get(name)
+        if known is not None:
+            return known  # type: ignore[no-any-return]
         st = self.m.state.get(name)
         return ("", 0) if st is None else (st.build, st.position)
 
@@ -165,8 +169,11 @@ class ProjectionManager:
         if self._scope.covers(names):
             return
         self.m.writable()
-        current = self._catch_up.current()
+        versions: dict[str, tuple[str, int]] = {}
+        current = self._catch_up.current(versions)
         self._scope.add(list(current))
+        if (memo := self._scope.memo) is not None:  # dropped by a catch-up that applies
+            memo["projection", "versions"] = versions
         if not current.issuperset(names):
             self.catch_up(names)
             self._scope.add(names)
