@@ -46,7 +46,7 @@ DEPENDENT = 0.3
 #: days of a discounting step (as ``lifetimes.customer_lifetime_value`` discounts monthly)
 _STEP_DAYS = 30
 _WHAT = "predict query"
-_CACHE_SIZE = 8
+_CACHE_SIZE = 16  # fits kept (each under two keys), least recently used dropped
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,22 @@ class Fitted:
 
 _fits: OrderedDict[Hashable, Fitted] = OrderedDict()
 _fits_lock = threading.Lock()
+
+
+def _kept(key: Hashable) -> Fitted | None:
+    with _fits_lock:
+        found = _fits.get(key)
+        if found is not None:
+            _fits.move_to_end(key)
+        return found
+
+
+def _keep(key: Hashable, fitted: Fitted) -> None:
+    with _fits_lock:
+        _fits[key] = fitted
+        _fits.move_to_end(key)
+        while len(_fits) > _CACHE_SIZE:
+            _fits.popitem(last=False)
 
 
 def check_options(unit: str, horizon: int, discount: float) -> tuple[str, int, float]:
@@ -104,21 +120,21 @@ class Predictor:
         return _predict(fitted, day, unit, horizon, discount)
 
     def fitted(self, day: date, unit: str) -> Fitted:
-        """The fit as of ``day`` in ``unit``: kept until new events reach the read model."""
+        """The fit as of ``day`` in ``unit``, kept: looked up by the read model's version
+        (no statement within a call, one otherwise); after new events by the purchases
+        read again, fitted again only when they changed (a check-in changes nothing)."""
         projections = self.engine.projections
         projections.ensure_current(list(READ_MODELS), self.catch_up)
-        version = projections.model_version("metrics")
-        key = (str(self.engine.store), id(projections.read), version, day, unit)
-        with _fits_lock:
-            if key in _fits:
-                _fits.move_to_end(key)
-                return _fits[key]
-        fitted = fit(*self._purchases(day), day, unit)
-        with _fits_lock:
-            _fits[key] = fitted
-            while len(_fits) > _CACHE_SIZE:
-                _fits.popitem(last=False)
-        return fitted
+        store = (str(self.engine.store), id(projections.read), day, unit)
+        by_version = (*store, projections.model_version("metrics"))
+        found = _kept(by_version)
+        if found is None:
+            purchases, contracts = self._purchases(day)
+            by_input = (*store, hash((tuple(purchases), contracts)))
+            found = _kept(by_input) or fit(purchases, contracts, day, unit)
+            _keep(by_input, found)
+        _keep(by_version, found)
+        return found
 
     def _midnight(self, day: date) -> datetime:
         return datetime.combine(day, time(), UTC)
