@@ -24,15 +24,15 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from typing import Any
 
 import numpy as np
 import orjson
+from metrics_bench import best
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.reading.prediction import bgnbd, gamma_gamma
@@ -63,15 +63,6 @@ def simulate(customers: int, seed: int = 1) -> Iterator[bytes]:
             if rng.random() < death:
                 break
             t += rng.exponential(1 / rate) if rate > 0 else horizon
-
-
-def best(repeat: int, run: Callable[[], Any]) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def raw(engine: LifecycleEngine) -> None:
@@ -105,9 +96,9 @@ def bench(url: str, lines: list[bytes], repeat: int) -> dict[str, Any]:
         return {
             "events": imported.events, "customers": s_fit.customers,
             "repeaters": int(np.count_nonzero(s.frequency)),
-            "raw": best(repeat, lambda: raw(engine)),
-            "fit": best(repeat, fit_only), "predict": best(repeat, uncached),
-            "cached": best(repeat, lambda: engine.predict(AS_OF)),
+            "raw": best(lambda: raw(engine), repeat),
+            "fit": best(fit_only, repeat), "predict": best(uncached, repeat),
+            "cached": best(lambda: engine.predict(AS_OF), repeat),
             "params": (round(s_fit.r, 3), round(s_fit.alpha, 2), round(s_fit.a, 3),
                        round(s_fit.b, 3)), "converged": s_fit.converged,
         }

@@ -15,24 +15,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from lifecycle_es.reading.prediction.bgnbd import BgNbd
-from lifecycle_es.reading.prediction.queries import HORIZON_DAYS, Predictor
 from lifecycle_es.reading.prediction.results import (
+    UNITS,
     CustomerPrediction,
     ModelNotFitted,
     Prediction,
 )
-from lifecycle_es.reading.prediction.summary import UNITS
 
 if TYPE_CHECKING:
     from lifecycle_es.reading.source import Source
 
 
-def figures(engine: Source, at: datetime, horizon: int = HORIZON_DAYS) -> Prediction | None:
+def figures(engine: Source, at: datetime, horizon: int = 90) -> Prediction | None:
     """The prediction as of ``at``'s date (kept per date); None when no model can be
-    fitted (no purchases, no repeat purchase)."""
+    fitted (no purchases, no repeat purchase). numpy and scipy are imported here, when
+    first used (the CLI starts without them)."""
+    from lifecycle_es.reading.prediction.queries import Predictor
+
     try:
         return Predictor(engine).predict(at, horizon=horizon)
     except ModelNotFitted:
@@ -65,6 +64,10 @@ def lapsing(prediction: Prediction, p_alive: float, top_share: float,
     buyers = [c for c in prediction.customers
               if not c.on_contract and c.expected_value is not None
               and (eligible is None or c.customer in eligible)]
+    import numpy as np
+
+    from lifecycle_es.reading.prediction.bgnbd import BgNbd
+
     m = prediction.model
     model = BgNbd(m.r, m.alpha, m.a, m.b)
     per = UNITS[prediction.unit]

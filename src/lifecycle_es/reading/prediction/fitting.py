@@ -14,6 +14,8 @@ from numpy.typing import NDArray
 from scipy.optimize import minimize
 
 P = TypeVar("P")
+#: the models' vectors: one number per customer
+Array = NDArray[np.float64]
 #: the bounds of every parameter's logarithm
 _BOUNDS = (-np.log(1e6), np.log(1e6))
 

@@ -10,12 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 from scipy.special import gammaln
 
-from lifecycle_es.reading.prediction.fitting import Fit, maximise
-
-Array = NDArray[np.float64]
+from lifecycle_es.reading.prediction.fitting import Array, Fit, maximise
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,14 @@ from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.reading.metrics.calc import When, instant
 from lifecycle_es.reading.prediction import bgnbd, gamma_gamma
 from lifecycle_es.reading.prediction.results import (
+    UNITS,
     CustomerPrediction,
     ModelFit,
     ModelNotFitted,
     MonetaryFit,
     Prediction,
 )
-from lifecycle_es.reading.prediction.summary import UNITS, Purchase, Summary, summarise
+from lifecycle_es.reading.prediction.summary import Purchase, Summary, summarise
 
 if TYPE_CHECKING:
     from lifecycle_es.reading.source import Source

@@ -8,6 +8,9 @@ from typing import Any
 
 from lifecycle_es.errors import LifecycleError
 
+#: days per time unit of frequency, recency and T
+UNITS = {"day": 1, "week": 7}
+
 
 class ModelNotFitted(LifecycleError):
     """The purchase history cannot support the model (no customer, no repeat purchase):

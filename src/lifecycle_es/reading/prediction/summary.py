@@ -17,10 +17,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from lifecycle_es.display import major_units
+from lifecycle_es.reading.prediction.results import UNITS
 
 Array = NDArray[np.float64]
-#: days per time unit
-UNITS = {"day": 1, "week": 7}
 
 
 @dataclass(frozen=True)
