@@ -19,6 +19,7 @@ from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError, Unkn
 from lifecycle_es.limits import checked, stripped_text
 from lifecycle_es.reading.audit.records import (
     AuditEvent,
+    Changed,
     EventsPage,
     OpenHandover,
     PointInTimeState,
@@ -203,6 +204,20 @@ class Audit:
         more = len(raw) > limit
         return EventsPage(rows, str(rows[-1].position) if more else None)
 
+
+    # ----------------------------------------------------------------- changes
+
+    def changed(self, after: int, upto: int) -> Changed:
+        """What the events at positions ``after`` < position <= ``upto`` touched: their
+        customers, and whether any of them is a campaign's event (an indexed range of the
+        ``audit_index``, read as it is: the caller knows it includes ``upto``)."""
+        if not 0 <= after <= upto:
+            raise _bad("after", after, f"must be from 0 to upto ({upto})")
+        rows = self.engine.projections.read.fetchall(
+            f"SELECT DISTINCT aggregate, customer FROM {INDEX} "
+            "WHERE position > ? AND position <= ?", (after, upto))
+        return Changed(customers=frozenset(c for a, c in rows if a == "customer" and c),
+                       campaigns=any(a == "campaign" for a, _ in rows))
 
     # ------------------------------------------------------------------ export
 

@@ -98,8 +98,10 @@ class ProjectionManager:
                              f"{', '.join(known)})")
 
     def fetch(self, table: str, where: str = "", params: Sequence[Any] = (),
-              order: str = "") -> list[dict[str, Any]]:
-        """Rows of a live read-model table as dicts of Python values.
+              order: str = "", *, columns: Sequence[str] | None = None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+        """Rows of a live read-model table as dicts of Python values (of ``columns``, default
+        all; at most ``limit`` rows).
 
         ``where`` / ``order`` are SQL fragments with ``?`` placeholders, bound by the
         driver (a ``?`` inside a string literal is text), e.g.
@@ -108,12 +110,14 @@ class ProjectionManager:
         """
         t = self.table(table)
         self.check_current([p.name for p in self.projections.values() if t in p.tables])
-        cols = list(t.columns)
+        cols = list(t.columns) if columns is None else [c for c in t.columns if c in columns]
         sql = f"SELECT {', '.join(cols)} FROM {t.name}"
         if where:
             sql += f" WHERE {where}"
         if order:
             sql += f" ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         dec = self.read.decode
         enc_params = [self.read.encode(_param_type(v), v) for v in params]
         return [

@@ -15,6 +15,8 @@ from lifecycle_es.web.reads import fresh, queries, read_models
 from lifecycle_es.web.render import page
 
 HISTORY_ROWS = 100
+#: pending handovers shown per team (those most past the SLA; the page gives the count)
+PENDING_ROWS = 100
 
 
 def handover_view(console: Console) -> dict[str, Any]:
@@ -22,17 +24,12 @@ def handover_view(console: Console) -> dict[str, Any]:
     pm = read_models(engine)
     now = datetime.now(UTC)
     sla = timedelta(days=console.config.gaps.handover_sla_days)
-    rows = queries.handovers(pm, catch_up=False)
-    pending: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        if r["status"] == "pending":
-            late = (now - r["sent_at"] - sla).total_seconds()
-            pending.setdefault(r["to_team"], []).append({**r, "late_seconds": late})
-    for team_rows in pending.values():
-        team_rows.sort(key=lambda r: -r["late_seconds"])
-    decided = sorted((r for r in rows if r["status"] != "pending"),
-                     key=lambda r: r["decided_at"], reverse=True)[:HISTORY_ROWS]
-    return {"pending": dict(sorted(pending.items())), "decided": decided,
+    pending = {team: (count, [{**r, "late_seconds": (now - r["sent_at"] - sla).total_seconds()}
+                              for r in rows])
+               for team, (count, rows) in queries.pending_handovers(
+                   pm, limit=PENDING_ROWS, catch_up=False).items()}
+    return {"pending": pending,
+            "decided": queries.decided_handovers(pm, limit=HISTORY_ROWS, catch_up=False),
             "sla_days": console.config.gaps.handover_sla_days,
             "fresh": fresh(engine, ["handover_history"])}
 
