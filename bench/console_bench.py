@@ -3,14 +3,15 @@ browsing while one writer records commands through the console.
 
 Starts ``lifecycle-es serve`` on the store (a real process, its live follower running), signs
 in ``--sessions`` clients (threads, each its own session) that request the pages round-robin
-for ``--seconds``, and one writer that records ``--writes`` check-ins a second through the
+for ``--seconds`` (back to back, or pausing ``--think`` seconds between pages, as people
+do), and one writer that records ``--writes`` check-ins a second through the
 console's form (each waits for read-your-writes). Reports, per page, the server's own time
 (the ``Server-Timing`` header: from the request's arrival to its response) p50/p95/p99 and
 every error (status >= 400 or a failed request). The store must hold a history (``lifecycle-es
 demo --customers 20000``); a ``bench`` admin user is added when missing. Usage::
 
     python bench/console_bench.py --store sqlite:///demo.db [--sessions 16] [--seconds 60]
-        [--writes 10]
+        [--writes 10] [--think 1] [--workers 2]
 
 Results are recorded in docs/performance.md ("Web console").
 """
@@ -87,13 +88,17 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--writes", type=float, default=10, help="check-ins a second")
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="seconds each session pauses between two pages (0: back to back)")
+    ap.add_argument("--workers", type=int, default=1, help="serve --workers")
     args = ap.parse_args()
     customers = _prepare(args.store)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "lifecycle_es.cli.main", "--store", args.store, "serve",
-         "--port", str(port)], env={**os.environ, "LIFECYCLE_ES_SESSION_SECRET": SECRET})
+         "--port", str(port), *(["--workers", str(args.workers)] if args.workers > 1 else [])],
+        env={**os.environ, "LIFECYCLE_ES_SESSION_SECRET": SECRET})
     times: dict[str, list[float]] = defaultdict(list)
     errors: list[str] = []
     lock = threading.Lock()
@@ -131,6 +136,8 @@ def main() -> None:
                     times[name].append(_server_ms(r))
                     if r.status_code >= 400:
                         errors.append(f"{name}: {r.status_code}")
+                if args.think > 0:  # a person reading the page (jittered: no lockstep)
+                    time.sleep(rnd.uniform(0.5, 1.5) * args.think)
 
         def writer() -> None:
             client, token = sessions[-1]
@@ -157,8 +164,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"{args.sessions} sessions, {args.writes:g} check-ins/s, {args.seconds:g} s, "
-          f"store {args.store.split('?')[0].split('@')[-1]}, {len(customers):,} customers")
+    print(f"{args.sessions} sessions, think {args.think:g} s, {args.writes:g} check-ins/s, "
+          f"{args.seconds:g} s, {args.workers} worker(s), store "
+          f"{args.store.split('?')[0].split('@')[-1]}, {len(customers):,} customers; load "
+          f"average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'page':38} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     for name, values in sorted(times.items()):
         if len(values) < 2:

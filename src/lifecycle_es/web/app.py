@@ -114,6 +114,8 @@ def create_app(engine: LifecycleEngine, settings: Settings | None = None) -> Sta
 
     console = Console(engine, settings)
     metrics.share_default_period(console)
+    operations.count_rows(console)
+    handovers.share_decided(console)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

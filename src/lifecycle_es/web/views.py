@@ -19,7 +19,7 @@ import heapq
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,11 +49,34 @@ def urgency(g: Gap) -> tuple[Any, ...]:
 @dataclass(frozen=True)
 class OpenGaps:
     """Every open gap, most urgent first, computed at ``at`` from read models that included
-    at least ``fresh.position``."""
+    at least ``fresh.position``; indexed by kind, team and owner."""
 
     gaps: list[Gap]
     fresh: Freshness
     at: datetime
+    by: dict[tuple[str, str | None], list[Gap]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by: dict[tuple[str, str | None], list[Gap]] = {}
+        for g in self.gaps:  # in order: each list is most urgent first too
+            by.setdefault(("kind", g.kind), []).append(g)
+            by.setdefault(("team", g.team), []).append(g)
+            by.setdefault(("owner", g.owner), []).append(g)
+        object.__setattr__(self, "by", by)
+
+    def matching(self, kind: str = "", team: str = "", owner: str = "") -> list[Gap]:
+        """The gaps of ``kind``, ``team`` and ``owner`` (each ``""``: any), most urgent
+        first: the shortest index list of those given, filtered by the others."""
+        given = [(name, value) for name, value in (("kind", kind), ("team", team),
+                                                    ("owner", owner)) if value]
+        if not given:
+            return self.gaps
+        lists = [self.by.get(key, []) for key in given]
+        shortest = min(lists, key=len)
+        if len(given) == 1:
+            return shortest
+        return [g for g in shortest if (not kind or g.kind == kind)
+                and (not team or g.team == team) and (not owner or g.owner == owner)]
 
 
 @dataclass

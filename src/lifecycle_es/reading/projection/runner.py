@@ -13,7 +13,7 @@ skipped, whoever is killed when.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -175,15 +175,19 @@ class ProjectionManager:
         wanted = {p.name for p in self.select(names)}
         return [row for row in self.m.state.skips() if row["model"] in wanted]
 
-    def status(self, names: Sequence[str] | None = None) -> list[ProjectionStatus]:
+    def status(self, names: Sequence[str] | None = None, *,
+               rows: Mapping[str, int] | None = None) -> list[ProjectionStatus]:
+        """Each read model's state; ``rows``: their row counts as the caller counted them
+        before (by name), else counted now (a scan of each table)."""
         head = self.head()
         states = self.m.state.all()
         out = []
         for p in self.select(names):
             st = states.get(p.name)
             built = st is not None and st.built
-            rows = sum(self.read.count(t.name) for t in p.tables) if built else 0
-            out.append(status_of(p, st, head, rows))
+            counted = rows.get(p.name, 0) if rows is not None else \
+                sum(self.read.count(t.name) for t in p.tables) if built else 0
+            out.append(status_of(p, st, head, counted))
         return out
 
     # ------------------------------------------------------- catch-up, follow

@@ -70,9 +70,10 @@ def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
     pm = read_models(console.engine)
     shared = console.views.open_gaps()  # computed in the background: only filtered here
     now = datetime.now(UTC)
-    wanted = [g for g in shared.gaps if (not f.kind or g.kind == f.kind)
-              and (not f.team or g.team == f.team) and (not f.mine or g.owner == user.name)
-              and (not f.owner or g.owner == f.owner)]
+    if f.mine and f.owner and f.owner != user.name:
+        wanted = []  # owned by the user and by someone else: none
+    else:
+        wanted = shared.matching(f.kind, f.team, user.name if f.mine else f.owner)
     if f.segment:
         of_segment = {r["customer"] for r in queries.current_stages(
             pm, segment=f.segment, catch_up=False)}
