@@ -83,3 +83,13 @@ def console_of(request: Request) -> Console:
 async def blocking(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``func(*args, **kwargs)`` in a worker thread (store reads and writes block)."""
     return await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
+
+
+async def reading(console: Console, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A page's reads, ``func(*args, **kwargs)``, in a worker thread as one top-level read
+    (``ProjectionManager.reading``: each read model checked for a failure once)."""
+    def run() -> T:
+        with console.engine.reader.projections.reading():
+            return func(*args, **kwargs)
+
+    return await anyio.to_thread.run_sync(run)

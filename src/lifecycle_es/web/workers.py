@@ -44,7 +44,8 @@ def run(*, store: str | None, read_store: str | None, stage_model: str | None,
         "projections_path": list(projections_path), "auth_header": auth_header}).decode()
     engine = None if read_store is not None else LifecycleEngine(
         store, stage_model=stage_model, projections_path=projections_path, create=False)
-    follower = None if engine is None else Follower(engine, Settings.poll_seconds)
+    follower = None if engine is None else Follower(engine, Settings.poll_seconds,
+                                                    own_engine=False)  # nothing else uses it
     try:
         if follower is not None:
             follower.start()

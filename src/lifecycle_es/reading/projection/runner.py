@@ -133,15 +133,19 @@ class ProjectionManager:
 
     def check_current(self, names: Sequence[str]) -> None:
         """Raise :class:`ProjectionFailed` when one of these read models stopped on an
-        event (its rows are stale since then)."""
+        event (its rows are stale since then); inside :meth:`reading`, at most once per
+        read model."""
         self.consulted.update(names)
-        if names and not self._scope.covers(names) and (failed := self.failures(names)):
-            raise ProjectionFailed(failed)
+        if names and not self._scope.covers(names):
+            if failed := self.failures(names):
+                raise ProjectionFailed(failed)
+            self._scope.add(names)
 
     @contextmanager
     def reading(self) -> Iterator[None]:
         """One top-level read (the report, a CLI command, a web request): within the block
-        each read model is caught up at most once, by its first query (per thread)."""
+        each read model is caught up (or checked for a failure) at most once, by its first
+        query (per thread)."""
         with self._scope.scope():
             yield
 

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.report.urgency import KIND_ORDER
 from lifecycle_es.web.auth import Principal, user_of
-from lifecycle_es.web.context import Console, blocking, console_of
+from lifecycle_es.web.context import Console, console_of, reading
 from lifecycle_es.web.reads import queries, read_models
 from lifecycle_es.web.render import page
 from lifecycle_es.web.views import aged
@@ -94,7 +94,7 @@ async def cockpit(request: Request) -> Response:
     console = console_of(request)
     f = Filters.of(request)
     try:
-        found = await blocking(work_items, console, user_of(request), f)
+        found = await reading(console, work_items, console, user_of(request), f)
         error = ""
     except InvalidInput as exc:
         found = {"items": [], "total": 0, "pages": 1, "fresh": None}

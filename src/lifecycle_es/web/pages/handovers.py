@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from lifecycle_es.web.context import Console, blocking, console_of
+from lifecycle_es.web.context import Console, console_of, reading
 from lifecycle_es.web.reads import fresh, queries, read_models
 from lifecycle_es.web.render import page
 
@@ -49,7 +49,8 @@ def handover_view(console: Console) -> dict[str, Any]:
 
 
 async def handovers(request: Request) -> Response:
-    view = await blocking(handover_view, console_of(request))
+    console = console_of(request)
+    view = await reading(console, handover_view, console)
     return page(request, "handovers.html", **view)
 
 

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.report import metrics_data
 from lifecycle_es.report.page import metric_charts
-from lifecycle_es.web.context import Console, blocking, console_of
+from lifecycle_es.web.context import Console, console_of, reading
 from lifecycle_es.web.reads import fresh
 from lifecycle_es.web.render import page
 from lifecycle_es.web.views import aged
@@ -135,7 +135,7 @@ async def metrics(request: Request) -> Response:
     except InvalidInput as exc:
         error = str(exc)
         start, end = _period_default()
-    view = await blocking(metrics_view, console, start, end)
+    view = await reading(console, metrics_view, console, start, end)
     return page(request, "metrics.html", start=start.date().isoformat(),
                 end=end.date().isoformat(), error=error, **view)
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from lifecycle_es.web.auth import require
-from lifecycle_es.web.context import Console, blocking, console_of
+from lifecycle_es.web.context import Console, console_of, reading
 from lifecycle_es.web.reads import fresh, read_models
 from lifecycle_es.web.render import page
 
@@ -45,7 +45,8 @@ def operations_view(console: Console) -> dict[str, Any]:
 
 @require("operations")
 async def operations(request: Request) -> Response:
-    view = await blocking(operations_view, console_of(request))
+    console = console_of(request)
+    view = await reading(console, operations_view, console)
     return page(request, "operations.html", **view)
 
 
