@@ -38,6 +38,8 @@ from lifecycle_es.errors import LifecycleError
 
 PASSWORD = "bench password, long enough"
 SECRET = "bench session secret of at least 32 characters"
+#: threads of the one writer (check-ins in flight at once)
+WRITERS = 5
 PAGES = ("/", "/?team=success", "/?kind=renewal_at_risk", "CUSTOMER", "/handovers",
          "/campaigns", "/metrics", "/audit", "/operations")
 
@@ -139,12 +141,16 @@ def main() -> None:
                 if args.think > 0:  # a person reading the page (jittered: no lockstep)
                     time.sleep(rnd.uniform(0.5, 1.5) * args.think)
 
-        def writer() -> None:
-            client, token = sessions[-1]
-            rnd = random.Random(99)
-            gap = 1 / args.writes if args.writes > 0 else None
-            next_at = time.monotonic()
+        def writer(k: int) -> None:
+            """One of WRITERS threads of the one writer (its session), each at its share of
+            the rate: a check-in waits for read-your-writes, the rate does not."""
+            first, token = sessions[-1]
+            client = httpx.Client(base_url=base, timeout=60, cookies=first.cookies)
+            rnd = random.Random(99 + k)
+            gap = WRITERS / args.writes if args.writes > 0 else None
+            next_at = time.monotonic() + (k * gap / WRITERS if gap else 0)
             while gap is not None and time.monotonic() < stop:
+                time.sleep(max(0.0, next_at - time.monotonic()))
                 customer = rnd.choice(customers)
                 r = client.post(f"/customers/{customer}/check-in",
                                 data={"csrf_token": token, "notes": "bench"})
@@ -153,10 +159,9 @@ def main() -> None:
                     if r.status_code != 303:
                         errors.append(f"check-in: {r.status_code}")
                 next_at += gap
-                time.sleep(max(0.0, next_at - time.monotonic()))
 
         threads = [threading.Thread(target=reader, args=(n,)) for n in range(args.sessions)]
-        threads.append(threading.Thread(target=writer))
+        threads += [threading.Thread(target=writer, args=(k,)) for k in range(WRITERS)]
         for t in threads:
             t.start()
         for t in threads:
@@ -174,6 +179,8 @@ def main() -> None:
             continue
         cuts = quantiles(values, n=100, method="inclusive")
         print(f"{name:38} {len(values):8} {cuts[49]:8.1f} {cuts[94]:8.1f} {cuts[98]:8.1f}")
+    written = len(times.get("POST check-in (+read-your-writes)", []))
+    print(f"check-ins recorded: {written} ({written / args.seconds:.1f}/s)")
     print(f"errors: {len(errors)}" + (f" (first: {errors[:5]})" if errors else ""))
 
 
