@@ -84,7 +84,7 @@ class Periodic:
     """A periodic view: its function, its period, and its last value with the position and
     time it was computed at."""
 
-    compute: Callable[[], Any]
+    compute: Callable[[LifecycleEngine], Any]
     seconds: float
     value: Any = None
     position: int = -1
@@ -95,16 +95,29 @@ class Views:
     """The shared views of one console process, refreshed by :meth:`start`'s thread."""
 
     def __init__(self, engine: LifecycleEngine, config: Config, settings: Settings) -> None:
-        self.engine, self.config, self.settings = engine, config, settings
+        self.console_engine, self.config, self.settings = engine, config, settings
+        self._own: LifecycleEngine | None = None
         self._gaps: OpenGaps | None = None
         self._full_at = 0.0  # monotonic time of the last full computation
         self._renewed: set[str] = set()  # customers renewed during a full computation
+        self._renewed_at: dict[str, int] = {}  # customer -> position an action renewed it at
         self._lock = threading.Lock()  # guards _gaps and _renewed
         self._first = threading.Lock()  # one first computation
         self._periodic: dict[str, Periodic] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._ready: tuple[threading.Event, ...] = ()
+
+    @property
+    def engine(self) -> LifecycleEngine:
+        """The engine the views read: one of their own on the store the console reads (its
+        own connections, so that a long computation holds no request up; a memory store
+        is the console's engine itself)."""
+        if self._own is None:
+            reader = self.console_engine.reader
+            self._own = reader if reader.store.kind == "memory" else reader.opener()()
+            read_models(self._own)  # never caught up here either
+        return self._own
 
     # ------------------------------------------------------------------ reading
 
@@ -125,9 +138,10 @@ class Views:
         view = self._periodic.get(name)
         return None if view is None else view.value
 
-    def add(self, name: str, compute: Callable[[], Any], seconds: float) -> None:
-        """Keep ``compute()`` as the view ``name``, recomputed at most every ``seconds``
-        when the read models moved."""
+    def add(self, name: str, compute: Callable[[LifecycleEngine], Any],
+            seconds: float) -> None:
+        """Keep ``compute(engine)`` (the views' engine) as the view ``name``, recomputed at
+        most every ``seconds`` when the read models moved."""
         self._periodic[name] = Periodic(compute, seconds)
 
     # --------------------------------------------------------------- computing
@@ -135,11 +149,12 @@ class Views:
     def _compute(self, customers: Iterable[str] | None) -> tuple[list[Gap], datetime]:
         """The open gaps now: of every customer, or only of ``customers`` (sorted)."""
         now = datetime.now(UTC)
-        if customers is None:
-            gaps = self.engine.gaps(now, config=self.config)
-        else:
-            gaps = [g for c in customers
-                    for g in self.engine.gaps(now, config=self.config, customer=c)]
+        with self.engine.reader.projections.reading():  # one failure check per read model
+            if customers is None:
+                gaps = self.engine.gaps(now, config=self.config)
+            else:
+                gaps = [g for c in customers
+                        for g in self.engine.gaps(now, config=self.config, customer=c)]
         gaps.sort(key=urgency)
         return gaps, now
 
@@ -164,15 +179,21 @@ class Views:
             self._publish(OpenGaps(gaps, at, now), renewed)
             log.debug("console.gaps_computed", gaps=len(gaps), position=at.position)
         elif changed is not None:
-            self._patch(changed.customers, at)
+            with self._lock:  # those an action renewed since: not again
+                done = {c for c, p in self._renewed_at.items() if p >= at.position}
+                self._renewed_at = {c: p for c, p in self._renewed_at.items()
+                                    if p > at.position}
+            self._patch(changed.customers - done, at)
 
     def renew_customer(self, customer: str) -> None:
         """After this process wrote for ``customer`` (and the read models include it): its
         gaps now, so the next page shows the write's effect."""
         customer = queries.customer_stage(read_models(self.engine), customer,
                                           catch_up=False)["customer"]  # as stored
+        position = fresh(self.engine, GAP_MODELS).position  # its gaps include at least this
         with self._lock:
             self._renewed.add(customer)
+            self._renewed_at[customer] = position
         if self._gaps is not None:
             self._patch({customer}, None)
 
@@ -202,7 +223,8 @@ class Views:
                                            - view.computed < view.seconds):
                 continue
             started = time.monotonic()
-            view.value = view.compute()
+            with self.engine.projections.reading():
+                view.value = view.compute(self.engine)
             view.position, view.computed = position, time.monotonic()
             log.debug("console.view_computed", view=name, seconds=round(
                 view.computed - started, 3))
@@ -244,6 +266,8 @@ class Views:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=30)
+        if self._own is not None and self._own is not self.console_engine.reader:
+            self._own.close()
 
 
 def aged(f: Freshness, head: int | None = None) -> Freshness:

@@ -26,9 +26,8 @@ DECIDED_SECONDS = 10.0
 def share_decided(console: Console) -> None:
     """Keep the latest decided handovers in the background views (``(when, rows)``):
     finding them scans every handover."""
-    pm = read_models(console.engine)
-    console.views.add(DECIDED_VIEW, lambda: (datetime.now(UTC), queries.decided_handovers(
-        pm, limit=HISTORY_ROWS, catch_up=False)), DECIDED_SECONDS)
+    console.views.add(DECIDED_VIEW, lambda engine: (datetime.now(UTC), queries.decided_handovers(
+        read_models(engine), limit=HISTORY_ROWS, catch_up=False)), DECIDED_SECONDS)
 
 
 def handover_view(console: Console) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 from starlette.requests import Request
@@ -19,6 +19,9 @@ from lifecycle_es.web.context import Console, console_of, reading
 from lifecycle_es.web.reads import fresh
 from lifecycle_es.web.render import page
 from lifecycle_es.web.views import aged
+
+if TYPE_CHECKING:
+    from lifecycle_es.engine import LifecycleEngine
 
 #: the charts' one inline style (their largest width) goes: the console's CSS sets it, and
 #: its Content-Security-Policy allows no inline style
@@ -107,15 +110,17 @@ def metrics_view(console: Console, start: datetime, end: datetime) -> dict[str, 
 
 def share_default_period(console: Console) -> None:
     """Keep the default period's metrics in the background views (as ``(period, view)``)."""
-    def compute() -> tuple[tuple[datetime, datetime], dict[str, Any]]:
+    def compute(engine: LifecycleEngine) -> tuple[tuple[datetime, datetime], dict[str, Any]]:
         period = _period_default()
-        return period, _compute(console, *period)
+        return period, _compute(console, *period, engine=engine)
 
     console.views.add(DEFAULT_VIEW, compute, console.settings.metrics_cache_seconds)
 
 
-def _compute(console: Console, start: datetime, end: datetime) -> dict[str, Any]:
-    engine = console.engine
+def _compute(console: Console, start: datetime, end: datetime,
+             engine: LifecycleEngine | None = None) -> dict[str, Any]:
+    """The period's view, read through ``engine`` (default: the console's)."""
+    engine = engine or console.engine
     at = fresh(engine, ["metrics"])  # before: the metrics include at least this
     data = metrics_data(engine, start, end, datetime.now(UTC))
     now, before = data["summary"], data["previous"]["summary"]

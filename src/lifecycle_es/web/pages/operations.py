@@ -26,9 +26,8 @@ ROWS_SECONDS = 60.0
 
 def count_rows(console: Console) -> None:
     """Count the read models' rows in the background views (``(when, {name: rows})``)."""
-    pm = read_models(console.engine)
-    console.views.add(ROWS_VIEW, lambda: (datetime.now(UTC), {
-        s.name: s.rows for s in pm.status()}), ROWS_SECONDS)
+    console.views.add(ROWS_VIEW, lambda engine: (datetime.now(UTC), {
+        s.name: s.rows for s in read_models(engine).status()}), ROWS_SECONDS)
 
 
 def operations_view(console: Console) -> dict[str, Any]:
