@@ -171,3 +171,23 @@ def test_index_follows_new_events_and_rebuild_keeps_positions(engine: LifecycleE
     assert after[-1].position > before[-1].position
     engine.projections.rebuild(["audit_index"])
     assert all_events(engine, order="oldest") == after
+
+
+def test_changed_names_the_customers_and_campaigns_a_range_of_the_log_touched(
+    engine: LifecycleEngine, story: Story
+) -> None:
+    engine.projections.catch_up()
+    head = engine.projections.head()
+    everything = engine.audit.changed(0, head)
+    assert everything.customers == {"acme", "beta"} and everything.campaigns
+    engine.check_in(customer="beta", at="2024-05-01T09:00:00Z", actor="cat", team="success")
+    engine.projections.catch_up()
+    assert engine.audit.changed(head, engine.projections.head()).customers == {"beta"}
+    assert not engine.audit.changed(head, engine.projections.head()).campaigns
+    assert engine.audit.changed(head, head).customers == frozenset()
+    for after, upto in ((-1, head), (head + 1, head), (True, head)):
+        with pytest.raises(InvalidInput, match="after="):
+            engine.audit.changed(after, upto)
+    for after, upto in ((0, 2**70), (0, "9"), (None, head)):
+        with pytest.raises(InvalidInput, match=r"upto=|after="):
+            engine.audit.changed(after, upto)  # type: ignore[arg-type]

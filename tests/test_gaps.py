@@ -246,3 +246,21 @@ def test_rebuild_gives_the_same_answers(engine: LifecycleEngine) -> None:
     # the won-back customer kept its currency and contract end
     assert only(engine, day(40), "renewal_at_risk", "a").detail.startswith(
         "contract ends 2024-02-15")
+
+
+def test_the_gaps_of_one_customer_are_theirs_of_all(engine: LifecycleEngine) -> None:
+    h = History(engine)
+    h.campaign("c", 0, "2024-01-01", "2024-01-10")
+    for c in ("a", "b"):
+        h.register(c)
+    h.cmd("nps_answer", "b", 1, score=0)
+    everyone = engine.gaps(day(40), config=CFG)
+    for c in ("a", "b"):
+        assert engine.gaps(day(40), config=CFG, customer=c) == [
+            g for g in everyone if g.customer == c]
+        assert engine.gaps(day(40), config=CFG, customer=f" {c} ") == \
+            engine.gaps(day(40), config=CFG, customer=c)  # normalised as the commands do
+    assert engine.gaps(day(40), config=CFG, customer="nobody") == []
+    for bad in ("", "a\x00b", "x" * 100_000, 12):
+        with pytest.raises(InvalidInput, match="customer="):
+            engine.gaps(day(40), customer=bad)  # type: ignore[arg-type]

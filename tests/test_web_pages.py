@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 import pytest
 from cli_helpers import in_process, small_demo
-from web_helpers import add_customer, add_users, client, sign_in
+from web_helpers import TestClient, add_customer, add_users, client, sign_in
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.web import cockpit_page_size
@@ -227,29 +229,60 @@ def test_send_a_handover_and_record_a_touchpoint(engine: LifecycleEngine) -> Non
     assert engine.audit.timeline("acme")[-1].fields["channel"] == "webinar"
 
 
-def test_the_cockpit_shares_its_gaps_until_this_process_writes(
+def _stale(c: TestClient) -> list[str]:
+    """The customers of the cockpit's stale handovers."""
+    return re.findall(r'<a href="/customers/([^"]+)">', c.get("/?kind=handover_stale").text)
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """The customer of each ``gaps`` call of any engine from now on (None: every customer;
+    the console's views read through an engine of their own)."""
+    calls: list[str | None] = []
+    original = LifecycleEngine.gaps
+
+    def counted(self: LifecycleEngine, *args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("customer"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LifecycleEngine, "gaps", counted)
+    return calls
+
+
+def test_requests_filter_the_shared_gaps_and_a_write_renews_its_customers(
         engine: LifecycleEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[object] = []
-    original = engine.gaps
-
-    def counted(*args: object, **kwargs: object) -> object:
-        calls.append(args)
-        return original(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(engine, "gaps", counted)
-    with client(engine) as c:
+    calls = _counted(monkeypatch)
+    with client(engine, views_seconds=3600) as c:  # no background renewal in this test
         token = sign_in(c, "ann")
-        for query in ("", "?team=sales", "?kind=unowned", "?mine=on"):
+        for query in ("", "?team=sales", "?kind=unowned", "?mine=on", "?owner=ann&mine=on"):
             assert c.get(f"/{query}").status_code == 200
-        assert len(calls) == 1  # one computation shared by the requests
-        c.post("/customers/acme/check-in", data={"csrf_token": token})
-        c.get("/")
-        assert len(calls) == 2  # this process wrote: computed again
-    with client(engine, gaps_cache_seconds=0) as c:
+        assert calls == [None]  # computed once, before the first request: requests filter
+        assert sorted(_stale(c)) == ["acme", "zeta"]
+        r = c.post("/customers/acme/handovers/h1/accept", data={"csrf_token": token},
+                   follow_redirects=False)
+        assert r.status_code == 303 and "lagging" not in r.headers["location"]
+        assert _stale(c) == ["zeta"]  # read-your-writes: the accepted one left the cockpit
+        assert calls == [None, "acme"]  # only the written customer's gaps were computed
+
+
+def test_the_shared_gaps_follow_other_processes_writes_by_customer(
+        engine: LifecycleEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counted(monkeypatch)
+    with client(engine, views_seconds=0.05) as c:
         sign_in(c, "ann")
-        c.get("/")
-        c.get("/")
-        assert len(calls) == 5  # sign-in's page and two more: no sharing
+        assert sorted(_stale(c)) == ["acme", "zeta"]
+        other = LifecycleEngine(engine.store)  # another process's write, not this console's
+        try:
+            other.accept_handover(customer="zeta", handover_id="h1", actor="sid",
+                                  team="sales", at="2024-01-04T09:00:00Z")
+        finally:
+            other.close()
+        deadline = time.monotonic() + 20
+        while _stale(c) != ["acme"]:
+            assert time.monotonic() < deadline, "the cockpit never showed the write"
+            time.sleep(0.05)
+        assert "Data as of event" in c.get("/").text
+    assert calls[0] is None and "zeta" in calls[1:]
+    assert None not in calls[1:]  # renewed by customer, not in full
 
 
 def test_on_a_read_store_pages_say_how_far_behind_they_are(durable_store_url: str) -> None:
@@ -287,10 +320,14 @@ def test_the_metrics_of_a_period_are_shared(engine: LifecycleEngine,
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(metrics_page, "metrics_data", counted)
+    default = metrics_page._period_default()
     with client(engine) as c:
+        assert calls == [default]  # the default period's: in the background, before requests
         sign_in(c, "ann")
+        assert c.get("/metrics").status_code == 200
+        assert calls == [default]  # a request only reads it
         for _ in range(3):
             assert c.get("/metrics?from=2024-01-01&to=2024-04-01").status_code == 200
-        assert len(calls) == 1
+        assert len(calls) == 2  # another period: computed by the first request, shared
         assert c.get("/metrics?from=2024-01-01&to=2024-05-01").status_code == 200
-        assert len(calls) == 2  # another period: its own computation
+        assert len(calls) == 3  # another period: its own computation

@@ -92,16 +92,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_serve(store: str, port: int) -> subprocess.Popen[str]:
-    """``lifecycle-es --store STORE serve --port PORT`` as a real process."""
-    env = {**os.environ, "LIFECYCLE_ES_SESSION_SECRET": SERVE_SECRET}
-    return subprocess.Popen([*CLI, "--store", store, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_serve(store: str, port: int, *options: str,
+                secret: str | None = SERVE_SECRET) -> subprocess.Popen[str]:
+    """``lifecycle-es --store STORE serve --port PORT [OPTIONS]`` as a real process (with the
+    session secret ``secret``; None: none configured)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFECYCLE_ES_SESSION")}
+    if secret is not None:
+        env["LIFECYCLE_ES_SESSION_SECRET"] = secret
+    return subprocess.Popen([*CLI, "--store", store, "serve", "--port", str(port), *options],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_up(proc: subprocess.Popen[str], base: str) -> None:
-    """Wait (at most a minute) until the console at ``base`` answers ``/healthz``."""
-    deadline = time.monotonic() + 60
+def wait_up(proc: subprocess.Popen[str], base: str, seconds: float = 60) -> None:
+    """Wait (at most ``seconds``) until the console at ``base`` answers ``/healthz``."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1]
         try:

@@ -376,15 +376,15 @@ class LifecycleEngine:
     def gaps(self, as_of: When | None = None, kind: str | None = None,
              team: str | None = None, *, config: Config | None = None,
              owner: str | None = None, limit: int | None = None,
-             offset: int = 0) -> list[Gap]:
+             offset: int = 0, customer: str | None = None) -> list[Gap]:
         """Customers left hanging between teams at ``as_of`` (default now), oldest first: of
-        one ``kind``, for one ``team`` or ``owner`` (responsible for the gap); ``limit`` /
-        ``offset``: one page. See
+        one ``kind``, for one ``team`` or ``owner`` (responsible for the gap), of one
+        ``customer`` (its own rows only); ``limit`` / ``offset``: one page. See
         :func:`lifecycle_es.reading.lifecycle_checks.gaps.find_gaps`."""
         from lifecycle_es.reading.lifecycle_checks.gaps import find_gaps
 
         return find_gaps(self.reader._read, as_of, kind, team, config=config, owner=owner,
-                         limit=limit, offset=offset)
+                         limit=limit, offset=offset, customer=customer)
 
     def health(self, customer: str | None = None, as_of: When | None = None, *,
                config: Config | None = None, team: str | None = None,

@@ -28,6 +28,9 @@ def serve(
         metavar="IPS",
         help="proxies whose X-Forwarded-Proto/-For are trusted (comma-separated)")]
         = "127.0.0.1",
+    workers: Annotated[int, typer.Option(
+        min=1, max=64, help="console processes on the port (each with its own connections; "
+                            "one live follower for all: docs/console.md)")] = 1,
 ) -> None:
     """Serve the web console: the cockpit, customers, handovers, operations.
 
@@ -41,6 +44,14 @@ def serve(
     from lifecycle_es.web import Settings, create_app
 
     cli = state(ctx)
+    if workers > 1:
+        from lifecycle_es.web.workers import run
+
+        say(f"lifecycle-es console on http://{host}:{port}, {workers} workers", err=True)
+        run(store=cli.store, read_store=cli.read_store, stage_model=cli.stage_model,
+            projections_path=cli.projections_path, auth_header=auth_header, workers=workers,
+            host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+        return
     if cli.read_store is None:
         engine = cli.engine()
     else:  # queries go to the read store (engine.reader); commands to the store

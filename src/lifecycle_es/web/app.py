@@ -112,14 +112,22 @@ def create_app(engine: LifecycleEngine, settings: Settings | None = None) -> Sta
     follower = Follower(engine, settings.poll_seconds) \
         if settings.follow and not engine.reader.store.read_only else None
 
+    console = Console(engine, settings)
+    metrics.share_default_period(console)
+    operations.count_rows(console)
+    handovers.share_decided(console)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if follower is not None:
             follower.start()
             await anyio.to_thread.run_sync(follower.ready.wait, START_WAIT)
+        console.views.start()  # the shared views, computed once before the first request
+        await anyio.to_thread.run_sync(console.views.wait_ready, START_WAIT)
         try:
             yield
         finally:
+            console.views.stop()
             if follower is not None:
                 follower.stop()
 
@@ -131,7 +139,7 @@ def create_app(engine: LifecycleEngine, settings: Settings | None = None) -> Sta
         lifespan=lifespan,
         exception_handlers={LifecycleError: refused},
     )
-    app.state.console = Console(engine, settings)
+    app.state.console = console
     return app
 
 

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from lifecycle_es.config import Config, load_config
 from lifecycle_es.web.auth import SignInThrottle
 from lifecycle_es.web.reads import VerifyReport
+from lifecycle_es.web.views import Views
 
 if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
@@ -29,7 +30,8 @@ MAX_PERIODS = 32
 
 @dataclass
 class Console:
-    """The engine, the settings, the lifecycle configuration, the sign-in throttle."""
+    """The engine, the settings, the lifecycle configuration, the sign-in throttle, the
+    shared views."""
 
     engine: LifecycleEngine
     settings: Settings
@@ -37,12 +39,12 @@ class Console:
     throttle: SignInThrottle = field(init=False)
     #: the last ``audit verify`` of this process: (when, its report)
     last_verify: tuple[datetime, VerifyReport] | None = None
-    #: every open gap, shared by the cockpit's requests for a few seconds
-    gap_cache: Shared[Any] = field(init=False)
+    #: the views kept current in the background (open gaps, the default metrics)
+    views: Views = field(init=False)
 
     def __post_init__(self) -> None:
         self.throttle = SignInThrottle(self.settings.failed_signin_seconds)
-        self.gap_cache = Shared(self.settings.gaps_cache_seconds)
+        self.views = Views(self.engine, self.config, self.settings)
         self._metrics: dict[Any, Shared[Any]] = {}
 
     def metrics_cache(self, key: Any) -> Shared[Any]:
@@ -56,7 +58,7 @@ class Console:
 
 class Shared(Generic[T]):
     """One value computed by one request at a time and shared for ``seconds`` (the pages
-    say how fresh it is); :meth:`clear` after this process writes (read-your-writes)."""
+    say how fresh it is)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -72,9 +74,6 @@ class Shared(Generic[T]):
             self._entry = (time.monotonic(), value)
             return value
 
-    def clear(self) -> None:
-        self._entry = None
-
 
 def console_of(request: Request) -> Console:
     console: Console = request.app.state.console
@@ -84,3 +83,13 @@ def console_of(request: Request) -> Console:
 async def blocking(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``func(*args, **kwargs)`` in a worker thread (store reads and writes block)."""
     return await anyio.to_thread.run_sync(partial(func, *args, **kwargs))
+
+
+async def reading(console: Console, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A page's reads, ``func(*args, **kwargs)``, in a worker thread as one top-level read
+    (``ProjectionManager.reading``: each read model checked for a failure once)."""
+    def run() -> T:
+        with console.engine.reader.projections.reading():
+            return func(*args, **kwargs)
+
+    return await anyio.to_thread.run_sync(run)

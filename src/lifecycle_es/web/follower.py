@@ -21,9 +21,12 @@ RESTART_AFTER = 5.0
 class Follower:
     """Keeps the read models of ``engine``'s store current until :meth:`stop`."""
 
-    def __init__(self, engine: LifecycleEngine, poll_seconds: float) -> None:
+    def __init__(self, engine: LifecycleEngine, poll_seconds: float, *,
+                 own_engine: bool = True) -> None:
         self.engine = engine
         self.poll_seconds = poll_seconds
+        #: run on an engine of its own (False: on ``engine``, which nothing else uses)
+        self.own_engine = own_engine
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._own: LifecycleEngine | None = None
@@ -40,7 +43,7 @@ class Follower:
             try:
                 if self._own is None:  # its own connections (a memory store is one object)
                     self._own = self.engine if self.engine.store.kind == "memory" \
-                        else self.engine.opener()()
+                        or not self.own_engine else self.engine.opener()()
                 if not self.ready.is_set():
                     self._own.projections.catch_up()
                     self.ready.set()

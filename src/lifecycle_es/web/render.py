@@ -32,7 +32,8 @@ def _duration(seconds: float | None) -> str:
 
 
 ENV = Environment(loader=PackageLoader("lifecycle_es.web", "templates"), autoescape=True,
-                  undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                  undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                  auto_reload=False)  # the package's templates: no stat per request
 ENV.filters.update(visible=visible, money=money_text, when=_when, duration=_duration,
                    factor=labels.factor, factor_value=labels.factor_value)
 

@@ -38,11 +38,15 @@ class Settings:
     follow: bool = True
     #: the follower's poll interval where the store cannot notify (SQLite)
     poll_seconds: float = 0.2
-    #: the cockpit's open gaps are computed at most this often (0: on every request); the
-    #: page says the position they were computed at, and this process's writes renew them
-    gaps_cache_seconds: float = 10.0
-    #: the metrics of one period are computed at most this often (0: on every request)
-    metrics_cache_seconds: float = 60.0
+    #: how often the background views (web/views.py) look for new events: the cockpit's
+    #: open gaps are renewed for the customers they touched
+    views_seconds: float = 1.0
+    #: the open gaps of every customer are computed again at most this often (gaps that
+    #: open as time passes); this process's writes renew their customer's at once
+    gaps_full_seconds: float = 120.0
+    #: the metrics of one period are computed at most this often (the default period's in
+    #: the background, another's by the first request asking; 0: on every request)
+    metrics_cache_seconds: float = 300.0
 
     def __repr__(self) -> str:  # the secret never in a log or traceback
         return (f"Settings(auth_header={self.auth_header!r}, "

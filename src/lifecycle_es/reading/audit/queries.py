@@ -19,6 +19,7 @@ from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError, Unkn
 from lifecycle_es.limits import checked, stripped_text
 from lifecycle_es.reading.audit.records import (
     AuditEvent,
+    Changed,
     EventsPage,
     OpenHandover,
     PointInTimeState,
@@ -40,6 +41,7 @@ Time = str | date | datetime
 Order = Literal["newest", "oldest"]
 Clock = Literal["occurred", "recorded"]
 _CURSOR = re.compile(r"^[0-9]{1,18}$")
+_MAX_POSITION = 2**63 - 1  # a position is a 64-bit integer in every store
 
 
 class NotYetKnown(LifecycleError, LookupError):
@@ -203,6 +205,24 @@ class Audit:
         more = len(raw) > limit
         return EventsPage(rows, str(rows[-1].position) if more else None)
 
+
+    # ----------------------------------------------------------------- changes
+
+    def changed(self, after: int, upto: int) -> Changed:
+        """What the events at positions ``after`` < position <= ``upto`` touched: their
+        customers, and whether any of them is a campaign's event (an indexed range of the
+        ``audit_index``, read as it is: the caller knows it includes ``upto``)."""
+        for name, value in (("upto", upto), ("after", after)):
+            if isinstance(value, bool) or not isinstance(value, int) \
+                    or not 0 <= value <= _MAX_POSITION:
+                raise _bad(name, value, f"must be a position from 0 to {_MAX_POSITION}")
+        if after > upto:
+            raise _bad("after", after, f"must not be after upto ({upto})")
+        rows = self.engine.projections.read.fetchall(
+            f"SELECT DISTINCT aggregate, customer FROM {INDEX} "
+            "WHERE position > ? AND position <= ?", (after, upto))
+        return Changed(customers=frozenset(c for a, c in rows if a == "customer" and c),
+                       campaigns=any(a == "campaign" for a, _ in rows))
 
     # ------------------------------------------------------------------ export
 

@@ -133,6 +133,14 @@ class EventsPage:
 
 
 @dataclass(frozen=True)
+class Changed:
+    """What a range of the log touched (``engine.audit.changed(after, upto)``)."""
+
+    customers: frozenset[str]
+    campaigns: bool
+
+
+@dataclass(frozen=True)
 class OpenHandover:
     """A handover sent and neither accepted nor rejected (at the point in time asked)."""
 

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.config import Config, GapsConfig, load_config
+from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.gcpause import without_cyclic_gc
@@ -105,6 +106,8 @@ def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None
     team (the gap's responsible team), for one owner (the gap's responsible person); with
     ``limit``/``offset`` one page of that list."""
     kind = check_kind(kind)
+    if customer is not None:
+        customer = parse_id("customer", customer, "gaps query")
     team = check_team(engine.stage_model, team, "gaps query")
     owner = check_owner(owner, "gaps query")
     limit, offset = check_page(limit, offset, "gaps query")

@@ -137,6 +137,32 @@ def handovers(
                     "sent_at, customer, handover_id")
 
 
+#: what a list of handovers shows (no document)
+HANDOVER_SUMMARY = tuple(c for c in HANDOVER_COLUMNS if c != "document")
+
+
+def pending_handovers(pm: ProjectionManager, *, limit: int,
+                      catch_up: bool = True) -> dict[str, tuple[int, list[dict[str, Any]]]]:
+    """Per receiving team: how many handovers are pending, and the ``limit`` sent first
+    (oldest first; without their document). Indexed reads: a count per team and a page."""
+    _fresh(pm, "handover_history", catch_up)
+    counts = pm.read.fetchall("SELECT to_team, COUNT(*) FROM handover_history "
+                              "WHERE status = ? GROUP BY to_team", ["pending"])
+    return {team: (int(n), pm.fetch("handover_history", "status=? AND to_team=?",
+                                    ["pending", team], "sent_at, customer, handover_id",
+                                    columns=HANDOVER_SUMMARY, limit=limit))
+            for team, n in sorted(counts)}
+
+
+def decided_handovers(pm: ProjectionManager, *, limit: int,
+                      catch_up: bool = True) -> list[dict[str, Any]]:
+    """The ``limit`` handovers decided last, latest first (without their document)."""
+    _fresh(pm, "handover_history", catch_up)
+    return pm.fetch("handover_history", "status<>?", ["pending"],
+                    "decided_at DESC, customer, handover_id", columns=HANDOVER_SUMMARY,
+                    limit=limit)
+
+
 def _handovers_as_of(pm: ProjectionManager, at: datetime, customer: str | None, pending: bool,
                      older_than: timedelta | None) -> list[dict[str, Any]]:
     """The handovers sent by ``at`` as they stood then (decisions after ``at`` undone)."""

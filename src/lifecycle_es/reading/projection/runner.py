@@ -13,7 +13,7 @@ skipped, whoever is killed when.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -98,8 +98,10 @@ class ProjectionManager:
                              f"{', '.join(known)})")
 
     def fetch(self, table: str, where: str = "", params: Sequence[Any] = (),
-              order: str = "") -> list[dict[str, Any]]:
-        """Rows of a live read-model table as dicts of Python values.
+              order: str = "", *, columns: Sequence[str] | None = None,
+              limit: int | None = None) -> list[dict[str, Any]]:
+        """Rows of a live read-model table as dicts of Python values (of ``columns``, default
+        all; at most ``limit`` rows).
 
         ``where`` / ``order`` are SQL fragments with ``?`` placeholders, bound by the
         driver (a ``?`` inside a string literal is text), e.g.
@@ -108,12 +110,14 @@ class ProjectionManager:
         """
         t = self.table(table)
         self.check_current([p.name for p in self.projections.values() if t in p.tables])
-        cols = list(t.columns)
+        cols = list(t.columns) if columns is None else [c for c in t.columns if c in columns]
         sql = f"SELECT {', '.join(cols)} FROM {t.name}"
         if where:
             sql += f" WHERE {where}"
         if order:
             sql += f" ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         dec = self.read.decode
         enc_params = [self.read.encode(_param_type(v), v) for v in params]
         return [
@@ -139,15 +143,19 @@ class ProjectionManager:
 
     def check_current(self, names: Sequence[str]) -> None:
         """Raise :class:`ProjectionFailed` when one of these read models stopped on an
-        event (its rows are stale since then)."""
+        event (its rows are stale since then); inside :meth:`reading`, at most once per
+        read model."""
         self.consulted.update(names)
-        if names and not self._scope.covers(names) and (failed := self.failures(names)):
-            raise ProjectionFailed(failed)
+        if names and not self._scope.covers(names):
+            if failed := self.failures(names):
+                raise ProjectionFailed(failed)
+            self._scope.add(names)
 
     @contextmanager
     def reading(self) -> Iterator[None]:
         """One top-level read (the report, a CLI command, a web request): within the block
-        each read model is caught up at most once, by its first query (per thread)."""
+        each read model is caught up (or checked for a failure) at most once, by its first
+        query (per thread)."""
         with self._scope.scope():
             yield
 
@@ -184,15 +192,19 @@ class ProjectionManager:
         wanted = {p.name for p in self.select(names)}
         return [row for row in self.m.state.skips() if row["model"] in wanted]
 
-    def status(self, names: Sequence[str] | None = None) -> list[ProjectionStatus]:
+    def status(self, names: Sequence[str] | None = None, *,
+               rows: Mapping[str, int] | None = None) -> list[ProjectionStatus]:
+        """Each read model's state; ``rows``: their row counts as the caller counted them
+        before (by name), else counted now (a scan of each table)."""
         head = self.head()
         states = self.m.state.all()
         out = []
         for p in self.select(names):
             st = states.get(p.name)
             built = st is not None and st.built
-            rows = sum(self.read.count(t.name) for t in p.tables) if built else 0
-            out.append(status_of(p, st, head, rows))
+            counted = rows.get(p.name, 0) if rows is not None else \
+                sum(self.read.count(t.name) for t in p.tables) if built else 0
+            out.append(status_of(p, st, head, counted))
         return out
 
     # ------------------------------------------------------- catch-up, follow

@@ -66,8 +66,9 @@ async def _act(request: Request, action: str, command: Callable[..., int],
                  reason=type(exc).__name__)
         return await show(request, errors=_problems(exc), status=422)
     log.info("console.action", user=user.name, action=action, customer=customer)
-    console.gap_cache.clear()
     read = await blocking(wait_until_read, console.engine, console.settings.write_wait_seconds)
+    if read:  # the cockpit's gaps of this customer, renewed for the next page
+        await blocking(console.views.renew_customer, customer)
     lagging = "" if read else "&lagging=1"
     return RedirectResponse(f"/customers/{quote(customer, safe='')}?done={action}{lagging}",
                             303)
@@ -182,8 +183,8 @@ async def erase(request: Request) -> Response:
     except (InvalidInput, InvariantViolation) as exc:
         return await show(request, errors=_problems(exc), status=422)
     log.info("console.customer_erased", user=user.name, customer=customer)
-    console.gap_cache.clear()
-    await blocking(wait_until_read, console.engine, console.settings.write_wait_seconds)
+    if await blocking(wait_until_read, console.engine, console.settings.write_wait_seconds):
+        await blocking(console.views.renew_customer, customer)
     return RedirectResponse(f"/customers/{quote(customer, safe='')}?done=erase", 303)
 
 

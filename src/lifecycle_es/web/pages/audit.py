@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from lifecycle_es.errors import InvalidInput
 from lifecycle_es.logs import get_logger
 from lifecycle_es.web.auth import require, user_of
-from lifecycle_es.web.context import Console, blocking, console_of
+from lifecycle_es.web.context import Console, blocking, console_of, reading
 from lifecycle_es.web.reads import fresh, verify
 from lifecycle_es.web.render import page
 
@@ -42,7 +42,7 @@ async def audit(request: Request) -> Response:
     filters = {name: q.get(name, "").strip()[:200] for name in FILTERS}
     error = ""
     try:
-        view = await blocking(audit_view, console, filters, q.get("after") or None)
+        view = await reading(console, audit_view, console, filters, q.get("after") or None)
     except InvalidInput as exc:
         error = str(exc)
         view = {"events": [], "next_cursor": None, "fresh": None}

@@ -13,14 +13,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from lifecycle_es.errors import FieldProblem, InvalidInput
-from lifecycle_es.report.urgency import KIND_ORDER, urgency_key
+from lifecycle_es.report.urgency import KIND_ORDER
 from lifecycle_es.web.auth import Principal, user_of
-from lifecycle_es.web.context import Console, blocking, console_of
-from lifecycle_es.web.reads import Freshness, Gap, fresh, queries, read_models
+from lifecycle_es.web.context import Console, console_of, reading
+from lifecycle_es.web.reads import queries, read_models
 from lifecycle_es.web.render import page
+from lifecycle_es.web.views import aged
 
 PAGE_SIZE = 50
-READ_MODELS = ["current_stage", "gaps_facts"]
 
 
 @dataclass(frozen=True)
@@ -64,30 +64,16 @@ def _check(console: Console, f: Filters) -> None:
         raise InvalidInput(problems, "gaps query")
 
 
-def open_gaps(console: Console) -> tuple[list[Gap], Freshness, datetime]:
-    """Every open gap now, most urgent first, with the freshness it was computed at; shared
-    by the cockpit's requests for ``Settings.gaps_cache_seconds``."""
-    def compute() -> tuple[list[Gap], Freshness, datetime]:
-        engine = console.engine
-        at = fresh(engine, READ_MODELS)  # before: the gaps include at least this
-        now = datetime.now(UTC)
-        gaps = engine.gaps(now, config=console.config)
-        gaps.sort(key=lambda g: (*urgency_key(g.kind, g.since, None), g.customer,
-                                 g.ref or ""))
-        return gaps, at, now
-
-    result: tuple[list[Gap], Freshness, datetime] = console.gap_cache.get(compute)
-    return result
-
-
 def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
     """The gaps of the filters, most urgent first, one page of them with names and money."""
     _check(console, f)
     pm = read_models(console.engine)
-    gaps, at, now = open_gaps(console)
-    wanted = [g for g in gaps if (not f.kind or g.kind == f.kind)
-              and (not f.team or g.team == f.team) and (not f.mine or g.owner == user.name)
-              and (not f.owner or g.owner == f.owner)]
+    shared = console.views.open_gaps()  # computed in the background: only filtered here
+    now = datetime.now(UTC)
+    if f.mine and f.owner and f.owner != user.name:
+        wanted = []  # owned by the user and by someone else: none
+    else:
+        wanted = shared.matching(f.kind, f.team, user.name if f.mine else f.owner)
     if f.segment:
         of_segment = {r["customer"] for r in queries.current_stages(
             pm, segment=f.segment, catch_up=False)}
@@ -100,14 +86,15 @@ def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
     items = [{"gap": g, "row": by_customer.get(g.customer, {}),
               "late_seconds": max(0.0, (now - g.since).total_seconds())} for g in shown]
     return {"items": items, "total": len(wanted),
-            "pages": max(1, -(-len(wanted) // PAGE_SIZE)), "fresh": at}
+            "pages": max(1, -(-len(wanted) // PAGE_SIZE)),
+            "fresh": aged(shared.fresh, pm.head())}
 
 
 async def cockpit(request: Request) -> Response:
     console = console_of(request)
     f = Filters.of(request)
     try:
-        found = await blocking(work_items, console, user_of(request), f)
+        found = await reading(console, work_items, console, user_of(request), f)
         error = ""
     except InvalidInput as exc:
         found = {"items": [], "total": 0, "pages": 1, "fresh": None}

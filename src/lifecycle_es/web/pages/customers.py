@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from lifecycle_es.errors import InvalidInput, LifecycleError, UnknownCustomer
 from lifecycle_es.logs import get_logger
 from lifecycle_es.web.auth import require, user_of
-from lifecycle_es.web.context import Console, blocking, console_of
+from lifecycle_es.web.context import Console, blocking, console_of, reading
 from lifecycle_es.web.reads import export_json, fresh, queries, read_models
 from lifecycle_es.web.render import page
 
@@ -84,14 +84,14 @@ async def show(request: Request, errors: dict[str, str] | None = None,
     as_of = request.query_params.get("as_of") or None
     user = user_of(request)
     try:
-        view = await blocking(customer_view, console, customer, as_of)
+        view = await reading(console, customer_view, console, customer, as_of)
     except UnknownCustomer as exc:
         return page(request, "message.html", title="Unknown customer", message=str(exc),
                     status=404)
     except InvalidInput as exc:
         if as_of is None:
             raise
-        view = await blocking(customer_view, console, customer, None)
+        view = await reading(console, customer_view, console, customer, None)
         errors = {**(errors or {}), "as_of": str(exc)}
     except LifecycleError as exc:
         return page(request, "message.html", title="Cannot show this customer",

@@ -1,5 +1,6 @@
-"""Handovers: those pending, per receiving team, with the time past the SLA; the history
-of decided ones with their latency."""
+"""Handovers: those pending, per receiving team, with the time past the SLA (read on each
+request: an indexed page per team); the latest decided ones with their latency (from the
+background views, renewed every 10 s)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from lifecycle_es.web.context import Console, blocking, console_of
+from lifecycle_es.web.context import Console, console_of, reading
 from lifecycle_es.web.reads import fresh, queries, read_models
 from lifecycle_es.web.render import page
 
 HISTORY_ROWS = 100
+#: pending handovers shown per team (those most past the SLA; the page gives the count)
+PENDING_ROWS = 50
+#: the background view of the latest decided handovers, and how often it is renewed
+DECIDED_VIEW = "handovers.decided"
+DECIDED_SECONDS = 10.0
+
+
+def share_decided(console: Console) -> None:
+    """Keep the latest decided handovers in the background views (``(when, rows)``):
+    finding them scans every handover."""
+    console.views.add(DECIDED_VIEW, lambda engine: (datetime.now(UTC), queries.decided_handovers(
+        read_models(engine), limit=HISTORY_ROWS, catch_up=False)), DECIDED_SECONDS)
 
 
 def handover_view(console: Console) -> dict[str, Any]:
@@ -22,23 +35,21 @@ def handover_view(console: Console) -> dict[str, Any]:
     pm = read_models(engine)
     now = datetime.now(UTC)
     sla = timedelta(days=console.config.gaps.handover_sla_days)
-    rows = queries.handovers(pm, catch_up=False)
-    pending: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        if r["status"] == "pending":
-            late = (now - r["sent_at"] - sla).total_seconds()
-            pending.setdefault(r["to_team"], []).append({**r, "late_seconds": late})
-    for team_rows in pending.values():
-        team_rows.sort(key=lambda r: -r["late_seconds"])
-    decided = sorted((r for r in rows if r["status"] != "pending"),
-                     key=lambda r: r["decided_at"], reverse=True)[:HISTORY_ROWS]
-    return {"pending": dict(sorted(pending.items())), "decided": decided,
+    pending = {team: (count, [{**r, "late_seconds": (now - r["sent_at"] - sla).total_seconds()}
+                              for r in rows])
+               for team, (count, rows) in queries.pending_handovers(
+                   pm, limit=PENDING_ROWS, catch_up=False).items()}
+    decided: tuple[datetime, list[dict[str, Any]]] | None = console.views.get(DECIDED_VIEW)
+    if decided is None:  # before the background views' first
+        decided = (now, queries.decided_handovers(pm, limit=HISTORY_ROWS, catch_up=False))
+    return {"pending": pending, "decided_at": decided[0], "decided": decided[1],
             "sla_days": console.config.gaps.handover_sla_days,
             "fresh": fresh(engine, ["handover_history"])}
 
 
 async def handovers(request: Request) -> Response:
-    view = await blocking(handover_view, console_of(request))
+    console = console_of(request)
+    view = await reading(console, handover_view, console)
     return page(request, "handovers.html", **view)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 from starlette.requests import Request
@@ -15,13 +15,20 @@ from starlette.routing import BaseRoute, Route
 from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.report import metrics_data
 from lifecycle_es.report.page import metric_charts
-from lifecycle_es.web.context import Console, blocking, console_of
+from lifecycle_es.web.context import Console, console_of, reading
 from lifecycle_es.web.reads import fresh
 from lifecycle_es.web.render import page
+from lifecycle_es.web.views import aged
+
+if TYPE_CHECKING:
+    from lifecycle_es.engine import LifecycleEngine
 
 #: the charts' one inline style (their largest width) goes: the console's CSS sets it, and
 #: its Content-Security-Policy allows no inline style
 _INLINE_STYLE = re.compile(r' style="[^"]*"')
+
+#: the background view of the default period's metrics
+DEFAULT_VIEW = "metrics"
 
 #: what each chart shows, its accessible name (``aria-label``)
 LABELS = {"funnel": "Funnel: customers who reached each stage in the period",
@@ -90,15 +97,30 @@ def _accessible(name: str, svg: str) -> str:
 
 
 def metrics_view(console: Console, start: datetime, end: datetime) -> dict[str, Any]:
-    """The period's metrics, computed by one request and shared for
-    ``Settings.metrics_cache_seconds`` (the footer gives the position they were read at)."""
-    view: dict[str, Any] = console.metrics_cache((start, end)).get(
-        lambda: _compute(console, start, end))
-    return view
+    """The period's metrics: the default period's from the background views, another's
+    computed by one request and shared for ``Settings.metrics_cache_seconds`` (the footer
+    gives the position they were read at)."""
+    shared = console.views.get(DEFAULT_VIEW)
+    if shared is not None and shared[0] == (start, end):
+        view: dict[str, Any] = shared[1]
+    else:
+        view = console.metrics_cache((start, end)).get(lambda: _compute(console, start, end))
+    return {**view, "fresh": aged(view["fresh"])}
 
 
-def _compute(console: Console, start: datetime, end: datetime) -> dict[str, Any]:
-    engine = console.engine
+def share_default_period(console: Console) -> None:
+    """Keep the default period's metrics in the background views (as ``(period, view)``)."""
+    def compute(engine: LifecycleEngine) -> tuple[tuple[datetime, datetime], dict[str, Any]]:
+        period = _period_default()
+        return period, _compute(console, *period, engine=engine)
+
+    console.views.add(DEFAULT_VIEW, compute, console.settings.metrics_cache_seconds)
+
+
+def _compute(console: Console, start: datetime, end: datetime,
+             engine: LifecycleEngine | None = None) -> dict[str, Any]:
+    """The period's view, read through ``engine`` (default: the console's)."""
+    engine = engine or console.engine
     at = fresh(engine, ["metrics"])  # before: the metrics include at least this
     data = metrics_data(engine, start, end, datetime.now(UTC))
     now, before = data["summary"], data["previous"]["summary"]
@@ -118,7 +140,7 @@ async def metrics(request: Request) -> Response:
     except InvalidInput as exc:
         error = str(exc)
         start, end = _period_default()
-    view = await blocking(metrics_view, console, start, end)
+    view = await reading(console, metrics_view, console, start, end)
     return page(request, "metrics.html", start=start.date().isoformat(),
                 end=end.date().isoformat(), error=error, **view)
 
