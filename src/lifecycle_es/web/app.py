@@ -29,6 +29,7 @@ from lifecycle_es.web.follower import Follower
 from lifecycle_es.web.pages import (
     actions,
     audit,
+    campaign_actions,
     campaigns,
     cockpit,
     customers,
@@ -101,6 +102,7 @@ def routes() -> list[BaseRoute]:
               name="static"),
         *cockpit.routes(), *customers.routes(), *handovers.routes(), *campaigns.routes(),
         *metrics.routes(), *audit.routes(), *operations.routes(), *actions.routes(),
+        *campaign_actions.routes(),
     ]
 
 
