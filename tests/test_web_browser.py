@@ -127,6 +127,43 @@ def test_filter_the_cockpit_and_accept_a_handover(console: str, browser: Any) ->
         context.close()
 
 
+def test_announce_a_campaign_and_correct_a_refused_field(console: str, browser: Any) -> None:
+    context, page, problems = _signed_in(browser, console, "lea", 390)  # a lead, on a phone
+    try:
+        page.goto("/campaigns")
+        form = page.locator("form.campaign")
+        form.locator("input[name=campaign]").fill("browser-spring")
+        form.locator("input[name=name]").fill("Spring <b>sale</b>")
+        form.locator("textarea[name=offer]").fill("two months free")
+        form.locator("input[name=discount_percent]").fill("150")
+        form.locator("input[name=starts]").fill("2026-03-01")
+        form.locator("input[name=ends]").fill("2026-02-01")
+        form.locator("select[name=owning_team]").select_option("marketing")
+        form.locator("button[type=submit]").click()
+        page.wait_for_load_state("load")
+        errors = page.locator("#error-discount_percent").inner_text()
+        assert "discount_percent=150" in errors and "100" in errors
+        assert page.locator("input[name=name]").input_value() == "Spring <b>sale</b>"
+        page.locator("form.campaign input[name=discount_percent]").fill("15")
+        page.locator("form.campaign button[type=submit]").click()
+        page.wait_for_load_state("load")
+        assert "campaign ends before it starts" in page.locator("#error-ends").inner_text()
+        page.locator("form.campaign input[name=ends]").fill("2026-05-31")
+        page.locator("form.campaign button[type=submit]").click()
+        page.wait_for_url("**/campaigns/browser-spring?done=announce")
+        assert page.locator("h1").inner_text().startswith("Spring <b>sale</b>")  # as text
+        assert "Recorded (announce)" in page.inner_text("main")
+        page.goto("/campaigns")
+        row = page.locator("table.items tr", has_text="Spring <b>sale</b>")
+        assert row.locator("td[data-label='Owning team']").inner_text() == "marketing"
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 1
+        assert [p for p in problems if "422" not in p] == []  # a refused form answers 422
+    finally:
+        context.close()
+
+
 @pytest.mark.skipif(not AXE.is_file(), reason=f"axe-core not found at {AXE} "
                     "(npm install --no-save axe-core, or set LIFECYCLE_ES_AXE_JS)")
 def test_no_serious_accessibility_violation(console: str, browser: Any) -> None:
