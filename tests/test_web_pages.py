@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
-from cli_helpers import in_process, small_demo
-from web_helpers import add_customer, add_users, client, sign_in
+from cli_helpers import in_process
+from web_helpers import add_customer, add_users, client, demo_with_users, sign_in
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.web import cockpit_page_size
@@ -114,13 +114,7 @@ def test_customer_page_as_of_and_timeline(engine: LifecycleEngine) -> None:
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    store = small_demo(tmp_path_factory, "web_demo")
-    e = LifecycleEngine(store)
-    try:
-        add_users(e)
-    finally:
-        e.close()
-    return store
+    return demo_with_users(tmp_path_factory, "web_demo")
 
 
 def test_campaigns_metrics_and_audit_pages_on_the_demo(demo_store: str) -> None:

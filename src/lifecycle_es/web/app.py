@@ -33,6 +33,7 @@ from lifecycle_es.web.pages import (
     campaigns,
     cockpit,
     customers,
+    downloads,
     handovers,
     metrics,
     operations,
@@ -102,7 +103,7 @@ def routes() -> list[BaseRoute]:
               name="static"),
         *cockpit.routes(), *customers.routes(), *handovers.routes(), *campaigns.routes(),
         *metrics.routes(), *audit.routes(), *operations.routes(), *actions.routes(),
-        *campaign_actions.routes(),
+        *campaign_actions.routes(), *downloads.routes(),
     ]
 
 

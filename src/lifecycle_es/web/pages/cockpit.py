@@ -80,18 +80,26 @@ def open_gaps(console: Console) -> tuple[list[Gap], Freshness, datetime]:
     return result
 
 
-def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
-    """The gaps of the filters, most urgent first, one page of them with names and money."""
+def matching_gaps(console: Console, user: Principal, f: Filters,
+                  ) -> tuple[list[Gap], Freshness, datetime]:
+    """Every open gap of the filters (their page apart), most urgent first, with the
+    freshness and the time they were computed at (InvalidInput for a bad filter)."""
     _check(console, f)
-    pm = read_models(console.engine)
     gaps, at, now = open_gaps(console)
     wanted = [g for g in gaps if (not f.kind or g.kind == f.kind)
               and (not f.team or g.team == f.team) and (not f.mine or g.owner == user.name)
               and (not f.owner or g.owner == f.owner)]
     if f.segment:
         of_segment = {r["customer"] for r in queries.current_stages(
-            pm, segment=f.segment, catch_up=False)}
+            read_models(console.engine), segment=f.segment, catch_up=False)}
         wanted = [g for g in wanted if g.customer in of_segment]
+    return wanted, at, now
+
+
+def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
+    """The gaps of the filters, most urgent first, one page of them with names and money."""
+    pm = read_models(console.engine)
+    wanted, at, now = matching_gaps(console, user, f)
     start = (f.page - 1) * PAGE_SIZE
     shown = wanted[start:start + PAGE_SIZE]
     keys = sorted({g.customer for g in shown})
