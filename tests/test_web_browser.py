@@ -164,6 +164,40 @@ def test_announce_a_campaign_and_correct_a_refused_field(console: str, browser: 
         context.close()
 
 
+def test_htmx_updates_the_cockpit_and_an_action_in_place(console: str, browser: Any) -> None:
+    """With htmx the filter form and the check-in form update the page without loading it
+    again (a value set in the page survives); the URL still says the filters."""
+    context, page, problems = _signed_in(browser, console, "lea", 1280)
+    try:
+        page.evaluate("window.kept = 'same page'")
+        before = page.locator("#gap-count").inner_text()
+        page.select_option("select[name=kind]", "stalled")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_url("**/?*kind=stalled*")
+        page.wait_for_function("document.querySelector('#gap-count').innerText !== "
+                               f"{before!r}")
+        kinds = page.locator("table.items td[data-label='What is late'] .kind")
+        assert set(kinds.all_inner_texts()) == {"stalled"}
+        assert page.evaluate("window.kept") == "same page"  # swapped in place
+        page.goto("/customers/acme")
+        page.evaluate("window.kept = 'customer page'")
+        form = page.locator("form[action$='/check-in']")
+        form.locator("input[name=notes]").fill("x" * 10_001)
+        form.locator("button").click()
+        page.wait_for_selector("p.error")
+        assert "notes=" in page.locator("p.error").first.inner_text()
+        page.locator("form[action$='/check-in'] input[name=notes]").fill("called <b>them</b>")
+        page.locator("form[action$='/check-in'] button").click()
+        page.wait_for_selector("p.done")
+        assert "Recorded (check-in)" in page.inner_text("main")
+        newest = page.locator("table.timeline tbody tr").first.inner_text()
+        assert newest.split("\t")[1:4] == ["check in", "lea", "sales"]
+        assert page.evaluate("window.kept") == "customer page"
+        assert [p for p in problems if "422" not in p] == []
+    finally:
+        context.close()
+
+
 @pytest.mark.skipif(not AXE.is_file(), reason=f"axe-core not found at {AXE} "
                     "(npm install --no-save axe-core, or set LIFECYCLE_ES_AXE_JS)")
 def test_no_serious_accessibility_violation(console: str, browser: Any) -> None:

@@ -45,7 +45,7 @@ def test_gaps_download_is_every_gap_of_the_filters(
     with client(engine) as c:
         sign_in(c, "ann")
         page = c.get("/?team=sales").text
-        total = int(re.findall(r"<small>(\d+) open gap", page)[0])
+        total = int(re.findall(r'<small id="gap-count">(\d+) open gap', page)[0])
         assert 'href="/gaps.csv?team=sales"' in page
         r = c.get("/gaps.csv?team=sales&page=3")  # the page is no filter of the download
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")

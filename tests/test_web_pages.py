@@ -94,7 +94,7 @@ def test_cockpit_order_filters_and_pages(engine: LifecycleEngine) -> None:
         assert "No open gap matches" in c.get("/?mine=on").text  # ann owns nobody
         bad = c.get("/?kind=nonsense").text
         assert "kind=&#39;nonsense&#39;: unknown gap kind" in bad
-        counts = [int(n) for n in re.findall(r"<small>(\d+) open gap", page)]
+        counts = [int(n) for n in re.findall(r'<small id="gap-count">(\d+) open gap', page)]
         assert counts and counts[0] > 0
         assert f"page 1 of {-(-counts[0] // cockpit_page_size())}" in page
 
