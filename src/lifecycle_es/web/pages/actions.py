@@ -21,6 +21,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from lifecycle_es.errors import (
+    ECHO_CHARS,
     ConcurrencyConflict,
     InvalidInput,
     InvariantViolation,
@@ -64,8 +65,8 @@ async def act(request: Request, action: str, target: tuple[str, str],
     except (UnknownCustomer, UnknownCampaign) as exc:
         return PlainTextResponse(str(exc), 404)
     except (InvalidInput, InvariantViolation, ConcurrencyConflict) as exc:
-        log.info("console.action_refused", user=user.name, action=action, **{what: key},
-                 reason=type(exc).__name__)
+        log.info("console.action_refused", user=user.name, action=action,
+                 **{what: key[:ECHO_CHARS]}, reason=type(exc).__name__)
         return await refused(field_problems(exc))
     log.info("console.action", user=user.name, action=action, **{what: key})
     lagging = "" if await settled(console) else "&lagging=1"
