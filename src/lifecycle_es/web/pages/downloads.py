@@ -45,12 +45,14 @@ _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
     if isinstance(value, str):
         return "'" + value if value.startswith(_FORMULA) else value
+    if value is None:
+        return ""
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
     return str(plain(value))
 
 
@@ -113,8 +115,14 @@ def handovers_table(console: Console, request: Request) -> Table:
     return rows, HANDOVER_COLUMNS
 
 
-def _summary(console: Console, data: dict[str, Any], start: datetime,
-             end: datetime) -> Table:
+def _data(console: Console, start: datetime, end: datetime) -> dict[str, Any]:
+    """The period's metrics as the page has them (shared with its requests)."""
+    data: dict[str, Any] = metrics_view(console, start, end)["data"]
+    return data
+
+
+def _summary(console: Console, start: datetime, end: datetime) -> Table:
+    data = _data(console, start, end)
     now, before = data["summary"], data["previous"]["summary"]
     rows = [{"metric": key, "label": label, "period": value_at(now, key),
              "previous": value_at(before, key)} for label, key, _ in ROWS]
@@ -127,8 +135,16 @@ def _summary(console: Console, data: dict[str, Any], start: datetime,
     return rows, ("metric", "label", "period", "previous")
 
 
-def _cohorts(console: Console, data: dict[str, Any], start: datetime,
-             end: datetime) -> Table:
+def _series(key: str, columns: Sequence[str]) -> Callable[[Console, datetime, datetime],
+                                                          Table]:
+    """A table of the page's metrics as they are: ``data[key]`` (a dotted path)."""
+    def table(console: Console, start: datetime, end: datetime) -> Table:
+        return value_at(_data(console, start, end), key), columns
+
+    return table
+
+
+def _cohorts(console: Console, start: datetime, end: datetime) -> Table:
     """Every cohort (the page's chart shows the most recent ones)."""
     c = console.engine.metrics.cohorts(as_of=datetime.now(UTC))
     width = max((len(r.shares) for r in c.rows), default=0)
@@ -137,8 +153,7 @@ def _cohorts(console: Console, data: dict[str, Any], start: datetime,
              for r in c.rows], ("cohort", "size", *months))
 
 
-def _time_in_stage(console: Console, data: dict[str, Any], start: datetime,
-                   end: datetime) -> Table:
+def _time_in_stage(console: Console, start: datetime, end: datetime) -> Table:
     """Stays of the period, as of its end (or now, for a period not over yet)."""
     t = console.engine.metrics.time_in_stage(start, end, min(end, datetime.now(UTC)))
     return ([s.to_dict() for s in t.stages],
@@ -146,16 +161,14 @@ def _time_in_stage(console: Console, data: dict[str, Any], start: datetime,
              "open_p90_days"))
 
 
-#: the metrics page's tables: name -> the table of a period's metrics ``data``
-METRIC_TABLES: dict[str, Callable[[Console, dict[str, Any], datetime, datetime], Table]] = {
+#: the metrics page's tables: name -> the table of a period
+METRIC_TABLES: dict[str, Callable[[Console, datetime, datetime], Table]] = {
     "summary": _summary,
-    "funnel": lambda console, d, s, e: (
-        d["funnel"]["stages"], ("stage", "team", "reached", "entered", "skipped",
-                                "conversion_to_next", "median_days_to_next",
-                                "to_next_samples")),
-    "mrr": lambda console, d, s, e: (d["mrr"], ("month", "currency", "mrr", "paying")),
-    "nps": lambda console, d, s, e: (
-        d["nps"], ("month", "score", "answers", "promoters", "detractors")),
+    "funnel": _series("funnel.stages", ("stage", "team", "reached", "entered", "skipped",
+                                        "conversion_to_next", "median_days_to_next",
+                                        "to_next_samples")),
+    "mrr": _series("mrr", ("month", "currency", "mrr", "paying")),
+    "nps": _series("nps", ("month", "score", "answers", "promoters", "detractors")),
     "cohorts": _cohorts,
     "time-in-stage": _time_in_stage,
 }
@@ -163,8 +176,7 @@ METRIC_TABLES: dict[str, Callable[[Console, dict[str, Any], datetime, datetime],
 
 def metrics_table(console: Console, request: Request) -> Table:
     start, end = period_of(request)
-    data = metrics_view(console, start, end)["data"]
-    return METRIC_TABLES[request.path_params["table"]](console, data, start, end)
+    return METRIC_TABLES[request.path_params["table"]](console, start, end)
 
 
 async def _serve(request: Request, name: str,
