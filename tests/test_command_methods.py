@@ -25,10 +25,10 @@ from pydantic import AwareDatetime
 
 import lifecycle_es
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.commands import COMMANDS, HandoverDocument
+from lifecycle_es.commands import COMMANDS, USER_COMMANDS, HandoverDocument
 from lifecycle_es.errors import InvalidInput
 from lifecycle_es.writing.application import LifecycleApplication
-from lifecycle_es.writing.command_methods import COMMAND_METHODS, CommandMethods
+from lifecycle_es.writing.command_methods import COMMAND_METHODS, USER_METHODS, CommandMethods
 
 ROOT = Path(__file__).parent.parent
 
@@ -61,15 +61,17 @@ def hinted(hint: Any) -> set[Any]:
 
 def test_every_command_has_exactly_one_method() -> None:
     assert sorted(COMMAND_METHODS.values()) == sorted(COMMANDS)
-    for name in COMMAND_METHODS:
+    assert sorted(USER_METHODS.values()) == sorted(USER_COMMANDS)  # the console's users too
+    for name in (*COMMAND_METHODS, *USER_METHODS):
         assert name in CommandMethods.__dict__
         assert getattr(LifecycleApplication, name) is CommandMethods.__dict__[name]
+        assert getattr(LifecycleEngine, name).__wrapped__ is CommandMethods.__dict__[name]
 
 
-@pytest.mark.parametrize("method", sorted(COMMAND_METHODS))
+@pytest.mark.parametrize("method", sorted({**COMMAND_METHODS, **USER_METHODS}))
 def test_method_parameters_equal_the_model_fields(method: str) -> None:
     func = getattr(CommandMethods, method)
-    model = COMMANDS[COMMAND_METHODS[method]]
+    model = {**COMMANDS, **USER_COMMANDS}[{**COMMAND_METHODS, **USER_METHODS}[method]]
     params = dict(inspect.signature(func).parameters)
     assert next(iter(params)) == "self"
     del params["self"]

@@ -203,6 +203,33 @@ def test_run_demo_refuses_a_store_with_events(
         engine.close()
 
 
+def test_run_demo_on_a_store_with_only_users(
+    store_url_factory: Callable[[str], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The console's users may be added first: they are no customers; a campaign is."""
+    engine = LifecycleEngine(store_url_factory("sqlite"))
+    meta = {"at": "2024-01-01T00:00:00Z", "actor": "root", "team": "admin"}
+    try:
+        for n in range(3):
+            engine.add_user(user=f"u{n}", user_team="success", role="member",
+                            password_hash="$argon2id$" + "x" * 60, **meta)
+        result = run_demo(engine, customers=20, seed=3, until=UNTIL)
+        assert engine.writer.recorder.max_notification_id() == 3 + result.events
+        capsys.readouterr()
+    finally:
+        engine.close()
+    engine = LifecycleEngine(store_url_factory("sqlite"))
+    try:
+        engine.announce_campaign(campaign="c", name="C", offer="o", starts="2024-01-01",
+                                 ends="2024-02-01", owning_team="marketing", **meta
+                                 | {"team": "marketing"})
+        with pytest.raises(LifecycleError, match="already has customers"):
+            run_demo(engine, customers=20, seed=3, until=UNTIL)
+        assert engine.writer.recorder.max_notification_id() == 1
+    finally:
+        engine.close()
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "lifecycle_es.cli.main", *args],
                           capture_output=True, text=True, timeout=300, check=False)

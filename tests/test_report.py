@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -13,26 +14,59 @@ from cli_helpers import cli
 from gap_helpers import CFG, History, day
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.report import build_report
+from lifecycle_es.report import build_report, report_data
+from lifecycle_es.report.labels import duration, gap_kind, words
 
 START, END, AS_OF = day(0), day(100), day(100)
 
 
 class Elements(HTMLParser):
-    """Every start tag with its attributes, plus the text of table cells."""
+    """Every start tag with its attributes, plus the rows of each table: the row's
+    attributes and the text of its cells (what a reader sees)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.open: list[str] = []
+        self.tables: dict[str, list[Row]] = {}
+        self._table: str | None = None
+        self._cell: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "table":
+            self._table = a.get("data-table") or ""
+            self.tables.setdefault(self._table, [])
+        elif tag == "tr" and self._table is not None:
+            self.tables[self._table].append(Row(a, []))
+        elif tag == "td" and self._table is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None and self._table is not None:
+            self.tables[self._table][-1].cells.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
 
     def find(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
         return [a for t, a in self.tags
                 if t == tag and all(a.get(k.rstrip("_").replace("_", "-")) == v
                                     for k, v in attrs.items())]
+
+    def rows(self, table: str) -> list[Row]:
+        """The body rows of ``<table data-table=TABLE>`` (not its header)."""
+        return [r for r in self.tables.get(table, []) if r.cells]
+
+
+@dataclass
+class Row:
+    attrs: dict[str, str | None]
+    cells: list[str]
 
 
 def story(engine: LifecycleEngine) -> None:
@@ -52,13 +86,23 @@ def story(engine: LifecycleEngine) -> None:
     h.cmd("touchpoint", "lead", 5, team="sales", channel="call", campaign_id="ghost")
 
 
-def parse(html: str) -> tuple[Elements, dict[str, Any]]:
+def parse(html: str) -> Elements:
     doc = Elements()
     doc.feed(html)
-    island = re.search(r'<script type="application/json" id="report-data">(.*?)</script>',
-                       html, re.S)
-    assert island is not None
-    return doc, json.loads(island.group(1))
+    return doc
+
+
+def kpi(html: str, label: str) -> str:
+    """The value shown on the key-figure tile ``label``."""
+    found = re.search(rf'data-kpi="{re.escape(label)}"><b>([^<]*)</b>', html)
+    assert found is not None, label
+    return found.group(1)
+
+
+def section_text(html: str, key: str) -> str:
+    """The text of section ``key`` as a reader sees it (spaces collapsed)."""
+    part = html.split(f'data-section="{key}"')[1].split("</section>")[0]
+    return " ".join(re.sub(r"<[^>]+>", " ", part).split())
 
 
 def chart(doc: Elements, name: str, mark: str) -> dict[str, float]:
@@ -76,9 +120,12 @@ def chart(doc: Elements, name: str, mark: str) -> dict[str, float]:
 def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
     story(engine)
     html = build_report(engine, START, END, AS_OF, config=CFG)
-    doc, data = parse(html)
+    doc = parse(html)
+    data = report_data(engine, START, END, AS_OF, config=CFG)  # what the page is drawn from
 
-    # self-contained: no external resource of any kind
+    # self-contained (no external resource of any kind), and no data it does not show:
+    # no script, no data island
+    assert "<script" not in html
     assert not re.search(r"<link|<img|\bsrc=|@import|url\(", html)
     assert set(re.findall(r"https?://[^\s\"'<]+", html)) == {"http://www.w3.org/2000/svg"}
     assert [a["data-section"] for a in doc.find("section")] == [
@@ -89,7 +136,6 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
     stages = {"awareness": 1, "consideration": 0, "purchase": 0, "onboarding": 1,
               "retention": 0, "advocacy": 0, "churned": 1}
     assert chart(doc, "stages", "rect") == stages
-    assert {s["stage"]: s["customers"] for s in data["stages"]} == stages
 
     # funnel of [day 0, day 100): all three registered in awareness on day 0; furthest stage
     # hc onboarding, gone purchase (churned is no funnel stage), lead awareness. Cumulative:
@@ -97,6 +143,10 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
     funnel = chart(doc, "funnel", "rect")
     assert funnel == {"awareness": 3, "consideration": 2, "purchase": 2, "onboarding": 1,
                       "retention": 0, "advocacy": 0}
+    shown = section_text(html, "funnel")  # each bar's count, conversion and skipped
+    for text in ("3 → 67% next", "2 → 100% next (2 skipped)", "2 → 50% next",
+                 "1 → 0% next"):
+        assert text in shown, text
 
     def stage(name: str, team: str, reached: int, entered: int, conversion: float | None,
               median: float | None, samples: int) -> dict[str, Any]:
@@ -120,7 +170,7 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
 
     # MRR at the end of Jan, Feb, Mar 2024 (gone churned on Feb 10), in major units
     assert chart(doc, "mrr", "circle") == {"2024-01": 14.0, "2024-02": 15.0, "2024-03": 15.0}
-    assert data["mrr_now"] == {"EUR": 1500}
+    assert kpi(html, "MRR now (EUR)") == "EUR 15.00" and "MRR now (USD)" not in html
     # NPS: one promoter in January (+100), one detractor in January too -> 0
     assert chart(doc, "nps", "circle") == {"2024-01": 0.0}
 
@@ -129,7 +179,8 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
     assert cells == [("2024-01", "0", 1.0), ("2024-01", "1", 0.5), ("2024-01", "2", 0.5)]
 
     assert chart(doc, "health", "rect") == {"healthy": 0, "at risk": 1, "critical": 0}
-    assert [c["customer"] for c in data["health"]["customers"]] == ["hc"]
+    assert [r.attrs["data-customer"] for r in doc.rows("health")] == ["hc"]
+    assert doc.rows("health")[0].cells[:3] == ["HC hc", "45", "at risk"]
 
     # gaps as of day 100 (2024-04-10) with the default thresholds, by urgency (kinds in
     # urgency order; within stalled, the oldest first):
@@ -160,6 +211,16 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
     ids = [row.pop("id") for row in data["gaps"]["rows"]]
     assert [i.split(":")[:2] for i in ids] == [[k, c] for c, k, *_ in expected]
     assert len(set(ids)) == len(ids)
+    # the table shows them: customer (name and id), gap, open for (since, in its title),
+    # team, owner, stage, what happened
+    shown = doc.rows("gaps")
+    assert [r.attrs["data-gap"] for r in shown] == ids
+    assert [r.cells[1:] for r in shown] == [
+        [f"{c.upper()} {c}", gap_kind(k), duration(d), words(team), owner or "-", words(st),
+         html_detail] for c, k, _, d, team, owner, st, html_detail, _ in expected]
+    since = [a["title"] for a in doc.find("td", class_="nowrap")]
+    assert since == [f"since {day(s).isoformat()[:16].replace('T', ' ')} UTC"
+                     for _, _, s, *_ in expected]
     assert data["gaps"]["rows"] == [
         {**dict(zip(keys, (c, k, day(since).isoformat(), d, *rest), strict=True)),
          "name": c.upper(), "contract_end": None, "mrr": None, "currency": None}
@@ -171,11 +232,14 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
     assert rows == len(expected) + 1  # plus the header row
     table = [a["data-kind"] for a in doc.find("tr") if a.get("data-kind")]
     assert table == [k for _, k, *_ in expected]
+    assert kpi(html, "open gaps") == str(len(expected))
 
 
 def test_empty_store_still_renders(engine: LifecycleEngine) -> None:
-    doc, data = parse(build_report(engine, START, END, AS_OF, config=CFG))
-    assert data["customers"] == 0 and data["gaps"]["rows"] == []
+    html = build_report(engine, START, END, AS_OF, config=CFG)
+    doc = parse(html)
+    assert kpi(html, "customers (as of)") == "0" and kpi(html, "open gaps") == "0"
+    assert doc.rows("gaps") == [] and "no open gap" in html
     assert {a["data-chart"] for a in doc.find("svg", class_="chart empty")} == {
         "mrr", "nps", "cohorts"}
 
@@ -207,7 +271,7 @@ def test_cli_gaps_health_report(durable_store_url: str, tmp_path: Path) -> None:
     done = cli(durable_store_url, "report", "--out", str(out), "--from", "2024-01-01",
                "--to", "2024-04-10", as_of)
     assert str(out) in done.stdout
-    assert parse(out.read_text())[1]["mrr_now"] == {"EUR": 1500}
+    assert kpi(out.read_text(), "MRR now (EUR)") == "EUR 15.00"
     bad = cli(durable_store_url, "gaps", "--kind", "lost", check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "kind='lost'" in bad.stderr
     bad = cli(durable_store_url, "health", "--config", str(tmp_path / "nope.toml"),

@@ -141,7 +141,7 @@ def test_key_figures_urgent_gaps_and_names_are_shown(probe: dict[str, Any]) -> N
     text = probe["text"]
     assert "Act on these first" in text and "vs " in text  # the previous period's figures
     assert HOSTILE in text  # the markup of a name is shown as text...
-    assert probe["imgs"] == 0 and probe["scripts"] == 2  # ...never run: data island + probe
+    assert probe["imgs"] == 0 and probe["scripts"] == 1  # ...never run: only the probe
 
 
 def test_a_screenshot_shows_the_page(report_file: Path, tmp_path: Path) -> None:

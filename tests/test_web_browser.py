@@ -127,6 +127,77 @@ def test_filter_the_cockpit_and_accept_a_handover(console: str, browser: Any) ->
         context.close()
 
 
+def test_announce_a_campaign_and_correct_a_refused_field(console: str, browser: Any) -> None:
+    context, page, problems = _signed_in(browser, console, "lea", 390)  # a lead, on a phone
+    try:
+        page.goto("/campaigns")
+        form = page.locator("form.campaign")
+        form.locator("input[name=campaign]").fill("browser-spring")
+        form.locator("input[name=name]").fill("Spring <b>sale</b>")
+        form.locator("textarea[name=offer]").fill("two months free")
+        form.locator("input[name=discount_percent]").fill("150")
+        form.locator("input[name=starts]").fill("2026-03-01")
+        form.locator("input[name=ends]").fill("2026-02-01")
+        form.locator("select[name=owning_team]").select_option("marketing")
+        form.locator("button[type=submit]").click()
+        page.wait_for_load_state("load")
+        errors = page.locator("#error-discount_percent").inner_text()
+        assert "discount_percent=150" in errors and "100" in errors
+        assert page.locator("input[name=name]").input_value() == "Spring <b>sale</b>"
+        page.locator("form.campaign input[name=discount_percent]").fill("15")
+        page.locator("form.campaign button[type=submit]").click()
+        page.wait_for_load_state("load")
+        assert "campaign ends before it starts" in page.locator("#error-ends").inner_text()
+        page.locator("form.campaign input[name=ends]").fill("2026-05-31")
+        page.locator("form.campaign button[type=submit]").click()
+        page.wait_for_url("**/campaigns/browser-spring?done=announce")
+        assert page.locator("h1").inner_text().startswith("Spring <b>sale</b>")  # as text
+        assert "Recorded (announce)" in page.inner_text("main")
+        page.goto("/campaigns")
+        row = page.locator("table.items tr", has_text="Spring <b>sale</b>")
+        assert row.locator("td[data-label='Owning team']").inner_text() == "marketing"
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 1
+        assert [p for p in problems if "422" not in p] == []  # a refused form answers 422
+    finally:
+        context.close()
+
+
+def test_htmx_updates_the_cockpit_and_an_action_in_place(console: str, browser: Any) -> None:
+    """With htmx the filter form and the check-in form update the page without loading it
+    again (a value set in the page survives); the URL still says the filters."""
+    context, page, problems = _signed_in(browser, console, "lea", 1280)
+    try:
+        page.evaluate("window.kept = 'same page'")
+        before = page.locator("#gap-count").inner_text()
+        page.select_option("select[name=kind]", "stalled")
+        page.click("form.filters button[type=submit]")
+        page.wait_for_url("**/?*kind=stalled*")
+        page.wait_for_function("document.querySelector('#gap-count').innerText !== "
+                               f"{before!r}")
+        kinds = page.locator("table.items td[data-label='What is late'] .kind")
+        assert set(kinds.all_inner_texts()) == {"stalled"}
+        assert page.evaluate("window.kept") == "same page"  # swapped in place
+        page.goto("/customers/acme")
+        page.evaluate("window.kept = 'customer page'")
+        form = page.locator("form[action$='/check-in']")
+        form.locator("input[name=notes]").fill("x" * 10_001)
+        form.locator("button").click()
+        page.wait_for_selector("p.error")
+        assert "notes=" in page.locator("p.error").first.inner_text()
+        page.locator("form[action$='/check-in'] input[name=notes]").fill("called <b>them</b>")
+        page.locator("form[action$='/check-in'] button").click()
+        page.wait_for_selector("p.done")
+        assert "Recorded (check-in)" in page.inner_text("main")
+        newest = page.locator("table.timeline tbody tr").first.inner_text()
+        assert newest.split("\t")[1:4] == ["check in", "lea", "sales"]
+        assert page.evaluate("window.kept") == "customer page"
+        assert [p for p in problems if "422" not in p] == []
+    finally:
+        context.close()
+
+
 @pytest.mark.skipif(not AXE.is_file(), reason=f"axe-core not found at {AXE} "
                     "(npm install --no-save axe-core, or set LIFECYCLE_ES_AXE_JS)")
 def test_no_serious_accessibility_violation(console: str, browser: Any) -> None:
@@ -134,7 +205,9 @@ def test_no_serious_accessibility_violation(console: str, browser: Any) -> None:
     context, page, _ = _signed_in(browser, console, "adam", 1280, bypass_csp=True)
     found: dict[str, list[str]] = {}
     try:
-        for path in ["/signin", *PAGES]:
+        page.goto("/campaigns")  # a campaign's page, with its forms to change and end it
+        campaign = page.locator("table.items a").first.get_attribute("href")
+        for path in ["/signin", *PAGES, campaign]:
             page.goto(path)
             page.add_script_tag(path=str(AXE))
             violations = page.evaluate(

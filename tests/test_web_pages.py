@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 import pytest
-from cli_helpers import in_process, small_demo
-from web_helpers import TestClient, add_customer, add_users, client, sign_in
+from cli_helpers import in_process
+from web_helpers import TestClient, add_customer, add_users, client, demo_with_users, sign_in
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.web import cockpit_page_size
@@ -96,7 +96,7 @@ def test_cockpit_order_filters_and_pages(engine: LifecycleEngine) -> None:
         assert "No open gap matches" in c.get("/?mine=on").text  # ann owns nobody
         bad = c.get("/?kind=nonsense").text
         assert "kind=&#39;nonsense&#39;: unknown gap kind" in bad
-        counts = [int(n) for n in re.findall(r"<small>(\d+) open gap", page)]
+        counts = [int(n) for n in re.findall(r'<small id="gap-count">(\d+) open gap', page)]
         assert counts and counts[0] > 0
         assert f"page 1 of {-(-counts[0] // cockpit_page_size())}" in page
 
@@ -116,13 +116,7 @@ def test_customer_page_as_of_and_timeline(engine: LifecycleEngine) -> None:
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    store = small_demo(tmp_path_factory, "web_demo")
-    e = LifecycleEngine(store)
-    try:
-        add_users(e)
-    finally:
-        e.close()
-    return store
+    return demo_with_users(tmp_path_factory, "web_demo")
 
 
 def test_campaigns_metrics_and_audit_pages_on_the_demo(demo_store: str) -> None:

@@ -83,6 +83,30 @@ def test_state_changing_requests_need_the_csrf_token(engine: LifecycleEngine) ->
         assert r.status_code == 403
 
 
+def test_every_state_changing_route_needs_the_csrf_token(engine: LifecycleEngine) -> None:
+    """Every POST route of the app (the customer and campaign actions included) refuses a
+    request without its session's token, or with another one, and writes nothing."""
+    engine.announce_campaign(campaign="x", name="X", offer="o", starts="2024-01-01",
+                             ends="2024-12-31", owning_team="support", at="2024-01-01T00:00:00Z",
+                             actor="adam", team="support")
+    add_customer(engine, "x")  # the paths' parameters are "x": each action would succeed
+    engine.projections.catch_up()
+    app = create_app(engine, settings(follow=False))
+    posts = [r.path for r in app.routes if isinstance(r, Route) and "POST" in (r.methods or ())
+             and r.path != "/signin"]
+    assert {"/campaigns", "/campaigns/{campaign:path}/amend", "/campaigns/{campaign:path}/end",
+            "/customers/{customer:path}/check-in"} <= set(posts)
+    head = engine.projections.head()
+    with client(engine, follow=False) as c:
+        sign_in(c, "adam")  # an admin: may do every action
+        for path in posts:
+            for data in ({}, {"csrf_token": "0" * 64}):
+                r = c.post(_concrete(path), data={**data, "name": "Y", "reason": "r",
+                                                 "confirm": "x"})
+                assert r.status_code == 403, (path, data)
+    assert engine.projections.head() == head  # nothing written
+
+
 def test_security_headers_on_every_kind_of_response(engine: LifecycleEngine) -> None:
     with client(engine, follow=False) as c:
         responses = [c.get("/signin"), c.get("/healthz"), c.get("/", follow_redirects=False),

@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 import httpx
-from cli_helpers import CLI
+from cli_helpers import CLI, small_demo
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.domain.user import hash_password
@@ -51,6 +51,21 @@ def add_customer(engine: LifecycleEngine, key: str = "acme", name: str = "Acme",
     engine.send_handover(customer=key, at="2024-01-03T09:00:00Z", actor="bob", team="sales",
                          handover_id="h1", from_team="sales", to_team=handover_to,
                          document={"goals": ["grow"], "risks": ["churn"]})
+
+
+def demo_with_users(tmp_path_factory: Any, name: str,
+                    customers: dict[str, str] | None = None) -> str:
+    """A small demo store (``cli_helpers.small_demo``) with the users and ``customers``
+    (key -> name, each with a handover to success)."""
+    store = small_demo(tmp_path_factory, name)
+    e = LifecycleEngine(store)
+    try:
+        add_users(e)
+        for key, shown in (customers or {}).items():
+            add_customer(e, key, shown)
+    finally:
+        e.close()
+    return store
 
 
 def settings(**changes: Any) -> Settings:

@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
+from lifecycle_es.domain.user import User
 from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError
 from lifecycle_es.limits import MAX_DATE, MIN_DATE
 from lifecycle_es.progress import track
@@ -683,12 +684,23 @@ def generate(customers: int, seed: int, model: StageModel, until: date) -> list[
 # ------------------------------------------------------------------------ demo
 
 
+#: how the log names the events of the console's users (not of the lifecycle)
+_USER_TOPIC = f"{User.__module__}:"
+#: events read at a time while looking for one that is not a user's
+_PAGE = 1000
+
+
 def check_empty(engine: LifecycleEngine) -> None:
-    """Refuse to add a second demo history to a store that already has events."""
-    if engine.event_log.head():
-        raise LifecycleError(
-            f"store {engine.store.redacted()} already has customers; use a new --store"
-        )
+    """Refuse to add a second demo history to a store that already has customers or
+    campaigns (users of the console, added before the demo, are no history)."""
+    log = engine.event_log
+    start = 1
+    while page := log.page(start, _PAGE):
+        if any(not n.topic.startswith(_USER_TOPIC) for n in page):
+            raise LifecycleError(
+                f"store {engine.store.redacted()} already has customers; use a new --store"
+            )
+        start = page[-1].id + 1
 
 
 def parse_all(commands: list[dict[str, Any]]) -> list[Command]:

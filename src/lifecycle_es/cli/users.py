@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -19,6 +19,9 @@ from lifecycle_es.cli.context import NoCatchUp, state
 from lifecycle_es.cli.output import emit, say
 from lifecycle_es.commands import ADMIN_TEAM, build_command
 from lifecycle_es.domain.user import ROLES, hash_password
+
+if TYPE_CHECKING:
+    from lifecycle_es.commands import Role
 
 users = typer.Typer(help="People of the web console: add, list, change role, disable.",
                     no_args_is_help=True)
@@ -93,7 +96,8 @@ def role(
     actor: Actor = None,
 ) -> None:
     """Give a user another role (recorded: who granted what to whom, when)."""
-    version = state(ctx).engine().change_user_role(user=name, role=new_role, **_meta(actor))
+    given = cast("Role", new_role)  # as typed: the command's model refuses another role
+    version = state(ctx).engine().change_user_role(user=name, role=given, **_meta(actor))
     say(f"user {name!r} now has role {new_role} (event {version})")
 
 

@@ -1,8 +1,10 @@
 """The HTML report: one self-contained file with the lifecycle's numbers as charts.
 
 Inline CSS and inline SVG only (no script, no font, no CDN): it opens offline in any browser.
-Every number shown is also in a JSON data island (``<script type="application/json"
-id="report-data">``) for programs and tests.
+It is the file to forward, and it holds only what it shows: the most urgent gaps and the
+lowest health scores up to their caps, and a sentence saying how many more there are and
+where the full lists are (``lifecycle-es gaps --csv``, ``health --csv``, the web console).
+Programs read :func:`report_data` (every number the page is drawn from) or those commands.
 
 The report holds personal data: customer names (``current_stage.name``; an erased customer
 reads ``[erased]``, docs/privacy.md).

@@ -1,13 +1,11 @@
-"""The report page: inline CSS, inline SVG charts, tables, and the JSON data island."""
+"""The report page: inline CSS, inline SVG charts and tables; nothing it does not show."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
-import orjson
-
-from lifecycle_es.display import html_text, json_visible, major_units, money_text
+from lifecycle_es.display import html_text, major_units, money_text
 from lifecycle_es.report.labels import gap_kind, words
 from lifecycle_es.report.svg import Bar, hbars, heatmap, lines, short_number
 from lifecycle_es.report.tables import BAND_COLORS, act_first, gaps_table, health_table
@@ -236,6 +234,16 @@ def metric_charts(d: dict[str, Any]) -> dict[str, str]:
     return {"funnel": _funnel(d), "mrr": _mrr(d), "nps": _nps(d), "cohorts": _cohorts(d)}
 
 
+def _where_the_rest_is(d: dict[str, Any]) -> str:
+    """The footer: what this file holds of the full lists, and where they are."""
+    caps, gaps, scores = d["caps"], len(d["gaps"]["rows"]), len(d["health"]["customers"])
+    return (f"This file holds what it shows, nothing more: {min(gaps, caps['gap_rows']):,} of "
+            f"{gaps:,} open gaps and {min(scores, caps['health_rows']):,} of {scores:,} "
+            "health scores. The full lists: lifecycle-es gaps --csv and lifecycle-es health "
+            "--csv, or the web console (lifecycle-es serve), whose cockpit lists and "
+            "downloads every gap. Money is in major units.")
+
+
 def render(d: dict[str, Any]) -> str:
     """The whole HTML document for the report data ``d``."""
     period = f"{d['period']['from'][:10]} → {d['period']['to'][:10]}"
@@ -276,9 +284,6 @@ def render(d: dict[str, Any]) -> str:
         _section("Gaps", "customers left hanging between teams, most urgent first",
                  _gap_kinds(d) + gaps_table(d), "gaps", "long"),
     ])
-    # no "<" at all in the data island: neither "</script>" nor "<!--" can end or change it
-    data = json_visible(orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()).replace(
-        "<", "\\u003c")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -289,7 +294,5 @@ def render(d: dict[str, Any]) -> str:
         '<p class="privacy">Contains personal data (customer names): share it only with '
         "people allowed to see them.</p></header>"
         f"<main>{body}</main>"
-        "<footer>Every number of this page is in its JSON data island (report-data). "
-        "Money in the data is in minor units (cents); on the page in major units.</footer>"
-        f'<script type="application/json" id="report-data">{data}</script></body></html>'
+        f"<footer>{html_text(_where_the_rest_is(d))}</footer></body></html>"
     )

@@ -124,7 +124,7 @@ def health_table(d: dict[str, Any]) -> str:
             f"<td>{html_text(words(c['stage']))}</td><td>{html_text(c['owner'] or '-')}</td>"
             f"{cells}</tr>")
     note = (f'<p class="note">the {len(rows)} lowest of {len(h["customers"]):,} scores '
-            f"(capped at {cap}; all: lifecycle-es health). Each factor: a bar of its points "
+            f"(capped at {cap}; all: lifecycle-es health --csv). Each factor: a bar of its points "
             "out of 100, its value, and the points it adds to the score out of its most"
             + (f". {factor('still_buying')}: {STILL_BUYING}; off for a customer on a contract"
                if "still_buying" in names else "") + "</p>")
@@ -149,7 +149,8 @@ def gaps_table(d: dict[str, Any]) -> str:
             detail = f"{stake}; {html_text(rest)}" if head.startswith("contract ends") \
                 else f"{stake}; {detail}"
         body.append(
-            f'<tr data-kind="{html_text(r["kind"])}"><td class="num">{n}</td>'
+            f'<tr data-kind="{html_text(r["kind"])}" data-customer="{html_text(r["customer"])}"'
+            f' data-gap="{html_text(r["id"])}"><td class="num">{n}</td>'
             f'<td class="who">{who(r)}</td>'
             f"<td>{html_text(gap_kind(r['kind']))}</td>"
             f'<td class="nowrap" title="since {html_text(r["since"][:16].replace("T", " "))}'
@@ -159,7 +160,8 @@ def gaps_table(d: dict[str, Any]) -> str:
             f"<td>{detail}</td></tr>")
     more = len(g["rows"]) - len(rows)
     note = (f'<p class="note">the {len(rows)} most urgent of {len(g["rows"]):,} gaps (capped '
-            f"at {cap} rows; all: lifecycle-es gaps)</p>" if more > 0 else "")
+            f"at {cap} rows; all: lifecycle-es gaps --csv, or the web console's cockpit)</p>"
+            if more > 0 else "")
     return (f'{note}<div class="scroll"><table data-table="gaps"><thead><tr>'
             '<th class="num">#</th><th>customer</th><th>gap</th><th>open for</th>'
             "<th>team</th><th>owner</th><th>stage</th><th>what happened</th></tr></thead>"

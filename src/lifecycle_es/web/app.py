@@ -29,9 +29,11 @@ from lifecycle_es.web.follower import Follower
 from lifecycle_es.web.pages import (
     actions,
     audit,
+    campaign_actions,
     campaigns,
     cockpit,
     customers,
+    downloads,
     handovers,
     metrics,
     operations,
@@ -101,6 +103,7 @@ def routes() -> list[BaseRoute]:
               name="static"),
         *cockpit.routes(), *customers.routes(), *handovers.routes(), *campaigns.routes(),
         *metrics.routes(), *audit.routes(), *operations.routes(), *actions.routes(),
+        *campaign_actions.routes(), *downloads.routes(),
     ]
 
 

@@ -449,22 +449,6 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
         ok = password_matches(found.password_hash if found else None, password)
         return found if ok and found is not None and found.active else None
 
-    def add_user(self, **f: Any) -> int:
-        """Add a person who signs in to the console (``user_added``)."""
-        return self.record("user_added", **f)
-
-    def change_user_role(self, **f: Any) -> int:
-        """Change a user's role or team (``user_role_changed``)."""
-        return self.record("user_role_changed", **f)
-
-    def change_user_password(self, **f: Any) -> int:
-        """Set a user's new password hash (``user_password_changed``)."""
-        return self.record("user_password_changed", **f)
-
-    def disable_user(self, **f: Any) -> int:
-        """Disable a user: they can no longer sign in (``user_disabled``)."""
-        return self.record("user_disabled", **f)
-
     # ---------------------------------------------------------------- internals
 
     def _write_events(self, events: Sequence[Any]) -> None:

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from lifecycle_es.commands import AdvocacyKind, HandoverDocument
+from lifecycle_es.commands import AdvocacyKind, HandoverDocument, Role
 
 F = TypeVar("F", bound=Callable[..., int])
 #: the default handover document (every list empty, no notes); the model is frozen
@@ -28,7 +28,11 @@ EMPTY_DOCUMENT = HandoverDocument()
 COMMAND_METHODS: dict[str, str] = {}
 
 
-def records(type_: str) -> Callable[[F], F]:
+#: method name -> the user command type it records (``lifecycle-es users``, the console)
+USER_METHODS: dict[str, str] = {}
+
+
+def records(type_: str, registry: dict[str, str] = COMMAND_METHODS) -> Callable[[F], F]:
     """Make the decorated method record command ``type_`` from its keywords (through
     ``record``); its typed signature stays what type checkers and ``help()`` see."""
     def decorate(method: F) -> F:
@@ -36,7 +40,7 @@ def records(type_: str) -> Callable[[F], F]:
         def call(self: CommandMethods, /, **fields: Any) -> int:
             return self.record(type_, **fields)
 
-        COMMAND_METHODS[method.__name__] = type_
+        registry[method.__name__] = type_
         return cast(F, call)
 
     return decorate
@@ -259,4 +263,42 @@ class CommandMethods:
         causation_id: str | None = None,
     ) -> int:
         """End a campaign early (or confirm its end)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------- users
+    # The people of the web console (``domain/user.py``); the actor and team are the
+    # administrator's. ``password_hash`` comes from ``domain.user.hash_password``.
+
+    @records("user_added", USER_METHODS)
+    def add_user(
+        self, *, user: str, user_team: str, role: Role, password_hash: str,
+        at: datetime | str, actor: str, team: str, correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> int:
+        """Add a person who signs in to the console (``user_added``)."""
+        raise NotImplementedError
+
+    @records("user_role_changed", USER_METHODS)
+    def change_user_role(
+        self, *, user: str, role: Role, at: datetime | str, actor: str, team: str,
+        correlation_id: str | None = None, causation_id: str | None = None,
+    ) -> int:
+        """Change a user's role (``user_role_changed``)."""
+        raise NotImplementedError
+
+    @records("user_password_changed", USER_METHODS)
+    def change_user_password(
+        self, *, user: str, password_hash: str, at: datetime | str, actor: str, team: str,
+        correlation_id: str | None = None, causation_id: str | None = None,
+    ) -> int:
+        """Set a user's new password hash (``user_password_changed``)."""
+        raise NotImplementedError
+
+    @records("user_disabled", USER_METHODS)
+    def disable_user(
+        self, *, user: str, at: datetime | str, actor: str, team: str,
+        reason: str | None = None, correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> int:
+        """Disable a user: they can no longer sign in (``user_disabled``)."""
         raise NotImplementedError

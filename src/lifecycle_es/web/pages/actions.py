@@ -10,7 +10,7 @@ the read models include it, so the next page shows its effect (read-your-writes)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -21,22 +21,24 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from lifecycle_es.errors import (
+    ECHO_CHARS,
     ConcurrencyConflict,
     InvalidInput,
     InvariantViolation,
     LifecycleError,
+    UnknownCampaign,
     UnknownCustomer,
 )
 from lifecycle_es.logs import get_logger
 from lifecycle_es.web.auth import Principal, require, user_of
-from lifecycle_es.web.context import blocking, console_of
+from lifecycle_es.web.context import Console, blocking, console_of
 from lifecycle_es.web.pages.customers import show
 from lifecycle_es.web.reads import queries, read_models, wait_until_read
 
 log = get_logger("lifecycle_es.web")
 
 
-def _problems(exc: LifecycleError) -> dict[str, str]:
+def field_problems(exc: LifecycleError) -> dict[str, str]:
     """Field -> the message the CLI prints for it."""
     if isinstance(exc, InvalidInput):
         out: dict[str, str] = {}
@@ -48,33 +50,53 @@ def _problems(exc: LifecycleError) -> dict[str, str]:
     return {"action": str(exc)}
 
 
-async def _act(request: Request, action: str, command: Callable[..., int],
-               fields: dict[str, Any]) -> Response:
-    """Run ``command`` for the signed-in user; the customer page again, with its effect
-    (303) or with the problems next to their fields (422)."""
+async def act(request: Request, action: str, target: tuple[str, str],
+              command: Callable[..., int], fields: dict[str, Any],
+              refused: Callable[[dict[str, str]], Awaitable[Response]]) -> Response:
+    """Run ``command`` with the signed-in user as actor and their team as team for
+    ``target`` (``("customer", key)`` or ``("campaign", key)``): the target's page with its
+    effect (303), 404 for an unknown target, or ``refused(errors)`` (field -> message)."""
     user = user_of(request)
     console = console_of(request)
-    customer = request.path_params["customer"]
-    meta = {"customer": customer, "at": datetime.now(UTC), "actor": user.name,
-            "team": user.team}
+    what, key = target
+    meta = {"at": datetime.now(UTC), "actor": user.name, "team": user.team}
     try:
-        await blocking(command, **fields, **meta)
-    except UnknownCustomer as exc:
+        await blocking(command, **{what: key, **fields, **meta})
+    except (UnknownCustomer, UnknownCampaign) as exc:
         return PlainTextResponse(str(exc), 404)
     except (InvalidInput, InvariantViolation, ConcurrencyConflict) as exc:
-        log.info("console.action_refused", user=user.name, action=action, customer=customer,
-                 reason=type(exc).__name__)
-        return await show(request, errors=_problems(exc), status=422)
-    log.info("console.action", user=user.name, action=action, customer=customer)
-    read = await blocking(wait_until_read, console.engine, console.settings.write_wait_seconds)
-    if read:  # the cockpit's gaps of this customer, renewed for the next page
+        log.info("console.action_refused", user=user.name, action=action,
+                 **{what: key[:ECHO_CHARS]}, reason=type(exc).__name__)
+        return await refused(field_problems(exc))
+    log.info("console.action", user=user.name, action=action, **{what: key})
+    customer = key if what == "customer" else None
+    lagging = "" if await settled(console, customer) else "&lagging=1"
+    return RedirectResponse(f"/{what}s/{quote(key, safe='')}?done={action}{lagging}", 303)
+
+
+async def _act(request: Request, action: str, command: Callable[..., int],
+               fields: dict[str, Any]) -> Response:
+    """:func:`act` on the customer of the path; refused: its page with the problems next to
+    their fields (422)."""
+    async def again(errors: dict[str, str]) -> Response:
+        return await show(request, errors=errors, status=422)
+
+    return await act(request, action, ("customer", request.path_params["customer"]),
+                     command, fields, again)
+
+
+async def settled(console: Console, customer: str | None) -> bool:
+    """After a recorded command: the server waits (at most ``write_wait_seconds``) until
+    the read models include it, then renews the cockpit's gaps of ``customer``; whether
+    the read models did include it."""
+    read = await blocking(wait_until_read, console.engine,
+                          console.settings.write_wait_seconds)
+    if read and customer is not None:
         await blocking(console.views.renew_customer, customer)
-    lagging = "" if read else "&lagging=1"
-    return RedirectResponse(f"/customers/{quote(customer, safe='')}?done={action}{lagging}",
-                            303)
+    return read
 
 
-def _refuse(user: Principal, team: str) -> Response | None:
+def refuse(user: Principal, team: str) -> Response | None:
     if user.may_act_for(team):
         return None
     return PlainTextResponse(f"your role ({user.role}, team {user.team}) may not act for "
@@ -83,7 +105,7 @@ def _refuse(user: Principal, team: str) -> Response | None:
 
 async def check_in(request: Request) -> Response:
     user = user_of(request)
-    if (refused := _refuse(user, user.team)) is not None:
+    if (refused := refuse(user, user.team)) is not None:
         return refused
     form = await request.form()
     notes = str(form.get("notes") or "") or None
@@ -93,7 +115,7 @@ async def check_in(request: Request) -> Response:
 
 async def change_stage(request: Request) -> Response:
     user = user_of(request)
-    if (refused := _refuse(user, user.team)) is not None:
+    if (refused := refuse(user, user.team)) is not None:
         return refused
     form = await request.form()
     return await _act(request, "stage", console_of(request).engine.change_stage,
@@ -103,7 +125,7 @@ async def change_stage(request: Request) -> Response:
 
 async def touchpoint(request: Request) -> Response:
     user = user_of(request)
-    if (refused := _refuse(user, user.team)) is not None:
+    if (refused := refuse(user, user.team)) is not None:
         return refused
     form = await request.form()
     return await _act(request, "touchpoint", console_of(request).engine.touchpoint, {
@@ -120,7 +142,7 @@ def _lines(text: str) -> list[str]:
 async def send_handover(request: Request) -> Response:
     """Hand the customer over from the user's team (never the form's) to another one."""
     user = user_of(request)
-    if (refused := _refuse(user, user.team)) is not None:
+    if (refused := refuse(user, user.team)) is not None:
         return refused
     form = await request.form()
     document = {key: _lines(str(form.get(key) or "")) for key in ("goals", "risks")}
@@ -145,7 +167,7 @@ async def _handover(request: Request, decision: str) -> Response:
     if found is None:
         return PlainTextResponse(f"handover={handover!r}: no such handover of this customer",
                                  404)
-    if (refused := _refuse(user, found["to_team"])) is not None:
+    if (refused := refuse(user, found["to_team"])) is not None:
         return refused
     if decision == "accept":
         return await _act(request, "accept", console.engine.accept_handover,
@@ -181,10 +203,9 @@ async def erase(request: Request) -> Response:
     except UnknownCustomer as exc:
         return PlainTextResponse(str(exc), 404)
     except (InvalidInput, InvariantViolation) as exc:
-        return await show(request, errors=_problems(exc), status=422)
+        return await show(request, errors=field_problems(exc), status=422)
     log.info("console.customer_erased", user=user.name, customer=customer)
-    if await blocking(wait_until_read, console.engine, console.settings.write_wait_seconds):
-        await blocking(console.views.renew_customer, customer)
+    await settled(console, customer)
     return RedirectResponse(f"/customers/{quote(customer, safe='')}?done=erase", 303)
 
 

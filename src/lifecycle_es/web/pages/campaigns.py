@@ -48,18 +48,46 @@ def campaign_view(console: Console, campaign: str) -> dict[str, Any] | None:
             "cap": TOUCHED_ROWS, "fresh": fresh(engine, ["campaigns", "audit_index"])}
 
 
+#: characters of a refused form's value shown again in its field
+SHOWN_CHARS = 10_000
+
+
+def _again(typed: dict[str, str] | None) -> dict[str, str]:
+    """A refused form's values as typed, to fill the form again (cut: the page need not
+    echo megabytes; the message next to the field names the full length)."""
+    return {k: v[:SHOWN_CHARS] for k, v in (typed or {}).items()}
+
+
+async def show_campaigns(request: Request, errors: dict[str, str] | None = None,
+                         typed: dict[str, str] | None = None, status: int = 200) -> Response:
+    """The registry with the announcement form (``errors``: field -> message of a refused
+    announcement, ``typed``: its values)."""
+    console = console_of(request)
+    view = await blocking(campaigns_view, console)
+    return page(request, "campaigns.html", errors=errors or {}, typed=_again(typed),
+                teams=console.engine.stage_model.teams, status=status, **view)
+
+
 async def campaigns(request: Request) -> Response:
-    return page(request, "campaigns.html",
-                **await blocking(campaigns_view, console_of(request)))
+    return await show_campaigns(request)
 
 
-async def campaign(request: Request) -> Response:
+async def show_campaign(request: Request, errors: dict[str, str] | None = None,
+                        typed: dict[str, str] | None = None, status: int = 200) -> Response:
+    """A campaign's page with its amend and end forms (``errors``, ``typed``: a refused
+    one's)."""
     key = request.path_params["campaign"]
     view = await blocking(campaign_view, console_of(request), key)
     if view is None:
         return page(request, "message.html", title="Unknown campaign",
                     message=f"campaign={key!r}: no such campaign in the registry", status=404)
-    return page(request, "campaign.html", **view)
+    return page(request, "campaign.html", errors=errors or {}, typed=_again(typed),
+                done=request.query_params.get("done", ""),
+                lagging=request.query_params.get("lagging") == "1", status=status, **view)
+
+
+async def campaign(request: Request) -> Response:
+    return await show_campaign(request)
 
 
 def routes() -> list[BaseRoute]:

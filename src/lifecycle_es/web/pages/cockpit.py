@@ -16,7 +16,7 @@ from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.report.urgency import KIND_ORDER
 from lifecycle_es.web.auth import Principal, user_of
 from lifecycle_es.web.context import Console, console_of, reading
-from lifecycle_es.web.reads import queries, read_models
+from lifecycle_es.web.reads import Freshness, Gap, queries, read_models
 from lifecycle_es.web.render import page
 from lifecycle_es.web.views import aged
 
@@ -64,20 +64,28 @@ def _check(console: Console, f: Filters) -> None:
         raise InvalidInput(problems, "gaps query")
 
 
-def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
-    """The gaps of the filters, most urgent first, one page of them with names and money."""
+def matching_gaps(console: Console, user: Principal, f: Filters,
+                  ) -> tuple[list[Gap], Freshness, datetime]:
+    """Every open gap of the filters (their page apart), most urgent first, with the
+    freshness they were computed at and the time now (InvalidInput for a bad filter)."""
     _check(console, f)
-    pm = read_models(console.engine)
     shared = console.views.open_gaps()  # computed in the background: only filtered here
     now = datetime.now(UTC)
     if f.mine and f.owner and f.owner != user.name:
-        wanted = []  # owned by the user and by someone else: none
+        wanted: list[Gap] = []  # owned by the user and by someone else: none
     else:
         wanted = shared.matching(f.kind, f.team, user.name if f.mine else f.owner)
     if f.segment:
         of_segment = {r["customer"] for r in queries.current_stages(
-            pm, segment=f.segment, catch_up=False)}
+            read_models(console.engine), segment=f.segment, catch_up=False)}
         wanted = [g for g in wanted if g.customer in of_segment]
+    return wanted, shared.fresh, now
+
+
+def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
+    """The gaps of the filters, most urgent first, one page of them with names and money."""
+    pm = read_models(console.engine)
+    wanted, at, now = matching_gaps(console, user, f)
     start = (f.page - 1) * PAGE_SIZE
     shown = wanted[start:start + PAGE_SIZE]
     keys = sorted({g.customer for g in shown})
@@ -87,7 +95,7 @@ def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
               "late_seconds": max(0.0, (now - g.since).total_seconds())} for g in shown]
     return {"items": items, "total": len(wanted),
             "pages": max(1, -(-len(wanted) // PAGE_SIZE)),
-            "fresh": aged(shared.fresh, pm.head())}
+            "fresh": aged(at, pm.head())}
 
 
 async def cockpit(request: Request) -> Response:

@@ -45,11 +45,18 @@ ROWS = (("Paying at the start", "paying_at_start", "count"),
                                                           "count"))
 
 
+#: the tables downloadable from the page (``pages/downloads.py``): (name, what it holds)
+DOWNLOADS = (("summary", "The figures above, this period and the previous one"),
+             ("funnel", "Funnel"), ("mrr", "MRR per month and currency"),
+             ("nps", "NPS per month"), ("cohorts", "Cohort retention (every cohort)"),
+             ("time-in-stage", "Time in stage (completed and open stays)"))
+
+
 def _month_start(d: date) -> datetime:
     return datetime(d.year, d.month, 1, tzinfo=UTC)
 
 
-def _period(request: Request) -> tuple[datetime, datetime]:
+def period_of(request: Request) -> tuple[datetime, datetime]:
     """``from``/``to`` (ISO dates) or the last twelve complete months."""
     today = datetime.now(UTC).date()
     end = _month_start(today)
@@ -73,7 +80,7 @@ def _period(request: Request) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _get(summary: dict[str, Any], path: str) -> Any:
+def value_at(summary: dict[str, Any], path: str) -> Any:
     value: Any = summary
     for key in path.split("."):
         value = value.get(key) if isinstance(value, dict) else None
@@ -124,25 +131,25 @@ def _compute(console: Console, start: datetime, end: datetime,
     at = fresh(engine, ["metrics"])  # before: the metrics include at least this
     data = metrics_data(engine, start, end, datetime.now(UTC))
     now, before = data["summary"], data["previous"]["summary"]
-    rows = [{"label": label, "now": _shown(_get(now, path), kind),
-             "before": _shown(_get(before, path), kind)} for label, path, kind in ROWS]
+    rows = [{"label": label, "now": _shown(value_at(now, path), kind),
+             "before": _shown(value_at(before, path), kind)} for label, path, kind in ROWS]
     charts = {name: Markup(_accessible(name, svg))  # report/svg.py escapes its text
               for name, svg in metric_charts(data).items()}
     return {"rows": rows, "charts": charts, "previous": data["previous"],
-            "revenue": now["revenue"], "fresh": at}
+            "revenue": now["revenue"], "fresh": at, "data": data}
 
 
 async def metrics(request: Request) -> Response:
     console = console_of(request)
     try:
-        start, end = _period(request)
+        start, end = period_of(request)
         error = ""
     except InvalidInput as exc:
         error = str(exc)
         start, end = _period_default()
     view = await reading(console, metrics_view, console, start, end)
     return page(request, "metrics.html", start=start.date().isoformat(),
-                end=end.date().isoformat(), error=error, **view)
+                end=end.date().isoformat(), error=error, downloads=DOWNLOADS, **view)
 
 
 def _period_default() -> tuple[datetime, datetime]:
