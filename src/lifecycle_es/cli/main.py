@@ -15,6 +15,7 @@ from lifecycle_es.cli import (
     export,
     lifecycle_checks,
     metrics,
+    notify,
     output,
     privacy,
     projections,
@@ -169,7 +170,7 @@ def _redacted(text: str) -> str:
 
 
 for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, stage_model,
-               export, users, serve):
+               export, users, serve, notify):
     _group.register(app)
 
 

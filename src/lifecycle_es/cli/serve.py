@@ -28,6 +28,10 @@ def serve(
         metavar="IPS",
         help="proxies whose X-Forwarded-Proto/-For are trusted (comma-separated)")]
         = "127.0.0.1",
+    notifications: Annotated[str | None, typer.Option(
+        metavar="FILE",
+        help="also send alerts of gaps as this notifications file says "
+             "(env LIFECYCLE_ES_NOTIFICATIONS; docs/notifications.md)")] = None,
 ) -> None:
     """Serve the web console: the cockpit, customers, handovers, operations.
 
@@ -38,6 +42,7 @@ def serve(
     """
     import uvicorn
 
+    from lifecycle_es.engine import load_notifications
     from lifecycle_es.web import Settings, create_app
 
     cli = state(ctx)
@@ -55,6 +60,14 @@ def serve(
     app = create_app(engine, settings)
     say(f"lifecycle-es console on http://{host}:{port} (store {engine.store.redacted()})",
         err=True)
-    uvicorn.run(app, host=host, port=port, proxy_headers=True,
-                forwarded_allow_ips=forwarded_allow_ips, log_level="warning",
-                server_header=False)
+    alerts = load_notifications(notifications)
+    sender = None if alerts is None else engine.notifier_thread(alerts)
+    if sender is not None:
+        sender.start()
+    try:
+        uvicorn.run(app, host=host, port=port, proxy_headers=True,
+                    forwarded_allow_ips=forwarded_allow_ips, log_level="warning",
+                    server_header=False)
+    finally:
+        if sender is not None:
+            sender.stop()
