@@ -8,11 +8,13 @@ channel's secret), ``Content-Type: application/json``. A 2xx answer is delivered
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from lifecycle_es.notifying.delivery import DeliveryFailed, header_id
 from lifecycle_es.stores.url import redact
@@ -34,12 +36,25 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
+def _without_user(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its ``user:password@`` part, which becomes a Basic authorization."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    return (urlunsplit(parts._replace(netloc=host)),
+            {"Authorization": "Basic " + base64.b64encode(user).decode()})
+
+
 def post(url: str, alert_id: str, body: bytes, secret: str, timeout: float) -> int:
     """POST ``body`` to ``url``; the answer's status, or :class:`DeliveryFailed` (its text
     shows the URL with any password hidden)."""
-    request = urllib.request.Request(url, data=body, method="POST", headers={
+    target, auth = _without_user(url)
+    request = urllib.request.Request(target, data=body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": "lifecycle-es-notifier",
-        "Idempotency-Key": header_id(alert_id), SIGNATURE_HEADER: signature(secret, body)})
+        "Idempotency-Key": header_id(alert_id), SIGNATURE_HEADER: signature(secret, body),
+        **auth})
     shown = redact(url)
     try:
         with _OPENER.open(request, timeout=timeout) as answer:
