@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate
 
 from lifecycle_es.notifying.config import Smtp, secret
 from lifecycle_es.notifying.delivery import DeliveryFailed, header_id
 
+#: lines up to SMTP's limit: a Message-ID of a long alert id stays on one line
+_POLICY = policy.SMTP.clone(max_line_length=998)
 #: the domain part of every Message-ID
 MESSAGE_ID_DOMAIN = "lifecycle-es"
 
@@ -29,7 +32,7 @@ def message_id(alert_id: str) -> str:
 def send(smtp: Smtp, to: list[str], subject: str, text: str, alert_id: str,
          timeout: float) -> None:
     """Send one message to ``to``; :class:`DeliveryFailed` when it did not go."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=_POLICY)
     msg["From"] = smtp.from_address
     msg["To"] = ", ".join(to)
     msg["Subject"] = subject
