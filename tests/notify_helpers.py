@@ -99,7 +99,7 @@ class Receiver:
     def bodies(self) -> list[dict[str, Any]]:
         return [json.loads(body) for _, _, body in self.requests]
 
-    def keys(self) -> set[str]:
+    def received(self) -> set[str]:
         """The distinct keys delivered (a receiver that de-duplicates by key sees these)."""
         return set(self.delivered)
 

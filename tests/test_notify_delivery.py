@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from lifecycle_es import LifecycleEngine
 from notify_helpers import (
     SECRET,
     SECRET_ENV,
@@ -27,6 +25,8 @@ from notify_helpers import (
     hook,
     register,
 )
+
+from lifecycle_es import LifecycleEngine
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_an_opened_gap_reaches_the_webhook_signed_once_and_history_does_not(
     drain(notifier.tick, lambda: receiver.delivered)
     for _ in range(3):
         notifier.tick()
-    assert receiver.keys() == {_opened("acme", at)}
+    assert receiver.received() == {_opened("acme", at)}
     assert len(receiver.requests) == 1
     key, headers, body = receiver.requests[0]
     expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -80,7 +80,7 @@ def test_a_failing_receiver_gets_the_alert_again_with_the_same_key(
     at = datetime.now(UTC)
     register(eng, "acme", at)
     drain(notifier.tick, lambda: receiver.delivered)
-    assert receiver.keys() == {_opened("acme", at)}
+    assert receiver.received() == {_opened("acme", at)}
     assert [k for k, _, _ in receiver.requests] == [_opened("acme", at)] * (len(failures) + 1)
     assert notifier.status().sent == 1
 
@@ -101,8 +101,8 @@ def test_the_receiver_down_then_back_loses_nothing(eng: LifecycleEngine,
         time.sleep(0.05)
     assert notifier.status().pending == 3 and not receiver.requests
     receiver.start()
-    drain(notifier.tick, lambda: len(receiver.keys()) == 3)
-    assert receiver.keys() == {_opened(n, t) for n, t in times.items()}
+    drain(notifier.tick, lambda: len(receiver.received()) == 3)
+    assert receiver.received() == {_opened(n, t) for n, t in times.items()}
     assert len(receiver.delivered) == 3
 
 
@@ -120,7 +120,7 @@ def test_a_4xx_answer_is_dead_at_once_and_retry_sends_it(eng: LifecycleEngine,
     assert not receiver.delivered
     assert notifier.retry(_opened("acme", at)) == 1
     drain(notifier.tick, lambda: receiver.delivered)
-    assert receiver.keys() == {_opened("acme", at)}
+    assert receiver.received() == {_opened("acme", at)}
 
 
 def test_retries_stop_after_the_retry_time_and_the_alert_is_parked_dead(
@@ -193,7 +193,7 @@ def test_an_erased_customers_queued_alert_leaves_without_personal_data(
     eng.erase(customer="acme", reason="GDPR art. 17")
     receiver.start()
     drain(notifier.tick, lambda: receiver.delivered)
-    assert receiver.keys() == {_opened("acme", at)}
+    assert receiver.received() == {_opened("acme", at)}
     body = receiver.requests[-1][2].decode()
     assert "Secret-Name" not in body and "Jane" not in body
     assert json.loads(body)["gap"]["customer_name"] == "[erased]"
@@ -212,7 +212,7 @@ def test_a_gap_that_opens_with_time_alone_is_alerted_on_the_clock(
     now[0] += timedelta(days=2, seconds=1)  # past the 2-day SLA, no new event
     time.sleep(0.25)  # the clock's re-evaluation (clock_seconds 0.2)
     drain(notifier.tick, lambda: receiver.delivered)
-    assert receiver.keys() == {"cs-alerts/handover_stale:acme:h-1:opened"}
+    assert receiver.received() == {"cs-alerts/handover_stale:acme:h-1:opened"}
 
 
 def test_an_escalation_goes_to_the_lead_and_the_opening_to_the_owner(

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from lifecycle_es.reading.projection.db import ReadStore
 
@@ -67,8 +67,7 @@ class Baseline:
     position: int
 
 
-@dataclass(frozen=True)
-class OutboxStatus:
+class OutboxStatus(NamedTuple):
     pending: int
     sent: int
     dead: int
