@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import pytest
+
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.notifying.config import Notifications
 
@@ -28,6 +30,14 @@ SECRET = "s3cr3t-hmac-key"
 #: defaults are 10 s timeouts and 24 h of retries)
 FAST = {"timeout_seconds": 0.5, "backoff_first_seconds": 0.05, "backoff_cap_seconds": 0.2,
         "poll_seconds": 0.05, "clock_seconds": 0.2, "retry_for_hours": 1.0}
+
+
+@pytest.fixture(name="receiver")
+def receiver_fixture() -> Iterator[Receiver]:
+    """A receiver, stopped after the test (a test module imports it to use it)."""
+    r = Receiver()
+    yield r
+    r.stop()
 
 
 class Receiver:

@@ -8,23 +8,17 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cli_helpers import CLI, cli, in_process
-from notify_helpers import SECRET, SECRET_ENV, Receiver, register
+from notify_helpers import SECRET, SECRET_ENV, Receiver, receiver_fixture, register  # noqa: F401
 from web_helpers import SERVE_SECRET, free_port, wait_up
 
 from lifecycle_es import LifecycleEngine
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.stop()
+from lifecycle_es.engine import load_notifications
+from lifecycle_es.errors import ConfigError
 
 
 @pytest.fixture
@@ -99,6 +93,14 @@ def test_a_bad_notifications_file_is_one_line_naming_the_key(
     assert named in lines[0]
     with LifecycleEngine(store) as engine:
         assert engine.notifier(None).status() == (0, 0, 0, None)
+
+
+def test_a_team_the_store_does_not_know_is_named(store: str, tmp_path: Path) -> None:
+    path = _toml(tmp_path, _hook("http://127.0.0.1:9/hook", 'teams = ["succes"]\n'))
+    with LifecycleEngine(store) as engine, pytest.raises(ConfigError) as exc:
+        engine.notifier(load_notifications(path))
+    assert str(exc.value).startswith("notifications file: channel.0.teams='succes': unknown "
+                                     "team (known: ")
 
 
 def test_a_secret_not_set_is_named_and_nothing_runs(store: str, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from notify_helpers import (
+from notify_helpers import (  # noqa: F401 (receiver_fixture: a fixture)
     SECRET,
     SECRET_ENV,
     Receiver,
@@ -23,17 +23,11 @@ from notify_helpers import (
     config,
     drain,
     hook,
+    receiver_fixture,
     register,
 )
 
 from lifecycle_es import LifecycleEngine
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.stop()
 
 
 @pytest.fixture

@@ -9,22 +9,13 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from cli_helpers import popen
-from notify_helpers import SECRET, SECRET_ENV, Receiver, register
+from notify_helpers import SECRET, SECRET_ENV, Receiver, receiver_fixture, register  # noqa: F401
 
 from lifecycle_es import LifecycleEngine
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.stop()
 
 
 def _file(tmp_path: Path, receiver: Receiver) -> Path:

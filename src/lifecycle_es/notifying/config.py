@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lifecycle_es.config import load_toml
-from lifecycle_es.errors import ConfigError
+from lifecycle_es.errors import ConfigError, FieldProblem
 from lifecycle_es.reading.lifecycle_checks.gaps import KINDS
 
 ENV_VAR = "LIFECYCLE_ES_NOTIFICATIONS"
@@ -100,13 +101,31 @@ class Smtp(_Strict):
         return value
 
 
-class Escalation(_Strict):
+class _Gaps(_Strict):
+    """Which gaps: of ``kinds`` (None: every kind), for ``teams`` (None: every team)."""
+
+    kinds: list[str] | None = Field(None, max_length=100)
+    teams: list[str] | None = Field(None, max_length=100)
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, value: list[str] | None) -> list[str] | None:
+        for kind in value or ():
+            if kind not in KINDS:
+                raise ValueError(f"unknown gap kind {kind!r} (known: {', '.join(KINDS)})")
+        return value
+
+    def covers(self, kind: str, team: str) -> bool:
+        """Whether a gap of ``kind`` for ``team`` is one of these."""
+        return (self.kinds is None or kind in self.kinds) and \
+            (self.teams is None or team in self.teams)
+
+
+class Escalation(_Gaps):
     """A gap open ``after_days`` days is escalated to ``lead`` (a person of ``[people]``)."""
 
     after_days: int = Field(ge=1, le=3650)
     lead: str
-    kinds: list[str] | None = None
-    teams: list[str] | None = None
 
     @field_validator("lead")
     @classmethod
@@ -115,28 +134,12 @@ class Escalation(_Strict):
             raise ValueError("must be a person's name (1-200 characters, no control characters)")
         return value
 
-    @field_validator("kinds")
-    @classmethod
-    def _kinds(cls, value: list[str] | None) -> list[str] | None:
-        return _check_kinds(value)
-
-    def covers(self, kind: str, team: str) -> bool:
-        return (self.kinds is None or kind in self.kinds) and \
-            (self.teams is None or team in self.teams)
-
-
-def _check_kinds(value: list[str] | None) -> list[str] | None:
-    for kind in value or ():
-        if kind not in KINDS:
-            raise ValueError(f"unknown gap kind {kind!r} (known: {', '.join(KINDS)})")
-    return value
-
 
 def _both() -> list[AlertType]:
     return ["opened", "escalated"]
 
 
-class Channel(_Strict):
+class Channel(_Gaps):
     """Where alerts go: a webhook or e-mail (fixed addresses, or ``"owner"``: the gap owner's
     address, the lead's for an escalation), for gaps of ``kinds`` and ``teams``; with
     ``digest = "daily"``: one message a day per person listing the gaps they own."""
@@ -145,8 +148,6 @@ class Channel(_Strict):
     webhook: str | None = Field(None, max_length=2048)
     secret_env: str | None = None
     email: list[str] | Literal["owner"] | None = None
-    kinds: list[str] | None = None
-    teams: list[str] | None = None
     alerts: list[AlertType] = Field(default_factory=_both)
     digest: Literal["daily"] | None = None
     digest_hour: int = Field(8, ge=0, le=23, description="UTC hour of the daily digest")
@@ -181,11 +182,6 @@ class Channel(_Strict):
                 _address(address)
         return value
 
-    @field_validator("kinds")
-    @classmethod
-    def _kinds(cls, value: list[str] | None) -> list[str] | None:
-        return _check_kinds(value)
-
     @model_validator(mode="after")
     def _one_target(self) -> Channel:
         if (self.webhook is None) == (self.email is None):
@@ -197,11 +193,6 @@ class Channel(_Strict):
             raise ValueError(f"channel {self.name!r}: a digest goes to each owner: "
                              "email = \"owner\"")
         return self
-
-    def covers(self, kind: str, team: str) -> bool:
-        """Whether a gap of ``kind`` for ``team`` goes to this channel."""
-        return (self.kinds is None or kind in self.kinds) and \
-            (self.teams is None or team in self.teams)
 
     @property
     def to_owner(self) -> bool:
@@ -246,6 +237,16 @@ class Notifications(_Strict):
     @classmethod
     def from_toml(cls, path: str | Path) -> Notifications:
         return load_toml(cls, path, "notifications file")
+
+    def check_teams(self, teams: Sequence[str]) -> None:
+        """Every team a channel or an escalation names is one of ``teams`` (the store's)."""
+        for where, rules in (("channel", self.channel), ("escalation", self.escalation)):
+            for i, rule in enumerate(rules):
+                for team in rule.teams or ():
+                    if team not in teams:
+                        known = f"unknown team (known: {', '.join(teams)})"
+                        problem = FieldProblem(f"{where}.{i}.teams", team, known)
+                        raise ConfigError(f"notifications file: {problem}")
 
     def channel_named(self, name: str) -> Channel | None:
         return next((c for c in self.channel if c.name == name), None)

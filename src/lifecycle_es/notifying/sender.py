@@ -56,6 +56,8 @@ class Notifier:
         self.clock = clock
         self.outbox = Outbox(source.projections.read)
         self.outbox.ensure()
+        if config is not None:
+            config.check_teams(source.stage_model.teams)
         s = config.sender if config is not None else Sender()
         self.backoff = Backoff(s.backoff_first_seconds, s.backoff_cap_seconds)
         self._evaluated: tuple[int, float] | None = None  # (head, monotonic time)
