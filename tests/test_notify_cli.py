@@ -95,7 +95,9 @@ def test_a_bad_notifications_file_is_one_line_naming_the_key(
         assert engine.notifier(None).status() == (0, 0, 0, None)
 
 
-def test_a_team_the_store_does_not_know_is_named(store: str, tmp_path: Path) -> None:
+def test_a_team_the_store_does_not_know_is_named(store: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECRET_ENV, SECRET)
     path = _toml(tmp_path, _hook("http://127.0.0.1:9/hook", 'teams = ["succes"]\n'))
     with LifecycleEngine(store) as engine, pytest.raises(ConfigError) as exc:
         engine.notifier(load_notifications(path))
