@@ -149,7 +149,8 @@ def test_run_once_status_and_no_secret_in_any_output(
     assert code == 0
     status = json.loads(out)
     assert (status["pending"], status["sent"], status["dead"]) == (1, 1, 0)
-    assert status["oldest_pending_age_s"] >= 0
+    assert status["oldest_pending_age_s"] >= 0 and status["start_position"] == 0
+    assert status["started_at"].startswith(str(datetime.now(UTC).year))
     again = _run(store, path, "--log-level", "DEBUG")
     assert "sent 1" in again.stdout, again.stderr
     headers = receiver.requests[0][1]

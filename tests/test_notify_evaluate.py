@@ -107,3 +107,23 @@ def test_the_alert_id_survives_headers(alert_id: str) -> None:
     mid = message_id(alert_id)
     assert mid.isascii() and " " not in mid
     assert unquote(mid.strip("<>").rpartition("@")[0]) == alert_id
+
+
+def test_the_smallest_configuration_of_the_issue(tmp_path: object,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from lifecycle_es.engine import load_notifications
+
+    path = Path(str(tmp_path)) / "n.toml"
+    path.write_text('''[[channel]]
+name = "cs-alerts"
+webhook = "http://127.0.0.1:9000/hook"
+secret_env = "CS_ALERTS_SECRET"        # HMAC key, read from this environment variable
+# kinds = ["handover_stale"]           # default: every gap kind
+''')
+    monkeypatch.setenv("CS_ALERTS_SECRET", "k")
+    monkeypatch.setenv("LIFECYCLE_ES_NOTIFICATIONS", str(path))
+    cfg = load_notifications()
+    assert cfg is not None and cfg.channel[0].kinds is None
+    assert cfg.channel[0].alerts == ["opened", "escalated"] and cfg.sender.retry_for_hours == 24

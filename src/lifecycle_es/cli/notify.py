@@ -79,14 +79,19 @@ def status(ctx: typer.Context, json: Json = False) -> None:
         round((now - counts.oldest_pending).total_seconds(), 1)
     dead = [{"id": a.id, "attempts": a.attempts, "last_error": a.last_error}
             for a in notifier.alerts("dead", limit=100)]
+    base = notifier.outbox_baseline()
     answer: dict[str, Any] = {"pending": counts.pending, "sent": counts.sent,
                               "dead": counts.dead, "oldest_pending_age_s": age,
-                              "dead_alerts": dead}
+                              "dead_alerts": dead,
+                              "started_at": base and base.started_at.isoformat(),
+                              "start_position": base and base.position}
     if json:
         print_json(answer)
         return
     say(f"pending {counts.pending}, sent {counts.sent}, dead {counts.dead}"
-        + ("" if age is None else f"; oldest pending {age:g} s old"))
+        + ("" if age is None else f"; oldest pending {age:g} s old")
+        + ("; never started" if base is None else
+           f"; first started {base.started_at:%Y-%m-%d %H:%M:%S} UTC at event {base.position}"))
     for row in dead:
         say(f"dead: {row['id']} after {row['attempts']} attempts: {row['last_error']}")
 

@@ -218,6 +218,10 @@ class Notifier:
     def status(self) -> OutboxStatus:
         return self.outbox.status()
 
+    def outbox_baseline(self) -> Baseline | None:
+        """The first start, if a sender ever started on this store (nothing is recorded)."""
+        return self.outbox.baseline()
+
     def alerts(self, status: str | None = None, limit: int = 100) -> list[Alert]:
         return self.outbox.alerts(status, limit)
 
