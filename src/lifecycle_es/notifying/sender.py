@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -191,12 +192,17 @@ class Notifier:
     # ------------------------------------------------------------ running
 
     def tick(self) -> Tick:
-        """One round: evaluate when due, then deliver what is due."""
+        """One round: evaluate when due, then deliver what is due (also when the evaluation
+        failed: a read model that cannot catch up holds back no alert already queued)."""
         queued = 0
-        if self._due_evaluation():
-            head = self.source.event_log.head()
-            queued = self.evaluate()
-            self._evaluated = (head, time.monotonic())
+        try:
+            if self._due_evaluation():
+                head = self.source.event_log.head()
+                queued = self.evaluate()
+                self._evaluated = (head, time.monotonic())
+        except LifecycleError as exc:
+            log.error("notify.evaluation_failed", error=str(exc))
+            self.source.projections.read.ensure_open()  # a lost connection: a new one
         done = self.deliver_due()
         return Tick(queued, done.sent, done.failed, done.dead)
 
@@ -210,6 +216,8 @@ class Notifier:
             except LifecycleError as exc:
                 log.error("notify.tick_failed", error=str(exc))
                 done = Tick()
+                with suppress(LifecycleError):
+                    self.source.projections.read.ensure_open()
             if done.sent + done.failed + done.dead == 0:
                 stop.wait(self.config.sender.poll_seconds)
 
