@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import CLI, cli, in_process
-from notify_helpers import SECRET, SECRET_ENV, Receiver, receiver_fixture, register  # noqa: F401
+from notify_helpers import (  # noqa: F401 (receiver_fixture: a fixture)
+    SECRET,
+    SECRET_ENV,
+    Receiver,
+    SmtpSink,
+    receiver_fixture,
+    register,
+)
 from web_helpers import SERVE_SECRET, free_port, wait_up
 
 from lifecycle_es import LifecycleEngine
@@ -164,9 +171,25 @@ def test_run_once_status_and_no_secret_in_any_output(
 
 def test_serve_with_notifications_sends_an_alert_within_seconds(
         tmp_path: Path, receiver: Receiver, durable_store_url: str) -> None:
+    """Done when an alert reaches a local webhook and a local SMTP server within seconds of
+    the command that opens a gap (issue 27)."""
     store = durable_store_url
     LifecycleEngine(store).close()
-    path = _toml(tmp_path, _hook(receiver.url, "[sender]\npoll_seconds = 0.1\n"))
+    sink = SmtpSink(tmp_path)
+    path = _toml(tmp_path, _hook(receiver.url) + f"""
+[[channel]]
+name = "cs-mail"
+email = ["cs@lc.test"]
+
+[smtp]
+host = "127.0.0.1"
+port = {sink.port}
+from = "alerts@lc.test"
+ca_file = "{sink.cert}"
+
+[sender]
+poll_seconds = 0.1
+""")
     env = {**os.environ, "LIFECYCLE_ES_SESSION_SECRET": SERVE_SECRET, SECRET_ENV: SECRET,
            "LIFECYCLE_ES_NOTIFICATIONS": str(path)}
     port = free_port()
@@ -176,16 +199,20 @@ def test_serve_with_notifications_sends_an_alert_within_seconds(
         wait_up(proc, f"http://127.0.0.1:{port}")
         deadline = time.monotonic() + 30
         with LifecycleEngine(store) as engine:  # the baseline first, then a new gap
-            while engine.notifier(None).outbox.baseline() is None:
+            while engine.notifier(None).outbox_baseline() is None:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
             start = time.monotonic()
-            register(engine, "acme", datetime.now(UTC))
-        while not receiver.delivered:
+            at = datetime.now(UTC)
+            register(engine, "acme", at)
+        while not (receiver.delivered and sink.messages):
             assert time.monotonic() - start < 10, "no alert within 10 s"
             time.sleep(0.02)
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
-    assert [k.split(":")[0] for k in receiver.received()] == ["cs-alerts/unowned"]
+        sink.stop()
+    gap = f"unowned:acme:{at:%Y%m%dT%H%M%SZ}:opened"
+    assert receiver.received() == {f"cs-alerts/{gap}"}
+    assert sink.message_ids() == {f"cs-mail/{gap}"}
     assert SECRET not in err

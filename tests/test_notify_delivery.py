@@ -295,3 +295,28 @@ def test_a_daily_digest_per_person(eng: LifecycleEngine, tmp_path: Path) -> None
         assert "acme" in sink.messages[0].get_payload()
     finally:
         sink.stop()
+
+
+def test_a_failing_evaluation_holds_back_no_queued_alert(
+        eng: LifecycleEngine, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifecycle_es.errors import StoreError
+    from lifecycle_es.notifying import sender
+
+    notifier = eng.notifier(config(hook(receiver)))
+    notifier.tick()
+    receiver.stop()
+    at = datetime.now(UTC)
+    register(eng, "acme", at)
+    notifier.tick()  # queued while the receiver is down
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise StoreError("read models unavailable")
+
+    monkeypatch.setattr(sender, "find_gaps", broken)
+    register(eng, "beta")  # the log moved: every tick's evaluation now fails
+    receiver.start()
+    drain(notifier.tick, lambda: receiver.delivered)
+    assert receiver.received() == {_opened("acme", at)}
+    monkeypatch.undo()
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    drain(notifier.tick, lambda: len(receiver.delivered) == 2)  # evaluated again: beta
