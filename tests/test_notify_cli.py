@@ -82,6 +82,12 @@ BAD = [
      "surprise"),
     ("[[channel]]\nname = 'x'\nwebhook = \"http://x/\"\nsecret_env = \"S\"\n"
      "[[escalation]]\nafter_days = 0\nlead = \"l\"\n", "escalation.0.after_days"),
+    ('[[channel]]\nname = "x"\nwebhook = "http://x/"\nsecret_env = "S"\nalerts = []\n',
+     "channel.0.alerts"),
+    ('[[channel]]\nname = "x"\nemail = ["a@b.test"]\n[smtp]\nhost = "h"\nfrom = "a@b.test"\n'
+     'ca_file = "/no/such/ca.pem"\n', "smtp.ca_file"),
+    ('[[channel]]\nname = "x"\nemail = ["a@b.test"]\n[smtp]\nhost = "h\\r\\nRCPT"\n'
+     'from = "a@b.test"\n', "smtp.host"),
     ("", "channel"),
     ("not = [toml", "notifications file"),
 ]

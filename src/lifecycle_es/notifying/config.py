@@ -148,7 +148,7 @@ class Channel(_Gaps):
     webhook: str | None = Field(None, max_length=2048)
     secret_env: str | None = None
     email: list[str] | Literal["owner"] | None = None
-    alerts: list[AlertType] = Field(default_factory=_both)
+    alerts: list[AlertType] = Field(default_factory=_both, min_length=1)
     digest: Literal["daily"] | None = None
     digest_hour: int = Field(8, ge=0, le=23, description="UTC hour of the daily digest")
 
@@ -272,6 +272,10 @@ def load_notifications(path: str | Path | None = None) -> Notifications | None:
         if channel.secret_env is not None:
             secret(channel.secret_env)
     if config.smtp is not None:
+        ca_file = config.smtp.ca_file
+        if ca_file is not None and not Path(ca_file).is_file():
+            problem = FieldProblem("smtp.ca_file", ca_file, "no such file")
+            raise ConfigError(f"notifications file {str(path)!r}: {problem}")
         for name in (config.smtp.username_env, config.smtp.password_env):
             if name is not None:
                 secret(name)
