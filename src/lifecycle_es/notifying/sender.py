@@ -173,7 +173,9 @@ class Notifier:
         return [evaluate.gap_subject(g) for g in gaps if channel.covers(g.kind, g.team)]
 
     def _names(self, customers: set[str]) -> dict[str, str | None]:
-        """The customers' names as stored now (``[erased]`` for an erased one)."""
+        """The customers' names as stored now (``[erased]`` for an erased one): read for
+        each alert just before it is sent (not once for a batch, whose last alert may leave
+        minutes later), so an erasure meanwhile is honoured."""
         if not customers:
             return {}
         read = self.source.projections.read
