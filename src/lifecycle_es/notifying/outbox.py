@@ -118,13 +118,11 @@ class Outbox:
 
     def add(self, alerts: Iterable[Alert]) -> list[str]:
         """Insert the alerts not in the outbox yet, in one transaction; their ids."""
-        alerts = list(alerts)
+        alerts = self._unknown(list(alerts))  # a read first: no write lock when all known
         if not alerts:
             return []
         with self.read.transaction():
-            have = {r[0] for r in self.read.select_in(OUTBOX, ["id"], "id",
-                                                      [a.id for a in alerts])}
-            new = [a for a in alerts if a.id not in have]
+            new = self._unknown(alerts)
             self.read.executemany(
                 f"INSERT INTO {OUTBOX} ({', '.join(_COLUMNS)}) VALUES "
                 f"({', '.join('?' * len(_COLUMNS))}) ON CONFLICT (id) DO NOTHING",
@@ -134,9 +132,12 @@ class Outbox:
                   None) for a in new])
         return [a.id for a in new]
 
-    def known(self, ids: Iterable[str]) -> set[str]:
-        """Which of ``ids`` are in the outbox (whatever their status)."""
-        return {r[0] for r in self.read.select_in(OUTBOX, ["id"], "id", list(ids))}
+    def _unknown(self, alerts: list[Alert]) -> list[Alert]:
+        """Those of ``alerts`` the outbox does not hold."""
+        if not alerts:
+            return []
+        have = {r[0] for r in self.read.select_in(OUTBOX, ["id"], "id", [a.id for a in alerts])}
+        return [a for a in alerts if a.id not in have]
 
     # ------------------------------------------------------------ sending
 
