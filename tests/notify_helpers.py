@@ -153,8 +153,9 @@ class SmtpSink:
     recording each message; ``refuse`` holds answers for the next messages (e.g. ``"451
     try later"``, ``"550 no"``), one each."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, login: tuple[str, str] | None = None) -> None:
         from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
 
         self.cert, key = self_signed(folder)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -173,8 +174,16 @@ class SmtpSink:
                 sink.messages.append(msg)
                 return "250 OK"
 
+        def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
+                         data: Any) -> AuthResult:
+            ok = isinstance(data, LoginPassword) and login is not None and \
+                (data.login.decode(), data.password.decode()) == login
+            return AuthResult(success=ok, handled=False)
+
         self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port,
-                                     tls_context=context, require_starttls=True)
+                                     tls_context=context, require_starttls=True,
+                                     authenticator=authenticate if login else None,
+                                     auth_required=login is not None)
         self.controller.start()
 
     def stop(self) -> None:

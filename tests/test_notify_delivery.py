@@ -320,3 +320,30 @@ def test_a_failing_evaluation_holds_back_no_queued_alert(
     monkeypatch.undo()
     monkeypatch.setenv(SECRET_ENV, SECRET)
     drain(notifier.tick, lambda: len(receiver.delivered) == 2)  # evaluated again: beta
+
+
+@pytest.mark.parametrize("password", ["right-password", "wrong-password"])
+def test_email_signs_in_with_credentials_from_the_environment(
+        eng: LifecycleEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        password: str) -> None:
+    sink = SmtpSink(tmp_path, login=("alerts", "right-password"))
+    monkeypatch.setenv("SMTP_USER", "alerts")
+    monkeypatch.setenv("SMTP_PASSWORD", password)
+    try:
+        cfg = config({"name": "team", "email": ["cs@lc.test"]},
+                     smtp={"host": "127.0.0.1", "port": sink.port, "from": "alerts@lc.test",
+                           "ca_file": str(sink.cert), "username_env": "SMTP_USER",
+                           "password_env": "SMTP_PASSWORD"})
+        notifier = eng.notifier(cfg)
+        notifier.tick()
+        at = datetime.now(UTC)
+        register(eng, "acme", at)
+        if password == "right-password":
+            drain(notifier.tick, lambda: sink.messages)
+            assert sink.message_ids() == {f"team/unowned:acme:{at:%Y%m%dT%H%M%SZ}:opened"}
+        else:  # refused: dead at once (535), the password in no error
+            drain(notifier.tick, lambda: notifier.status().dead == 1)
+            error = notifier.alerts("dead")[0].last_error or ""
+            assert "535" in error and password not in error and not sink.messages
+    finally:
+        sink.stop()
