@@ -23,6 +23,8 @@ from lifecycle_es.bootstrap import ReadSide, bootstrap, queries_store
 from lifecycle_es.domain.stage_model import StageModel
 from lifecycle_es.errors import StoreError
 from lifecycle_es.logs import get_logger
+from lifecycle_es.notifying.config import ENV_VAR as NOTIFICATIONS_ENV_VAR
+from lifecycle_es.notifying.config import load_notifications
 from lifecycle_es.reading.projection.freshness import Freshness, freshness
 from lifecycle_es.reading.projection.parallel import default_jobs
 from lifecycle_es.reading.projection.runner import (
@@ -53,6 +55,9 @@ from lifecycle_es.writing.stage_model_change import ModelChange
 
 if TYPE_CHECKING:  # the queries are imported when first used
     from lifecycle_es.config import Config
+    from lifecycle_es.notifying.config import Notifications
+    from lifecycle_es.notifying.sender import Notifier
+    from lifecycle_es.notifying.thread import NotifierThread
     from lifecycle_es.reading.audit.queries import Audit
     from lifecycle_es.reading.audit.verify import VerifyReport
     from lifecycle_es.reading.lifecycle_checks.facts import CustomerFacts
@@ -78,6 +83,7 @@ __all__ = [
     "DEFAULT_WRITE_BATCH",
     "KEY_ENV_VAR",
     "KEY_FILE_ENV_VAR",
+    "NOTIFICATIONS_ENV_VAR",
     "STORE_ENV_VAR",
     "Failure",
     "Freshness",
@@ -90,6 +96,7 @@ __all__ = [
     "default_jobs",
     "freshness",
     "iter_jsonl",
+    "load_notifications",
     "new_master_key_text",
     "read_key_file",
     "redact",
@@ -153,6 +160,8 @@ class LifecycleEngine:
     - **the store**: ``store``, ``stage_model``, ``projections_path``, ``encrypt``,
       ``master_key``, ``opener()``, ``close()``, ``for_queries()`` (an engine that only
       reads a read store);
+    - **notifications** (``lifecycle_es.notifying``, docs/notifications.md): ``notifier()``
+      (alerts of gaps to webhooks and e-mail through an outbox), ``notifier_thread()``;
     - ``writer``: the write side itself (the ``eventsourcing`` Application: ``recorder``,
       ``repository``, ``snapshots``, ``mapper``, ``keyring``) for what the facade does not
       cover.
@@ -421,3 +430,27 @@ class LifecycleEngine:
         from lifecycle_es.reading.lifecycle_checks.facts import reader_for
 
         return reader_for(self.reader._read).customers(as_of)
+
+    # ------------------------------------------------------------------ notifications
+
+    def notifier(self, notifications: Notifications | None, *,
+                 config: Config | None = None) -> Notifier:
+        """Alerts of this store's gaps to the channels of ``notifications`` (gap thresholds
+        of ``config``): ``tick()``, ``run(stop)``, ``status()``, ``retry()``
+        (docs/notifications.md); without ``notifications`` only the last two."""
+        from lifecycle_es.notifying.sender import Notifier
+
+        return Notifier(self._read, notifications, gaps_config=config)
+
+    def notifier_thread(self, notifications: Notifications, *,
+                        config: Config | None = None) -> NotifierThread:
+        """A notifier in a thread of its own (a server's), on read models of its own
+        (``start()``, ``stop()``)."""
+        from lifecycle_es.notifying.thread import NotifierThread
+
+        read = self._read
+        if self.store.kind == "memory":  # a memory store is one object
+            return NotifierThread(lambda: read, notifications, config)
+        return NotifierThread(read.opener(), notifications, config,
+                              close=lambda source: source.projections.read.close())
+

@@ -15,6 +15,7 @@ from lifecycle_es.cli import (
     export,
     lifecycle_checks,
     metrics,
+    notify,
     output,
     predict,
     privacy,
@@ -170,7 +171,7 @@ def _redacted(text: str) -> str:
 
 
 for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, stage_model,
-               export, users, serve, predict):
+               export, users, serve, predict, notify):
     _group.register(app)
 
 

@@ -31,6 +31,10 @@ def serve(
     workers: Annotated[int, typer.Option(
         min=1, max=64, help="console processes on the port (each with its own connections; "
                             "one live follower for all: docs/console.md)")] = 1,
+    notifications: Annotated[str | None, typer.Option(
+        metavar="FILE",
+        help="also send alerts of gaps as this notifications file says "
+             "(env LIFECYCLE_ES_NOTIFICATIONS; docs/notifications.md)")] = None,
 ) -> None:
     """Serve the web console: the cockpit, customers, handovers, operations.
 
@@ -41,16 +45,27 @@ def serve(
     """
     import uvicorn
 
+    from lifecycle_es.engine import load_notifications
     from lifecycle_es.web import Settings, create_app
 
     cli = state(ctx)
+    alerts = load_notifications(notifications)
     if workers > 1:
         from lifecycle_es.web.workers import run
 
         say(f"lifecycle-es console on http://{host}:{port}, {workers} workers", err=True)
-        run(store=cli.store, read_store=cli.read_store, stage_model=cli.stage_model,
-            projections_path=cli.projections_path, auth_header=auth_header, workers=workers,
-            host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+        # one sender for all the workers, in this (the supervising) process
+        sender = None if alerts is None else cli.engine().notifier_thread(alerts)
+        if sender is not None:
+            sender.start()
+        try:
+            run(store=cli.store, read_store=cli.read_store, stage_model=cli.stage_model,
+                projections_path=cli.projections_path, auth_header=auth_header,
+                workers=workers, host=host, port=port,
+                forwarded_allow_ips=forwarded_allow_ips)
+        finally:
+            if sender is not None:
+                sender.stop()
         return
     if cli.read_store is None:
         engine = cli.engine()
@@ -66,6 +81,13 @@ def serve(
     app = create_app(engine, settings)
     say(f"lifecycle-es console on http://{host}:{port} (store {engine.store.redacted()})",
         err=True)
-    uvicorn.run(app, host=host, port=port, proxy_headers=True,
-                forwarded_allow_ips=forwarded_allow_ips, log_level="warning",
-                server_header=False)
+    sender = None if alerts is None else engine.notifier_thread(alerts)
+    if sender is not None:
+        sender.start()
+    try:
+        uvicorn.run(app, host=host, port=port, proxy_headers=True,
+                    forwarded_allow_ips=forwarded_allow_ips, log_level="warning",
+                    server_header=False)
+    finally:
+        if sender is not None:
+            sender.stop()
