@@ -65,7 +65,8 @@ def test_the_public_surface_is_the_documented_one() -> None:
         assert all(getattr(BulkImportApplication, n, None) is not None
                    and inspect.signature(getattr(engine, n)).return_annotation in (int, "int")
                    for n in undocumented), sorted(undocumented)
-        assert len(public(engine) - undocumented) <= 40
+        # a cap that makes growth a decision: 40 before prediction, alerts and API tokens
+        assert len(public(engine) - undocumented) <= 45
     finally:
         engine.close()
 
