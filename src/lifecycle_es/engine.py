@@ -144,6 +144,8 @@ class LifecycleEngine:
     - **aggregates**: ``customer()``, ``campaign()``, ``history()``, ``stored_aggregate()``;
     - **people** of the web console: ``user()``, ``authenticate()``, and one method per
       user command (adding, changing the role or password of, disabling a user; docs/console.md);
+    - **API tokens** of the HTTP API: ``token()``, ``token_for()``, ``add_token()``,
+      ``revoke_token()`` (docs/api.md);
     - **reading** (the read side's, ``lifecycle_es.reading``): ``projections`` (the read
       models), ``audit``, ``metrics``, ``gaps()``, ``health()``, ``customer_facts()``;
       ``verify()`` (the hash chains), ``freshness()``; ``reader`` (the engine queries read) and
@@ -321,6 +323,12 @@ class LifecycleEngine:
     change_user_role = _writes(BulkImportApplication.change_user_role)
     change_user_password = _writes(BulkImportApplication.change_user_password)
     disable_user = _writes(BulkImportApplication.disable_user)
+
+    # ------------------------------------------------------------------ API tokens
+    token = _writes(BulkImportApplication.token)
+    token_for = _writes(BulkImportApplication.token_for)
+    add_token = _writes(BulkImportApplication.add_token)
+    revoke_token = _writes(BulkImportApplication.revoke_token)
 
     customer = _writes(BulkImportApplication.customer)
     campaign = _writes(BulkImportApplication.campaign)

@@ -20,6 +20,7 @@ from lifecycle_es.cli import (
     projections,
     serve,
     stage_model,
+    tokens,
     users,
     writing,
 )
@@ -169,7 +170,7 @@ def _redacted(text: str) -> str:
 
 
 for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, stage_model,
-               export, users, serve):
+               export, users, serve, tokens):
     _group.register(app)
 
 
