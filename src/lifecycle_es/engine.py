@@ -45,7 +45,10 @@ from lifecycle_es.stores.url import StoreURL, redact
 from lifecycle_es.writing.bulk_import import (
     DEFAULT_WRITE_BATCH,
     BulkImportApplication,
+    ImportConflict,
     ImportResult,
+    Recorded,
+    RequestResult,
     iter_jsonl,
 )
 from lifecycle_es.writing.retry import retry_on_conflict
@@ -80,11 +83,14 @@ __all__ = [
     "STORE_ENV_VAR",
     "Failure",
     "Freshness",
+    "ImportConflict",
     "ImportResult",
     "LifecycleEngine",
     "MasterKey",
     "ProjectionFailed",
     "ProjectionManager",
+    "Recorded",
+    "RequestResult",
     "StoreURL",
     "default_jobs",
     "freshness",
@@ -140,7 +146,7 @@ class LifecycleEngine:
       (``register``, ``purchase``, ... ``end_campaign``; docs/commands.md), ``execute``,
       ``record``, ``erase``, ``rotate_master_key``, ``set_stage_model``;
       bulk writes ``import_file``,
-      ``import_lines``, ``record_many``, ``find_import``;
+      ``import_lines``, ``record_many``, ``record_request`` (the HTTP API's), ``find_import``;
     - **aggregates**: ``customer()``, ``campaign()``, ``history()``, ``stored_aggregate()``;
     - **people** of the web console: ``user()``, ``authenticate()``, and one method per
       user command (adding, changing the role or password of, disabling a user; docs/console.md);
@@ -261,6 +267,7 @@ class LifecycleEngine:
     import_file = _writes_in_bulk(BulkImportApplication.import_file)
     import_lines = _writes_in_bulk(BulkImportApplication.import_lines)
     record_many = _writes_in_bulk(BulkImportApplication.record_many)
+    record_request = _writes_in_bulk(BulkImportApplication.record_request)
 
     register = _writes(BulkImportApplication.register)
     touchpoint = _writes(BulkImportApplication.touchpoint)
