@@ -43,6 +43,8 @@ class Settings:
     gaps_cache_seconds: float = 10.0
     #: the metrics of one period are computed at most this often (0: on every request)
     metrics_cache_seconds: float = 60.0
+    #: the largest request body the API reads (bytes; a larger one is answered 413)
+    api_max_body: int = 10 * 1024 * 1024
 
     def __repr__(self) -> str:  # the secret never in a log or traceback
         return (f"Settings(auth_header={self.auth_header!r}, "
