@@ -64,7 +64,8 @@ class AuditIndex(Projection):
             ),
             doc={
                 "position": "the event's position in the log (notification id), unique",
-                "aggregate": "'customer', 'campaign', 'user' (a console user) or 'token' (an API token)",
+                "aggregate": "'customer', 'campaign', 'user' (a console user) or 'token' "
+                             "(an API token)",
                 "customer": "external id of the customer (NULL for campaign events)",
                 "campaign": "campaign id: the campaign's own events, and touchpoints citing it",
                 "version": "the event's version within its customer or campaign (1 = first)",

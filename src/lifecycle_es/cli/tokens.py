@@ -51,7 +51,7 @@ def add(
     token = new_token(name) if len(name) < 100 else "-"  # bad names are said by the command
     engine.add_token(token=name, scope=scope, act_for_others=act_as_others,
                      token_hash=token_hash(token), **_meta(actor))
-    print(token)  # noqa: T201 - stdout is the token alone, for `TOKEN=$(...)`
+    print(token)  # stdout is the token alone, for `TOKEN=$(lifecycle-es tokens add ...)`
 
 
 @tokens.command("list")

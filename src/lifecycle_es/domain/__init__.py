@@ -1,4 +1,5 @@
-"""The domain: customer, campaign, user and API token aggregates, their events, and the stage model."""
+"""The domain: customer, campaign, user and API token aggregates, their events, the stage
+model."""
 
 from lifecycle_es.domain.campaign import CAMPAIGN_EVENTS, Campaign
 from lifecycle_es.domain.customer import CUSTOMER_EVENTS, Customer, CustomerState, Handover
@@ -21,7 +22,8 @@ EVENT_TYPES = {**CUSTOMER_EVENTS, **CAMPAIGN_EVENTS, **USER_EVENTS, **TOKEN_EVEN
 
 __all__ = [
     "CAMPAIGN_EVENTS", "CHURNED", "CLASSIC", "CUSTOMER_EVENTS", "CUSTOMER_SUCCESS",
-    "EVENT_TYPES", "PRESETS", "ROLES", "TOKEN_EVENTS", "USER_EVENTS", "ApiToken", "Campaign", "Customer", "CustomerState",
+    "EVENT_TYPES", "PRESETS", "ROLES", "TOKEN_EVENTS", "USER_EVENTS", "ApiToken", "Campaign",
+    "Customer", "CustomerState",
     "Handover", "Money", "Stage", "StageModel", "User", "campaign_id", "customer_id",
     "load_stage_model",
 ]

@@ -42,7 +42,7 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def idempotency_key(request: Request) -> str | None | FieldProblem:
+def idempotency_key(request: Request) -> str | FieldProblem | None:
     """The request's key, None without one, or the problem with it."""
     key = request.headers.get(KEY_HEADER)
     if key is None:
