@@ -145,7 +145,7 @@ class LifecycleEngine:
     - **writing** (the write side's, ``lifecycle_es.writing``): one method per command
       (``register``, ``purchase``, ... ``end_campaign``; docs/commands.md), ``execute``,
       ``record``, ``erase``, ``rotate_master_key``, ``set_stage_model``;
-      bulk writes ``import_file``,
+      bulk writes ``import_file``, ``import_csv`` (with a mapping),
       ``import_lines``, ``record_many``, ``record_request`` (the HTTP API's), ``find_import``;
     - **aggregates**: ``customer()``, ``campaign()``, ``history()``, ``stored_aggregate()``;
     - **people** of the web console: ``user()``, ``authenticate()``, and one method per
@@ -266,6 +266,7 @@ class LifecycleEngine:
     find_import = _writes(BulkImportApplication.find_import)
     import_file = _writes_in_bulk(BulkImportApplication.import_file)
     import_lines = _writes_in_bulk(BulkImportApplication.import_lines)
+    import_csv = _writes_in_bulk(BulkImportApplication.import_csv)
     record_many = _writes_in_bulk(BulkImportApplication.record_many)
     record_request = _writes_in_bulk(BulkImportApplication.record_request)
 

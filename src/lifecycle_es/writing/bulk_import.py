@@ -119,10 +119,31 @@ class BulkImportApplication(LifecycleApplication):
         except LifecycleError:
             return False
 
+    def import_csv(
+        self, path: str | os.PathLike[str], mapping: str | os.PathLike[str], *,
+        batch_size: int = DEFAULT_WRITE_BATCH,
+    ) -> ImportResult:
+        """Import a CSV file through a mapping (TOML, ``writing/csv_mapping.py``) once, all
+        or nothing, as :meth:`import_lines` imports JSON Lines: each row is one command at
+        the CSV line where it starts; a problem names that line and the column. The same
+        rows through the same mapping import once."""
+        from lifecycle_es.writing.csv_mapping import CsvRows, load_mapping
+
+        problems: list[FieldProblem] = []
+        rows = CsvRows(os.fspath(path), load_mapping(mapping), problems)
+        try:
+            return self.import_lines(rows, batch_size=batch_size, once=True,
+                                     total=line_count(os.fspath(path)), problems=problems)
+        except InvalidInput as exc:
+            named = [p if "(" in p.field or (column := rows.column_of(p.line, p.field)) is None
+                     else FieldProblem(f"{column} ({p.field})", p.value, p.reason, p.line)
+                     for p in exc.problems if (p.line, p.field) not in rows.failed]
+            raise InvalidInput(named, "import (nothing written)") from None
+
     @without_cyclic_gc
     def import_lines(
         self, lines: Iterable[str | bytes], *, batch_size: int = DEFAULT_WRITE_BATCH,
-        once: bool = False, total: int = 0,
+        once: bool = False, total: int = 0, problems: list[FieldProblem] | None = None,
     ) -> ImportResult:
         """Import JSON Lines commands, all or nothing (see :meth:`record_many`).
 
@@ -134,12 +155,13 @@ class BulkImportApplication(LifecycleApplication):
         events (:meth:`import_file` does this for a file).
 
         Once a writer process runs, it also checks the lines of a share of the customers and
-        campaigns not seen before (``writing/bulk_write.py``).
+        campaigns not seen before (``writing/bulk_write.py``). ``problems``: a list the
+        caller's reading of ``lines`` adds its own problems to (any one: nothing written).
         """
         source = DigestedLines(lines) if once else None
         if source is not None:
             lines = source
-        problems: list[FieldProblem] = []
+        problems = [] if problems is None else problems
         checker = Checker(self, problems, store_empty=self._store_empty())
         out = BulkWrite(self, batch_size, store_empty=checker.store_empty)
         known = checker.known
