@@ -9,6 +9,7 @@ import orjson
 from starlette.responses import Response
 
 from lifecycle_es.errors import (
+    ECHO_CHARS,
     FieldProblem,
     InvalidInput,
     InvariantViolation,
@@ -48,9 +49,10 @@ def problems(status: int, found: list[FieldProblem], what: str) -> Response:
 
 
 def _shown(value: Any) -> Any:
-    """A problem's value as JSON can carry it (a huge integer or any other object: as
-    the text the message shows)."""
-    if value is None or isinstance(value, bool | str | float):
+    """A problem's value as JSON can carry it (a long text, a huge integer or any other
+    object: as the text the message shows, cut)."""
+    if value is None or isinstance(value, bool | float) or (
+            isinstance(value, str) and len(value) <= ECHO_CHARS):
         return value
     if isinstance(value, int) and abs(value) < 2**63:
         return value
