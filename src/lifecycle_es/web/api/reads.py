@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError
 from lifecycle_es.limits import INT64_MAX
+from lifecycle_es.reading.audit.records import TIMELINE_COLUMNS
 from lifecycle_es.reading.lifecycle_checks.facts import as_utc
 from lifecycle_es.web.api.answers import json_answer, refused
 from lifecycle_es.web.context import Console, blocking, console_of
@@ -61,7 +62,8 @@ def customer_state(console: Console, request: Request) -> Any:
 
 
 def customer_timeline(console: Console, request: Request) -> Any:
-    return [asdict(e) for e in console.engine.audit.timeline(request.path_params["customer"])]
+    return [{c: getattr(e, c) for c in TIMELINE_COLUMNS}
+            for e in console.engine.audit.timeline(request.path_params["customer"])]
 
 
 def customer_health(console: Console, request: Request) -> Any:
