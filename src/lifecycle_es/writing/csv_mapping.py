@@ -19,11 +19,18 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from lifecycle_es.commands import COMMANDS
 from lifecycle_es.config import load_toml
@@ -84,7 +91,13 @@ class FieldSpec(BaseModel):
         return name
 
 
-Spec = str | FieldSpec
+def _column_name(value: Any) -> Any:
+    """A bare string in a mapping names a column."""
+    return {"column": value} if isinstance(value, str) else value
+
+
+#: a field's spec: a table, or a bare string naming a column
+Spec = Annotated[FieldSpec, BeforeValidator(_column_name)]
 
 
 class RowKind(BaseModel):
@@ -133,8 +146,7 @@ class Mapping(BaseModel):
 
     def fields_of(self, kind: str) -> dict[str, FieldSpec]:
         """The fields of ``kind``, defaults included, each as a :class:`FieldSpec`."""
-        merged = {**self.defaults, **self.kinds[kind].fields}
-        return {f: FieldSpec(column=s) if isinstance(s, str) else s for f, s in merged.items()}
+        return {**self.defaults, **self.kinds[kind].fields}
 
     def selector(self) -> dict[str, str]:
         """Kind column value -> kind."""
