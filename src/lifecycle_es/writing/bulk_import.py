@@ -130,7 +130,7 @@ class BulkImportApplication(LifecycleApplication):
         from lifecycle_es.writing.csv_mapping import CsvRows, load_mapping
 
         problems: list[FieldProblem] = []
-        rows = CsvRows(os.fspath(path), load_mapping(mapping), problems)
+        rows = CsvRows(os.fspath(path), load_mapping(os.fspath(mapping)), problems)
         try:
             return self.import_lines(rows, batch_size=batch_size, once=True,
                                      total=line_count(os.fspath(path)), problems=problems)
