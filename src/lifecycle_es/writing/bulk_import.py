@@ -220,7 +220,8 @@ class BulkImportApplication(LifecycleApplication):
         with the events, in their transaction, under that digest: a request with the same
         digest writes nothing and gets ``replayed``, the first one's record (its answer
         names ``request``, the SHA-256 of the first request's body, to tell a retry from a
-        reuse of the key). A concurrent writer on the same aggregates raises
+        reuse of the key); so does a request whose key was committed by another while it
+        was checked or written. A concurrent writer on the same aggregates raises
         :class:`ImportConflict`.
         """
         if once is not None and (previous := self.find_import(once)) is not None:
@@ -240,7 +241,9 @@ class BulkImportApplication(LifecycleApplication):
             out.result = self._check_and_write(
                 commands, checker, BulkWrite(self, batch_size, store_empty=checker.store_empty),
                 check_only=False, recorded=recorded, record_of=record_of)
-        except StoreError:
+        except (StoreError, InvalidInput):
+            # the same key committed meanwhile (its events clashed, or were seen by checks):
+            # this request answers as that one did
             if once is not None and (previous := self._found(once)) is not None:
                 return RequestResult(ImportResult(digest=once), replayed=previous)
             raise
