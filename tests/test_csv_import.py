@@ -19,13 +19,14 @@ DEALS_HEADER = "Deal ID,Company ID,Deal Stage,Amount,Currency,Close Date,Contrac
 
 
 def crm(engine: LifecycleEngine) -> None:
-    engine.import_csv(EXAMPLES / "crm-contacts.csv", EXAMPLES / "crm-contacts.toml")
+    engine.import_file(EXAMPLES / "crm-contacts.csv", mapping=EXAMPLES / "crm-contacts.toml")
 
 
 def test_the_examples_import(engine: LifecycleEngine) -> None:
-    contacts = engine.import_csv(EXAMPLES / "crm-contacts.csv", EXAMPLES / "crm-contacts.toml")
+    contacts = engine.import_file(EXAMPLES / "crm-contacts.csv",
+                                  mapping=EXAMPLES / "crm-contacts.toml")
     assert (contacts.commands, contacts.customers_created) == (4, 4)
-    deals = engine.import_csv(EXAMPLES / "crm-deals.csv", EXAMPLES / "crm-deals.toml")
+    deals = engine.import_file(EXAMPLES / "crm-deals.csv", mapping=EXAMPLES / "crm-deals.toml")
     assert deals.by_type == {"purchase": 2, "stage_changed": 1}  # the lost deal: skipped
     globex = engine.customer("1002").state
     assert (globex.stage, globex.owner) == ("consideration", None)
@@ -39,7 +40,7 @@ def test_the_examples_import(engine: LifecycleEngine) -> None:
     purchase = engine.history("1001")[-1]
     assert (purchase.actor, purchase.team, purchase.occurred_at.isoformat()) == (
         "jane", "sales", "2025-02-28T23:00:00+00:00")  # midnight in Berlin
-    again = engine.import_csv(EXAMPLES / "crm-deals.csv", EXAMPLES / "crm-deals.toml")
+    again = engine.import_file(EXAMPLES / "crm-deals.csv", mapping=EXAMPLES / "crm-deals.toml")
     assert again.already_imported is not None and again.events == 0  # once only
     assert engine.customer("1001").version == 2
 
@@ -76,7 +77,7 @@ def test_problems_name_the_line_and_the_column(tmp_path: Path) -> None:
         + "\n"
         + "D-5,1001,Closed Won,x,EUR,2025-03-01,2024-01-01,pro,\n")          # line 8
     with pytest.raises(InvalidInput) as exc:
-        engine.import_csv(rows, EXAMPLES / "crm-deals.toml")
+        engine.import_file(rows, mapping=EXAMPLES / "crm-deals.toml")
     assert [(p.line, p.field) for p in exc.value.problems] == [
         (3, "Company ID (customer)"), (4, "Deal Stage"), (6, "Close Date (at)"),
         (6, "Close Date (contract_start)"), (6, "Plan (plan)"), (8, "Amount (mrr)"),
@@ -104,7 +105,7 @@ def test_hostile_csv_files(tmp_path: Path, content: bytes, field: str, reason: s
     path = tmp_path / "x.csv"
     path.write_bytes(content)
     with pytest.raises(InvalidInput) as exc:
-        engine.import_csv(path, EXAMPLES / "crm-deals.toml")
+        engine.import_file(path, mapping=EXAMPLES / "crm-deals.toml")
     problem = exc.value.problems[0]
     assert (problem.field, reason in problem.reason) == (field, True), problem
     assert engine.customer("1001").version == 1
@@ -128,7 +129,7 @@ def test_bad_mappings_say_the_key(tmp_path: Path, toml: str, said: str) -> None:
     mapping.write_text(toml)
     engine = LifecycleEngine("memory://")
     with pytest.raises(ConfigError) as exc:
-        engine.import_csv(EXAMPLES / "crm-deals.csv", mapping)
+        engine.import_file(EXAMPLES / "crm-deals.csv", mapping=mapping)
     assert said in str(exc.value) and str(mapping) in str(exc.value)
 
 

@@ -145,13 +145,13 @@ class LifecycleEngine:
     - **writing** (the write side's, ``lifecycle_es.writing``): one method per command
       (``register``, ``purchase``, ... ``end_campaign``; docs/commands.md), ``execute``,
       ``record``, ``erase``, ``rotate_master_key``, ``set_stage_model``;
-      bulk writes ``import_file``, ``import_csv`` (with a mapping),
+      bulk writes ``import_file`` (JSON Lines, or CSV with a mapping),
       ``import_lines``, ``record_many``, ``record_request`` (the HTTP API's), ``find_import``;
     - **aggregates**: ``customer()``, ``campaign()``, ``history()``, ``stored_aggregate()``;
     - **people** of the web console: ``user()``, ``authenticate()``, and one method per
       user command (adding, changing the role or password of, disabling a user; docs/console.md);
-    - **API tokens** of the HTTP API: ``token()``, ``token_for()``, ``add_token()``,
-      ``revoke_token()`` (docs/api.md);
+    - **API tokens** of the HTTP API: ``token_for()``, and one method per token command
+      (issuing, revoking; docs/api.md);
     - **reading** (the read side's, ``lifecycle_es.reading``): ``projections`` (the read
       models), ``audit``, ``metrics``, ``gaps()``, ``health()``, ``customer_facts()``;
       ``verify()`` (the hash chains), ``freshness()``; ``reader`` (the engine queries read) and
@@ -266,7 +266,6 @@ class LifecycleEngine:
     find_import = _writes(BulkImportApplication.find_import)
     import_file = _writes_in_bulk(BulkImportApplication.import_file)
     import_lines = _writes_in_bulk(BulkImportApplication.import_lines)
-    import_csv = _writes_in_bulk(BulkImportApplication.import_csv)
     record_many = _writes_in_bulk(BulkImportApplication.record_many)
     record_request = _writes_in_bulk(BulkImportApplication.record_request)
 
@@ -333,7 +332,6 @@ class LifecycleEngine:
     disable_user = _writes(BulkImportApplication.disable_user)
 
     # ------------------------------------------------------------------ API tokens
-    token = _writes(BulkImportApplication.token)
     token_for = _writes(BulkImportApplication.token_for)
     add_token = _writes(BulkImportApplication.add_token)
     revoke_token = _writes(BulkImportApplication.revoke_token)

@@ -54,8 +54,7 @@ def import_(
     """
     engine = state(ctx).engine(create=True)
     try:
-        result = engine.import_file(file, batch_size=batch_size) if mapping is None else \
-            engine.import_csv(file, mapping, batch_size=batch_size)
+        result = engine.import_file(file, batch_size=batch_size, mapping=mapping)
     except OSError as exc:
         raise LifecycleError(f"file={file!r}: {exc.strerror}") from None
     except InvalidInput as exc:

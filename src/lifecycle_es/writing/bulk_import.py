@@ -89,15 +89,19 @@ class BulkImportApplication(LifecycleApplication):
     name = "lifecycle"  # the library names a subclass after itself: the tables' prefix stays
 
     def import_file(
-        self, path: str | os.PathLike[str], *, batch_size: int = DEFAULT_WRITE_BATCH
+        self, path: str | os.PathLike[str], *, batch_size: int = DEFAULT_WRITE_BATCH,
+        mapping: str | os.PathLike[str] | None = None,
     ) -> ImportResult:
-        """Import a JSON Lines file (``"-"``: stdin) once, all or nothing.
+        """Import a JSON Lines file (``"-"``: stdin) once, all or nothing; with ``mapping``
+        (a TOML file), a CSV file through it (:meth:`import_csv`).
 
         The store records the import (SHA-256 of the bytes, lines, events, time) in the same
         transaction as its events. If the same bytes were imported before, nothing is written
         and ``result.already_imported`` says when; a file is looked up before it is read,
         stdin once it is read to its end. See :meth:`import_lines` (``once=True``).
         """
+        if mapping is not None:
+            return self.import_csv(path, mapping, batch_size=batch_size)
         path = os.fspath(path)
         if path != "-":
             previous = self.find_import(file_digest(path))
