@@ -37,14 +37,15 @@ def error(status: int, detail: Any, headers: dict[str, str] | None = None) -> Re
     return json_answer({"detail": detail}, status, headers)
 
 
-def problems(status: int, found: list[FieldProblem], what: str) -> Response:
+def problems(status: int, found: list[FieldProblem], what: str, *,
+             write: bool = True) -> Response:
     """Every problem with its line, field, value and reason, as the import says them
-    (``message`` is the import's line), and what happened (``nothing was written``)."""
+    (``message`` is the import's line), and what happened (a ``write``: nothing written)."""
     return json_answer({
         "detail": [{"line": p.line, "field": p.field, "value": _shown(p.value),
                     "reason": p.reason, "message": str(p)} for p in found],
-        "message": f"{len(found)} problem{'s' if len(found) != 1 else ''} in {what}; "
-                   "nothing was written",
+        "message": f"{len(found)} problem{'s' if len(found) != 1 else ''} in {what}"
+                   + ("; nothing was written" if write else ""),
     }, status)
 
 
@@ -60,10 +61,10 @@ def _shown(value: Any) -> Any:
 
 
 def refused(exc: LifecycleError) -> Response:
-    """A library error as an answer: 422 invalid input, 404 an unknown customer or
-    campaign, 409 a rule refused it, 503 the store cannot answer."""
+    """A library error of a read as an answer: 422 invalid input, 404 an unknown customer
+    or campaign, 409 a rule refused it, 503 the store cannot answer."""
     if isinstance(exc, InvalidInput):
-        return problems(422, exc.problems, "the request")
+        return problems(422, exc.problems, "the request", write=False)
     if isinstance(exc, UnknownCustomer | UnknownCampaign):
         return error(404, str(exc))
     if isinstance(exc, StoreError):
