@@ -55,6 +55,7 @@ from lifecycle_es.writing.retry import retry_on_conflict
 from lifecycle_es.writing.stage_model_change import ModelChange
 
 if TYPE_CHECKING:  # the queries are imported when first used
+    from lifecycle_es.commands import Command
     from lifecycle_es.config import Config
     from lifecycle_es.reading.audit.queries import Audit
     from lifecycle_es.reading.audit.verify import VerifyReport
@@ -267,7 +268,19 @@ class LifecycleEngine:
     import_file = _writes_in_bulk(BulkImportApplication.import_file)
     import_lines = _writes_in_bulk(BulkImportApplication.import_lines)
     record_many = _writes_in_bulk(BulkImportApplication.record_many)
-    record_request = _writes_in_bulk(BulkImportApplication.record_request)
+
+    def record_request(self, commands: Sequence[tuple[int, Command]],
+                       **options: Any) -> RequestResult:
+        """The write side's :meth:`~lifecycle_es.writing.bulk_import.BulkImportApplication.
+        record_request` (the HTTP API's). The read models' connection is set aside only for
+        a request large enough to start the import's writer process (over half a batch of
+        events, at two per command at most): a small request keeps it, and the API's reads
+        meanwhile (docs/performance.md, "HTTP API")."""
+        batch = int(options.get("batch_size", DEFAULT_WRITE_BATCH))
+        if 2 * len(commands) > batch // 2:
+            with self._read.room_for_a_writer():
+                return self.writer.record_request(commands, **options)
+        return self.writer.record_request(commands, **options)
 
     register = _writes(BulkImportApplication.register)
     touchpoint = _writes(BulkImportApplication.touchpoint)
