@@ -1,7 +1,7 @@
 """audit_index: one row per event of the log, for ``lifecycle-es audit events``.
 
-Customer, campaign and user events all get a row; ``aggregate`` says which (a user's
-password hash is personal: never in the summary). The audit
+Customer, campaign, user and API token events all get a row; ``aggregate`` says which (a user's
+password hash and a token's hash are personal: never in the summary). The audit
 trail shows what was recorded, not only what still counts. A voided event's row stays; the
 void is kept in ``audit_voided`` (customer, voided version -> version of the void), which the
 queries join to mark it.
@@ -14,7 +14,9 @@ from typing import Any
 from lifecycle_es.domain import (
     CAMPAIGN_EVENTS,
     CUSTOMER_EVENTS,
+    TOKEN_EVENTS,
     USER_EVENTS,
+    ApiToken,
     Campaign,
     Customer,
     User,
@@ -62,7 +64,8 @@ class AuditIndex(Projection):
             ),
             doc={
                 "position": "the event's position in the log (notification id), unique",
-                "aggregate": "'customer', 'campaign' or 'user' (a console user)",
+                "aggregate": "'customer', 'campaign', 'user' (a console user) or 'token' "
+                             "(an API token)",
                 "customer": "external id of the customer (NULL for campaign events)",
                 "campaign": "campaign id: the campaign's own events, and touchpoints citing it",
                 "version": "the event's version within its customer or campaign (1 = first)",
@@ -114,3 +117,7 @@ class AuditIndex(Projection):
     @on(*USER_EVENTS.values())
     def user_event(self, e: User.Event, db: Tables) -> None:
         db["audit_index"].put(self._row(e, db, "user", None, None))
+
+    @on(*TOKEN_EVENTS.values())
+    def token_event(self, e: ApiToken.Event, db: Tables) -> None:
+        db["audit_index"].put(self._row(e, db, "token", None, None))

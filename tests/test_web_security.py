@@ -13,7 +13,7 @@ from starlette.routing import Mount, Route
 from web_helpers import PASSWORD, add_customer, add_users, client, csrf_of, settings, sign_in
 
 from lifecycle_es import LifecycleEngine
-from lifecycle_es.web import create_app
+from lifecycle_es.web import api, create_app
 from lifecycle_es.web.auth import PUBLIC, PUBLIC_PREFIXES, safe_next
 from lifecycle_es.web.sessions import COOKIE
 
@@ -38,8 +38,21 @@ def _concrete(path: str) -> str:
 def test_every_route_refuses_an_anonymous_request(engine: LifecycleEngine) -> None:
     app = create_app(engine, settings(follow=False))
     checked = 0
+    api_checked = 0
     with client(engine, follow=False) as c:
         for route in app.routes:
+            if isinstance(route, Mount) and route.path == api.PREFIX:  # bearer tokens: 401
+                for inner in route.routes:
+                    assert isinstance(inner, Route)
+                    for method in sorted(inner.methods or ()):
+                        if method == "HEAD" or inner.path in api.PUBLIC:
+                            continue
+                        r = c.request(method, api.PREFIX + _concrete(inner.path),
+                                      follow_redirects=False)
+                        assert r.status_code == 401, (method, inner.path, r.status_code)
+                        assert r.headers["www-authenticate"].startswith("Bearer")
+                        api_checked += 1
+                continue
             if isinstance(route, Mount):  # static files: public by design
                 assert route.path.rstrip("/") + "/" in PUBLIC_PREFIXES
                 continue
@@ -55,6 +68,7 @@ def test_every_route_refuses_an_anonymous_request(engine: LifecycleEngine) -> No
                     assert r.headers["location"].startswith("/signin?next=")
                 checked += 1
     assert checked >= 8  # the pages and the actions, not a walk over nothing
+    assert api_checked >= 8  # the API's commands and reads
     with client(engine, follow=False) as c:
         assert c.get("/healthz").text == "ok"
         assert c.get("/static/htmx.min.js").status_code == 200

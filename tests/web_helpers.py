@@ -129,3 +129,18 @@ def wait_up(proc: subprocess.Popen[str], base: str, seconds: float = 60) -> None
         except httpx.TransportError:
             time.sleep(0.2)
     raise AssertionError("the console did not start")
+
+
+def add_token(engine: LifecycleEngine, name: str, scope: str = "write",
+              act_for_others: bool = False) -> str:
+    """Issue an API token on ``engine``; returns the token."""
+    from lifecycle_es.domain.token import new_token, token_hash
+
+    token = new_token(name)
+    engine.add_token(token=name, scope=scope, act_for_others=act_for_others,
+                     token_hash=token_hash(token), **ADMIN_META)
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

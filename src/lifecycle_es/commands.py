@@ -32,6 +32,8 @@ from lifecycle_es.domain.campaign import Campaign
 from lifecycle_es.domain.customer import ADVOCACY_KINDS, Customer
 from lifecycle_es.domain.ids import campaign_id, customer_id, normalise_id
 from lifecycle_es.domain.stage_model import StageModel
+from lifecycle_es.domain.token import NAME as TOKEN_NAME
+from lifecycle_es.domain.token import SCOPES, ApiToken, token_id
 from lifecycle_es.domain.user import ROLES, User, user_id
 from lifecycle_es.errors import (
     FieldProblem,
@@ -575,6 +577,70 @@ class DisableUser(UserCommand):
         u.disable(self.reason, self.meta())
 
 
+Scope = Literal["read", "write"]
+assert set(SCOPES) == set(Scope.__args__)  # type: ignore[attr-defined]
+
+
+def _token_name(value: str) -> str:
+    if not TOKEN_NAME.fullmatch(value):
+        raise ValueError("expected 1 to 64 letters, digits, '-' or '.', starting with a "
+                         "letter or digit (the name is part of the token)")
+    return value
+
+
+class TokenCommand(Command):
+    """A change to an API token (``lifecycle-es tokens``); not a command of the JSON Lines
+    import or of the API. Its ``team`` is the acting administrator's."""
+
+    token: Annotated[str, AfterValidator(_token_name)] = Field(
+        description="the integration's name (part of the token)")
+    target: ClassVar[str] = "token"
+    team_fields: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def key(self) -> str:
+        return self.token
+
+    def aggregate_id(self) -> UUID:
+        return token_id(self.token)
+
+    def apply_to(self, existing: Aggregate | None, model: StageModel) -> Aggregate:
+        if self.creates:
+            if existing is not None:
+                raise InvariantViolation("token", self.token, "a token of that name exists "
+                                         "(revoked or not: choose another name)")
+            return self.create(model)  # type: ignore[attr-defined, no-any-return]
+        if not isinstance(existing, ApiToken):
+            raise InvariantViolation("token", self.token, "no such token")
+        self.apply(existing, model)
+        return existing
+
+    def apply(self, t: ApiToken, model: StageModel) -> None:
+        raise NotImplementedError
+
+
+class AddToken(TokenCommand):
+    type: Literal["token_added"] = "token_added"
+    scope: Scope
+    act_for_others: bool = Field(False, description="may record commands naming another "
+                                                    "actor than the token's name")
+    token_hash: str = Field(repr=False, pattern=r"^[0-9a-f]{64}$",
+                            description="SHA-256 of the token (domain.token.token_hash)")
+    creates: ClassVar[bool] = True
+
+    def create(self, model: StageModel) -> ApiToken:
+        return ApiToken.add(token=self.token, meta=self.meta(), scope=self.scope,
+                            act_for_others=self.act_for_others, token_hash=self.token_hash)
+
+
+class RevokeToken(TokenCommand):
+    type: Literal["token_revoked"] = "token_revoked"
+    reason: FreeText | None = None
+
+    def apply(self, t: ApiToken, model: StageModel) -> None:
+        t.revoke(self.reason, self.meta())
+
+
 class Erasure(BaseModel):
     """A request to erase one customer's personal data (``engine.erase``); not a command
     of the JSON Lines import: erasure is asked for one customer at a time."""
@@ -640,14 +706,15 @@ COMMANDS: dict[str, type[Command]] = {
 
 #: snake_case type -> user command class (built by the library methods, never imported)
 USER_COMMANDS: dict[str, type[Command]] = {
-    cls.model_fields["type"].default: cls for cls in UserCommand.__subclasses__()
+    cls.model_fields["type"].default: cls
+    for cls in (*UserCommand.__subclasses__(), *TokenCommand.__subclasses__())
 }
 
 _ADAPTER: TypeAdapter[Command] = TypeAdapter(AnyCommand)
 
 
 #: fields whose value an error never shows
-SECRET_FIELDS = frozenset({"password_hash"})
+SECRET_FIELDS = frozenset({"password_hash", "token_hash"})
 
 
 def problems_of(exc: ValidationError, line: int | None = None) -> list[FieldProblem]:

@@ -47,13 +47,17 @@ from lifecycle_es.stores.url import StoreURL, redact
 from lifecycle_es.writing.bulk_import import (
     DEFAULT_WRITE_BATCH,
     BulkImportApplication,
+    ImportConflict,
     ImportResult,
+    Recorded,
+    RequestResult,
     iter_jsonl,
 )
 from lifecycle_es.writing.retry import retry_on_conflict
 from lifecycle_es.writing.stage_model_change import ModelChange
 
 if TYPE_CHECKING:  # the queries are imported when first used
+    from lifecycle_es.commands import Command
     from lifecycle_es.config import Config
     from lifecycle_es.notifying.config import Notifications
     from lifecycle_es.notifying.sender import Notifier
@@ -87,11 +91,14 @@ __all__ = [
     "STORE_ENV_VAR",
     "Failure",
     "Freshness",
+    "ImportConflict",
     "ImportResult",
     "LifecycleEngine",
     "MasterKey",
     "ProjectionFailed",
     "ProjectionManager",
+    "Recorded",
+    "RequestResult",
     "StoreURL",
     "default_jobs",
     "freshness",
@@ -147,11 +154,13 @@ class LifecycleEngine:
     - **writing** (the write side's, ``lifecycle_es.writing``): one method per command
       (``register``, ``purchase``, ... ``end_campaign``; docs/commands.md), ``execute``,
       ``record``, ``erase``, ``rotate_master_key``, ``set_stage_model``;
-      bulk writes ``import_file``,
-      ``import_lines``, ``record_many``, ``find_import``;
+      bulk writes ``import_file`` (JSON Lines, or CSV with a mapping),
+      ``import_lines``, ``record_many``, ``record_request`` (the HTTP API's), ``find_import``;
     - **aggregates**: ``customer()``, ``campaign()``, ``history()``, ``stored_aggregate()``;
     - **people** of the web console: ``user()``, ``authenticate()``, and one method per
       user command (adding, changing the role or password of, disabling a user; docs/console.md);
+    - **API tokens** of the HTTP API: ``token_for()``, and one method per token command
+      (issuing, revoking; docs/api.md);
     - **reading** (the read side's, ``lifecycle_es.reading``): ``projections`` (the read
       models), ``audit``, ``metrics``, ``gaps()``, ``health()``, ``customer_facts()``,
       ``predict()``;
@@ -271,6 +280,19 @@ class LifecycleEngine:
     import_lines = _writes_in_bulk(BulkImportApplication.import_lines)
     record_many = _writes_in_bulk(BulkImportApplication.record_many)
 
+    def record_request(self, commands: Sequence[tuple[int, Command]],
+                       **options: Any) -> RequestResult:
+        """The write side's :meth:`~lifecycle_es.writing.bulk_import.BulkImportApplication.
+        record_request` (the HTTP API's). The read models' connection is set aside only for
+        a request large enough to start the import's writer process (over half a batch of
+        events, at two per command at most): a small request keeps it, and the API's reads
+        meanwhile (docs/performance.md, "HTTP API")."""
+        batch = int(options.get("batch_size", DEFAULT_WRITE_BATCH))
+        if 2 * len(commands) > batch // 2:
+            with self._read.room_for_a_writer():
+                return self.writer.record_request(commands, **options)
+        return self.writer.record_request(commands, **options)
+
     register = _writes(BulkImportApplication.register)
     touchpoint = _writes(BulkImportApplication.touchpoint)
     change_stage = _writes(BulkImportApplication.change_stage)
@@ -332,6 +354,11 @@ class LifecycleEngine:
     change_user_role = _writes(BulkImportApplication.change_user_role)
     change_user_password = _writes(BulkImportApplication.change_user_password)
     disable_user = _writes(BulkImportApplication.disable_user)
+
+    # ------------------------------------------------------------------ API tokens
+    token_for = _writes(BulkImportApplication.token_for)
+    add_token = _writes(BulkImportApplication.add_token)
+    revoke_token = _writes(BulkImportApplication.revoke_token)
 
     customer = _writes(BulkImportApplication.customer)
     campaign = _writes(BulkImportApplication.campaign)

@@ -11,6 +11,7 @@ import typer
 from lifecycle_es.cli.context import NoCatchUp, state
 from lifecycle_es.cli.output import emit, one_format, plural, say
 from lifecycle_es.display import money_text as money
+from lifecycle_es.reading.audit.records import TIMELINE_COLUMNS
 
 group = typer.Typer(help="Audit trail: timelines, point-in-time state, filtered events, "
                          "tamper check.", no_args_is_help=True)
@@ -19,8 +20,6 @@ Json = Annotated[bool, typer.Option("--json", help="print JSON")]
 Csv = Annotated[bool, typer.Option("--csv", help="print CSV")]
 TIME_HELP = "ISO 8601 date or datetime (a date is midnight UTC; no offset means UTC)"
 
-TIMELINE_COLUMNS = ("version", "type", "occurred_at", "recorded_at", "actor", "team",
-                    "correlation_id", "causation_id", "fields", "voided_by", "voids")
 TABLE_TIMELINE_COLUMNS = ("version", "type", "occurred_at", "recorded_at", "actor", "team",
                           "fields", "voided")
 STATE_COLUMNS = ("customer", "stage", "stage_since", "stage_team", "owner", "owner_team",

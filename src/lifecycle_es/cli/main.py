@@ -22,6 +22,7 @@ from lifecycle_es.cli import (
     projections,
     serve,
     stage_model,
+    tokens,
     users,
     writing,
 )
@@ -171,7 +172,7 @@ def _redacted(text: str) -> str:
 
 
 for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, stage_model,
-               export, users, serve, predict, notify):
+               export, users, serve, predict, notify, tokens):
     _group.register(app)
 
 

@@ -35,8 +35,12 @@ def serve(
         metavar="FILE",
         help="also send alerts of gaps as this notifications file says "
              "(env LIFECYCLE_ES_NOTIFICATIONS; docs/notifications.md)")] = None,
+    api_max_body: Annotated[int, typer.Option(
+        metavar="BYTES", min=1024, max=1 << 30,
+        help="the largest request body the HTTP API reads (docs/api.md)")] = 10 * 1024 * 1024,
 ) -> None:
-    """Serve the web console: the cockpit, customers, handovers, operations.
+    """Serve the web console (the cockpit, customers, handovers, operations) and the HTTP
+    API at /api/v1 (tokens: `lifecycle-es tokens add`; docs/api.md).
 
     The live follower keeps the read models current while it runs (with --read-store, the
     read store's are read as they are: a `projections run` keeps them current). Users are
@@ -62,7 +66,7 @@ def serve(
             run(store=cli.store, read_store=cli.read_store, stage_model=cli.stage_model,
                 projections_path=cli.projections_path, auth_header=auth_header,
                 workers=workers, host=host, port=port,
-                forwarded_allow_ips=forwarded_allow_ips)
+                forwarded_allow_ips=forwarded_allow_ips, api_max_body=api_max_body)
         finally:
             if sender is not None:
                 sender.stop()
@@ -77,7 +81,8 @@ def serve(
                                  projections_path=cli.projections_path, create=False)
         ctx.call_on_close(engine.close)
     settings = Settings.from_environment(auth_header=auth_header,
-                                         follow=cli.read_store is None)
+                                         follow=cli.read_store is None,
+                                         api_max_body=api_max_body)
     app = create_app(engine, settings)
     say(f"lifecycle-es console on http://{host}:{port} (store {engine.store.redacted()})",
         err=True)

@@ -38,18 +38,23 @@ def init(
 
 def import_(
     ctx: typer.Context,
-    file: Annotated[str, typer.Argument(help="JSON Lines file of commands, or - for stdin")],
+    file: Annotated[str, typer.Argument(
+        help="JSON Lines file of commands, or - for stdin; a CSV file with --mapping")],
+    mapping: Annotated[str | None, typer.Option(
+        "--mapping", metavar="FILE",
+        help="import FILE as CSV through this mapping (TOML: docs/import.md)")] = None,
     batch_size: Annotated[int, typer.Option(
         min=1, help="events per insert (the import is one transaction)")] = DEFAULT_WRITE_BATCH,
     json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """Import commands from JSON Lines. Any bad line: every problem listed, nothing written.
+    """Import commands from JSON Lines (or CSV with --mapping). Any bad line: every problem
+    listed, nothing written.
 
     The store records each import (SHA-256 of the file): the same file again writes nothing.
     """
     engine = state(ctx).engine(create=True)
     try:
-        result = engine.import_file(file, batch_size=batch_size)
+        result = engine.import_file(file, batch_size=batch_size, mapping=mapping)
     except OSError as exc:
         raise LifecycleError(f"file={file!r}: {exc.strerror}") from None
     except InvalidInput as exc:

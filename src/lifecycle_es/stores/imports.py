@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 IMPORTS_TABLE = "imports"
+#: the stored answer of an import that has one (a request of the HTTP API with an
+#: ``Idempotency-Key``), written in the same transaction as its record
+ANSWERS_TABLE = "import_answers"
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class ImportRecord:
     lines: int
     events: int
     imported_at: datetime
+    #: what was answered (JSON text), for a request that is answered again when retried
+    answer: str | None = None
 
     def when(self) -> str:
         """The commit time as ``2026-12-02T10:00:00Z`` (UTC, to the second)."""

@@ -52,7 +52,7 @@ from lifecycle_es.stores.chain import (
     canonical_id,
 )
 from lifecycle_es.stores.faults import guarded, raised_as_faults, unwrapped
-from lifecycle_es.stores.imports import IMPORTS_TABLE, ImportRecord
+from lifecycle_es.stores.imports import ANSWERS_TABLE, IMPORTS_TABLE, ImportRecord
 from lifecycle_es.stores.key_table import MASTER_TABLE, KeyTable, create_statements
 from lifecycle_es.stores.keys import KEYS_TABLE, KeyChange, Keyring, KeyWrites
 from lifecycle_es.stores.url import StoreURL
@@ -221,6 +221,8 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
             *SettingsLog(_no_run, _SQLITE_SETTINGS).create_statements("BLOB", "INTEGER"),
             f"CREATE TABLE IF NOT EXISTS {IMPORTS_TABLE} (digest TEXT PRIMARY KEY, "
             "lines INTEGER NOT NULL, events INTEGER NOT NULL, imported_at TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {ANSWERS_TABLE} (digest TEXT PRIMARY KEY, "
+            "answer TEXT NOT NULL)",
             *create_statements("TEXT", "BLOB"),
         ]
 
@@ -312,10 +314,7 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
                 try:
                     chain = Chain()
                     yield Bulk(lambda rows: self._append(c, rows, chain, keys),
-                               lambda record: c.execute(
-                                   f"INSERT INTO {IMPORTS_TABLE} VALUES (?, ?, ?, ?)",
-                                   (record.digest, record.lines, record.events,
-                                    record.imported_at.isoformat())))
+                               lambda record: _record_sqlite(c, record))
                     self._save_heads(c, chain)
                 finally:
                     if cache_size is not None:
@@ -399,11 +398,12 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
     def find_import(self, digest: str) -> ImportRecord | None:
         """The record of the committed import of the bytes with this SHA-256, or None."""
         with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT digest, lines, events, imported_at FROM {IMPORTS_TABLE} "
-                      "WHERE digest=?", (digest,))
+            c.execute(f"SELECT i.digest, lines, events, imported_at, answer FROM {IMPORTS_TABLE}"
+                      f" i LEFT JOIN {ANSWERS_TABLE} a ON a.digest = i.digest "
+                      "WHERE i.digest=?", (digest,))
             row = c.fetchone()
         return None if row is None else ImportRecord(
-            str(row[0]), int(row[1]), int(row[2]), datetime.fromisoformat(row[3]))
+            str(row[0]), int(row[1]), int(row[2]), datetime.fromisoformat(row[3]), row[4])
 
 
 class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
@@ -439,6 +439,7 @@ class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
         self.settings = SQL("{}.{}").format(schema, Identifier(SETTINGS_TABLE))
         self.settings_history = SQL("{}.{}").format(schema, Identifier(SETTINGS_HISTORY_TABLE))
         self.imports = SQL("{}.{}").format(schema, Identifier(IMPORTS_TABLE))
+        self.answers = SQL("{}.{}").format(schema, Identifier(ANSWERS_TABLE))
         self.keys = SQL("{}.{}").format(schema, Identifier(KEYS_TABLE))
         self.master = SQL("{}.{}").format(schema, Identifier(MASTER_TABLE))
         self.sql_create_statements.extend([
@@ -456,6 +457,8 @@ class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
               self._settings_log(_no_run).create_statements("bytea", "bigint")),
             SQL("CREATE TABLE IF NOT EXISTS {} (digest text PRIMARY KEY, lines bigint NOT NULL, "
                 "events bigint NOT NULL, imported_at timestamptz NOT NULL)").format(self.imports),
+            SQL("CREATE TABLE IF NOT EXISTS {} (digest text PRIMARY KEY, "
+                "answer text NOT NULL)").format(self.answers),
             *(SQL(s).format() for s in  # built from fixed, quoted names
               create_statements("text", "bytea", *self._key_names())),
         ])
@@ -532,11 +535,7 @@ class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
                 chain = Chain()
                 chain.start(None if row is None else bytes(row["digest"]))
                 yield Bulk(lambda rows: self._append(curs, rows, chain, keys),
-                           lambda record: curs.execute(
-                               SQL("INSERT INTO {} VALUES (%s, %s, %s, %s)").format(
-                                   self.imports),
-                               (record.digest, record.lines, record.events,
-                                record.imported_at)))
+                           lambda record: self._record_import(curs, record))
                 self._save_heads(curs, chain)
             committed = True
         except psycopg.errors.UniqueViolation as exc:
@@ -668,11 +667,20 @@ class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
     def find_import(self, digest: str) -> ImportRecord | None:
         """The record of the committed import of the bytes with this SHA-256, or None."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(SQL("SELECT digest, lines, events, imported_at FROM {} "
-                             "WHERE digest = %s").format(self.imports), (digest,))
+            curs.execute(SQL("SELECT i.digest, lines, events, imported_at, answer FROM {} i "
+                             "LEFT JOIN {} a ON a.digest = i.digest "
+                             "WHERE i.digest = %s").format(self.imports, self.answers),
+                         (digest,))
             row = curs.fetchone()
         return None if row is None else ImportRecord(
-            row["digest"], row["lines"], row["events"], row["imported_at"])
+            row["digest"], row["lines"], row["events"], row["imported_at"], row["answer"])
+
+    def _record_import(self, curs: Any, record: ImportRecord) -> None:
+        curs.execute(SQL("INSERT INTO {} VALUES (%s, %s, %s, %s)").format(self.imports),
+                     (record.digest, record.lines, record.events, record.imported_at))
+        if record.answer is not None:
+            curs.execute(SQL("INSERT INTO {} VALUES (%s, %s)").format(self.answers),
+                         (record.digest, record.answer))
 
     def create_table(self) -> None:
         """Create what is missing, then adopt unchained settings (one path for new and old
@@ -740,6 +748,14 @@ def _pg_run(curs: Any) -> Run:
 def _uuids(rows: Sequence[Row]) -> dict[str, UUID]:
     """The UUID of every aggregate of ``rows`` (made once per aggregate, not per row)."""
     return {agg: UUID(agg) for agg in dict.fromkeys(r[0] for r in rows)}
+
+
+def _record_sqlite(c: Any, record: ImportRecord) -> None:
+    """Insert the record of an import (and its answer, if any) on SQLite."""
+    c.execute(f"INSERT INTO {IMPORTS_TABLE} VALUES (?, ?, ?, ?)",
+              (record.digest, record.lines, record.events, record.imported_at.isoformat()))
+    if record.answer is not None:
+        c.execute(f"INSERT INTO {ANSWERS_TABLE} VALUES (?, ?)", (record.digest, record.answer))
 
 
 def _first(row: Any) -> Any:

@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from lifecycle_es.errors import InvalidInput, LifecycleError, StoreError
 from lifecycle_es.logs import get_logger
-from lifecycle_es.web import auth
+from lifecycle_es.web import api, auth
 from lifecycle_es.web.auth import Authenticate, safe_next
 from lifecycle_es.web.context import Console, console_of
 from lifecycle_es.web.csrf import CsrfCheck
@@ -93,9 +93,11 @@ async def signout(request: Request) -> Response:
     return RedirectResponse("/signin", 303)
 
 
-def routes() -> list[BaseRoute]:
-    """Every route of the console (the anonymous-refusal test walks them all)."""
+def routes(api_app: Starlette | None = None) -> list[BaseRoute]:
+    """Every route of the console (the anonymous-refusal test walks them all), and the
+    HTTP API mounted at ``/api/v1`` (docs/api.md)."""
     return [
+        *([Mount(api.PREFIX, api_app, name="api")] if api_app is not None else []),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/signin", signin, methods=["GET", "POST"]),
         Route("/signout", signout, methods=["POST"]),
@@ -134,8 +136,9 @@ def create_app(engine: LifecycleEngine, settings: Settings | None = None) -> Sta
             if follower is not None:
                 follower.stop()
 
+    console = Console(engine, settings)
     app = Starlette(
-        routes=routes(),
+        routes=routes(api.create_api(engine, console)),
         middleware=[Middleware(ServerTiming), Middleware(SecurityHeaders),
                     Middleware(Authenticate, engine=engine, settings=settings),
                     Middleware(CsrfCheck, secret=settings.session_secret)],

@@ -36,6 +36,8 @@ log = get_logger("lifecycle_es.web")
 #: paths anyone may open: the sign-in page, static files, the health check
 PUBLIC = ("/signin", "/healthz")
 PUBLIC_PREFIXES = ("/static/",)
+#: the HTTP API: its own bearer tokens (``web/api/auth.py``), no session, no cookie
+API_PREFIX = "/api/"
 
 #: what each role may do (docs/console.md, "Users and roles")
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -110,7 +112,7 @@ class Authenticate:
         return await anyio.to_thread.run_sync(read)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"].startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

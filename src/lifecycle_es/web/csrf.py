@@ -15,6 +15,7 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lifecycle_es.logs import get_logger
+from lifecycle_es.web.auth import API_PREFIX
 from lifecycle_es.web.sessions import Session, csrf_token
 
 log = get_logger("lifecycle_es.web")
@@ -34,7 +35,8 @@ class CsrfCheck:
         self.secret = secret
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS \
+                or scope["path"].startswith(API_PREFIX):  # bearer tokens, no cookie
             await self.app(scope, receive, send)
             return
         body = bytearray()

@@ -47,6 +47,8 @@ class Settings:
     #: the metrics of one period are computed at most this often (the default period's in
     #: the background, another's by the first request asking; 0: on every request)
     metrics_cache_seconds: float = 300.0
+    #: the largest request body the API reads (bytes; a larger one is answered 413)
+    api_max_body: int = 10 * 1024 * 1024
 
     def __repr__(self) -> str:  # the secret never in a log or traceback
         return (f"Settings(auth_header={self.auth_header!r}, "

@@ -30,7 +30,8 @@ SPEC_ENV = "LIFECYCLE_ES_CONSOLE"
 
 def run(*, store: str | None, read_store: str | None, stage_model: str | None,
         projections_path: Sequence[str], auth_header: str | None, workers: int,
-        host: str, port: int, forwarded_allow_ips: str) -> None:
+        host: str, port: int, forwarded_allow_ips: str,
+        api_max_body: int = Settings.api_max_body) -> None:
     """Serve the console with ``workers`` processes until interrupted."""
     import uvicorn
 
@@ -41,7 +42,8 @@ def run(*, store: str | None, read_store: str | None, stage_model: str | None,
         os.environ[SECRET_ENV] = secrets.token_urlsafe(32)
     os.environ[SPEC_ENV] = orjson.dumps({
         "store": store, "read_store": read_store, "stage_model": stage_model,
-        "projections_path": list(projections_path), "auth_header": auth_header}).decode()
+        "projections_path": list(projections_path), "auth_header": auth_header,
+        "api_max_body": api_max_body}).decode()
     engine = None if read_store is not None else LifecycleEngine(
         store, stage_model=stage_model, projections_path=projections_path, create=False)
     follower = None if engine is None else Follower(engine, Settings.poll_seconds,
@@ -69,4 +71,5 @@ def worker_app() -> Starlette:
                              stage_model=spec["stage_model"],
                              projections_path=spec["projections_path"], create=False)
     return create_app(engine, Settings.from_environment(auth_header=spec["auth_header"],
-                                                        follow=False))
+                                                        follow=False,
+                                                        api_max_body=spec["api_max_body"]))

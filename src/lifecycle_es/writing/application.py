@@ -33,6 +33,7 @@ from lifecycle_es.domain.customer import Customer
 from lifecycle_es.domain.customer_snapshot import CustomerSnapshot
 from lifecycle_es.domain.ids import campaign_id, customer_id, parse_id
 from lifecycle_es.domain.stage_model import CLASSIC, StageModel, load_stage_model
+from lifecycle_es.domain.token import ApiToken, name_of, token_id
 from lifecycle_es.domain.user import User, password_matches, user_id
 from lifecycle_es.errors import (
     ConcurrencyConflict,
@@ -449,6 +450,36 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
         ok = password_matches(found.password_hash if found else None, password)
         return found if ok and found is not None and found.active else None
 
+    # ------------------------------------------------------------------ API tokens
+    # The integrations of the HTTP API (``domain/token.py``); the actor and team are the
+    # administrator's. ``token_hash`` comes from ``domain.token.token_hash``.
+    def token(self, name: str) -> ApiToken:
+        """An API token (InvariantViolation when there is none)."""
+        try:
+            return self.repository.get(token_id(name))  # type: ignore[no-any-return]
+        except AggregateNotFoundError:
+            raise InvariantViolation("token", name, "no such token") from None
+
+    def token_for(self, token: str) -> ApiToken | None:
+        """The active API token whose secret is ``token``, else None (malformed, unknown,
+        wrong or revoked: nothing says which)."""
+        name = name_of(token)
+        if name is None:
+            return None
+        try:
+            found = self.token(name)
+        except LifecycleError:
+            return None
+        return found if found.matches(token) else None
+
+    def add_token(self, **f: Any) -> int:
+        """Issue an API token (``token_added``)."""
+        return self.record("token_added", **f)
+
+    def revoke_token(self, **f: Any) -> int:
+        """Revoke an API token: it is refused from then on (``token_revoked``)."""
+        return self.record("token_revoked", **f)
+
     # ---------------------------------------------------------------- internals
 
     def _write_events(self, events: Sequence[Any]) -> None:
@@ -465,7 +496,7 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
             self.save(*objs)
         except IntegrityError:
             key = getattr(first, "customer", None) or getattr(first, "campaign", None) \
-                or getattr(first, "user", "?")
+                or getattr(first, "user", None) or getattr(first, "token", "?")
             kind = type(first).__qualname__.split(".")[0].lower()
             raise ConcurrencyConflict(f"{kind} {key!r}") from None
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator, Sized
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sized
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+
+import orjson
 
 from lifecycle_es.commands import Command, parse_command
 from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError, StoreError
@@ -47,6 +49,39 @@ class ImportResult:
     already_imported: ImportRecord | None = None
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """Where one command of a request was recorded: its aggregate and its events' versions."""
+
+    line: int
+    type: str
+    #: "customer" or "campaign"
+    target: str
+    key: str
+    versions: list[int]
+
+
+@dataclass
+class RequestResult:
+    """What :meth:`BulkImportApplication.record_request` did: the commands' positions, or
+    the answer stored by the first request with the same key (``replayed``)."""
+
+    result: ImportResult
+    recorded: list[Recorded] = field(default_factory=list)
+    #: the earlier request's record (its ``answer``) when this one wrote nothing for that
+    replayed: ImportRecord | None = None
+
+    def answer(self, request: str) -> dict[str, object]:
+        """The answer as stored: the request's SHA-256, the events, each command's place."""
+        return {"request": request, "commands": self.result.commands,
+                "events": self.result.events, "recorded": [asdict(r) for r in self.recorded]}
+
+
+class ImportConflict(StoreError):
+    """Another writer recorded events on an aggregate of the bulk write first: nothing was
+    written (a concurrency conflict: try again)."""
+
+
 class BulkImportApplication(LifecycleApplication):
     """:class:`LifecycleApplication` with bulk writes: ``import_file``, ``import_lines``,
     ``record_many``."""
@@ -54,15 +89,19 @@ class BulkImportApplication(LifecycleApplication):
     name = "lifecycle"  # the library names a subclass after itself: the tables' prefix stays
 
     def import_file(
-        self, path: str | os.PathLike[str], *, batch_size: int = DEFAULT_WRITE_BATCH
+        self, path: str | os.PathLike[str], *, batch_size: int = DEFAULT_WRITE_BATCH,
+        mapping: str | os.PathLike[str] | None = None,
     ) -> ImportResult:
-        """Import a JSON Lines file (``"-"``: stdin) once, all or nothing.
+        """Import a JSON Lines file (``"-"``: stdin) once, all or nothing; with ``mapping``
+        (a TOML file), a CSV file through it (:meth:`import_csv`).
 
         The store records the import (SHA-256 of the bytes, lines, events, time) in the same
         transaction as its events. If the same bytes were imported before, nothing is written
         and ``result.already_imported`` says when; a file is looked up before it is read,
         stdin once it is read to its end. See :meth:`import_lines` (``once=True``).
         """
+        if mapping is not None:
+            return self.import_csv(path, mapping, batch_size=batch_size)
         path = os.fspath(path)
         if path != "-":
             previous = self.find_import(file_digest(path))
@@ -84,10 +123,31 @@ class BulkImportApplication(LifecycleApplication):
         except LifecycleError:
             return False
 
+    def import_csv(
+        self, path: str | os.PathLike[str], mapping: str | os.PathLike[str], *,
+        batch_size: int = DEFAULT_WRITE_BATCH,
+    ) -> ImportResult:
+        """Import a CSV file through a mapping (TOML, ``writing/csv_mapping.py``) once, all
+        or nothing, as :meth:`import_lines` imports JSON Lines: each row is one command at
+        the CSV line where it starts; a problem names that line and the column. The same
+        rows through the same mapping import once."""
+        from lifecycle_es.writing.csv_mapping import CsvRows, load_mapping
+
+        problems: list[FieldProblem] = []
+        rows = CsvRows(os.fspath(path), load_mapping(os.fspath(mapping)), problems)
+        try:
+            return self.import_lines(rows, batch_size=batch_size, once=True,
+                                     total=line_count(os.fspath(path)), problems=problems)
+        except InvalidInput as exc:
+            named = [p if "(" in p.field or (column := rows.column_of(p.line, p.field)) is None
+                     else FieldProblem(f"{column} ({p.field})", p.value, p.reason, p.line)
+                     for p in exc.problems if (p.line, p.field) not in rows.failed]
+            raise InvalidInput(named, "import (nothing written)") from None
+
     @without_cyclic_gc
     def import_lines(
         self, lines: Iterable[str | bytes], *, batch_size: int = DEFAULT_WRITE_BATCH,
-        once: bool = False, total: int = 0,
+        once: bool = False, total: int = 0, problems: list[FieldProblem] | None = None,
     ) -> ImportResult:
         """Import JSON Lines commands, all or nothing (see :meth:`record_many`).
 
@@ -99,12 +159,13 @@ class BulkImportApplication(LifecycleApplication):
         events (:meth:`import_file` does this for a file).
 
         Once a writer process runs, it also checks the lines of a share of the customers and
-        campaigns not seen before (``writing/bulk_write.py``).
+        campaigns not seen before (``writing/bulk_write.py``). ``problems``: a list the
+        caller's reading of ``lines`` adds its own problems to (any one: nothing written).
         """
         source = DigestedLines(lines) if once else None
         if source is not None:
             lines = source
-        problems: list[FieldProblem] = []
+        problems = [] if problems is None else problems
         checker = Checker(self, problems, store_empty=self._store_empty())
         out = BulkWrite(self, batch_size, store_empty=checker.store_empty)
         known = checker.known
@@ -150,6 +211,55 @@ class BulkImportApplication(LifecycleApplication):
         return self._check_and_write(numbered, checker, out, check_only=check_only,
                                      total=len(commands) if isinstance(commands, Sized) else 0)
 
+    @without_cyclic_gc
+    def record_request(
+        self, commands: Iterable[tuple[int, Command]], *, problems: list[FieldProblem],
+        once: str | None = None, request: str = "", batch_size: int = DEFAULT_WRITE_BATCH,
+    ) -> RequestResult:
+        """Record the commands of one request (of the HTTP API) as an import does: in order,
+        all or nothing, every problem with its line (``problems`` may hold, and grow with,
+        the problems of parsing ``commands``); the answer says where each was recorded.
+
+        With ``once`` (the digest of the request's idempotency key), the answer is stored
+        with the events, in their transaction, under that digest: a request with the same
+        digest writes nothing and gets ``replayed``, the first one's record (its answer
+        names ``request``, the SHA-256 of the first request's body, to tell a retry from a
+        reuse of the key); so does a request whose key was committed by another while it
+        was checked or written. A concurrent writer on the same aggregates raises
+        :class:`ImportConflict`.
+        """
+        if once is not None and (previous := self.find_import(once)) is not None:
+            return RequestResult(ImportResult(digest=once), replayed=previous)
+        recorded: list[Recorded] = []
+        out = RequestResult(ImportResult(), recorded)
+
+        def record_of(events: int) -> ImportRecord | None:
+            if once is None:
+                return None
+            out.result.commands, out.result.events = len(recorded), events
+            return ImportRecord(once, len(recorded), events, datetime.now(UTC),
+                                orjson.dumps(out.answer(request)).decode())
+
+        checker = Checker(self, problems, store_empty=self._store_empty())
+        try:
+            out.result = self._check_and_write(
+                commands, checker, BulkWrite(self, batch_size, store_empty=checker.store_empty),
+                check_only=False, recorded=recorded, record_of=record_of)
+        except (StoreError, InvalidInput):
+            # the same key committed meanwhile (its events clashed, or were seen by checks):
+            # this request answers as that one did
+            if once is not None and (previous := self._found(once)) is not None:
+                return RequestResult(ImportResult(digest=once), replayed=previous)
+            raise
+        return out
+
+    def _found(self, digest: str) -> ImportRecord | None:
+        """The record of ``digest`` if it can be read now (else None)."""
+        try:
+            return self.find_import(digest)
+        except LifecycleError:
+            return None
+
     def _store_empty(self) -> bool:
         return self.recorder.max_notification_id() in (None, 0)
 
@@ -162,13 +272,17 @@ class BulkImportApplication(LifecycleApplication):
         check_only: bool,
         source: DigestedLines | None = None,
         total: int = 0,
+        recorded: list[Recorded] | None = None,
+        record_of: Callable[[int], ImportRecord | None] | None = None,
     ) -> ImportResult:
         """Check ``commands`` and write their events (see :meth:`record_many`).
 
         ``checker.problems`` may already hold problems (and grow while ``commands`` is
         consumed). With ``source`` (the digested lines of ``commands``) the import is
         recorded, or is a no-op if the same bytes were. Lines checked are reported to the
-        host's progress reporter (``total``: lines to check, 0 if unknown).
+        host's progress reporter (``total``: lines to check, 0 if unknown). ``recorded``
+        gets where each command's events go; ``record_of(events)`` gives the record to
+        store with them (a request's).
         """
         started = time.perf_counter()
         problems = checker.problems
@@ -182,6 +296,9 @@ class BulkImportApplication(LifecycleApplication):
                         out.discard()  # nothing will be written: stop writing early
                     elif rows is not None and not check_only:
                         out.add(line, rows)
+                        if recorded is not None:
+                            recorded.append(Recorded(line, cmd.type, cmd.target, cmd.key,
+                                                     [row[1] for row in rows]))
                     if line >= report_at:
                         progress(line, total)
                         report_at = line + PROGRESS_EVERY
@@ -198,6 +315,8 @@ class BulkImportApplication(LifecycleApplication):
                     return ImportResult(digest=previous.digest, already_imported=previous)
                 record = ImportRecord(source.digest, source.count,
                                       sum(t.events for t in tallies), datetime.now(UTC))
+            elif record_of is not None and not problems:
+                record = record_of(sum(t.events for t in tallies))
             if problems:
                 problems.sort(key=lambda p: p.line or 0)
                 raise InvalidInput(problems, "import (nothing written)")
@@ -208,7 +327,8 @@ class BulkImportApplication(LifecycleApplication):
             if exc.conflict and source is not None and self._imported_meanwhile(source.digest):
                 why = SAME_FILE_MEANWHILE  # its events clashed before its record could
             log.error("import.failed", error=why, conflict=exc.conflict)
-            raise StoreError(f"import failed, nothing written: {why}") from None
+            error = ImportConflict if exc.conflict and why != SAME_FILE_MEANWHILE else StoreError
+            raise error(f"import failed, nothing written: {why}") from None
         finally:
             out.abort()  # after a commit: nothing left to drop
         result = ImportResult(seconds=time.perf_counter() - started,

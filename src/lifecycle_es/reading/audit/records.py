@@ -21,6 +21,9 @@ META_FIELDS = frozenset({
     "campaign", "occurred_at", "actor", "team", "correlation_id", "causation_id",
 })
 SUMMARY_WIDTH = 160
+#: the fields of a timeline entry as ``audit customer ID --json`` and the API give them
+TIMELINE_COLUMNS = ("version", "type", "occurred_at", "recorded_at", "actor", "team",
+                    "correlation_id", "causation_id", "fields", "voided_by", "voids")
 
 
 def fields_of(event: Any) -> dict[str, Any]:

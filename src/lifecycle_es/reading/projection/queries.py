@@ -192,6 +192,16 @@ def users(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[str, Any
     return pm.fetch("users", order="name")
 
 
+TOKEN_COLUMNS = ("name", "scope", "act_for_others", "revoked", "added_at", "added_by",
+                 "revoked_at", "revoked_by")
+
+
+def api_tokens(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[str, Any]]:
+    """The tokens of the HTTP API (``api_tokens`` read model), by name; no hash."""
+    _fresh(pm, "api_tokens", catch_up)
+    return pm.fetch("api_tokens", order="name")
+
+
 def campaigns(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[str, Any]]:
     """The shared registry of campaigns (``campaigns`` read model), latest start first."""
     _fresh(pm, "campaigns", catch_up)

@@ -1,0 +1,84 @@
+"""``lifecycle-es tokens``: the API tokens of integrations (docs/api.md, "Tokens").
+
+``tokens add NAME`` prints the new token alone on stdout, once: the store keeps only its
+SHA-256. Issuing and revoking are events of the store (``token_added``, ``token_revoked``),
+recorded with the OS user as the actor, so the audit trail says who issued what, when.
+"""
+
+from __future__ import annotations
+
+import getpass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from lifecycle_es.cli.context import NoCatchUp, state
+from lifecycle_es.cli.output import emit, say
+from lifecycle_es.commands import ADMIN_TEAM
+from lifecycle_es.domain.token import SCOPES, new_token, token_hash
+
+tokens = typer.Typer(help="API tokens of integrations: add, list, revoke (docs/api.md).",
+                     no_args_is_help=True)
+
+Actor = Annotated[str | None, typer.Option(
+    metavar="NAME", help="who makes the change (default: the OS user)")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tokens, name="tokens")
+
+
+def _meta(actor: str | None) -> dict[str, Any]:
+    return {"at": datetime.now(UTC), "actor": actor or getpass.getuser(), "team": ADMIN_TEAM}
+
+
+@tokens.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(
+        metavar="NAME", help="the integration's name: the actor of what it records")],
+    scope: Annotated[str, typer.Option(
+        metavar="SCOPE", help=f"{' or '.join(SCOPES)}: read the GET endpoints, or also "
+                              "record commands")] = "read",
+    act_as_others: Annotated[bool, typer.Option(
+        "--act-as-others", help="the token may record commands naming another actor "
+                                "(e.g. the CRM user who made the change)")] = False,
+    actor: Actor = None,
+) -> None:
+    """Issue a token; it is printed alone on stdout, once (only its SHA-256 is kept)."""
+    engine = state(ctx).engine(create=True)
+    token = new_token(name) if len(name) < 100 else "-"  # bad names are said by the command
+    engine.add_token(token=name, scope=scope, act_for_others=act_as_others,
+                     token_hash=token_hash(token), **_meta(actor))
+    print(token)  # stdout is the token alone, for `TOKEN=$(lifecycle-es tokens add ...)`
+
+
+@tokens.command("list")
+def list_(
+    ctx: typer.Context,
+    no_catch_up: NoCatchUp = False,
+    json: Annotated[bool, typer.Option("--json", help="print the tokens as JSON")] = False,
+    csv: Annotated[bool, typer.Option("--csv", help="print the tokens as CSV")] = False,
+) -> None:
+    """The API tokens with their scope, whether revoked, who issued them (never the token)."""
+    from lifecycle_es.reading.projection.queries import TOKEN_COLUMNS, api_tokens
+
+    engine = state(ctx).reader(catch_up=not no_catch_up)
+    rows = api_tokens(engine.projections, catch_up=not no_catch_up)
+    emit(rows, TOKEN_COLUMNS, as_json=json, as_csv=csv)
+
+
+@tokens.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="the token's name")],
+    reason: Annotated[str | None, typer.Option(help="why (recorded)")] = None,
+    actor: Actor = None,
+) -> None:
+    """Revoke a token: every request with it is refused (401) from then on."""
+    version = state(ctx).engine().revoke_token(token=name, reason=reason, **_meta(actor))
+    say(f"revoked token {name!r} (event {version})")
+
+
+__all__ = ["register"]
