@@ -18,6 +18,7 @@ from lifecycle_es.cli import (
     output,
     privacy,
     projections,
+    record,
     serve,
     stage_model,
     users,
@@ -169,7 +170,7 @@ def _redacted(text: str) -> str:
 
 
 for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, stage_model,
-               export, users, serve):
+               export, users, serve, record):
     _group.register(app)
 
 
