@@ -123,8 +123,8 @@ def events(
 def verify(
     ctx: typer.Context,
     print_heads: Annotated[bool, typer.Option(
-        "--print-heads", help="also print the heads to anchor elsewhere: "
-                              "POSITION:DIGEST[,settings=SEQ:DIGEST]")]
+        "--print-heads", help="print the heads to anchor elsewhere, alone on stdout (the "
+                              "verdict goes to stderr): POSITION:DIGEST[,settings=SEQ:DIGEST]")]
     = False,
     anchor: Annotated[str | None, typer.Option(
         help="the heads printed earlier by --print-heads: check the store still extends them")]
@@ -149,7 +149,9 @@ def verify(
         summary = (f"{plural(report.events, 'event')}, {report.chained:,} chained"
                    + (f", {plural(changes, 'settings change')}" if changes else "") + ": "
                    + ("clean" if report.clean else plural(len(report.breaks), "break")))
-        say(summary, err=as_csv)  # the verdict is the answer, except beside CSV rows
+        # the verdict is the answer, except beside CSV rows or the heads (alone on stdout,
+        # for H=$(lifecycle-es audit verify --print-heads))
+        say(summary, err=as_csv or print_heads)
         if print_heads:
             typer.echo(head or "")
     if not report.clean:

@@ -25,6 +25,7 @@ from lifecycle_es.cli import (
     writing,
 )
 from lifecycle_es.cli.context import READ_STORE_ENV, CliState
+from lifecycle_es.cli.global_options import GlobalOptionsGroup
 from lifecycle_es.cli.output import say
 from lifecycle_es.cli.progress import CliReporter
 from lifecycle_es.engine import STORE_ENV_VAR, redact
@@ -33,6 +34,7 @@ from lifecycle_es.progress import reporting
 
 app = typer.Typer(
     name="lifecycle-es",
+    cls=GlobalOptionsGroup,  # --store URL and the other global options after the sub-command too
     help="Event-sourced customer lifecycle: record, rebuild read models, audit, measure.\n\n"
          "Queries (stage, handovers, metrics, funnel, cohorts, time-in-stage, gaps, health, "
          "report, audit, projections status/errors, keys status) first catch the store's "
