@@ -11,6 +11,7 @@ import typer
 from lifecycle_es.cli.context import NoCatchUp, state
 from lifecycle_es.cli.output import emit, one_format, plural, say
 from lifecycle_es.display import money_text as money
+from lifecycle_es.errors import FieldProblem, InvalidInput
 
 group = typer.Typer(help="Audit trail: timelines, point-in-time state, filtered events, "
                          "tamper check.", no_args_is_help=True)
@@ -90,12 +91,18 @@ def events(
     team: Annotated[str | None, typer.Option(help="the team the actor acted for")] = None,
     types: Annotated[list[str] | None, typer.Option(
         "--type", help="event type (repeatable), e.g. stage_changed")] = None,
-    since: Annotated[str | None, typer.Option(help=f"from this time, inclusive; {TIME_HELP}")]
-    = None,
-    until: Annotated[str | None, typer.Option(help=f"up to this time, inclusive; {TIME_HELP}")]
-    = None,
+    start: Annotated[str | None, typer.Option(
+        "--from", help=f"from this time, inclusive; {TIME_HELP}", show_default=False)] = None,
+    end: Annotated[str | None, typer.Option(
+        "--to", help="up to this time, exclusive (the rule of every period)",
+        show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(
+        help="the same as --from (kept for scripts)", show_default=False)] = None,
+    until: Annotated[str | None, typer.Option(
+        help="up to this time, INCLUSIVE (kept for scripts; --to is exclusive)",
+        show_default=False)] = None,
     recorded: Annotated[bool, typer.Option(
-        "--recorded", help="--since/--until bound the recording time, not the business time")]
+        "--recorded", help="--from/--to bound the recording time, not the business time")]
     = False,
     correlation: Annotated[str | None, typer.Option(help="correlation id")] = None,
     campaign: Annotated[str | None, typer.Option(
@@ -106,10 +113,18 @@ def events(
     order: Annotated[str, typer.Option(help="newest or oldest first")] = "newest",
     as_json: Json = False, as_csv: Csv = False, no_catch_up: NoCatchUp = False,
 ) -> None:
-    """Events matching every filter, one page at a time (a cursor, not an offset)."""
+    """Events matching every filter, one page at a time (a cursor, not an offset); the
+    period is [--from, --to)."""
     one_format(as_json, as_csv)
+    if start is not None and since is not None:
+        raise InvalidInput([FieldProblem("--since", since, "give --from or --since, not both")],
+                           "options")
+    if end is not None and until is not None:
+        raise InvalidInput([FieldProblem("--until", until, "give --to (exclusive) or --until "
+                                         "(inclusive), not both")], "options")
     page = state(ctx).reader(not no_catch_up).audit.events(
-        customer=customer, actor=actor, team=team, types=types, since=since, until=until,
+        customer=customer, actor=actor, team=team, types=types, since=start or since,
+        until=until, before=end,
         clock="recorded" if recorded else "occurred", correlation_id=correlation,
         campaign=campaign, limit=limit, after=after,
         order=order,  # type: ignore[arg-type]  # validated by Audit.events
