@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from lifecycle_es.cli import completion
 from lifecycle_es.cli.context import NoCatchUp, state
 from lifecycle_es.cli.output import emit, one_format, plural, say
 from lifecycle_es.display import money_text as money
@@ -30,6 +31,10 @@ STATE_COLUMNS = ("customer", "stage", "stage_since", "stage_team", "owner", "own
 EVENT_COLUMNS = ("position", "aggregate", "customer", "campaign", "version", "type", "actor",
                  "team", "occurred_at", "recorded_at", "correlation_id", "causation_id",
                  "summary", "voided_by")
+#: which columns of ``audit events`` stay on a narrow terminal first
+EVENT_PRIORITY = ("position", "customer", "type", "occurred_at", "summary", "actor", "team",
+                  "version", "campaign", "aggregate", "recorded_at", "correlation_id",
+                  "causation_id", "voided_by")
 BREAK_COLUMNS = ("kind", "aggregate", "key", "version", "position", "detail")
 
 
@@ -88,9 +93,11 @@ def events(
     ctx: typer.Context,
     customer: Annotated[str | None, typer.Option(help="customer external id")] = None,
     actor: Annotated[str | None, typer.Option(help="who did it")] = None,
-    team: Annotated[str | None, typer.Option(help="the team the actor acted for")] = None,
+    team: Annotated[str | None, typer.Option(help="the team the actor acted for",
+                                             autocompletion=completion.TEAMS)] = None,
     types: Annotated[list[str] | None, typer.Option(
-        "--type", help="event type (repeatable), e.g. stage_changed")] = None,
+        "--type", help="event type (repeatable), e.g. stage_changed",
+        autocompletion=completion.EVENT_TYPES_COMPLETER)] = None,
     start: Annotated[str | None, typer.Option(
         "--from", help=f"from this time, inclusive; {TIME_HELP}", show_default=False)] = None,
     end: Annotated[str | None, typer.Option(
@@ -110,7 +117,8 @@ def events(
     limit: Annotated[int, typer.Option(help="events per page")] = 50,
     after: Annotated[str | None, typer.Option(
         help="cursor printed by the previous page (the position of its last row)")] = None,
-    order: Annotated[str, typer.Option(help="newest or oldest first")] = "newest",
+    order: Annotated[str, typer.Option(help="newest or oldest first", autocompletion=(
+        completion.choices(("newest", "oldest"))))] = "newest",
     as_json: Json = False, as_csv: Csv = False, no_catch_up: NoCatchUp = False,
 ) -> None:
     """Events matching every filter, one page at a time (a cursor, not an offset); the
@@ -129,7 +137,8 @@ def events(
         campaign=campaign, limit=limit, after=after,
         order=order,  # type: ignore[arg-type]  # validated by Audit.events
     )
-    emit([asdict(e) for e in page.events], EVENT_COLUMNS, as_json=as_json, as_csv=as_csv)
+    emit([asdict(e) for e in page.events], EVENT_COLUMNS, as_json=as_json, as_csv=as_csv,
+         priority=EVENT_PRIORITY)
     if page.next_cursor is not None:
         say(f"next page: --after {page.next_cursor}", err=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from lifecycle_es.domain import EVENT_TYPES
 from lifecycle_es.domain.stage_model import PRESETS
 
 Completer = Callable[[str], list[str]]
@@ -24,3 +25,5 @@ def choices(values: Iterable[str]) -> Completer:
 STAGES = choices(s for m in PRESETS.values() for s in (*m.names, "churned"))
 TEAMS = choices(t for m in PRESETS.values() for t in m.teams)
 STAGE_MODELS = choices(PRESETS)
+#: the event types (``audit events --type``)
+EVENT_TYPES_COMPLETER = choices(sorted(EVENT_TYPES))

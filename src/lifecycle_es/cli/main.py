@@ -12,6 +12,7 @@ from typer.core import TyperArgument, TyperOption
 from lifecycle_es import logs
 from lifecycle_es.cli import (
     audit,
+    completion,
     export,
     lifecycle_checks,
     metrics,
@@ -123,7 +124,7 @@ def main(
              "never caught up; how far behind its read models are goes to stderr "
              "(--json: a read_models field) (env LIFECYCLE_ES_READ_STORE)")] = None,
     stage_model: Annotated[str | None, typer.Option(
-        metavar="NAME|FILE",
+        metavar="NAME|FILE", autocompletion=completion.STAGE_MODELS,
         help="stage model of a new store: classic, customer-success or a TOML file; an "
              "existing store keeps its own (another is an error: `stage-model set` changes "
              "it) (env LIFECYCLE_ES_STAGE_MODEL)")] = None,

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from lifecycle_es.cli import completion
 from lifecycle_es.cli.context import NoCatchUp, state
 from lifecycle_es.cli.output import emit, one_format, print_csv, print_json, say
 from lifecycle_es.display import money_text as money
@@ -169,7 +170,8 @@ def cohorts(
     ctx: typer.Context,
     activity: Annotated[str, typer.Option(help="paying (cohort by first purchase, paying at "
                                           "month end) or payments (by first payment, paid in "
-                                          "the month)")] = "paying",
+                                          "the month)", autocompletion=completion.choices(
+                                              ("paying", "payments")))] = "paying",
     as_of: AsOf = None,
     as_json: Json = False,
     as_csv: Csv = False,
