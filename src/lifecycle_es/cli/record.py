@@ -9,6 +9,7 @@ import path: the same checks, the same errors, all or nothing.
 from __future__ import annotations
 
 import inspect
+import json
 import types
 import typing
 from collections.abc import Callable
@@ -152,7 +153,7 @@ def command_line(type_: str, cls: type[Command], given: dict[str, str | None],
                 data["at"] = (now or datetime.now(UTC)).isoformat()
             continue
         data[name] = _value(name, field, value)
-    return orjson.dumps(data)
+    return json.dumps(data).encode()  # json: integers of any size, as a JSON line may hold
 
 
 def _value(name: str, field: FieldInfo, text: str) -> Any:
@@ -200,7 +201,7 @@ def record(ctx: typer.Context, type_: str, cls: type[Command], given: dict[str, 
             say(f"(give --actor and --team, or set ${ACTOR_ENV} and ${TEAM_ENV})", err=True)
         raise InvalidInput(problems, type_) from None
     key_field = "campaign" if cls.target == "campaign" else "customer"
-    key = orjson.loads(line)[key_field]
+    key = json.loads(line)[key_field]
     aggregate = (engine.customer(key) if key_field == "customer" else engine.campaign(key))
     if as_json:
         print_json({"type": type_, key_field: aggregate_key(aggregate, key),
