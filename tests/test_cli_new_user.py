@@ -171,6 +171,13 @@ def test_handovers_csv_document_is_json_the_same_on_every_store(
         assert row["document"] == json.dumps(whole["document"], sort_keys=True,
                                              separators=(",", ":"), ensure_ascii=False)
         assert "'goals'" not in row["document"]  # not a Python repr
+    timeline_csv = list(csv.DictReader(io.StringIO(cli(durable_store_url, "audit", "customer",
+                                                       "acme", "--csv").stdout)))
+    timeline_json = json.loads(cli(durable_store_url, "audit", "customer", "acme",
+                                   "--json").stdout)
+    assert [r["fields"] for r in timeline_csv] == [
+        json.dumps(e["fields"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        for e in timeline_json]
 
 
 def test_metrics_default_to_the_year_to_date_and_say_so(demo_store: str) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-import orjson
 import typer
 
 from lifecycle_es.cli import completion
 from lifecycle_es.cli.context import NoCatchUp, state
-from lifecycle_es.cli.output import emit, one_format, plural, say
+from lifecycle_es.cli.output import csv_cell, emit, one_format, plural, say
 from lifecycle_es.display import money_text as money
 from lifecycle_es.errors import FieldProblem, InvalidInput
 
@@ -44,10 +43,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _text(value: Any, as_json: bool) -> Any:
-    """Nested values stay structured in JSON and become compact JSON text elsewhere."""
+    """Nested values stay structured in JSON and become compact JSON text (sorted keys, the
+    same on every store) elsewhere."""
     if as_json or not isinstance(value, dict | list):
         return value
-    return orjson.dumps(value, default=str).decode()
+    return csv_cell(value)
 
 
 @group.command("customer")

@@ -66,6 +66,11 @@ def say(message: Any, *, err: bool = False) -> None:
     (err_console if err else console).print(inert(message), soft_wrap=True)
 
 
+def _as_text(value: Any) -> str:
+    """What JSON cannot hold as it is, as text (a time in ISO 8601)."""
+    return value.isoformat() if isinstance(value, datetime | date) else str(value)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -102,7 +107,7 @@ def csv_cell(value: Any) -> Any:
     """A value as CSV text: a dict or list as compact JSON (sorted keys), a time in ISO
     8601, anything else as it is."""
     if isinstance(value, dict | list | tuple):
-        return orjson.dumps(value, default=_plain, option=orjson.OPT_SORT_KEYS).decode()
+        return orjson.dumps(value, default=_as_text, option=orjson.OPT_SORT_KEYS).decode()
     return _plain(value)
 
 
