@@ -254,6 +254,14 @@ def test_pending_handovers_at_80_columns_say_how_late_and_name_the_customer(
     assert name[0]["name"].startswith(rows[0][1].rstrip("…"))  # the name, cut to fit
 
 
+def test_empty_tables(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    cli(url, "init")
+    for command in (("handovers", "--pending"), ("gaps",), ("health",)):
+        proc = cli(url, *command, env=_env())
+        assert "Traceback" not in proc.stderr and "more:" not in proc.stderr, command
+
+
 def test_gaps_at_80_columns_keep_detail_and_one_line_times(demo_store: str) -> None:
     proc = cli(demo_store, "gaps", "--as-of", "2026-01-01", env=_env())
     header = next(line for line in proc.stdout.splitlines() if line.startswith("┃"))

@@ -208,8 +208,8 @@ def print_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
         full = max([_width(c), *(_width(r.get(c)) for r in rows)])
         if _label(c, shown):  # what the other columns leave, cut with an ellipsis
             spare = width - 1 - sum(n for k, n in need.items() if k != c) - 3
-            roomy = 1 + sum(_width(k) + 3 for k in shown) + sum(
-                max(_width(r.get(k)) for r in rows) for k in shown) <= width
+            roomy = 1 + sum(max([_width(k), *(_width(r.get(k)) for r in rows)]) + 3
+                            for k in shown) <= width
             table.add_column(inert(c), no_wrap=True, overflow="ellipsis",
                              width=full if roomy else max(MIN_COLUMN,
                                                           min(full, LABEL_WIDTH, spare)))
