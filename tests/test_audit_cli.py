@@ -114,9 +114,9 @@ def test_bad_filters_are_one_line_and_exit_2(capsys: Any, monkeypatch: Any,
 def test_verify_exit_codes_and_heads(capsys: Any, monkeypatch: Any,
                                      store: tuple[str, Story]) -> None:
     url, _ = store
-    code, out, _ = cli(capsys, monkeypatch, url, "audit", "verify", "--print-heads")
-    assert code == 0 and "clean" in out.splitlines()[0]
-    anchor = out.strip().splitlines()[-1]
+    code, out, err = cli(capsys, monkeypatch, url, "audit", "verify", "--print-heads")
+    assert code == 0 and "clean" in err and len(out.splitlines()) == 1  # the heads alone
+    anchor = out.strip()
     position, digest = anchor.split(":")
     assert int(position) > 0 and len(digest) == 64
     code, out, _ = cli(capsys, monkeypatch, url, "audit", "verify", "--anchor", anchor, "--json")

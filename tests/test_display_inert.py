@@ -257,7 +257,7 @@ def test_handovers_table_and_json(cli: Any, hostile_store: tuple[str, str]) -> N
     rows = rows_of(out)
     for cust, v in zip(customers(kind), hostile(kind), strict=True):
         assert [shown(cust, kind), shown(f"h {v}", kind), shown(v, kind), "success",
-                shown(f"person {v}", kind), "pending"] in [r[:6] for r in rows]
+                shown(f"person {v}", kind), "pending"] in [[r[0], *r[2:7]] for r in rows]
     out, _ = cli("handovers", "--json")
     data = orjson.loads(out)  # JSON carries the exact stored values
     assert {(h["customer"], h["to_person"], h["document"]["notes"]) for h in data} == {
@@ -268,13 +268,13 @@ def test_handovers_table_and_json(cli: Any, hostile_store: tuple[str, str]) -> N
 def test_gaps_and_health(cli: Any, hostile_store: tuple[str, str]) -> None:
     kind = hostile_store[1]
     out, _ = cli("gaps", "--as-of", "2024-06-01")
-    stale = {(r[0], r[1]): r for r in rows_of(out)}
+    stale = {(r[0], r[2]): r for r in rows_of(out)}  # customer, name, kind, ...
     for cust, v in zip(customers(kind), hostile(kind), strict=True):
         row = stale[(shown(cust, kind), "handover_stale")]
-        assert row[4] == "success" and row[5] == shown(f"person {v}", kind)
-        assert row[6] == (shown(LATER, kind) if cust == "[/]" else CLIENT)
+        assert row[6] == "success" and row[7] == shown(f"person {v}", kind)
+        assert row[8] == (shown(LATER, kind) if cust == "[/]" else CLIENT)
     out, _ = cli("health", "--as-of", "2024-06-01")
-    seen = {(r[0], r[3], r[4]) for r in rows_of(out)}
+    seen = {(r[0], r[4], r[5]) for r in rows_of(out)}  # customer, name, score, band, ...
     for cust, v in zip(customers(kind)[1:], hostile(kind)[1:], strict=True):
         assert (shown(cust, kind), CLIENT, shown(f"owner {v}", kind)) in seen
     out, _ = cli("health", "--customer", "[link=https://evil.example/x]ann[/link]",

@@ -33,7 +33,7 @@ def test_metrics_commands(store: str) -> None:
     human = cli(store, "metrics", "--from", "2024-01-01", "--to", "2024-04-01").stdout
     assert "83.33%" in human  # retention 5/6, rounded for people
 
-    f = json.loads(cli(store, "funnel", "--json").stdout)
+    f = json.loads(cli(store, "funnel", "--ever", "--json").stdout)
     assert [st["skipped"] for st in f["stages"]] == [2, 7, 0, 0, 0, 0]
 
     rows = list(csv.DictReader(io.StringIO(
@@ -44,7 +44,8 @@ def test_metrics_commands(store: str) -> None:
                          "--json").stdout)
     assert pay["activity"] == "payments" and pay["last_month"] == "2024-03"
 
-    t = json.loads(cli(store, "time-in-stage", "--as-of", "2024-04-01", "--json").stdout)
+    t = json.loads(cli(store, "time-in-stage", "--ever", "--as-of", "2024-04-01",
+                      "--json").stdout)
     assert {st["stage"]: st["median_days"] for st in t["stages"]}["awareness"] == 30.5
     h = json.loads(cli(store, "time-in-stage", "--customer", "c11", "--as-of", "2024-04-01",
                        "--json").stdout)

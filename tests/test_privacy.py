@@ -253,7 +253,8 @@ def test_erasing_ten_demo_customers_changes_no_non_personal_figure(
     before = answers()
     names = [r["customer"] for r in before[3][:10]]  # ten customers with health scores
     for name in names:
-        proc = cli(url, "erase", name, "--reason", "GDPR request", "--actor", "dpo", "--json")
+        proc = cli(url, "erase", name, "--reason", "GDPR request", "--actor", "dpo", "--json",
+                   "--yes")
         assert json.loads(proc.stdout)["erased"] is True
     assert answers() == before
     assert "clean" in cli(url, "audit", "verify").stdout + cli(url, "audit", "verify").stderr

@@ -132,7 +132,7 @@ def test_the_documented_roles_each_do_their_work_and_nothing_else(
     assert "clean" in ok(cluster.cli("auditor", "audit", "verify", read=True))
 
     # the writer erases: the erasure is committed, the read models are the projector's
-    erased = cluster.cli("writer", "erase", "acme", "--reason", "asked to be forgotten")
+    erased = cluster.cli("writer", "erase", "acme", "--reason", "asked to be forgotten", "--yes")
     assert erased.returncode == 3 and "Traceback" not in erased.stderr
     said, error = erased.stderr.strip().splitlines()
     assert said.startswith("erased customer 'acme'") and "could not catch up" in said

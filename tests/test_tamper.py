@@ -416,8 +416,8 @@ def test_cli_prints_and_checks_the_settings_anchor(
     _, raw = story
     url = durable_store_url
     code, out, err = cli(capsys, monkeypatch, url, "audit", "verify", "--print-heads")
-    assert code == 0 and "1 settings change: clean" in out.splitlines()[0]
-    anchor = out.strip().splitlines()[-1]
+    assert code == 0 and "1 settings change: clean" in err and len(out.splitlines()) == 1
+    anchor = out.strip()
     assert ",settings=1:" in anchor
     code, out, _ = cli(capsys, monkeypatch, url, "audit", "verify", "--anchor", anchor,
                        "--json")

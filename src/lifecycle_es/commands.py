@@ -136,8 +136,9 @@ class Command(BaseModel):
     at: At = Field(description="when it happened (business time, with timezone; kept in UTC)")
     actor: Text = Field(description="who did it")
     team: Text = Field(description="the team the actor acted for")
-    correlation_id: Id | None = None
-    causation_id: Id | None = None
+    correlation_id: Id | None = Field(None, description="your id tying commands to one "
+                                                         "business operation")
+    causation_id: Id | None = Field(None, description="your id of what caused it")
 
     #: "customer" or "campaign": which aggregate the command targets.
     target: ClassVar[str] = "customer"
@@ -212,8 +213,8 @@ class CustomerCommand(Command):
 
 class RegisterCustomer(CustomerCommand):
     type: Literal["customer_registered"] = "customer_registered"
-    name: Text
-    segment: Text
+    name: Text = Field(description="the customer's name (personal)")
+    segment: Text = Field(description="segment, e.g. smb, mid, enterprise")
     source: Text = Field(description="source channel, e.g. web, referral, event")
     stage: Text | None = Field(None, description="initial stage (default: the model's first)")
     creates: ClassVar[bool] = True
@@ -232,9 +233,9 @@ class RegisterCustomer(CustomerCommand):
 
 class RecordTouchpoint(CustomerCommand):
     type: Literal["touchpoint"] = "touchpoint"
-    channel: Text
-    campaign_id: Id | None = None
-    notes: FreeText | None = None
+    channel: Text = Field(description="channel, e.g. email, call, web, event")
+    campaign_id: Id | None = Field(None, description="the campaign this touch belongs to")
+    notes: FreeText | None = Field(None, description="notes (personal)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.record(c.Touchpoint, self.meta(), **self.fields("channel", "campaign_id", "notes"))
@@ -242,8 +243,8 @@ class RecordTouchpoint(CustomerCommand):
 
 class ChangeStage(CustomerCommand):
     type: Literal["stage_changed"] = "stage_changed"
-    to_stage: Text
-    reason: FreeText | None = None
+    to_stage: Text = Field(description="the target stage")
+    reason: FreeText | None = Field(None, description="why (personal)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.change_stage(model, self.to_stage, self.reason, self.meta())
@@ -251,7 +252,7 @@ class ChangeStage(CustomerCommand):
 
 class AssignOwner(CustomerCommand):
     type: Literal["owner_assigned"] = "owner_assigned"
-    owner: Text
+    owner: Text = Field(description="the person who now owns the customer")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.assign_owner(self.owner, self.meta())
@@ -259,7 +260,7 @@ class AssignOwner(CustomerCommand):
 
 class ReleaseOwner(CustomerCommand):
     type: Literal["owner_released"] = "owner_released"
-    reason: FreeText | None = None
+    reason: FreeText | None = Field(None, description="why (personal)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.release_owner(self.reason, self.meta())
@@ -267,11 +268,14 @@ class ReleaseOwner(CustomerCommand):
 
 class SendHandover(CustomerCommand):
     type: Literal["handover_sent"] = "handover_sent"
-    handover_id: Id
-    from_team: Text
-    to_team: Text
-    to_person: Text | None = None
-    document: HandoverDocument = Field(default_factory=HandoverDocument)
+    handover_id: Id = Field(description="your id of this handover, unique per customer")
+    from_team: Text = Field(description="the team handing over (a stage model's team)")
+    to_team: Text = Field(description="the team taking over (a stage model's team)")
+    to_person: Text | None = Field(None, description="the person expected to accept")
+    document: HandoverDocument = Field(
+        default_factory=HandoverDocument,
+        description="the handover document (personal): goals, features_of_interest, "
+                    "features_known, risks (lists of texts) and notes")
 
     team_fields: ClassVar[tuple[str, ...]] = ("team", "from_team", "to_team")
 
@@ -284,7 +288,7 @@ class SendHandover(CustomerCommand):
 
 class AcceptHandover(CustomerCommand):
     type: Literal["handover_accepted"] = "handover_accepted"
-    handover_id: Id
+    handover_id: Id = Field(description="a handover sent to this customer")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.accept_handover(self.handover_id, self.meta())
@@ -292,8 +296,8 @@ class AcceptHandover(CustomerCommand):
 
 class RejectHandover(CustomerCommand):
     type: Literal["handover_rejected"] = "handover_rejected"
-    handover_id: Id
-    reason: FreeText
+    handover_id: Id = Field(description="a pending handover sent to this customer")
+    reason: FreeText = Field(description="why (personal)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.reject_handover(self.handover_id, self.reason, self.meta())
@@ -301,11 +305,11 @@ class RejectHandover(CustomerCommand):
 
 class Purchase(CustomerCommand):
     type: Literal["purchase"] = "purchase"
-    plan: Text
-    mrr: Minor
-    currency: Currency
-    contract_start: Day
-    contract_end: Day
+    plan: Text = Field(description="the plan bought")
+    mrr: Minor = Field(description="monthly recurring revenue in minor units (cents)")
+    currency: Currency = Field(description="ISO 4217 code, e.g. EUR")
+    contract_start: Day = Field(description="first day of the contract")
+    contract_end: Day = Field(description="last day of the contract, not before its start")
 
     @model_validator(mode="after")
     def _contract_order(self) -> Purchase:
@@ -325,8 +329,8 @@ class Purchase(CustomerCommand):
 
 class Payment(CustomerCommand):
     type: Literal["payment"] = "payment"
-    amount: Minor
-    currency: Currency
+    amount: Minor = Field(description="amount paid in minor units (cents)")
+    currency: Currency = Field(description="ISO 4217 code, the customer's once fixed")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         total = c.state.total_paid + self.amount
@@ -338,8 +342,9 @@ class Payment(CustomerCommand):
 
 class Renewal(CustomerCommand):
     type: Literal["renewal"] = "renewal"
-    new_contract_end: Day
-    new_mrr: Minor | None = None
+    new_contract_end: Day = Field(description="the contract's new last day")
+    new_mrr: Minor | None = Field(None, description="the MRR from now on (minor units; "
+                                  "unchanged when omitted)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.renew(self.new_contract_end, self.new_mrr, self.meta())
@@ -347,7 +352,7 @@ class Renewal(CustomerCommand):
 
 class Expansion(CustomerCommand):
     type: Literal["expansion"] = "expansion"
-    mrr_delta: Delta
+    mrr_delta: Delta = Field(description="how much the MRR goes up (minor units)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         mrr = c.state.mrr + self.mrr_delta
@@ -359,7 +364,7 @@ class Expansion(CustomerCommand):
 
 class Contraction(CustomerCommand):
     type: Literal["contraction"] = "contraction"
-    mrr_delta: Delta
+    mrr_delta: Delta = Field(description="how much the MRR goes down (minor units)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.contract(self.mrr_delta, self.meta())
@@ -367,7 +372,7 @@ class Contraction(CustomerCommand):
 
 class Churn(CustomerCommand):
     type: Literal["churned"] = "churned"
-    reason: FreeText | None = None
+    reason: FreeText | None = Field(None, description="why (personal)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.churn(self.reason, self.meta())
@@ -375,7 +380,7 @@ class Churn(CustomerCommand):
 
 class WinBack(CustomerCommand):
     type: Literal["won_back"] = "won_back"
-    mrr: Minor
+    mrr: Minor = Field(description="the MRR from now on (minor units)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.win_back(model, self.mrr, self.meta())
@@ -383,8 +388,9 @@ class WinBack(CustomerCommand):
 
 class NpsAnswer(CustomerCommand):
     type: Literal["nps_answer"] = "nps_answer"
-    score: Annotated[StrictInt, Field(ge=0, le=10)]
-    comment: FreeText | None = None
+    score: Annotated[StrictInt, Field(ge=0, le=10)] = Field(
+        description="0-10: 9-10 promoter, 0-6 detractor")
+    comment: FreeText | None = Field(None, description="the customer's comment (personal)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.record(c.NpsAnswered, self.meta(), score=self.score, comment=self.comment)
@@ -392,8 +398,9 @@ class NpsAnswer(CustomerCommand):
 
 class CsatAnswer(CustomerCommand):
     type: Literal["csat_answer"] = "csat_answer"
-    score: Annotated[StrictInt, Field(ge=1, le=5)]
-    comment: FreeText | None = None
+    score: Annotated[StrictInt, Field(ge=1, le=5)] = Field(
+        description="1-5: 4-5 satisfied")
+    comment: FreeText | None = Field(None, description="the customer's comment (personal)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.record(c.CsatAnswered, self.meta(), score=self.score, comment=self.comment)
@@ -401,7 +408,7 @@ class CsatAnswer(CustomerCommand):
 
 class CheckIn(CustomerCommand):
     type: Literal["check_in"] = "check_in"
-    notes: FreeText | None = None
+    notes: FreeText | None = Field(None, description="notes (personal)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.record(c.CheckedIn, self.meta(), notes=self.notes)
@@ -409,7 +416,7 @@ class CheckIn(CustomerCommand):
 
 class RequestAdvocacy(CustomerCommand):
     type: Literal["advocacy_requested"] = "advocacy_requested"
-    kind: AdvocacyKind
+    kind: AdvocacyKind = Field(description="what is asked for")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.record(c.AdvocacyRequested, self.meta(), kind=self.kind)
@@ -417,9 +424,10 @@ class RequestAdvocacy(CustomerCommand):
 
 class GiveAdvocacy(CustomerCommand):
     type: Literal["advocacy_given"] = "advocacy_given"
-    kind: AdvocacyKind
-    referred_customer: Id | None = None
-    details: FreeText | None = None
+    kind: AdvocacyKind = Field(description="what was given")
+    referred_customer: Id | None = Field(
+        None, description="the referred customer's id (for kind referral only)")
+    details: FreeText | None = Field(None, description="details (personal)")
 
     @model_validator(mode="after")
     def _referral_names_customer(self) -> GiveAdvocacy:
@@ -437,8 +445,9 @@ class GiveAdvocacy(CustomerCommand):
 
 class VoidEvent(CustomerCommand):
     type: Literal["event_voided"] = "event_voided"
-    voided_version: Annotated[StrictInt, Field(ge=1, le=INT64_MAX)]
-    reason: Text
+    voided_version: Annotated[StrictInt, Field(ge=1, le=INT64_MAX)] = Field(
+        description="the version of the customer's event to void")
+    reason: Text = Field(description="why (personal)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.void(self.voided_version, self.reason, self.meta())
@@ -458,13 +467,14 @@ class CampaignCommand(Command):
 
 class AnnounceCampaign(CampaignCommand):
     type: Literal["campaign_announced"] = "campaign_announced"
-    name: Text
-    offer: FreeText
-    discount_percent: Annotated[StrictInt, Field(ge=0, le=100)] = 0
-    starts: Day
-    ends: Day
-    segment: Text | None = None
-    owning_team: Text
+    name: Text = Field(description="the campaign's name")
+    offer: FreeText = Field(description="what customers are promised")
+    discount_percent: Annotated[StrictInt, Field(ge=0, le=100)] = Field(
+        0, description="discount, 0-100")
+    starts: Day = Field(description="first day")
+    ends: Day = Field(description="last day (inclusive)")
+    segment: Text | None = Field(None, description="target segment")
+    owning_team: Text = Field(description="the team running it (a stage model's team)")
     creates: ClassVar[bool] = True
 
     team_fields: ClassVar[tuple[str, ...]] = ("team", "owning_team")
@@ -479,12 +489,13 @@ class AnnounceCampaign(CampaignCommand):
 
 class AmendCampaign(CampaignCommand):
     type: Literal["campaign_amended"] = "campaign_amended"
-    name: Text | None = None
-    offer: FreeText | None = None
-    discount_percent: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
-    starts: Day | None = None
-    ends: Day | None = None
-    segment: Text | None = None
+    name: Text | None = Field(None, description="new name")
+    offer: FreeText | None = Field(None, description="new offer")
+    discount_percent: Annotated[StrictInt, Field(ge=0, le=100)] | None = Field(
+        None, description="new discount, 0-100")
+    starts: Day | None = Field(None, description="new first day")
+    ends: Day | None = Field(None, description="new last day (inclusive)")
+    segment: Text | None = Field(None, description="new target segment")
 
     def apply(self, c: Campaign, model: StageModel) -> None:
         changes = self.model_dump(
@@ -498,7 +509,7 @@ class AmendCampaign(CampaignCommand):
 
 class EndCampaign(CampaignCommand):
     type: Literal["campaign_ended"] = "campaign_ended"
-    reason: FreeText | None = None
+    reason: FreeText | None = Field(None, description="why")
 
     def apply(self, c: Campaign, model: StageModel) -> None:
         c.end(self.reason, self.meta())

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-import orjson
 import typer
 
+from lifecycle_es.cli import completion
 from lifecycle_es.cli.context import NoCatchUp, state
-from lifecycle_es.cli.output import emit, one_format, plural, say
+from lifecycle_es.cli.output import csv_cell, emit, one_format, plural, say
 from lifecycle_es.display import money_text as money
+from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.reading.audit.records import TIMELINE_COLUMNS
 
 group = typer.Typer(help="Audit trail: timelines, point-in-time state, filtered events, "
@@ -28,6 +29,10 @@ STATE_COLUMNS = ("customer", "stage", "stage_since", "stage_team", "owner", "own
 EVENT_COLUMNS = ("position", "aggregate", "customer", "campaign", "version", "type", "actor",
                  "team", "occurred_at", "recorded_at", "correlation_id", "causation_id",
                  "summary", "voided_by")
+#: which columns of ``audit events`` stay on a narrow terminal first
+EVENT_PRIORITY = ("position", "customer", "type", "occurred_at", "summary", "actor", "team",
+                  "version", "campaign", "aggregate", "recorded_at", "correlation_id",
+                  "causation_id", "voided_by")
 BREAK_COLUMNS = ("kind", "aggregate", "key", "version", "position", "detail")
 
 
@@ -37,10 +42,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _text(value: Any, as_json: bool) -> Any:
-    """Nested values stay structured in JSON and become compact JSON text elsewhere."""
+    """Nested values stay structured in JSON and become compact JSON text (sorted keys, the
+    same on every store) elsewhere."""
     if as_json or not isinstance(value, dict | list):
         return value
-    return orjson.dumps(value, default=str).decode()
+    return csv_cell(value)
 
 
 @group.command("customer")
@@ -86,15 +92,23 @@ def events(
     ctx: typer.Context,
     customer: Annotated[str | None, typer.Option(help="customer external id")] = None,
     actor: Annotated[str | None, typer.Option(help="who did it")] = None,
-    team: Annotated[str | None, typer.Option(help="the team the actor acted for")] = None,
+    team: Annotated[str | None, typer.Option(help="the team the actor acted for",
+                                             autocompletion=completion.TEAMS)] = None,
     types: Annotated[list[str] | None, typer.Option(
-        "--type", help="event type (repeatable), e.g. stage_changed")] = None,
-    since: Annotated[str | None, typer.Option(help=f"from this time, inclusive; {TIME_HELP}")]
-    = None,
-    until: Annotated[str | None, typer.Option(help=f"up to this time, inclusive; {TIME_HELP}")]
-    = None,
+        "--type", help="event type (repeatable), e.g. stage_changed",
+        autocompletion=completion.EVENT_TYPES_COMPLETER)] = None,
+    start: Annotated[str | None, typer.Option(
+        "--from", help=f"from this time, inclusive; {TIME_HELP}", show_default=False)] = None,
+    end: Annotated[str | None, typer.Option(
+        "--to", help="up to this time, exclusive (the rule of every period)",
+        show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(
+        help="the same as --from (kept for scripts)", show_default=False)] = None,
+    until: Annotated[str | None, typer.Option(
+        help="up to this time, INCLUSIVE (kept for scripts; --to is exclusive)",
+        show_default=False)] = None,
     recorded: Annotated[bool, typer.Option(
-        "--recorded", help="--since/--until bound the recording time, not the business time")]
+        "--recorded", help="--from/--to bound the recording time, not the business time")]
     = False,
     correlation: Annotated[str | None, typer.Option(help="correlation id")] = None,
     campaign: Annotated[str | None, typer.Option(
@@ -102,18 +116,28 @@ def events(
     limit: Annotated[int, typer.Option(help="events per page")] = 50,
     after: Annotated[str | None, typer.Option(
         help="cursor printed by the previous page (the position of its last row)")] = None,
-    order: Annotated[str, typer.Option(help="newest or oldest first")] = "newest",
+    order: Annotated[str, typer.Option(help="newest or oldest first", autocompletion=(
+        completion.choices(("newest", "oldest"))))] = "newest",
     as_json: Json = False, as_csv: Csv = False, no_catch_up: NoCatchUp = False,
 ) -> None:
-    """Events matching every filter, one page at a time (a cursor, not an offset)."""
+    """Events matching every filter, one page at a time (a cursor, not an offset); the
+    period is [--from, --to)."""
     one_format(as_json, as_csv)
+    if start is not None and since is not None:
+        raise InvalidInput([FieldProblem("--since", since, "give --from or --since, not both")],
+                           "options")
+    if end is not None and until is not None:
+        raise InvalidInput([FieldProblem("--until", until, "give --to (exclusive) or --until "
+                                         "(inclusive), not both")], "options")
     page = state(ctx).reader(not no_catch_up).audit.events(
-        customer=customer, actor=actor, team=team, types=types, since=since, until=until,
+        customer=customer, actor=actor, team=team, types=types, since=start or since,
+        until=until, before=end,
         clock="recorded" if recorded else "occurred", correlation_id=correlation,
         campaign=campaign, limit=limit, after=after,
         order=order,  # type: ignore[arg-type]  # validated by Audit.events
     )
-    emit([asdict(e) for e in page.events], EVENT_COLUMNS, as_json=as_json, as_csv=as_csv)
+    emit([asdict(e) for e in page.events], EVENT_COLUMNS, as_json=as_json, as_csv=as_csv,
+         priority=EVENT_PRIORITY)
     if page.next_cursor is not None:
         say(f"next page: --after {page.next_cursor}", err=True)
 
@@ -122,8 +146,8 @@ def events(
 def verify(
     ctx: typer.Context,
     print_heads: Annotated[bool, typer.Option(
-        "--print-heads", help="also print the heads to anchor elsewhere: "
-                              "POSITION:DIGEST[,settings=SEQ:DIGEST]")]
+        "--print-heads", help="print the heads to anchor elsewhere, alone on stdout (the "
+                              "verdict goes to stderr): POSITION:DIGEST[,settings=SEQ:DIGEST]")]
     = False,
     anchor: Annotated[str | None, typer.Option(
         help="the heads printed earlier by --print-heads: check the store still extends them")]
@@ -148,7 +172,9 @@ def verify(
         summary = (f"{plural(report.events, 'event')}, {report.chained:,} chained"
                    + (f", {plural(changes, 'settings change')}" if changes else "") + ": "
                    + ("clean" if report.clean else plural(len(report.breaks), "break")))
-        say(summary, err=as_csv)  # the verdict is the answer, except beside CSV rows
+        # the verdict is the answer, except beside CSV rows or the heads (alone on stdout,
+        # for H=$(lifecycle-es audit verify --print-heads))
+        say(summary, err=as_csv or print_heads)
         if print_heads:
             typer.echo(head or "")
     if not report.clean:

@@ -9,8 +9,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from lifecycle_es.cli import completion
 from lifecycle_es.cli.context import NoCatchUp, state
-from lifecycle_es.cli.output import Csv, emit, one_format, plural, print_csv, print_json, say
+from lifecycle_es.cli.names import with_names
+from lifecycle_es.cli.output import (
+    DEFAULT_LIMIT,
+    All,
+    Csv,
+    Limit,
+    emit,
+    one_format,
+    plural,
+    print_csv,
+    print_json,
+    say,
+    shown_rows,
+)
 from lifecycle_es.config import ENV_VAR, load_config
 from lifecycle_es.errors import LifecycleError
 from lifecycle_es.reading.lifecycle_checks.facts import as_utc
@@ -22,6 +36,12 @@ if TYPE_CHECKING:
 GAP_COLUMNS = ("customer", "kind", "since", "days_open", "team", "owner", "stage", "detail",
                "ref", "id")
 HEALTH_COLUMNS = ("customer", "score", "band", "stage", "owner")
+#: a table's columns (with the customer's name) and which stay on a narrow terminal first
+GAP_TABLE = ("customer", "name", "kind", "since", "days_open", "detail", "team", "owner",
+             "stage", "ref", "id")
+GAP_PRIORITY = ("customer", "kind", "since", "detail", "name", "days_open", "team", "owner",
+                "stage", "ref", "id")
+HEALTH_TABLE = ("customer", "name", "score", "band", "stage", "owner")
 #: what --json gives for each factor, in --csv the columns FACTOR.value, FACTOR.points, ...
 FACTOR_PARTS = ("value", "points", "weight", "contribution")
 
@@ -44,18 +64,25 @@ def gaps(
     ctx: typer.Context,
     as_of: AsOf = None,
     kind: Annotated[str | None, typer.Option(
-        help=f"only this kind: {', '.join(KINDS)}", show_default=False)] = None,
+        help=f"only this kind: {', '.join(KINDS)}", show_default=False,
+        autocompletion=completion.choices(KINDS))] = None,
     team: Annotated[str | None, typer.Option(help="only gaps this team must close",
-                                             show_default=False)] = None,
+                                             show_default=False,
+                                             autocompletion=completion.TEAMS)] = None,
     as_json: Json = False, as_csv: Csv = False,
+    limit: Limit = DEFAULT_LIMIT, every: All = False,
     config: ConfigFile = None, no_catch_up: NoCatchUp = False,
 ) -> None:
     """Customers slipping through the cracks between teams, oldest gap first."""
     at = as_utc(as_of)
-    found = state(ctx).reader(not no_catch_up).gaps(at, kind, team, config=load_config(config))
-    rows = [g.as_dict(at) for g in found]
-    emit(rows, GAP_COLUMNS, as_json=as_json, as_csv=as_csv,
-         title=f"{plural(len(rows), 'gap')} as of {at:%Y-%m-%d %H:%M} UTC")
+    reader = state(ctx).reader(not no_catch_up)
+    found = reader.gaps(at, kind, team, config=load_config(config))
+    if as_json or as_csv:
+        emit([g.as_dict(at) for g in found], GAP_COLUMNS, as_json=as_json, as_csv=as_csv)
+        return
+    rows = [g.as_dict(at) for g in found[:shown_rows(limit, every)]]
+    emit(with_names(reader, rows), GAP_TABLE, total=len(found), priority=GAP_PRIORITY,
+         title=f"{plural(len(found), 'gap')} as of {at:%Y-%m-%d %H:%M} UTC")
 
 
 def health(
@@ -64,12 +91,14 @@ def health(
                                                  show_default=False)] = None,
     as_of: AsOf = None,
     as_json: Json = False, as_csv: Csv = False,
+    limit: Limit = DEFAULT_LIMIT, every: All = False,
     config: ConfigFile = None, no_catch_up: NoCatchUp = False,
 ) -> None:
     """Health scores 0-100 and why: each factor's value, points, weight and contribution."""
     one_format(as_json, as_csv)
     at = as_utc(as_of)
-    scores = state(ctx).reader(not no_catch_up).health(customer, at, config=load_config(config))
+    reader = state(ctx).reader(not no_catch_up)
+    scores = reader.health(customer, at, config=load_config(config))
     if as_json:
         print_json([h.as_dict() for h in scores])
         return
@@ -89,10 +118,12 @@ def health(
         return
     names = [f.name for f in scores[0].factors] if scores else []
     rows = [{**{c: getattr(h, c) for c in HEALTH_COLUMNS},
-             **{f.name: f.contribution for f in h.factors}} for h in scores]
-    emit(rows, (*HEALTH_COLUMNS, *names),
-         title=f"health of {plural(len(rows), 'customer')} as of {at:%Y-%m-%d %H:%M} UTC "
-               "(factor columns: contribution to the score)")
+             **{f.name: f.contribution for f in h.factors}}
+            for h in scores[:shown_rows(limit, every)]]
+    emit(with_names(reader, rows), (*HEALTH_TABLE, *names), total=len(scores),
+         priority=("customer", "score", "band", "name", "stage", "owner", *names),
+         title=f"health of {plural(len(scores), 'customer')} as of {at:%Y-%m-%d %H:%M} UTC, "
+               "worst first (factor columns: contribution to the score)")
 
 
 def report(

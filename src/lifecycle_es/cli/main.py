@@ -12,6 +12,7 @@ from typer.core import TyperArgument, TyperOption
 from lifecycle_es import logs
 from lifecycle_es.cli import (
     audit,
+    completion,
     export,
     lifecycle_checks,
     metrics,
@@ -20,6 +21,7 @@ from lifecycle_es.cli import (
     predict,
     privacy,
     projections,
+    record,
     serve,
     stage_model,
     tokens,
@@ -27,6 +29,7 @@ from lifecycle_es.cli import (
     writing,
 )
 from lifecycle_es.cli.context import READ_STORE_ENV, CliState
+from lifecycle_es.cli.global_options import GlobalOptionsGroup
 from lifecycle_es.cli.output import say
 from lifecycle_es.cli.progress import CliReporter
 from lifecycle_es.engine import STORE_ENV_VAR, redact
@@ -35,6 +38,7 @@ from lifecycle_es.progress import reporting
 
 app = typer.Typer(
     name="lifecycle-es",
+    cls=GlobalOptionsGroup,  # --store URL and the other global options after the sub-command too
     help="Event-sourced customer lifecycle: record, rebuild read models, audit, measure.\n\n"
          "Queries (stage, handovers, metrics, funnel, cohorts, time-in-stage, gaps, health, "
          "report, audit, projections status/errors, keys status) first catch the store's "
@@ -123,7 +127,7 @@ def main(
              "never caught up; how far behind its read models are goes to stderr "
              "(--json: a read_models field) (env LIFECYCLE_ES_READ_STORE)")] = None,
     stage_model: Annotated[str | None, typer.Option(
-        metavar="NAME|FILE",
+        metavar="NAME|FILE", autocompletion=completion.STAGE_MODELS,
         help="stage model of a new store: classic, customer-success or a TOML file; an "
              "existing store keeps its own (another is an error: `stage-model set` changes "
              "it) (env LIFECYCLE_ES_STAGE_MODEL)")] = None,
@@ -172,7 +176,8 @@ def _redacted(text: str) -> str:
 
 
 for _group in (writing, projections, audit, metrics, lifecycle_checks, privacy, stage_model,
-               export, users, serve, predict, notify, tokens):
+               export, users, serve, predict, notify, tokens,
+               record):
     _group.register(app)
 
 

@@ -6,15 +6,17 @@ or a key file (docs/privacy.md); ``keys new-master`` prints a new one for you to
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lifecycle_es.cli.context import state
-from lifecycle_es.cli.output import print_json, say
+from lifecycle_es.cli.output import plural, print_json, say
+from lifecycle_es.commands import build_erasure
 from lifecycle_es.engine import (
     KEY_ENV_VAR,
     KEY_FILE_ENV_VAR,
@@ -23,6 +25,9 @@ from lifecycle_es.engine import (
     read_key_file,
 )
 from lifecycle_es.errors import LifecycleError, MasterKeyError
+
+if TYPE_CHECKING:
+    from lifecycle_es.domain.customer import Customer
 
 #: where ``keys rotate-master`` reads the new key when no file is given
 NEW_KEY_ENV_VAR = "LIFECYCLE_ES_NEW_MASTER_KEY"
@@ -43,16 +48,45 @@ def erase(
         help="why, e.g. the request's reference (recorded; no personal data)")],
     actor: Annotated[str | None, typer.Option(
         metavar="NAME", help="who erases it (default: the OS user)")] = None,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="erase without asking (needed when stdin is not a terminal)")]
+    = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="only show what would be erased; write nothing")] = False,
     json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Erase one customer's personal data: its data key is deleted and the erasure recorded.
 
     Its names, notes, comments, documents and reasons read "\\[erased]" everywhere.
     Metrics, stages, handovers and the audit chain are unchanged.
+
+    It cannot be undone: it shows what it will erase and asks on a terminal (--yes for
+    scripts, --dry-run to only show).
+
     Backups made earlier still hold the key: see docs/privacy.md.
     """
+    build_erasure({"customer": customer, "reason": reason,  # refused before anything is shown
+                   "actor": actor if actor is not None else getpass.getuser()})
     engine = state(ctx).engine()
-    already = engine.customer(customer).state.erased_at
+    found = engine.customer(customer)
+    already = found.state.erased_at
+    if dry_run:
+        _show_plan(found, already is not None, err=json)
+        if json:
+            print_json({"customer": found.external_id, "events": found.version,
+                        "stage": found.state.stage, "already_erased": already is not None,
+                        "erased": False, "dry_run": True})
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            say("error: erase cannot be undone: pass --yes to erase without a terminal to "
+                "confirm on (or --dry-run to only show)", err=True)
+            raise typer.Exit(2)
+        _show_plan(found, already is not None, err=True)
+        if not typer.confirm(f"erase customer {found.external_id!r}?", default=False,
+                             err=True):
+            say("nothing erased", err=True)
+            raise typer.Exit(1)
     try:
         version = engine.erase(customer=customer, reason=reason, actor=actor)
     except LifecycleError:
@@ -67,6 +101,14 @@ def erase(
     else:
         say(f"erased customer {erased.external_id!r}: its personal data reads \"[erased]\" "
             f"(erasure recorded as event {version})")
+
+
+def _show_plan(found: Customer, already: bool, *, err: bool) -> None:
+    """What ``erase`` would do to the customer ``found``, in one line."""
+    say(f"erase customer {found.external_id!r} ({found.state.stage}, "
+        f"{plural(found.version, 'event')}): its data key is deleted, so its name, notes, "
+        "comments, handover documents and reasons read \"[erased]\" for good; metrics, "
+        "stages and the audit chain stay" + (" (already erased)" if already else ""), err=err)
 
 
 @keys.command("new-master")

@@ -8,13 +8,26 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import UTC, datetime
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from lifecycle_es.cli.context import NoCatchUp, state
-from lifecycle_es.cli.output import Csv, console, emit, print_json, say
+from lifecycle_es.cli.names import with_names
+from lifecycle_es.cli.output import (
+    DEFAULT_LIMIT,
+    All,
+    Csv,
+    Limit,
+    console,
+    duration,
+    emit,
+    print_json,
+    say,
+    shown_rows,
+)
 from lifecycle_es.display import money_text as money
 from lifecycle_es.engine import DEFAULT_BATCH, Failure, ProjectionFailed, default_jobs
 from lifecycle_es.logs import get_logger
@@ -34,8 +47,12 @@ SkipFailing = Annotated[bool, typer.Option(
     "--skip-failing", help="record events a read model cannot apply (see 'projections "
                            "errors') and go on past them, instead of stopping that read model")]
 
-HANDOVER_TABLE = ("customer", "handover_id", "from_team", "to_team", "to_person", "status",
-                  "sent_at", "latency_seconds")
+#: a table's columns: ``waited`` is how late a handover is (sent to decided, or to now while
+#: pending); the priority says which stay on a narrow terminal
+HANDOVER_TABLE = ("customer", "name", "handover_id", "from_team", "to_team", "to_person",
+                  "status", "sent_at", "waited")
+HANDOVER_PRIORITY = ("customer", "sent_at", "waited", "status", "name", "to_team",
+                     "handover_id", "to_person", "from_team")
 STATUS_COLUMNS = ("name", "state", "version", "stored_version", "position", "head", "lag",
                   "rows", "rebuilt_at", "rebuild_position")
 ERROR_COLUMNS = ("model", "position", "event_type", "customer", "error", "skipped_at")
@@ -193,11 +210,12 @@ def handovers(
     customer: Annotated[str | None, typer.Option(help="only this customer's")] = None,
     pending: Annotated[bool, typer.Option("--pending", help="only pending ones")] = False,
     older_than: Annotated[str | None, typer.Option(
-        help="only those sent more than this long ago: 30m, 12h, 3d")] = None,
+        help="only those sent more than this long ago: 30m, 12h, 3d, 2w")] = None,
     as_of: Annotated[str | None, typer.Option(
         "--as-of", help="as they stood then: sent by then, decisions after it undone "
                         "(with --pending: pending at that date)")] = None,
-    json: Json = False, as_csv: Csv = False, no_catch_up: NoCatchUp = False,
+    json: Json = False, as_csv: Csv = False,
+    limit: Limit = DEFAULT_LIMIT, every: All = False, no_catch_up: NoCatchUp = False,
 ) -> None:
     """Handovers between teams, oldest first (e.g. --pending --older-than 2d: SLA misses)."""
     from lifecycle_es.reading.lifecycle_checks.facts import as_utc
@@ -208,6 +226,22 @@ def handovers(
     rows = queries.handovers(pm, customer=customer,
                              pending=pending, older_than=age, catch_up=not no_catch_up,
                              as_of=at)
-    columns = queries.HANDOVER_COLUMNS if json or as_csv else HANDOVER_TABLE
-    emit(rows, columns, as_json=json, as_csv=as_csv,
-         title="handovers" if at is None else f"handovers as of {at:%Y-%m-%d %H:%M} UTC")
+    if json or as_csv:
+        emit(rows, queries.HANDOVER_COLUMNS, as_json=json, as_csv=as_csv)
+        return
+    now = at or datetime.now(UTC)
+    shown = [{**r, "waited": waited(r, now)} for r in rows[:shown_rows(limit, every)]]
+    emit(with_names(state(ctx).reader(not no_catch_up), shown), HANDOVER_TABLE,
+         total=len(rows), priority=HANDOVER_PRIORITY,
+         title=("handovers" if at is None else f"handovers as of {at:%Y-%m-%d %H:%M} UTC")
+         + " (waited: sent to decided, or to now while pending)")
+
+
+def waited(row: dict[str, Any], now: datetime) -> str:
+    """How long a handover waited: its latency once decided, else its age at ``now``."""
+    seconds = row["latency_seconds"]
+    if seconds is None:
+        sent = row["sent_at"]
+        sent = datetime.fromisoformat(sent) if isinstance(sent, str) else sent
+        seconds = (now - sent).total_seconds()
+    return duration(seconds)

@@ -136,12 +136,13 @@ class Audit:
         team: str | None = None, types: Sequence[str] | None = None,
         since: Time | None = None, until: Time | None = None, clock: Clock = "occurred",
         correlation_id: str | None = None, campaign: str | None = None, limit: int = 50,
-        after: str | None = None, order: Order = "newest",
+        after: str | None = None, order: Order = "newest", before: Time | None = None,
     ) -> EventsPage:
         """A page of events matching every given filter, newest or oldest first.
 
         ``since``/``until`` bound (inclusively) the business time (``clock="occurred"``) or
-        the recording time (``clock="recorded"``). Pass the returned ``next_cursor`` as
+        the recording time (``clock="recorded"``); ``before`` is an exclusive end (the rule
+        of every other period: ``[since, before)``). Pass the returned ``next_cursor`` as
         ``after`` for the next page.
         """
         where: list[str] = []
@@ -173,7 +174,8 @@ class Audit:
         if clock not in ("occurred", "recorded"):
             raise _bad("clock", clock, "use 'occurred' (business time) or 'recorded'")
         time_col = f"{clock}_at"
-        for bound, name, op in ((since, "since", ">="), (until, "until", "<=")):
+        for bound, name, op in ((since, "since", ">="), (until, "until", "<="),
+                                (before, "before", "<")):
             if bound is not None:
                 where.append(f"{time_col} {op} ?")
                 params.append(read.encode("timestamp", parse_time(name, bound)))

@@ -24,8 +24,8 @@ from lifecycle_es.limits import MAX_TIME, MIN_TIME, utc_instant
 if TYPE_CHECKING:
     from lifecycle_es.reading.projection.runner import ProjectionManager
 
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 STAGE_COLUMNS = ("customer", "name", "segment", "stage", "since", "stage_team", "owner",
                  "owner_team", "paying", "mrr", "currency", "regressions", "registered_at",
@@ -37,11 +37,12 @@ HANDOVER_COLUMNS = ("customer", "handover_id", "from_team", "to_team", "from_per
 
 
 def parse_age(text: str, field: str = "older_than") -> timedelta:
-    """``"30m"``, ``"12h"``, ``"3d"`` as a timedelta (InvalidInput naming ``field``)."""
+    """``"30m"``, ``"12h"``, ``"3d"``, ``"2w"`` as a timedelta (InvalidInput naming
+    ``field``)."""
     m = _AGE.match(text)
     if m is None:
         raise InvalidInput(
-            [FieldProblem(field, text, "expected a number and a unit m, h or d, e.g. 3d")]
+            [FieldProblem(field, text, "expected a number and a unit m, h, d or w, e.g. 3d")]
         )
     longest = MAX_TIME - MIN_TIME
     try:
@@ -101,10 +102,22 @@ def stage_counts(pm: ProjectionManager, *, catch_up: bool = True) -> list[dict[s
     ]
 
 
-def customer_names(pm: ProjectionManager, *, catch_up: bool = True) -> dict[str, str | None]:
-    """Customer -> name as stored now (``[erased]`` after an erasure, docs/privacy.md)."""
+def customer_names(pm: ProjectionManager, *, catch_up: bool = True,
+                   customers: Sequence[str] | None = None) -> dict[str, str | None]:
+    """Customer -> name as stored now (``[erased]`` after an erasure, docs/privacy.md), of
+    every customer or of those given."""
     _fresh(pm, "current_stage", catch_up)
-    return dict(pm.read.fetchall("SELECT customer, name FROM current_stage"))
+    if customers is None or len(customers) > _MANY:
+        return dict(pm.read.fetchall("SELECT customer, name FROM current_stage"))
+    if not customers:
+        return {}
+    marks = ", ".join("?" * len(set(customers)))
+    return {r["customer"]: r["name"] for r in pm.fetch(
+        "current_stage", f"customer IN ({marks})", sorted(set(customers)))}
+
+
+#: the most ids one query names (more: every row is read)
+_MANY = 500
 
 
 def handovers(
