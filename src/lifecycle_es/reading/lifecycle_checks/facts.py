@@ -409,6 +409,17 @@ class FactsReader:
                 out.append(row)
         return out
 
+    def gap_work(self, as_of: datetime, customer: Who = None) -> list[dict[str, Any]]:
+        """The work recorded on gaps (``gap_work``) at or before ``as_of``, by business
+        time then version: ``gap_id``, ``action``, ``assignee``, ``until``, ``reason``."""
+        cols = ("customer", "gap_id", "action", "assignee", "until", "reason")
+        rows = self._rows(f"SELECT {', '.join(cols)} FROM gap_work WHERE at <= ?",
+                          [self._t(as_of)], customer, tail=" ORDER BY at, seq")
+        out = [dict(zip(cols, r, strict=True)) for r in rows]
+        for r in out:
+            r["until"] = self._day(r["until"])
+        return out
+
     def _window(self, c: CampaignVersion) -> tuple[Any, Any]:
         """Stored times from ``c``'s first day to its last day's midnight (or when it was
         ended, if earlier): a touchpoint inside ran while ``c`` ran, or nearly."""
