@@ -14,8 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 from lifecycle_es.domain.ids import normalise_id
+from lifecycle_es.limits import checked
 
 #: every kind of gap (the rules: ``reading/lifecycle_checks/gaps.py``)
 KINDS = (
@@ -101,3 +103,9 @@ def _check_subject(kind: str, subject: list[str]) -> None:
         ok = False
     if not ok:
         raise ValueError(f"the subject of a gap of kind {kind} is {form}, not {first!r}")
+
+
+def customer_of(gap: Any, what: str = "gap") -> str:
+    """The customer a gap id given by a user names (InvalidInput naming ``gap_id`` when it
+    is not a gap id)."""
+    return checked("gap_id", gap, lambda text: parse_gap_id(text).customer, what)
