@@ -4,10 +4,12 @@ PostgreSQL; ids that name the situation, hostile input refused with nothing writ
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import Any
 
 import pytest
+from cli_helpers import in_process
 from gap_helpers import CFG, History, day
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -291,3 +293,81 @@ def test_dismissed_stays_dismissed_new_handovers_open_new_gaps_snoozes_come_back
                 expected.append(f"handover_stale:c:h{k}")
         assert sorted(ids(engine, q, kind="handover_stale")) == sorted(expected), q
     engine.close()
+
+
+# ------------------------------------------------------------------ CLI and import
+
+
+def test_cli_lists_and_works_on_gaps(durable_store_url: str, capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = LifecycleEngine(durable_store_url)
+    gap = stale(engine)
+    other = stale(engine, customer="globex")
+    engine.close()
+
+    def run(*args: str) -> tuple[int, str, str]:
+        return in_process(capsys, monkeypatch, durable_store_url, *args)
+
+    def listed(*args: str) -> list[dict[str, Any]]:
+        code, out, err = run("gaps", "--as-of", "2024-01-20", "--kind", "handover-stale",
+                             "--json", *args)
+        assert code == 0, err
+        return list(json.loads(out))
+
+    assert [g["id"] for g in listed()] == [gap, other]
+    assert listed("--owner", "sam") == listed()  # the customers' owner (no receiver named)
+    assert listed("--owner", "nobody") == []
+    code, out, _ = run("gaps", "assign", gap, "--to", "bo", "--team", "success",
+                       "--actor", "sue", "--at", "2024-01-05T10:00:00Z")
+    assert code == 0 and out.startswith(f"assigned gap {gap} to bo (event 4 of customer")
+    code, out, _ = run("gaps", "snooze", other, "--until", "2024-02-01", "--reason",
+                       "customer on leave", "--team", "success", "--at",
+                       "2024-01-05T10:00:00Z", "--json")
+    assert code == 0 and json.loads(out)["version"] == 4
+    assert [(g["id"], g["assignee"]) for g in listed("--assignee", "bo")] == [(gap, "bo")]
+    assert [g["id"] for g in listed()] == [gap]
+    assert [(g["id"], g["snoozed_until"]) for g in listed("--include-snoozed")] == [
+        (gap, None), (other, "2024-02-01")]
+    code, _, _ = run("gaps", "dismiss", gap, "--reason", "[b]markup[/b]", "--team",
+                     "success", "--at", "2024-01-06T10:00:00Z")
+    assert code == 0 and listed() == []
+    [shown] = listed("--include-dismissed")
+    assert (shown["id"], shown["dismissed"]) == (gap, "[b]markup[/b]")
+    code, out, _ = run("gaps", "--as-of", "2024-01-20", "--include-dismissed", "--csv")
+    assert code == 0 and "[b]markup[/b]" in out and out.splitlines()[0].endswith(
+        "id,assignee,snoozed_until,dismissed")
+    for args, message in [
+        (("assign", "stalled:nobody:20240101T000000Z", "--to", "bo", "--team", "success"),
+         "customer='nobody': no such customer is registered"),
+        (("assign", "whatever", "--to", "bo", "--team", "success"), "gap_id='whatever'"),
+        (("snooze", gap, "--until", "9999-12-31", "--reason", "r", "--team", "success"),
+         "until='9999-12-31'"),
+        (("dismiss", gap, "--reason", "r", "--team", "nowhere"), "team='nowhere'"),
+        (("dismiss", other, "--reason", "r", "--team", "success", "--at", "yesterday"),
+         "at='yesterday'"),
+    ]:
+        code, out, err = run("gaps", *args)
+        assert (code, out) == (2, "") and message in err and err.count("\n") == 1, err
+    code, out, _ = run("gaps", "--as-of", "2024-01-20")  # the table, as before
+    assert code == 0 and "gaps as of 2024-01-20 00:00 UTC" in out
+
+
+def test_import_records_gap_work_and_refuses_bad_lines(engine: LifecycleEngine) -> None:
+    gap = stale(engine)
+    line = {"type": "gap_dismissed", "customer": "acme", "gap_id": gap, "reason": "by phone",
+            "at": "2024-01-05T10:00:00Z", **WHO}
+    before = engine.customer("acme").version
+    bad = [json.dumps({**line, "gap_id": "stalled:acme:not-a-time"}),
+           json.dumps({**line, "type": "gap_snoozed", "until": "0001-01-01"}),
+           json.dumps({**line, "gap_id": "handover_stale:other:h1"})]
+    with pytest.raises(InvalidInput) as exc:
+        engine.import_lines([json.dumps(line), *bad])
+    assert [(p.line, p.field) for p in exc.value.problems] == [
+        (2, "gap_id"), (3, "until"), (4, "gap_id")]
+    assert engine.customer("acme").version == before
+    assigned = {k: v for k, v in line.items() if k != "reason"} | {
+        "type": "gap_assigned", "assignee": "bo"}
+    result = engine.import_lines([json.dumps(line), json.dumps(assigned)])
+    assert result.by_type == {"gap_dismissed": 1, "gap_assigned": 1}
+    assert one(engine, day(10), gap).dismissed == "by phone"
+    assert one(engine, day(10), gap).assignee == "bo"
