@@ -86,7 +86,8 @@ def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
     pm = read_models(console.engine)
     gaps, at, now = open_gaps(console)
     wanted = [g for g in gaps if (not f.kind or g.kind == f.kind)
-              and (not f.team or g.team == f.team) and (not f.mine or g.owner == user.name)
+              and (not f.team or g.team == f.team)
+              and (not f.mine or user.name in (g.owner, g.assignee))
               and (not f.owner or g.owner == f.owner)]
     if f.segment:
         of_segment = {r["customer"] for r in queries.current_stages(
