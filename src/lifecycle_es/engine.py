@@ -367,16 +367,17 @@ class LifecycleEngine:
              team: str | None = None, *, config: Config | None = None,
              owner: str | None = None, assignee: str | None = None,
              include_snoozed: bool = False, include_dismissed: bool = False,
-             limit: int | None = None, offset: int = 0) -> list[Gap]:
+             customer: str | None = None, limit: int | None = None,
+             offset: int = 0) -> list[Gap]:
         """Customers left hanging between teams at ``as_of`` (default now), oldest first: of
         one ``kind``, for one ``team`` or ``owner`` (responsible for the gap), assigned to
-        ``assignee``; snoozed and dismissed gaps only if asked for; ``limit`` /
-        ``offset``: one page. See
+        ``assignee``, of one ``customer``; snoozed and dismissed gaps only if asked for;
+        ``limit`` / ``offset``: one page. See
         :func:`lifecycle_es.reading.lifecycle_checks.gaps.find_gaps`."""
         from lifecycle_es.reading.lifecycle_checks.gaps import find_gaps
 
         return find_gaps(self.reader._read, as_of, kind, team, config=config, owner=owner,
-                         assignee=assignee, include_snoozed=include_snoozed,
+                         customer=customer, assignee=assignee, include_snoozed=include_snoozed,
                          include_dismissed=include_dismissed, limit=limit, offset=offset)
 
     def health(self, customer: str | None = None, as_of: When | None = None, *,

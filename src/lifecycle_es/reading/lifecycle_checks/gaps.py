@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lifecycle_es.config import Config, GapsConfig, load_config
 from lifecycle_es.domain.gap_ids import KINDS as KINDS  # every kind, with its rules below
 from lifecycle_es.domain.gap_ids import day, gap_id, moment
+from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.errors import FieldProblem, InvalidInput
 from lifecycle_es.gcpause import without_cyclic_gc
@@ -111,12 +112,13 @@ def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None
               limit: int | None = None, offset: int = 0) -> list[Gap]:
     """Open gaps at ``as_of`` (default now), oldest first, optionally of one kind, for one
     team (the gap's responsible team), for one owner (the gap's responsible person),
-    assigned to one ``assignee``; with ``limit``/``offset`` one page of that list. Gaps
-    snoozed at ``as_of`` and dismissed ones are left out unless ``include_snoozed`` /
-    ``include_dismissed``."""
+    assigned to one ``assignee``, of one ``customer``; with ``limit``/``offset`` one page
+    of that list. Gaps snoozed at ``as_of`` and dismissed ones are left out unless
+    ``include_snoozed`` / ``include_dismissed``."""
     kind = check_kind(kind)
     team = check_team(engine.stage_model, team, "gaps query")
     owner = check_owner(owner, "gaps query")
+    customer = None if customer is None else parse_id("customer", customer, "gaps query")
     assignee = check_owner(assignee, "gaps query", "assignee")
     limit, offset = check_page(limit, offset, "gaps query")
     at = as_utc(as_of)
