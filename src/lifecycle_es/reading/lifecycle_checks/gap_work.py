@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from lifecycle_es.reading.lifecycle_checks.facts import FactsReader
 
-if TYPE_CHECKING:
-    from lifecycle_es.reading.lifecycle_checks.gaps import Gap
+
+class Identified(Protocol):
+    """A gap as far as its work is concerned: its customer and its id."""
+
+    @property
+    def customer(self) -> str: ...
+
+    @property
+    def id(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,7 @@ class WorkOnGaps:
     by_gap: dict[str, Work]
     customers: frozenset[str]
 
-    def of(self, gap: Gap) -> Work | None:
+    def of(self, gap: Identified) -> Work | None:
         """The work on ``gap`` (None: none); its id is built only when its customer has
         work on some gap (building an id costs more than a set lookup)."""
         return self.by_gap.get(gap.id) if gap.customer in self.customers else None
