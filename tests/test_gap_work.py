@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from cli_helpers import in_process
-from gap_helpers import CFG, History, day
+from gap_helpers import CFG, T0, History, day
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -371,3 +371,20 @@ def test_import_records_gap_work_and_refuses_bad_lines(engine: LifecycleEngine) 
     assert result.by_type == {"gap_dismissed": 1, "gap_assigned": 1}
     assert one(engine, day(10), gap).dismissed == "by phone"
     assert one(engine, day(10), gap).assignee == "bo"
+
+
+def test_the_report_shows_only_open_gaps(engine: LifecycleEngine) -> None:
+    from lifecycle_es.report import report_data
+
+    gap = stale(engine)
+    snoozed = stale(engine, customer="globex")
+    engine.snooze_gap(customer="globex", gap_id=snoozed, until="2024-03-01", reason="r",
+                      at=day(4), **WHO)
+
+    def shown() -> set[str]:
+        rows = report_data(engine, T0, day(10), day(10), config=CFG)["gaps"]["rows"]
+        return {r["id"] for r in rows if r["kind"] == "handover_stale"}
+
+    assert shown() == {gap}
+    engine.dismiss_gap(customer="acme", gap_id=gap, reason="r", at=day(5), **WHO)
+    assert shown() == set()
