@@ -1,6 +1,6 @@
 """gaps_facts: time-stamped facts the gap checks and the health score ask "as of" any time.
 
-Four customer tables and one campaign table:
+Five customer tables and one campaign table:
 
 - ``gap_spans``: intervals of a customer's stage, owner and money (paying, MRR, contract
   end). A span is open from ``start_at`` until ``end_at`` (NULL: still open), so the value
@@ -12,6 +12,8 @@ Four customer tables and one campaign table:
   event (its open spans, its latest check-in, NPS and advocacy), and ``latest_at``, the
   latest business time among them: as of any time >= ``latest_at`` the customer's facts are
   this row, so "now" is one indexed read instead of a fold over the history.
+- ``gap_work``: the work on gaps (assigned, snoozed, dismissed), one row per event, by
+  business time, so "assigned to whom, snoozed or dismissed as of t" is answerable.
 - ``gap_campaigns``: every version of every campaign of the registry (announce, amend, end),
   so "was the campaign running on that day, as the registry said at time t" is answerable.
 
@@ -24,7 +26,7 @@ from datetime import date, datetime
 from typing import Any
 
 from lifecycle_es.domain import Campaign, Customer, Money
-from lifecycle_es.projection import Projection, Table, Tables, on
+from lifecycle_es.projection import Column, Projection, Table, Tables, on
 
 STAGE, OWNER, MONEY = "stage", "owner", "money"
 CHURNED_MONEY = "money_before_churn"
@@ -32,11 +34,11 @@ CHURNED_MONEY = "money_before_churn"
 
 class GapsFacts(Projection):
     name = "gaps_facts"
-    version = 2  # 2: gap_now
+    version = 3  # 2: gap_now; 3: gap_work
     rebuild_cost = 1.8  # relative, for rebuild --jobs: five tables
     replay_by_aggregate = True  # handlers touch only rows of the event's own aggregate
     description = ("stage/owner/money spans, check-ins, NPS, advocacy, offers, campaign "
-                   "versions; each customer's facts now")
+                   "versions; each customer's facts now; gaps assigned, snoozed, dismissed")
     tables = (
         Table(
             "gap_spans",
@@ -137,6 +139,32 @@ class GapsFacts(Projection):
                 "advocacy_given": "advocacy gifts so far",
                 "latest_at": "latest business time of the facts above (the row is the "
                              "customer's facts as of any time from then on)",
+            },
+        ),
+        Table(
+            "gap_work",
+            key=("customer", "seq"),
+            columns={
+                "customer": "text",
+                "seq": "int",
+                "gap_id": "text",
+                "action": "text",
+                "at": "timestamp",
+                "actor": "text",
+                "assignee": "text",
+                "until": "date",
+                "reason": Column("text", personal=True),
+            },
+            indexes=(("at",),),
+            doc={
+                "seq": "version of the customer event",
+                "gap_id": "the gap's id (KIND:CUSTOMER:SUBJECT)",
+                "action": "assigned | snoozed | dismissed",
+                "at": "business time",
+                "actor": "who did it",
+                "assignee": "assigned: the person to close the gap",
+                "until": "snoozed: the day the gap shows again",
+                "reason": "snoozed, dismissed: why",
             },
         ),
         Table(
@@ -285,6 +313,27 @@ class GapsFacts(Projection):
     def touchpoint(self, e: Customer.Touchpoint, db: Tables) -> None:
         if e.campaign_id:
             self._point(db, e, "offer", ref=e.campaign_id)
+
+    # ---------------------------------------------------------------- work
+
+    def _work(self, db: Tables, e: Customer.Event, gap_id: str, action: str,
+              **values: Any) -> None:
+        db["gap_work"].put({"customer": e.customer, "seq": e.originator_version,
+                            "gap_id": gap_id, "action": action, "at": e.occurred_at,
+                            "actor": e.actor, "assignee": None, "until": None,
+                            "reason": None, **values})
+
+    @on(Customer.GapAssigned)
+    def gap_assigned(self, e: Customer.GapAssigned, db: Tables) -> None:
+        self._work(db, e, e.gap_id, "assigned", assignee=e.assignee)
+
+    @on(Customer.GapSnoozed)
+    def gap_snoozed(self, e: Customer.GapSnoozed, db: Tables) -> None:
+        self._work(db, e, e.gap_id, "snoozed", until=e.until, reason=e.reason)
+
+    @on(Customer.GapDismissed)
+    def gap_dismissed(self, e: Customer.GapDismissed, db: Tables) -> None:
+        self._work(db, e, e.gap_id, "dismissed", reason=e.reason)
 
     # ----------------------------------------------------------- campaigns
 

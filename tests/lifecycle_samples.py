@@ -1,4 +1,4 @@
-"""A hand-written, valid history that uses every one of the 24 commands (shared by the
+"""A hand-written, valid history that uses every one of the 27 commands (shared by the
 command, import and CLI tests), plus the library method name of each command type."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ METHOD = {
     "check_in": "check_in", "advocacy_requested": "request_advocacy",
     "advocacy_given": "give_advocacy", "event_voided": "void_event",
     "campaign_announced": "announce_campaign", "campaign_amended": "amend_campaign",
-    "campaign_ended": "end_campaign",
+    "campaign_ended": "end_campaign", "gap_assigned": "assign_gap",
+    "gap_snoozed": "snooze_gap", "gap_dismissed": "dismiss_gap",
 }
 
 
@@ -35,7 +36,7 @@ def _k(type_: str, day: int, **fields: Any) -> dict[str, Any]:
 
 
 #: Every command once or more, in an order the rules accept. Customer "acme" ends at
-#: version 25 (see the comments); "globex" is registered by the referral.
+#: version 28 (see the comments); "globex" is registered by the referral.
 FULL_LIFECYCLE: list[dict[str, Any]] = [
     _k("campaign_announced", 1, name="Spring", offer="20% off the first year",
        discount_percent=20, starts="2024-02-01", ends="2024-04-30", segment="smb",
@@ -80,10 +81,16 @@ FULL_LIFECYCLE: list[dict[str, Any]] = [
        reason="answer belonged to another customer"),  # v23
     _c("churned", 21, team="success", actor="sue", reason="budget"),  # v24
     _c("won_back", 25, team="sales", mrr=3000),  # v25
+    _c("gap_assigned", 26, team="success", actor="sue", gap_id="handover_stale:acme:h-1",
+       assignee="sue"),  # v26
+    _c("gap_snoozed", 26, team="success", actor="sue", gap_id="renewal_at_risk:acme:20260206",
+       until="2024-03-15", reason="renewal call booked"),  # v27
+    _c("gap_dismissed", 27, team="success", actor="sue",
+       gap_id="promoter_not_asked:acme:20240216T090000Z", reason="asked by phone"),  # v28
     _k("campaign_ended", 26, reason="budget spent"),
 ]
 
-ACME_VERSION = 25
+ACME_VERSION = 28
 
 
 def jsonl(commands: list[dict[str, Any]]) -> str:

@@ -1,4 +1,4 @@
-"""Every command through the embedded API on memory, SQLite and PostgreSQL: each of the 24
+"""Every command through the embedded API on memory, SQLite and PostgreSQL: each of the 27
 commands records its event, every rule refuses with an error naming the field and the value,
 and a refused command writes nothing."""
 
@@ -37,9 +37,9 @@ def run(engine: LifecycleEngine, commands: list[dict[str, Any]]) -> list[int]:
             for c in commands]
 
 
-def test_the_sample_history_uses_all_24_commands() -> None:
+def test_the_sample_history_uses_all_27_commands() -> None:
     assert set(METHOD) == set(COMMANDS) == {c["type"] for c in FULL_LIFECYCLE}
-    assert len(COMMANDS) == 24
+    assert len(COMMANDS) == 27
 
 
 def test_every_command_records_its_event(engine: LifecycleEngine, store_url: str) -> None:
@@ -365,7 +365,7 @@ def test_commands_md_examples_are_one_valid_history() -> None:
     engine = LifecycleEngine("memory://")
     result = engine.import_lines(lines)
     assert set(result.by_type) == set(COMMANDS)
-    assert engine.customer("acme").version == 23
+    assert engine.customer("acme").version == 26
     assert engine.customer("acme").voided == {17: 23}
     assert engine.customer("acme").state.owner == "sue"
 

@@ -442,6 +442,7 @@ def test_personal_fields_are_declared_and_exist_on_their_events() -> None:
         "handover_sent": ("document",), "handover_rejected": ("reason",),
         "churned": ("reason",), "nps_answer": ("comment",), "csat_answer": ("comment",),
         "check_in": ("notes",), "advocacy_given": ("details",), "event_voided": ("reason",),
+        "gap_snoozed": ("reason",), "gap_dismissed": ("reason",),
     }
     for cls in CUSTOMER_EVENTS.values():
         for name in cls.PERSONAL:

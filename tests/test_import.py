@@ -46,7 +46,8 @@ def test_valid_file_imports_every_command(durable: LifecycleEngine,
     result = durable.import_lines(jsonl(FULL_LIFECYCLE).splitlines())
     assert (result.commands, result.events) == (len(FULL_LIFECYCLE), len(FULL_LIFECYCLE))
     assert (result.customers_created, result.campaigns_created) == (2, 1)
-    assert result.by_type["handover_sent"] == 2 and sum(result.by_type.values()) == 29
+    assert result.by_type["handover_sent"] == 2
+    assert sum(result.by_type.values()) == len(FULL_LIFECYCLE)
     assert written(durable) == len(FULL_LIFECYCLE)
 
     # The same history through the library gives the same state (memory store).

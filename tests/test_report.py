@@ -223,7 +223,8 @@ def test_report_structure_and_numbers(engine: LifecycleEngine) -> None:
                      for _, _, s, *_ in expected]
     assert data["gaps"]["rows"] == [
         {**dict(zip(keys, (c, k, day(since).isoformat(), d, *rest), strict=True)),
-         "name": c.upper(), "contract_end": None, "mrr": None, "currency": None}
+         "name": c.upper(), "contract_end": None, "mrr": None, "currency": None,
+         "assignee": None, "snoozed_until": None, "dismissed": None}
         for c, k, since, d, *rest in expected]
     assert chart(doc, "gaps", "rect") == {
         "unowned": 1, "handover_stale": 0, "renewal_at_risk": 0, "detractor_ignored": 1,
@@ -254,7 +255,8 @@ def test_cli_gaps_health_report(durable_store_url: str, tmp_path: Path) -> None:
     assert {(g["customer"], g["kind"]) for g in gaps} >= {("lead", "unowned"),
                                                            ("lead", "unknown_offer")}
     assert set(gaps[0]) == {"id", "customer", "kind", "since", "days_open", "team",
-                            "owner", "stage", "detail", "ref"}
+                            "owner", "stage", "detail", "ref", "assignee", "snoozed_until",
+                            "dismissed"}
     only = json.loads(cli(durable_store_url, "gaps", as_of, "--kind", "unknown-offer",
                           "--team", "sales", "--json").stdout)
     assert [(g["customer"], g["ref"], g["owner"]) for g in only] == [("lead", "ghost", "sam")]

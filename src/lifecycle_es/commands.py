@@ -30,6 +30,7 @@ from pydantic import (
 
 from lifecycle_es.domain.campaign import Campaign
 from lifecycle_es.domain.customer import ADVOCACY_KINDS, Customer
+from lifecycle_es.domain.gap_ids import GapRef, parse_gap_id
 from lifecycle_es.domain.ids import campaign_id, customer_id, normalise_id
 from lifecycle_es.domain.stage_model import StageModel
 from lifecycle_es.domain.token import NAME as TOKEN_NAME
@@ -443,6 +444,49 @@ class GiveAdvocacy(CustomerCommand):
                                                               "details"))
 
 
+#: a gap id (``domain/gap_ids.py``), written the one way it is written
+GapId = Annotated[str, AfterValidator(lambda v: parse_gap_id(v).id),
+                  Field(description="KIND:CUSTOMER:SUBJECT, as `gaps --json` gives it")]
+#: a reason that must be given (a free text, not empty)
+Reason = Annotated[str, Field(min_length=1, max_length=FREE_TEXT_CHARS),
+                   AfterValidator(free_text)]
+
+
+class GapCommand(CustomerCommand):
+    """Work on one gap of the customer: its id names the customer too (they must agree)."""
+
+    gap_id: GapId
+
+    @property
+    def gap(self) -> GapRef:
+        return parse_gap_id(self.gap_id)
+
+
+class AssignGap(GapCommand):
+    type: Literal["gap_assigned"] = "gap_assigned"
+    assignee: Text = Field(description="the person who is to close the gap")
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.assign_gap(self.gap, self.assignee, self.meta())
+
+
+class SnoozeGap(GapCommand):
+    type: Literal["gap_snoozed"] = "gap_snoozed"
+    until: Day = Field(description="the gap shows again from this day (00:00 UTC)")
+    reason: Reason
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.snooze_gap(self.gap, self.until, self.reason, self.meta())
+
+
+class DismissGap(GapCommand):
+    type: Literal["gap_dismissed"] = "gap_dismissed"
+    reason: Reason
+
+    def apply(self, c: Customer, model: StageModel) -> None:
+        c.dismiss_gap(self.gap, self.reason, self.meta())
+
+
 class VoidEvent(CustomerCommand):
     type: Literal["event_voided"] = "event_voided"
     voided_version: Annotated[StrictInt, Field(ge=1, le=INT64_MAX)] = Field(
@@ -705,14 +749,16 @@ AnyCommand = Annotated[
     | SendHandover | AcceptHandover | RejectHandover | Purchase | Payment | Renewal
     | Expansion | Contraction | Churn | WinBack | NpsAnswer | CsatAnswer | CheckIn
     | RequestAdvocacy | GiveAdvocacy | VoidEvent | AnnounceCampaign | AmendCampaign
-    | EndCampaign,
+    | EndCampaign | AssignGap | SnoozeGap | DismissGap,
     Field(discriminator="type"),
 ]
 
 #: snake_case type -> command class.
 COMMANDS: dict[str, type[Command]] = {
     cls.model_fields["type"].default: cls
-    for cls in (*CustomerCommand.__subclasses__(), *CampaignCommand.__subclasses__())
+    for cls in (*CustomerCommand.__subclasses__(), *GapCommand.__subclasses__(),
+                *CampaignCommand.__subclasses__())
+    if cls is not GapCommand
 }
 
 #: snake_case type -> user command class (built by the library methods, never imported)

@@ -6,7 +6,8 @@ leads with touchpoints citing them; stage progressions along the engine's stage 
 handovers between teams (accepted, rejected and re-sent, some left pending); owners assigned
 and released; purchases, monthly payments, renewals, expansions, contractions, churns and
 win-backs; NPS, CSAT and check-ins; advocacy requested and given (referrals name another
-generated customer); a few voided events and backward stage moves. Some customers are left
+generated customer); a few voided events and backward stage moves; some stale handovers'
+gaps assigned, snoozed or dismissed. Some customers are left
 where the gap checks find them: unowned, stale handovers, renewals at risk, ignored
 detractors, stalled stages, promoters never asked, touchpoints citing an unknown or expired
 campaign. Same arguments, same output: only ``random.Random(seed)`` is used, never the clock.
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from lifecycle_es.domain.gap_ids import gap_id
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.domain.user import User
 from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError
@@ -110,6 +112,10 @@ class _World:
 
     def __init__(self, customers: int, seed: int, model: StageModel, until: date) -> None:
         self.rng = random.Random(seed)
+        #: the work on gaps (assigned, snoozed, dismissed) draws from its own generator, so
+        #: the rest of the history is what it was before the demo had any
+        self.work_rng = random.Random(f"{seed}-gap-work")
+        self.stale_seen = 0  # handovers left pending so far
         self.model = model
         self.until = until
         self.end = datetime(until.year, until.month, until.day, tzinfo=UTC)
@@ -313,6 +319,7 @@ class _Life:
         assert self.pending is not None
         hid, team, person, to_stage = self.pending
         if self.w.end - self.t < 60 * DAY and self.w.chance(0.5):
+            self.work_on_stale(hid, team, person)
             raise _Stop  # nobody answered it
         self.wait(0.05, 3)
         if self.w.chance(0.1):
@@ -326,6 +333,24 @@ class _Life:
         self.owner, self.owner_team, self.pending = person, team, None
         self.move(to_stage)
         return True
+
+    def work_on_stale(self, hid: str, team: str, person: str) -> None:
+        """The receiving team works on the gap of a handover nobody answered: assigns it,
+        then snoozes (every fourth) or dismisses (every fourth) it; the story ends after."""
+        rng, self.w.stale_seen = self.w.work_rng, self.w.stale_seen + 1
+        gap = gap_id("handover_stale", self.ext, hid)
+        lead = rng.choice(self.w.people[team])
+        self.emit("gap_assigned", team, lead, at=self.t + rng.uniform(2.5, 6) * DAY,
+                  gap_id=gap, assignee=person)
+        turn = self.w.stale_seen % 4  # dismissed, snoozed, left, left: most stay open
+        if turn == 2:
+            until = (self.t + rng.randint(5, 40) * DAY).date()
+            self.emit("gap_snoozed", team, person, at=self.t + rng.uniform(0.1, 2) * DAY,
+                      gap_id=gap, until=_iso(until),
+                      reason=rng.choice(("customer on holiday", "waiting for the contract")))
+        elif turn == 1:
+            self.emit("gap_dismissed", team, person, at=self.t + rng.uniform(0.1, 2) * DAY,
+                      gap_id=gap, reason=rng.choice(("handled by phone", "duplicate request")))
 
     def enter(self, to: str) -> None:
         """Go to stage ``to``, with a handover when its team differs from the owner's."""

@@ -314,6 +314,9 @@ class LifecycleEngine:
     request_advocacy = _writes(BulkImportApplication.request_advocacy)
     give_advocacy = _writes(BulkImportApplication.give_advocacy)
     void_event = _writes(BulkImportApplication.void_event)
+    assign_gap = _writes(BulkImportApplication.assign_gap)
+    snooze_gap = _writes(BulkImportApplication.snooze_gap)
+    dismiss_gap = _writes(BulkImportApplication.dismiss_gap)
     announce_campaign = _writes(BulkImportApplication.announce_campaign)
     amend_campaign = _writes(BulkImportApplication.amend_campaign)
     end_campaign = _writes(BulkImportApplication.end_campaign)
@@ -411,16 +414,20 @@ class LifecycleEngine:
 
     def gaps(self, as_of: When | None = None, kind: str | None = None,
              team: str | None = None, *, config: Config | None = None,
-             owner: str | None = None, limit: int | None = None,
-             offset: int = 0, customer: str | None = None) -> list[Gap]:
+             owner: str | None = None, assignee: str | None = None,
+             include_snoozed: bool = False, include_dismissed: bool = False,
+             customer: str | None = None, limit: int | None = None,
+             offset: int = 0) -> list[Gap]:
         """Customers left hanging between teams at ``as_of`` (default now), oldest first: of
-        one ``kind``, for one ``team`` or ``owner`` (responsible for the gap), of one
-        ``customer`` (its own rows only); ``limit`` / ``offset``: one page. See
+        one ``kind``, for one ``team`` or ``owner`` (responsible for the gap), assigned to
+        ``assignee``, of one ``customer``; snoozed and dismissed gaps only if asked for;
+        ``limit`` / ``offset``: one page. See
         :func:`lifecycle_es.reading.lifecycle_checks.gaps.find_gaps`."""
         from lifecycle_es.reading.lifecycle_checks.gaps import find_gaps
 
         return find_gaps(self.reader._read, as_of, kind, team, config=config, owner=owner,
-                         limit=limit, offset=offset, customer=customer)
+                         customer=customer, assignee=assignee, include_snoozed=include_snoozed,
+                         include_dismissed=include_dismissed, limit=limit, offset=offset)
 
     def health(self, customer: str | None = None, as_of: When | None = None, *,
                config: Config | None = None, team: str | None = None,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lifecycle_es.cli import completion
+from lifecycle_es.cli import completion, gap_work
 from lifecycle_es.cli.context import NoCatchUp, state
 from lifecycle_es.cli.names import with_names
 from lifecycle_es.cli.output import (
@@ -34,13 +34,13 @@ if TYPE_CHECKING:
     from lifecycle_es.engine import LifecycleEngine
 
 GAP_COLUMNS = ("customer", "kind", "since", "days_open", "team", "owner", "stage", "detail",
-               "ref", "id")
+               "ref", "id", "assignee", "snoozed_until", "dismissed")
 HEALTH_COLUMNS = ("customer", "score", "band", "stage", "owner")
 #: a table's columns (with the customer's name) and which stay on a narrow terminal first
 GAP_TABLE = ("customer", "name", "kind", "since", "days_open", "detail", "team", "owner",
-             "stage", "ref", "id")
+             "assignee", "stage", "ref", "id", "snoozed_until", "dismissed")
 GAP_PRIORITY = ("customer", "kind", "since", "detail", "name", "days_open", "team", "owner",
-                "stage", "ref", "id")
+                "assignee", "stage", "ref", "id", "snoozed_until", "dismissed")
 HEALTH_TABLE = ("customer", "name", "score", "band", "stage", "owner")
 #: what --json gives for each factor, in --csv the columns FACTOR.value, FACTOR.points, ...
 FACTOR_PARTS = ("value", "points", "weight", "contribution")
@@ -55,7 +55,11 @@ Json = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
 def register(app: typer.Typer) -> None:
-    app.command("gaps")(gaps)
+    group = typer.Typer(help="Customers slipping through the cracks between teams, and the "
+                             "work on them (assign, snooze, dismiss).")
+    group.callback(invoke_without_command=True)(gaps)  # `gaps` alone lists them
+    gap_work.register(group)
+    app.add_typer(group, name="gaps")
     app.command("health")(health)
     app.command("report")(report)
 
@@ -69,14 +73,27 @@ def gaps(
     team: Annotated[str | None, typer.Option(help="only gaps this team must close",
                                              show_default=False,
                                              autocompletion=completion.TEAMS)] = None,
+    owner: Annotated[str | None, typer.Option(
+        metavar="NAME", help="only gaps this person must close", show_default=False)] = None,
+    assignee: Annotated[str | None, typer.Option(
+        metavar="NAME", help="only gaps assigned to this person", show_default=False)] = None,
+    include_snoozed: Annotated[bool, typer.Option(
+        "--include-snoozed", help="also the gaps snoozed as of --as-of")] = False,
+    include_dismissed: Annotated[bool, typer.Option(
+        "--include-dismissed", help="also the dismissed gaps")] = False,
     as_json: Json = False, as_csv: Csv = False,
     limit: Limit = DEFAULT_LIMIT, every: All = False,
     config: ConfigFile = None, no_catch_up: NoCatchUp = False,
 ) -> None:
-    """Customers slipping through the cracks between teams, oldest gap first."""
+    """Customers slipping through the cracks between teams, oldest gap first (snoozed and
+    dismissed ones left out); `gaps assign|snooze|dismiss GAP_ID` works on one."""
+    if ctx.invoked_subcommand is not None:
+        return
     at = as_utc(as_of)
     reader = state(ctx).reader(not no_catch_up)
-    found = reader.gaps(at, kind, team, config=load_config(config))
+    found = reader.gaps(at, kind, team, config=load_config(config), owner=owner,
+                        assignee=assignee, include_snoozed=include_snoozed,
+                        include_dismissed=include_dismissed)
     if as_json or as_csv:
         emit([g.as_dict(at) for g in found], GAP_COLUMNS, as_json=as_json, as_csv=as_csv)
         return

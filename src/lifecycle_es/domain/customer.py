@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate
 
+from lifecycle_es.domain.gap_ids import GapRef
 from lifecycle_es.domain.ids import customer_id
 from lifecycle_es.domain.money import Money
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
@@ -341,6 +342,33 @@ class Customer(Aggregate):
         def fold(self, s: CustomerState) -> None:
             s.advocacy_given += 1
 
+    class GapAssigned(Event):
+        """A gap of the customer (``domain/gap_ids.py``) was given to a person to close."""
+
+        gap_id: str
+        assignee: str
+        TYPE = "gap_assigned"
+        ACTIVITY = False  # work on the customer, not something that happened with it
+
+    class GapSnoozed(Event):
+        """A gap was put aside until a day (it shows again from that day, 00:00 UTC)."""
+
+        gap_id: str
+        until: date
+        reason: str
+        TYPE = "gap_snoozed"
+        PERSONAL = ("reason",)
+        ACTIVITY = False
+
+    class GapDismissed(Event):
+        """A gap was closed without action: it stays closed while its situation lasts."""
+
+        gap_id: str
+        reason: str
+        TYPE = "gap_dismissed"
+        PERSONAL = ("reason",)
+        ACTIVITY = False
+
     class EventVoided(Event):
         voided_version: int
         reason: str
@@ -575,6 +603,30 @@ class Customer(Aggregate):
         if self.state.stage != CHURNED:
             raise self._refuse("type", "won_back", "customer is not churned")
         self.record(self.WonBack, meta, mrr=mrr, stage=model.reentry_stage)
+
+    def _check_gap(self, gap: GapRef) -> None:
+        """Refuse a gap that cannot be this customer's: another customer's, or a stale
+        handover that was never sent. (Whether it is a gap at some time is the read side's
+        question: its rules and thresholds live there.)"""
+        if gap.customer != self.external_id:
+            raise self._refuse("gap_id", gap.id, f"is a gap of customer {gap.customer!r}")
+        if gap.kind == "handover_stale" and gap.subject[0] not in self.state.handovers:
+            raise self._refuse("gap_id", gap.id, f"no handover {gap.subject[0]!r} was sent")
+
+    def assign_gap(self, gap: GapRef, assignee: str, meta: dict[str, Any]) -> None:
+        self._check_gap(gap)
+        self.record(self.GapAssigned, meta, gap_id=gap.id, assignee=assignee)
+
+    def snooze_gap(self, gap: GapRef, until: date, reason: str, meta: dict[str, Any]) -> None:
+        self._check_gap(gap)
+        if until <= meta["occurred_at"].date():
+            raise self._refuse("until", until.isoformat(), "must be after the day the snooze "
+                               f"is recorded ({meta['occurred_at'].date().isoformat()})")
+        self.record(self.GapSnoozed, meta, gap_id=gap.id, until=until, reason=reason)
+
+    def dismiss_gap(self, gap: GapRef, reason: str, meta: dict[str, Any]) -> None:
+        self._check_gap(gap)
+        self.record(self.GapDismissed, meta, gap_id=gap.id, reason=reason)
 
     def void(self, version: int, reason: str, meta: dict[str, Any]) -> None:
         if not 1 <= version <= self.version:

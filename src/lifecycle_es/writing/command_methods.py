@@ -235,6 +235,31 @@ class CommandMethods:
         """Void an earlier event of the customer (a correction)."""
         raise NotImplementedError
 
+    @records("gap_assigned")
+    def assign_gap(
+        self, *, customer: str, gap_id: str, assignee: str, at: datetime | str, actor: str,
+        team: str, correlation_id: str | None = None, causation_id: str | None = None,
+    ) -> int:
+        """Give a gap of the customer (its id as ``gaps --json`` gives it) to a person."""
+        raise NotImplementedError
+
+    @records("gap_snoozed")
+    def snooze_gap(
+        self, *, customer: str, gap_id: str, until: date | str, reason: str,
+        at: datetime | str, actor: str, team: str, correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> int:
+        """Put a gap aside until a day (after the day of ``at``): hidden until then."""
+        raise NotImplementedError
+
+    @records("gap_dismissed")
+    def dismiss_gap(
+        self, *, customer: str, gap_id: str, reason: str, at: datetime | str, actor: str,
+        team: str, correlation_id: str | None = None, causation_id: str | None = None,
+    ) -> int:
+        """Close a gap without action: hidden while its situation lasts."""
+        raise NotImplementedError
+
     @records("campaign_announced")
     def announce_campaign(
         self, *, campaign: str, name: str, offer: str, starts: date | str, ends: date | str,

@@ -409,6 +409,20 @@ class FactsReader:
                 out.append(row)
         return out
 
+    def gap_work(self, as_of: datetime, customer: Who = None) -> list[dict[str, Any]]:
+        """The work recorded on gaps (``gap_work``) at or before ``as_of``, by business
+        time then version: ``gap_id``, ``action``, ``assignee``, ``until``, ``reason``.
+        Within a top-level call, picked from one read of all of it (shared by every as-of
+        time of the call: the report asks for two)."""
+        cols = ("customer", "gap_id", "action", "assignee", "until", "reason")
+        rows = self._rows(f"SELECT {', '.join(cols)}, at FROM gap_work WHERE at IS NOT NULL",
+                          [], customer, tail=" ORDER BY at, seq")
+        t = self._t(as_of)
+        out = [dict(zip(cols, r, strict=False)) for r in rows if r[-1] <= t]
+        for r in out:
+            r["until"] = self._day(r["until"])
+        return out
+
     def _window(self, c: CampaignVersion) -> tuple[Any, Any]:
         """Stored times from ``c``'s first day to its last day's midnight (or when it was
         ended, if earlier): a touchpoint inside ran while ``c`` ran, or nearly."""

@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.config import Config, GapsConfig, load_config
+from lifecycle_es.domain.gap_ids import KINDS as KINDS  # every kind, with its rules below
+from lifecycle_es.domain.gap_ids import day, gap_id, moment
 from lifecycle_es.domain.ids import parse_id
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
 from lifecycle_es.errors import FieldProblem, InvalidInput
@@ -30,19 +32,17 @@ from lifecycle_es.reading.lifecycle_checks.facts import (
     days,
     reader_for,
 )
+from lifecycle_es.reading.lifecycle_checks.gap_work import WorkOnGaps, work_on_gaps
 from lifecycle_es.reading.metrics.calc import When
 
 if TYPE_CHECKING:
     from lifecycle_es.reading.source import Source
 
-KINDS = (
-    "unowned", "handover_stale", "renewal_at_risk", "detractor_ignored", "stalled",
-    "promoter_not_asked", "unknown_offer", "lapsing",
-)
 #: the kinds that depend on one customer's facts only (:meth:`Detector.customer_gaps`)
 CUSTOMER_KINDS = frozenset(KINDS) - {"handover_stale", "unknown_offer", "lapsing"}
 #: the fields of a gap, in order (:meth:`Gap.as_dict`)
-GAP_FIELDS = ("customer", "kind", "since", "team", "owner", "stage", "detail", "ref")
+GAP_FIELDS = ("customer", "kind", "since", "team", "owner", "stage", "detail", "ref",
+              "assignee", "snoozed_until", "dismissed")
 #: the most rows one page may ask for
 MAX_LIMIT = 10_000
 #: a page first reads the gaps begun this many days before AS_OF (then all of them)
@@ -61,17 +61,24 @@ class Gap:
     stage: str | None  # the customer's stage at the time
     detail: str  # what happened, in words
     ref: str | None = None  # the handover id or campaign id concerned
+    #: the situation, as the id names it (docs/metrics.md, "Gaps as work items"); empty:
+    #: the handover (``ref``) of a stale handover, else ``since`` (and the campaign)
+    subject: tuple[str, ...] = ()
+    assignee: str | None = None  # the person it was assigned to (None: nobody)
+    snoozed_until: date | None = None  # snoozed until this day (None: not snoozed now)
+    dismissed: str | None = None  # why it was dismissed (None: not dismissed)
 
     @property
     def id(self) -> str:
-        """The gap's stable id: its kind, customer and subject (the handover id; else the
-        moment the situation became a gap, with the campaign for ``unknown_offer``). The
-        same situation keeps it across queries and rebuilds; a new one gets another."""
-        subject = self.ref if self.kind == "handover_stale" and self.ref else \
-            self.since.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-        if self.kind == "unknown_offer" and self.ref:
-            subject = f"{subject}:{self.ref}"
-        return f"{self.kind}:{self.customer}:{subject}"
+        """The gap's stable id: ``KIND:CUSTOMER:SUBJECT`` (``domain/gap_ids.py``). The
+        same situation keeps it across queries, rebuilds and changed thresholds; a new
+        one gets another."""
+        subject = self.subject
+        if not subject:
+            subject = (self.ref,) if self.kind == "handover_stale" and self.ref else (
+                moment(self.since), *((self.ref,) if self.kind == "unknown_offer" and self.ref
+                                      else ()))
+        return gap_id(self.kind, self.customer, *subject)
 
     def as_dict(self, as_of: datetime) -> dict[str, Any]:
         """The gap as a JSON-ready row, with its ``id`` and ``days_open`` at ``as_of`` (its
@@ -81,7 +88,7 @@ class Gap:
                 "days_open": round(days(as_of - self.since), 2)}
 
 
-assert tuple(f.name for f in fields(Gap)) == GAP_FIELDS
+assert tuple(f.name for f in fields(Gap) if f.name != "subject") == GAP_FIELDS
 
 
 def check_kind(kind: str | None) -> str | None:
@@ -108,31 +115,42 @@ def stall_limit(model: StageModel, cfg: GapsConfig, stage: str) -> int | None:
 def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None,
               team: str | None = None, *, config: Config | None = None,
               customer: str | None = None, owner: str | None = None,
+              assignee: str | None = None, include_snoozed: bool = False,
+              include_dismissed: bool = False,
               limit: int | None = None, offset: int = 0) -> list[Gap]:
     """Open gaps at ``as_of`` (default now), oldest first, optionally of one kind, for one
-    team (the gap's responsible team), for one owner (the gap's responsible person); with
-    ``limit``/``offset`` one page of that list."""
+    team (the gap's responsible team), for one owner (the gap's responsible person),
+    assigned to one ``assignee``, of one ``customer``; with ``limit``/``offset`` one page
+    of that list. Gaps snoozed at ``as_of`` and dismissed ones are left out unless
+    ``include_snoozed`` / ``include_dismissed``."""
     kind = check_kind(kind)
-    if customer is not None:
-        customer = parse_id("customer", customer, "gaps query")
     team = check_team(engine.stage_model, team, "gaps query")
     owner = check_owner(owner, "gaps query")
+    customer = None if customer is None else parse_id("customer", customer, "gaps query")
+    assignee = check_owner(assignee, "gaps query", "assignee")
     limit, offset = check_page(limit, offset, "gaps query")
     at = as_utc(as_of)
     cfg = (config or load_config()).gaps
     reader = reader_for(engine)
     detector = Detector(engine.stage_model, cfg, at)
+    work = work_on_gaps(reader, at, customer)
+
+    def kept(gaps: list[Gap]) -> list[Gap]:
+        return with_work(gaps, work, at, assignee=assignee, include_snoozed=include_snoozed,
+                         include_dismissed=include_dismissed)
+
     lapsed = [] if kind not in (None, "lapsing") else [
         g for g in detector.lapsing(reader, lapsing_of(engine, reader, cfg, at), customer)
         if (team is None or g.team == team) and (owner is None or g.owner == owner)]
     if limit is not None:  # a page: read only gaps begun by a cutoff, when there are enough
         for until in (_before(at, timedelta(days=d)) for d in _CUTOFF_DAYS):
-            early = [g for g in [*detector.find(reader, customer, kind=kind, team=team,
-                                                owner=owner, until=until), *lapsed]
-                     if g.since <= until]
+            early = kept([g for g in [*detector.find(reader, customer, kind=kind, team=team,
+                                                     owner=owner, until=until), *lapsed]
+                          if g.since <= until])
             if len(early) >= offset + limit:
                 return page(early, _order, limit, offset)
-    gaps = [*detector.find(reader, customer, kind=kind, team=team, owner=owner), *lapsed]
+    gaps = kept([*detector.find(reader, customer, kind=kind, team=team, owner=owner),
+                 *lapsed])
     return page(gaps, _order, limit, offset)
 
 
@@ -148,6 +166,26 @@ def lapsing_of(engine: Source, reader: FactsReader, cfg: GapsConfig,
     facts = reader.customers(at, scope=Scope(ids=buyers))
     eligible = {c for c, f in facts.items() if not f.paying and f.stage != CHURNED}
     return lapsing(prediction, cfg.lapsing_p_alive, cfg.lapsing_top_share, eligible)
+
+
+def with_work(gaps: list[Gap], work: WorkOnGaps, at: datetime, *, assignee: str | None,
+              include_snoozed: bool, include_dismissed: bool) -> list[Gap]:
+    """``gaps`` with the work on them at ``at`` (assignee, snooze in effect, dismissal),
+    those assigned to ``assignee`` (None: anyone), snoozed or dismissed ones only if
+    asked for."""
+    if not work.by_gap and assignee is None:
+        return gaps
+    out = []
+    for g in gaps:
+        w = work.of(g)
+        if w is not None:
+            g = replace(g, assignee=w.assignee, snoozed_until=w.snoozed_at(at),
+                        dismissed=w.dismissed)
+        if ((assignee is None or g.assignee == assignee)
+                and (include_snoozed or g.snoozed_until is None)
+                and (include_dismissed or g.dismissed is None)):
+            out.append(g)
+    return out
 
 
 def _order(g: Gap) -> tuple[datetime, str, str, str]:
@@ -169,13 +207,14 @@ def check_team(model: StageModel, team: str | None, what: str) -> str | None:
     return team
 
 
-def check_owner(owner: str | None, what: str) -> str | None:
-    """An owner filter, normalised as the commands normalise owners (not empty)."""
+def check_owner(owner: str | None, what: str, field: str = "owner") -> str | None:
+    """An owner (or assignee: ``field``) filter, normalised as the commands normalise
+    names (not empty)."""
     if owner is None:
         return None
-    name = checked("owner", owner, stripped_text, what)
+    name = checked(field, owner, stripped_text, what)
     if not name:
-        raise InvalidInput([FieldProblem("owner", owner, "must not be empty")], what)
+        raise InvalidInput([FieldProblem(field, owner, "must not be empty")], what)
     return name
 
 
@@ -358,27 +397,30 @@ class Detector:
                 last = f"last check-in {f.last_check_in:%Y-%m-%d}" if f.last_check_in \
                     else "never checked in"
                 yield self._gap(f, "renewal_at_risk", since,
-                                f"contract ends {f.contract_end}; {last}")
+                                f"contract ends {f.contract_end}; {last}",
+                                subject=(day(f.contract_end),))
         if f.last_nps is not None and f.last_nps_at is not None:
             yield from self._nps_gaps(f, f.last_nps, f.last_nps_at)
         limit = self.stall_limit(f.stage)
         if limit is not None and at > f.stage_since + timedelta(days=limit):
             yield self._gap(f, "stalled", f.stage_since + timedelta(days=limit),
                             f"in {f.stage} since {f.stage_since:%Y-%m-%d} "
-                            f"(limit {limit} days)")
+                            f"(limit {limit} days)", subject=(moment(f.stage_since),))
 
     def _nps_gaps(self, f: CustomerFacts, score: int, answered: datetime) -> Iterator[Gap]:
         cfg, at = self.cfg, self.at
         due = answered + timedelta(days=cfg.detractor_follow_up_days)
         if score <= 6 and at > due and (f.last_check_in is None or f.last_check_in < answered):
             yield self._gap(f, "detractor_ignored", due,
-                            f"NPS {score} on {answered:%Y-%m-%d}, no check-in since")
+                            f"NPS {score} on {answered:%Y-%m-%d}, no check-in since",
+                            subject=(moment(answered),))
         due = answered + timedelta(days=cfg.promoter_ask_days)
         if score >= 9 and at > due and (
             f.last_advocacy_ask is None or f.last_advocacy_ask < answered
         ):
             yield self._gap(f, "promoter_not_asked", due,
-                            f"NPS {score} on {answered:%Y-%m-%d}, never asked to advocate")
+                            f"NPS {score} on {answered:%Y-%m-%d}, never asked to advocate",
+                            subject=(moment(answered),))
 
     def stale_handovers(self, reader: FactsReader, facts: dict[str, CustomerFacts],
                         customer: Who) -> Iterator[Gap]:

@@ -1,5 +1,5 @@
 """Acting from the console: send, accept or reject a handover, record a check-in or a
-touchpoint, change a stage;
+touchpoint, change a stage; assign a gap to yourself, snooze or dismiss it;
 erase a customer's personal data (compliance and admins, the customer's id typed again).
 
 Each goes through the engine's command methods with the signed-in user as the actor and
@@ -185,6 +185,49 @@ async def reject(request: Request) -> Response:
     return await _handover(request, "reject")
 
 
+async def _on_gap(request: Request, action: str) -> Response:
+    """Assign a gap of the customer to the signed-in user, snooze or dismiss it (the form's
+    ``gap_id``), for a user who may act for the gap's team."""
+    console = console_of(request)
+    user = user_of(request)
+    form = await request.form()
+    gap_id = str(form.get("gap_id") or "")
+    try:
+        gaps = await blocking(console.engine.gaps, config=console.config,
+                              customer=request.path_params["customer"],
+                              include_snoozed=True, include_dismissed=True)
+    except LifecycleError as exc:
+        return PlainTextResponse(str(exc), 404)
+    found = next((g for g in gaps if g.id == gap_id), None)
+    if found is None:
+        return PlainTextResponse(f"gap_id={gap_id[:200]!r}: no such gap of this customer now",
+                                 404)
+    if (refused := refuse(user, found.team)) is not None:
+        return refused
+    engine = console.engine
+    if action == "assign":
+        return await _act(request, "gap assigned", engine.assign_gap,
+                          {"gap_id": gap_id, "assignee": user.name})
+    reason = str(form.get("reason") or "")
+    if action == "snooze":
+        return await _act(request, "gap snoozed", engine.snooze_gap, {
+            "gap_id": gap_id, "until": str(form.get("until") or ""), "reason": reason})
+    return await _act(request, "gap dismissed", engine.dismiss_gap,
+                      {"gap_id": gap_id, "reason": reason})
+
+
+async def assign_gap(request: Request) -> Response:
+    return await _on_gap(request, "assign")
+
+
+async def snooze_gap(request: Request) -> Response:
+    return await _on_gap(request, "snooze")
+
+
+async def dismiss_gap(request: Request) -> Response:
+    return await _on_gap(request, "dismiss")
+
+
 @require("erase")
 async def erase(request: Request) -> Response:
     """Erase the customer's personal data (``engine.erase``), once the form repeats the
@@ -219,4 +262,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{base}/handovers/{{handover}}/accept", accept, methods=["POST"]),
         Route(f"{base}/handovers/{{handover}}/reject", reject, methods=["POST"]),
         Route(f"{base}/erase", erase, methods=["POST"]),
+        Route(f"{base}/gaps/assign", assign_gap, methods=["POST"]),
+        Route(f"{base}/gaps/snooze", snooze_gap, methods=["POST"]),
+        Route(f"{base}/gaps/dismiss", dismiss_gap, methods=["POST"]),
     ]

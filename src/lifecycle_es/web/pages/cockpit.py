@@ -71,10 +71,9 @@ def matching_gaps(console: Console, user: Principal, f: Filters,
     _check(console, f)
     shared = console.views.open_gaps()  # computed in the background: only filtered here
     now = datetime.now(UTC)
-    if f.mine and f.owner and f.owner != user.name:
-        wanted: list[Gap] = []  # owned by the user and by someone else: none
-    else:
-        wanted = shared.matching(f.kind, f.team, user.name if f.mine else f.owner)
+    wanted = shared.matching(f.kind, f.team, f.owner)
+    if f.mine:  # owned by the user or assigned to them
+        wanted = [g for g in wanted if user.name in (g.owner, g.assignee)]
     if f.segment:
         of_segment = {r["customer"] for r in queries.current_stages(
             read_models(console.engine), segment=f.segment, catch_up=False)}

@@ -39,6 +39,8 @@ def customer_view(console: Console, customer: str, as_of: str | None) -> dict[st
     return {
         "row": row, "health": health[0] if health else None,
         "handovers": queries.handovers(pm, customer=key, catch_up=False),
+        "gaps": engine.gaps(config=console.config, customer=key, include_snoozed=True,
+                            include_dismissed=True),
         "timeline": list(reversed(timeline)), "answers": answers, "campaigns": campaigns,
         "past": past, "as_of": as_of or "",
         "targets": model.allowed_targets(row["stage"]) if model.has_stage(row["stage"]) else [],
