@@ -104,3 +104,25 @@ def test_bad_lapsing_thresholds_name_the_key(tmp_path: object, key: str,
 
 def test_lapsing_is_a_kind() -> None:
     assert check_kind("Lapsing") == "lapsing"
+
+
+def test_the_console_and_the_report_say_what_p_alive_means(durable_store_url: str) -> None:
+    from web_helpers import add_users, client, sign_in
+
+    from lifecycle_es.report import build_report
+
+    with LifecycleEngine(durable_store_url) as engine:
+        add_users(engine)
+        shop(engine)
+        big_buyer(engine, "vip")
+        big_buyer(engine, "subscriber", contract=True)
+        with client(engine) as c:
+            sign_in(c, "ann")
+            page = c.get("/customers/vip").text
+            p_alive = engine.predict().of("vip").p_alive  # type: ignore[union-attr]
+            assert f'data-p-alive="{p_alive:.3f}"' in page
+            assert "has not stopped buying for good" in page and "Expected in the next" in page
+            assert "Still buying:" not in c.get("/customers/subscriber").text
+        html = build_report(engine, at_day(0), at_day(200), at_day(200))  # type: ignore[arg-type]
+        assert "Still buying" in html and "has not stopped buying for good" in html
+        assert 'data-factor="still_buying"' in html
