@@ -606,9 +606,9 @@ SHOPPER_SHARE = 6
 
 
 class _Shopper:
-    """A customer buying without a contract, as BG/NBD has it: purchases at its own
-    Poisson rate until it stops for good (after a purchase, with its own probability),
-    each of a value around its own mean; an owner in success checks in now and then."""
+    """A customer buying without a contract: purchases at its own Poisson rate until it
+    stops for good (after a purchase, with its own probability), each of a value around
+    its own mean; its owner checks in now and then, or never."""
 
     def __init__(self, w: _World, ext: str, rng: random.Random) -> None:
         self.w, self.ext, self.rng = w, ext, rng
