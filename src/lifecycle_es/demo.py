@@ -6,10 +6,13 @@ leads with touchpoints citing them; stage progressions along the engine's stage 
 handovers between teams (accepted, rejected and re-sent, some left pending); owners assigned
 and released; purchases, monthly payments, renewals, expansions, contractions, churns and
 win-backs; NPS, CSAT and check-ins; advocacy requested and given (referrals name another
-generated customer); a few voided events and backward stage moves. Some customers are left
-where the gap checks find them: unowned, stale handovers, renewals at risk, ignored
-detractors, stalled stages, promoters never asked, touchpoints citing an unknown or expired
-campaign. Same arguments, same output: only ``random.Random(seed)`` is used, never the clock.
+generated customer); a few voided events and backward stage moves. The last sixth of the
+customers buy without a contract (payments now and then until they stop for good), for the
+prediction (``lifecycle-es predict``, the health factor still_buying, the gap lapsing).
+Some customers are left where the gap checks find them: unowned, stale handovers, renewals
+at risk, ignored detractors, stalled stages, promoters never asked, touchpoints citing an
+unknown or expired campaign, valuable buyers lapsing. Same arguments, same output: only
+``random.Random(seed)`` is used, never the clock.
 
 :func:`run_demo` (``lifecycle-es demo``) writes that history with ``engine.record_many`` and
 prints what it wrote, then the stage counts of the caught-up read models.
