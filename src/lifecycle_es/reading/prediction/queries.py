@@ -3,8 +3,9 @@ purchases and payments (voided ones are gone from it) as of a date, and each cus
 probability alive, expected occasions and expected value over a horizon.
 
 A fit depends on the date, the time unit and the purchases: it is kept per (store, date,
-unit) and the ``metrics`` read model's position and build, so new events (a higher
-position) or a rebuild fit again. Definitions: docs/metrics.md, "Predictive CLV".
+unit), found by the ``metrics`` read model's position and build and, after new events (a
+higher position) or a rebuild, by the purchases read again — fitted again only when they
+changed. Definitions: docs/metrics.md, "Predictive CLV".
 """
 
 from __future__ import annotations
@@ -226,7 +227,8 @@ def fit(purchases: list[Purchase], on_contract: frozenset[str], day: date,
             warnings.append(f"{currency}: Gamma-Gamma: the fit did not converge; its "
                             "expected values are not to be trusted")
         if count > 2:
-            corr = float(np.corrcoef(s.valued[among], s.monetary[among])[0, 1])
+            with np.errstate(divide="ignore", invalid="ignore"):  # all alike: NaN
+                corr = float(np.corrcoef(s.valued[among], s.monetary[among])[0, 1])
             if abs(corr) > DEPENDENT:
                 warnings.append(f"{currency}: frequency and monetary value correlate "
                                 f"({corr:.2f}): Gamma-Gamma assumes they do not")
