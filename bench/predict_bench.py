@@ -60,7 +60,7 @@ def simulate(customers: int, seed: int = 1) -> Iterator[bytes]:
             yield orjson.dumps({"type": "payment", "customer": c, "at": when.isoformat(),
                                 "actor": "bench", "team": "sales", "currency": "USD",
                                 "amount": max(1, round(100 * rng.gamma(6, 1 / nu)))})
-            if rng.random() < death:
+            if t > born and rng.random() < death:  # a repeat purchase may be the last
                 break
             t += rng.exponential(1 / rate) if rate > 0 else horizon
 

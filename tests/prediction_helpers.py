@@ -43,7 +43,7 @@ def shop(engine: LifecycleEngine, customers: int = 150) -> None:
         while t <= 160:
             lines.append({"type": "payment", "customer": c, "at": at(int(t)), **WHO,
                           "amount": 1 + int(rng.gamma(3, spend)), "currency": "EUR"})
-            if rng.random() < death:
+            if t > born and rng.random() < death:  # a repeat purchase may be the last
                 break
             t += rng.exponential(1 / rate)
     engine.import_lines([json.dumps(line) for line in lines])

@@ -55,3 +55,26 @@ def test_a_later_date_sees_the_later_purchases(cdnow_store: str) -> None:
     assert late.model.customers == early.model.customers == 2357
     assert sum(c.frequency for c in late.customers) > sum(c.frequency for c in early.customers)
     assert late.model.r != pytest.approx(early.model.r, rel=1e-3)
+
+
+def test_the_cli_csv_table_and_bad_options(cdnow_store: str) -> None:
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(cli(
+        cdnow_store, "predict", "--as-of", "1997-10-01", "--unit", "week", "--csv").stdout)))
+    assert len(rows) == 2357 and rows[0]["customer"] == "cd0001"
+    assert float(rows[0]["p_alive"]) == pytest.approx(0.7266, abs=1e-4)
+    table = cli(cdnow_store, "predict", "--as-of", "1997-10-01", "--unit", "week").stdout
+    assert "BG/NBD as of 1997-10-01" in table and "Gamma-Gamma" in table
+    for args, field in ((("--unit", "fortnight"), "unit"), (("--unit", "day\x01"), "unit"),
+                        (("--horizon", "0"), "horizon"),
+                        (("--horizon", "9" * 40), "horizon"),
+                        (("--discount", "nan"), "discount"), (("--discount", "1"), "discount"),
+                        (("--as-of", "1997-02-30"), "as_of"),
+                        (("--as-of", "<script>"), "as_of")):
+        proc = cli(cdnow_store, "predict", *args, check=False)
+        assert proc.returncode == 2 and proc.stdout == "", (args, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and f"{field}=" in proc.stderr, proc.stderr
+    proc = cli(cdnow_store, "predict", "--json", "--csv", check=False)
+    assert proc.returncode == 2 and "--csv" in proc.stderr

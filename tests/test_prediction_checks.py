@@ -104,3 +104,47 @@ def test_bad_lapsing_thresholds_name_the_key(tmp_path: object, key: str,
 
 def test_lapsing_is_a_kind() -> None:
     assert check_kind("Lapsing") == "lapsing"
+
+
+def test_the_console_and_the_report_say_what_p_alive_means(durable_store_url: str) -> None:
+    from web_helpers import add_users, client, sign_in
+
+    from lifecycle_es.report import build_report
+
+    with LifecycleEngine(durable_store_url) as engine:
+        add_users(engine)
+        shop(engine)
+        big_buyer(engine, "vip")
+        big_buyer(engine, "subscriber", contract=True)
+        with client(engine) as c:
+            sign_in(c, "ann")
+            page = c.get("/customers/vip").text
+            p_alive = engine.predict().of("vip").p_alive  # type: ignore[union-attr]
+            assert f'data-p-alive="{p_alive:.3f}"' in page
+            assert "has not stopped buying for good" in page and "Expected in the next" in page
+            assert "Still buying:" not in c.get("/customers/subscriber").text
+        html = build_report(engine, at_day(0), at_day(200), at_day(200))  # type: ignore[arg-type]
+        assert "Still buying" in html and "has not stopped buying for good" in html
+        assert 'data-factor="still_buying"' in html
+
+
+def test_on_the_demo_store_only_buyers_without_a_contract_get_them() -> None:
+    from datetime import UTC, date, datetime
+
+    from lifecycle_es.demo import generate, parse_all
+    from lifecycle_es.domain.stage_model import CLASSIC
+
+    until = date(2026, 11, 1)
+    engine = LifecycleEngine("memory://")
+    engine.record_many(parse_all(generate(200, 1, CLASSIC, until)))
+    as_of = datetime(2026, 11, 1, tzinfo=UTC)
+    facts = engine.customer_facts(as_of)
+    contract = {c for c, f in facts.items() if f.paying}
+    lapsing = [g for g in engine.gaps(as_of, config=CFG) if g.kind == "lapsing"]
+    assert lapsing and not {g.customer for g in lapsing} & contract
+    scores = engine.health(as_of=as_of, config=CFG)
+    buying = {h.customer for h in scores if "still_buying" in {f.name for f in h.factors}}
+    assert buying and not buying & contract
+    assert contract <= {h.customer for h in scores}  # every paying customer still scored
+    shoppers = {f"cus-{i:06d}" for i in range(200 - 200 // 6 + 1, 201)}
+    assert {g.customer for g in lapsing} <= shoppers and buying <= shoppers

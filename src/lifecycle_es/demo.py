@@ -7,10 +7,13 @@ handovers between teams (accepted, rejected and re-sent, some left pending); own
 and released; purchases, monthly payments, renewals, expansions, contractions, churns and
 win-backs; NPS, CSAT and check-ins; advocacy requested and given (referrals name another
 generated customer); a few voided events and backward stage moves; some stale handovers'
-gaps assigned, snoozed or dismissed. Some customers are left
-where the gap checks find them: unowned, stale handovers, renewals at risk, ignored
-detractors, stalled stages, promoters never asked, touchpoints citing an unknown or expired
-campaign. Same arguments, same output: only ``random.Random(seed)`` is used, never the clock.
+gaps assigned, snoozed or dismissed. The last sixth of the customers buy without a contract
+(payments now and then until they stop for good), for the prediction (``lifecycle-es
+predict``, the health factor still_buying, the gap lapsing). Some customers are left where
+the gap checks find them: unowned, stale handovers, renewals at risk, ignored detractors,
+stalled stages, promoters never asked, touchpoints citing an unknown or expired campaign,
+valuable buyers lapsing. Same arguments, same output: only ``random.Random(seed)`` is used,
+never the clock.
 
 :func:`run_demo` (``lifecycle-es demo``) writes that history with ``engine.record_many`` and
 prints what it wrote, then the stage counts of the caught-up read models.
@@ -632,9 +635,9 @@ SHOPPER_SHARE = 6
 
 
 class _Shopper:
-    """A customer buying without a contract, as BG/NBD has it: purchases at its own
-    Poisson rate until it stops for good (after a purchase, with its own probability),
-    each of a value around its own mean; an owner in success checks in now and then."""
+    """A customer buying without a contract: purchases at its own Poisson rate until it
+    stops for good (after a purchase, with its own probability), each of a value around
+    its own mean; its owner checks in now and then, or never."""
 
     def __init__(self, w: _World, ext: str, rng: random.Random) -> None:
         self.w, self.ext, self.rng = w, ext, rng

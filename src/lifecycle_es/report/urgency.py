@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-KIND_ORDER = ("renewal_at_risk", "handover_stale", "detractor_ignored", "unowned",
+KIND_ORDER = ("renewal_at_risk", "handover_stale", "detractor_ignored", "lapsing", "unowned",
               "unknown_offer", "stalled", "promoter_not_asked")
 #: the kinds of the "act on these first" list
 URGENT = KIND_ORDER[:3]

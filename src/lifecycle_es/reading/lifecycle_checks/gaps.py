@@ -154,6 +154,12 @@ def find_gaps(engine: Source, as_of: When | None = None, kind: str | None = None
     return page(gaps, _order, limit, offset)
 
 
+def among(ids: tuple[str, ...]) -> Scope:
+    """The customers of ``ids`` not paying; beyond a thousand, every customer not paying
+    (a statement names at most that many: the databases limit its parameters)."""
+    return Scope(ids=ids, paying=False) if len(ids) <= 1_000 else Scope(paying=False)
+
+
 def lapsing_of(engine: Source, reader: FactsReader, cfg: GapsConfig,
                at: datetime) -> list[Lapsing]:
     """The customers the ``lapsing`` rule picks at ``at``, ranked among the customers
@@ -163,7 +169,7 @@ def lapsing_of(engine: Source, reader: FactsReader, cfg: GapsConfig,
     if prediction is None:
         return []
     buyers = tuple(sorted(c.customer for c in prediction.customers if not c.on_contract))
-    facts = reader.customers(at, scope=Scope(ids=buyers))
+    facts = reader.customers(at, scope=among(buyers))
     eligible = {c for c, f in facts.items() if not f.paying and f.stage != CHURNED}
     return lapsing(prediction, cfg.lapsing_p_alive, cfg.lapsing_top_share, eligible)
 
@@ -365,7 +371,7 @@ class Detector:
                                                         and x.figures.customer in customer)}
         if not wanted:
             return
-        facts = reader.customers(self.at, scope=Scope(ids=tuple(sorted(wanted))))
+        facts = reader.customers(self.at, scope=among(tuple(sorted(wanted))))
         for name, x in wanted.items():
             f = facts.get(name)
             if f is None or f.paying or f.stage == CHURNED or (

@@ -101,7 +101,8 @@ def health_scores(engine: Source, customer: str | None = None,
     facts = reader.customers(at, customer, scope)
     if customer is None and cfg.health.paying_only and buying:
         others = tuple(sorted(buying.keys() - facts.keys()))
-        facts.update(reader.customers(at, None, replace(scope, paying=False, ids=others)))
+        facts.update(reader.customers(at, None, replace(scope, paying=False, ids=others if
+                                                        len(others) <= _FEW else None)))
     if customer is not None and customer not in facts and (
             (team is None and owner is None) or customer not in reader.customers(at, customer)):
         raise UnknownCustomer(customer)  # (one outside the team or owner's: no score)

@@ -39,8 +39,9 @@ class BgNbd:
         first = (a + b + x - 1) / (a - 1)
         hyp = hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t))
         second = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp
-        dead = np.where(x > 0, a / (b + np.maximum(x, 1) - 1)
-                        * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
+        with np.errstate(over="ignore"):  # long silent after many purchases: dead = inf
+            dead = np.where(x > 0, a / (b + np.maximum(x, 1) - 1)
+                            * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
         out: Array = first * second / (1 + dead)
         return out
 

@@ -3,8 +3,9 @@ purchases and payments (voided ones are gone from it) as of a date, and each cus
 probability alive, expected occasions and expected value over a horizon.
 
 A fit depends on the date, the time unit and the purchases: it is kept per (store, date,
-unit) and the ``metrics`` read model's position and build, so new events (a higher
-position) or a rebuild fit again. Definitions: docs/metrics.md, "Predictive CLV".
+unit), found by the ``metrics`` read model's position and build and, after new events (a
+higher position) or a rebuild, by the purchases read again — fitted again only when they
+changed. Definitions: docs/metrics.md, "Predictive CLV".
 """
 
 from __future__ import annotations
@@ -147,29 +148,27 @@ class Predictor:
 
     def _purchases(self, day: date) -> tuple[list[Purchase], frozenset[str]]:
         """The days with purchases or payments before ``day`` (one row per customer and UTC
-        day, payments summed), and the customers on a contract then: one statement."""
+        day, as a day number, payments summed), and the customers on a contract then: one
+        statement, rows used as they come."""
         read = self.engine.projections.read
-        utc_day = ("CAST((at AT TIME ZONE 'UTC') AS date)" if read.dialect == "postgresql"
-                   else "substr(at, 1, 10)")  # SQLite keeps UTC ISO 8601 text
+        day_number = (  # date.toordinal() of the UTC day
+            "(CAST((at AT TIME ZONE 'UTC') AS date) - DATE '0001-01-01' + 1)"
+            if read.dialect == "postgresql"  # SQLite keeps UTC ISO 8601 text:
+            else "CAST(julianday(substr(at, 1, 10)) - 1721424.5 AS INTEGER)")
         rows = self._rows(
-            f"SELECT 0, customer, {utc_day}, SUM(amount), MAX(currency) FROM metrics_payments "
-            "WHERE at < ? GROUP BY customer, 3 "
-            f"UNION ALL SELECT DISTINCT 1, customer, {utc_day}, {_NONE} FROM metrics_mrr "
+            f"SELECT 0, customer, {day_number}, SUM(amount), MAX(currency) "
+            "FROM metrics_payments WHERE at < ? GROUP BY customer, 3 "
+            f"UNION ALL SELECT DISTINCT 1, customer, {day_number}, {_NONE} FROM metrics_mrr "
             "WHERE kind = 'purchase' AND at < ? "
-            f"UNION ALL SELECT DISTINCT 2, customer, CAST(NULL AS date), {_NONE} "
+            f"UNION ALL SELECT DISTINCT 2, customer, CAST(NULL AS integer), {_NONE} "
             "FROM metrics_paying "
             "WHERE paying_from < ? AND (paying_to IS NULL OR paying_to >= ?)", day)
-        purchases = [Purchase(c, _day(d), None if amount is None else int(amount), cur)
-                     for part, c, d, amount, cur in rows if part != 2]
-        return purchases, frozenset(c for part, c, *_ in rows if part == 2)
+        purchases: list[Purchase] = [row[1:] for row in rows if row[0] != 2]  # type: ignore[misc]
+        return purchases, frozenset(row[1] for row in rows if row[0] == 2)
 
 
 #: no amount and no currency, typed (PostgreSQL's DISTINCT would take NULL for text)
 _NONE = "CAST(NULL AS bigint), CAST(NULL AS text)"
-
-
-def _day(value: date | str) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def fit(purchases: list[Purchase], on_contract: frozenset[str], day: date,
@@ -228,7 +227,8 @@ def fit(purchases: list[Purchase], on_contract: frozenset[str], day: date,
             warnings.append(f"{currency}: Gamma-Gamma: the fit did not converge; its "
                             "expected values are not to be trusted")
         if count > 2:
-            corr = float(np.corrcoef(s.valued[among], s.monetary[among])[0, 1])
+            with np.errstate(divide="ignore", invalid="ignore"):  # all alike: NaN
+                corr = float(np.corrcoef(s.valued[among], s.monetary[among])[0, 1])
             if abs(corr) > DEPENDENT:
                 warnings.append(f"{currency}: frequency and monetary value correlate "
                                 f"({corr:.2f}): Gamma-Gamma assumes they do not")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,13 +23,13 @@ from lifecycle_es.reading.prediction.results import UNITS
 Array = NDArray[np.float64]
 
 
-@dataclass(frozen=True)
-class Purchase:
+class Purchase(NamedTuple):
     """A day's purchases of one customer: the sum of its payments in minor units (None for
-    a day with only a ``purchase``: a contract carries an MRR, not an amount paid)."""
+    a day with only a ``purchase``: a contract carries an MRR, not an amount paid). The
+    day is a date or its number (``date.toordinal()``, as the read gives it)."""
 
     customer: str
-    day: date
+    day: date | int
     amount: int | None = None
     currency: str | None = None
 
@@ -55,15 +56,17 @@ def last_day_observed(as_of: datetime) -> date:
 
 def summarise(purchases: Sequence[Purchase], as_of: datetime, unit: str = "day") -> Summary:
     """The :class:`Summary` of the ``purchases`` on days before ``as_of``, in ``unit``."""
-    last = last_day_observed(as_of)
-    kept = [p for p in purchases if p.day <= last]
-    customers = sorted({p.customer for p in kept})
+    last = last_day_observed(as_of).toordinal()
+    kept = [(c, d if isinstance(d, int) else d.toordinal(), amount, cur)
+            for c, d, amount, cur in purchases]
+    kept = [p for p in kept if p[1] <= last]
+    customers = sorted({p[0] for p in kept})
     index = {c: i for i, c in enumerate(customers)}
-    currency: dict[str, str] = {p.customer: p.currency for p in kept if p.currency}
-    who = np.fromiter((index[p.customer] for p in kept), np.int64, len(kept))
-    day = np.fromiter((p.day.toordinal() for p in kept), np.int64, len(kept))
-    paid = np.fromiter((p.amount is not None for p in kept), bool, len(kept))
-    amount = np.fromiter((p.amount or 0 for p in kept), np.float64, len(kept))
+    currency: dict[str, str] = {p[0]: p[3] for p in kept if p[3]}
+    who = np.fromiter((index[p[0]] for p in kept), np.int64, len(kept))
+    day = np.fromiter((p[1] for p in kept), np.int64, len(kept))
+    paid = np.fromiter((p[2] is not None for p in kept), bool, len(kept))
+    amount = np.fromiter((p[2] or 0 for p in kept), np.float64, len(kept))
     span = 1 << 22  # past the largest day ordinal (3,652,059)
     keys, occasion = np.unique(who * span + day, return_inverse=True)
     value = np.bincount(occasion, weights=amount, minlength=len(keys))
@@ -81,5 +84,5 @@ def summarise(purchases: Sequence[Purchase], as_of: datetime, unit: str = "day")
         monetary = np.where(valued > 0, total * divisor / np.maximum(valued, 1), 0.0)
     per = UNITS[unit]
     return Summary(tuple(customers), currencies, (count - 1).astype(np.float64),
-                   (latest - first) / per, (last.toordinal() - first) / per, valued,
-                   monetary, last)
+                   (latest - first) / per, (last - first) / per, valued, monetary,
+                   date.fromordinal(last))
