@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.errors import LifecycleError
@@ -46,6 +47,10 @@ def urgency(g: Gap) -> tuple[Any, ...]:
     return *urgency_key(g.kind, g.since, None), g.customer, g.ref or ""
 
 
+#: the first item of a pair (the key a merge compares)
+_first = itemgetter(0)
+
+
 @dataclass(frozen=True)
 class OpenGaps:
     """Every open gap, most urgent first, computed at ``at`` from read models that included
@@ -54,9 +59,13 @@ class OpenGaps:
     gaps: list[Gap]
     fresh: Freshness
     at: datetime
+    #: each gap's :func:`urgency`, in the same order (computed once per gap)
+    keys: list[tuple[Any, ...]] = field(default_factory=list, repr=False)
     by: dict[tuple[str, str | None], list[Gap]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if len(self.keys) != len(self.gaps):
+            object.__setattr__(self, "keys", [urgency(g) for g in self.gaps])
         by: dict[tuple[str, str | None], list[Gap]] = {}
         for g in self.gaps:  # in order: each list is most urgent first too
             by.setdefault(("kind", g.kind), []).append(g)
@@ -204,10 +213,12 @@ class Views:
         with self._lock:
             current = self._gaps
             assert current is not None
-            kept = [g for g in current.gaps if g.customer not in customers]
-            merged = list(heapq.merge(kept, new, key=urgency))
-            self._gaps = OpenGaps(merged, current.fresh if at is None else at,
-                                  current.at if at is None else now)
+            kept = [(k, g) for k, g in zip(current.keys, current.gaps, strict=True)
+                    if g.customer not in customers]
+            merged = list(heapq.merge(kept, [(urgency(g), g) for g in new], key=_first))
+            self._gaps = OpenGaps([g for _, g in merged], current.fresh if at is None else at,
+                                  current.at if at is None else now,
+                                  keys=[k for k, _ in merged])
 
     def _publish(self, gaps: OpenGaps, renewed: set[str]) -> None:
         with self._lock:
