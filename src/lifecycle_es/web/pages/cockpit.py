@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
 
@@ -70,23 +71,21 @@ def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
     pm = read_models(console.engine)
     shared = console.views.open_gaps()  # computed in the background: only filtered here
     now = datetime.now(UTC)
-    if f.mine and f.owner and f.owner != user.name:
-        wanted = []  # owned by the user and by someone else: none
-    else:
-        wanted = shared.matching(f.kind, f.team, user.name if f.mine else f.owner)
+    total, wanted = (0, iter(())) if f.mine and f.owner and f.owner != user.name \
+        else shared.select(f.kind, f.team, user.name if f.mine else f.owner)
     if f.segment:
         of_segment = {r["customer"] for r in queries.current_stages(
             pm, segment=f.segment, catch_up=False)}
-        wanted = [g for g in wanted if g.customer in of_segment]
+        listed = [g for g in wanted if g.customer in of_segment]
+        total, wanted = len(listed), iter(listed)
     start = (f.page - 1) * PAGE_SIZE
-    shown = wanted[start:start + PAGE_SIZE]
+    shown = list(islice(wanted, start, start + PAGE_SIZE))  # reads up to the page's end
     keys = sorted({g.customer for g in shown})
     rows = queries.current_stages(pm, customers=keys, catch_up=False)
     by_customer = {r["customer"]: r for r in rows}
     items = [{"gap": g, "row": by_customer.get(g.customer, {}),
               "late_seconds": max(0.0, (now - g.since).total_seconds())} for g in shown]
-    return {"items": items, "total": len(wanted),
-            "pages": max(1, -(-len(wanted) // PAGE_SIZE)),
+    return {"items": items, "total": total, "pages": max(1, -(-total // PAGE_SIZE)),
             "fresh": aged(shared.fresh, pm.head())}
 
 
