@@ -325,3 +325,21 @@ def test_the_metrics_of_a_period_are_shared(engine: LifecycleEngine,
         assert len(calls) == 2  # another period: computed by the first request, shared
         assert c.get("/metrics?from=2024-01-01&to=2024-05-01").status_code == 200
         assert len(calls) == 3  # another period: its own computation
+
+
+def test_the_customer_page_shows_the_latest_events_of_a_long_timeline(
+        engine: LifecycleEngine) -> None:
+    from lifecycle_es.web.pages.customers import TIMELINE_ROWS
+
+    for n in range(TIMELINE_ROWS):  # registration and handover, then one more than shown
+        engine.check_in(customer="acme", at=f"2024-02-01T09:{n // 60:02d}:{n % 60:02d}Z",
+                        actor="ann", team="success", notes=f"call {n}")
+    with client(engine) as c:
+        sign_in(c, "cora")  # compliance: may open the audit
+        page = c.get("/customers/acme").text
+        assert f"the latest {TIMELINE_ROWS} of {TIMELINE_ROWS + 2} events" in page
+        assert page.count("<td>check in") == TIMELINE_ROWS  # newest first: no registration
+        assert "customer registered" not in page.split("<h2>Timeline")[1]
+        assert 'href="/audit?customer=acme"' in page
+        sign_in(c, "ann")  # a member: no audit link
+        assert 'href="/audit?customer=acme"' not in c.get("/customers/acme").text

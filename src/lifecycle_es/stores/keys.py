@@ -79,6 +79,7 @@ class Keyring:
         self._new: dict[str, bytes] = {}  # the unwrapped form of unsaved new keys
         self._ciphers: dict[str, AESGCM] = {}  # of the keys used last (CIPHERS_KEPT)
         self._lock = threading.Lock()
+        self._changes = 0  # key changes settled in this process (reads outside the lock)
 
     # ------------------------------------------------------------ wrapping
 
@@ -132,7 +133,13 @@ class Keyring:
         """The key to open this aggregate's sealed fields with; None once erased. (Only
         committed keys: stored events are sealed by committed keys alone.)"""
         with self._lock:
-            found = self._cached(aggregate_id) or self._load(aggregate_id)
+            found, changes = self._cached(aggregate_id), self._changes
+        if found is None:  # read without the lock: other threads' keys are not held up
+            rows = self._table.select_keys(aggregate_id, READ_AHEAD)
+            with self._lock:  # a key changed meanwhile (an erasure): read again, locked
+                found = self._keep(aggregate_id, rows) if changes == self._changes \
+                    else self._cached(aggregate_id) or self._load(aggregate_id)
+        with self._lock:
             if found is None:
                 raise StoreError(
                     f"aggregate {aggregate_id} has sealed personal fields but no data key in "
@@ -158,7 +165,12 @@ class Keyring:
     def _load(self, aggregate_id: str) -> tuple[float, bytes | None] | None:
         """Read the keys from ``aggregate_id`` on (the next aggregates of a replay by
         aggregate come next); the entry of ``aggregate_id``, or None when it has none."""
-        rows = self._table.select_keys(aggregate_id, READ_AHEAD)
+        return self._keep(aggregate_id, self._table.select_keys(aggregate_id, READ_AHEAD))
+
+    def _keep(self, aggregate_id: str, rows: Sequence[KeyChange],
+              ) -> tuple[float, bytes | None] | None:
+        """Cache the keys ``rows`` read from ``aggregate_id`` on (under the lock); the entry
+        of ``aggregate_id``, or None when it has none."""
         now = time.monotonic()
         if len(self._cache) + len(rows) > KEY_CACHE_SIZE:
             self._cache.clear()
@@ -170,6 +182,7 @@ class Keyring:
     def forget(self) -> None:
         """Drop the cached keys (they are read again when next needed)."""
         with self._lock:
+            self._changes += 1
             self._cache.clear()
             self._ciphers.clear()
 
@@ -219,6 +232,7 @@ class Keyring:
                       if w is not None}
         with self._lock:
             now = time.monotonic()
+            self._changes += 1
             for aid, wrapped in changes:
                 self._cache.pop(aid, None)
                 self._ciphers.pop(aid, None)

@@ -18,9 +18,10 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from lifecycle_es.errors import LifecycleError
@@ -46,37 +47,77 @@ def urgency(g: Gap) -> tuple[Any, ...]:
     return *urgency_key(g.kind, g.since, None), g.customer, g.ref or ""
 
 
+#: the first item of a pair (the key a merge compares)
+_first = itemgetter(0)
+
+
+#: a gap with its :func:`urgency` (computed once per gap)
+Ranked = tuple[tuple[Any, ...], Gap]
+#: customers renewed since the last full list, before they are folded into a new one
+FOLD_AFTER = 256
+
+
 @dataclass(frozen=True)
 class OpenGaps:
     """Every open gap, most urgent first, computed at ``at`` from read models that included
-    at least ``fresh.position``; indexed by kind, team and owner."""
+    at least ``fresh.position``: a list indexed by kind, team, owner and customer, and the
+    gaps of the customers renewed since (``renewed``: customer -> its gaps now, replacing
+    the list's), merged when read. A renewal costs its customer's gaps, not the list's."""
 
-    gaps: list[Gap]
     fresh: Freshness
     at: datetime
-    by: dict[tuple[str, str | None], list[Gap]] = field(init=False, repr=False)
+    #: ("all", None), ("kind", k), ("team", t), ("owner", o), ("customer", c) -> most
+    #: urgent first
+    by: dict[tuple[str, str | None], list[Ranked]]
+    renewed: dict[str, list[Ranked]] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        by: dict[tuple[str, str | None], list[Gap]] = {}
-        for g in self.gaps:  # in order: each list is most urgent first too
-            by.setdefault(("kind", g.kind), []).append(g)
-            by.setdefault(("team", g.team), []).append(g)
-            by.setdefault(("owner", g.owner), []).append(g)
-        object.__setattr__(self, "by", by)
+    @classmethod
+    def of(cls, ranked: list[Ranked], fresh: Freshness, at: datetime) -> OpenGaps:
+        """The open gaps ``ranked`` (most urgent first), indexed."""
+        by: dict[tuple[str, str | None], list[Ranked]] = {("all", None): ranked}
+        for pair in ranked:  # in order: each list is most urgent first too
+            g = pair[1]
+            for key in (("kind", g.kind), ("team", g.team), ("owner", g.owner),
+                        ("customer", g.customer)):
+                by.setdefault(key, []).append(pair)
+        return cls(fresh, at, by)
 
-    def matching(self, kind: str = "", team: str = "", owner: str = "") -> list[Gap]:
-        """The gaps of ``kind``, ``team`` and ``owner`` (each ``""``: any), most urgent
-        first: the shortest index list of those given, filtered by the others."""
+    def with_renewed(self, gaps: dict[str, list[Ranked]], fresh: Freshness,
+                     at: datetime) -> OpenGaps:
+        """These gaps with those of some customers renewed (customer -> its gaps now)."""
+        return OpenGaps(fresh, at, self.by, {**self.renewed, **gaps})
+
+    def folded(self) -> OpenGaps:
+        """The same gaps as one indexed list (no renewal left to merge)."""
+        return OpenGaps.of(list(self._merged(self.by[("all", None)], lambda g: True)),
+                           self.fresh, self.at)
+
+    def _merged(self, base: list[Ranked], ok: Callable[[Gap], bool]) -> Iterator[Ranked]:
+        extra = sorted((pair for pairs in self.renewed.values() for pair in pairs
+                        if ok(pair[1])), key=_first)
+        kept = (pair for pair in base if pair[1].customer not in self.renewed)
+        return heapq.merge(kept, extra, key=_first)
+
+    def select(self, kind: str = "", team: str = "", owner: str = "",
+               ) -> tuple[int, Iterator[Gap]]:
+        """How many gaps are of ``kind``, ``team`` and ``owner`` (each ``""``: any), and
+        them, most urgent first (lazily: a page reads only up to its end)."""
+        def ok(g: Gap) -> bool:
+            return (not kind or g.kind == kind) and (not team or g.team == team) \
+                and (not owner or g.owner == owner)
+
         given = [(name, value) for name, value in (("kind", kind), ("team", team),
                                                     ("owner", owner)) if value]
-        if not given:
-            return self.gaps
-        lists = [self.by.get(key, []) for key in given]
-        shortest = min(lists, key=len)
-        if len(given) == 1:
-            return shortest
-        return [g for g in shortest if (not kind or g.kind == kind)
-                and (not team or g.team == team) and (not owner or g.owner == owner)]
+        base = min((self.by.get(key, []) for key in given), key=len) if given \
+            else self.by[("all", None)]
+        if len(given) > 1:
+            base = [pair for pair in base if ok(pair[1])]
+        if not self.renewed:
+            return len(base), (g for _, g in base)
+        gone = sum(1 for c in self.renewed for _, g in self.by.get(("customer", c), [])
+                   if ok(g))
+        added = sum(1 for pairs in self.renewed.values() for _, g in pairs if ok(g))
+        return len(base) - gone + added, (g for _, g in self._merged(base, ok))
 
 
 @dataclass
@@ -146,8 +187,8 @@ class Views:
 
     # --------------------------------------------------------------- computing
 
-    def _compute(self, customers: Iterable[str] | None) -> tuple[list[Gap], datetime]:
-        """The open gaps now: of every customer, or only of ``customers`` (sorted)."""
+    def _compute(self, customers: Iterable[str] | None) -> tuple[list[Ranked], datetime]:
+        """The open gaps now, ranked: of every customer, or only of ``customers``."""
         now = datetime.now(UTC)
         with self.engine.reader.projections.reading():  # one failure check per read model
             if customers is None:
@@ -155,12 +196,13 @@ class Views:
             else:
                 gaps = [g for c in customers
                         for g in self.engine.gaps(now, config=self.config, customer=c)]
-        gaps.sort(key=urgency)
-        return gaps, now
+        ranked = [(urgency(g), g) for g in gaps]
+        ranked.sort(key=_first)
+        return ranked, now
 
     def refresh_gaps(self) -> None:
         """Bring the open gaps up to the read models: in full when due, else the gaps of
-        the customers touched since."""
+        the customers touched since (folded into one list once there are many)."""
         at = fresh(self.engine, GAP_MODELS)  # before: the gaps include at least this
         current = self._gaps
         full = current is None or time.monotonic() - self._full_at >= \
@@ -173,17 +215,34 @@ class Views:
             with self._lock:
                 self._renewed = set()
             self._full_at = time.monotonic()
-            gaps, now = self._compute(None)
+            ranked, now = self._compute(None)
             with self._lock:  # renewed meanwhile by an action: theirs are newer
                 renewed, self._renewed = self._renewed, set()
-            self._publish(OpenGaps(gaps, at, now), renewed)
-            log.debug("console.gaps_computed", gaps=len(gaps), position=at.position)
+                self._gaps = OpenGaps.of(ranked, at, now)
+            if renewed:
+                self._patch(renewed, None)
+            log.debug("console.gaps_computed", gaps=len(ranked), position=at.position)
         elif changed is not None:
             with self._lock:  # those an action renewed since: not again
                 done = {c for c, p in self._renewed_at.items() if p >= at.position}
                 self._renewed_at = {c: p for c, p in self._renewed_at.items()
                                     if p > at.position}
             self._patch(changed.customers - done, at)
+        self._fold()
+
+    def _fold(self) -> None:
+        """Once many customers were renewed: one list again (the merge on each read grows
+        with them)."""
+        current = self._gaps
+        if current is None or len(current.renewed) < FOLD_AFTER:
+            return
+        folded = current.folded()
+        with self._lock:  # renewals made meanwhile stay renewals
+            now = self._gaps
+            assert now is not None
+            later = {c: pairs for c, pairs in now.renewed.items()
+                     if current.renewed.get(c) is not pairs}
+            self._gaps = folded.with_renewed(later, now.fresh, now.at)
 
     def renew_customer(self, customer: str) -> None:
         """After this process wrote for ``customer`` (and the read models include it): its
@@ -200,20 +259,15 @@ class Views:
     def _patch(self, customers: set[str] | frozenset[str], at: Freshness | None) -> None:
         """The open gaps with those of ``customers`` computed again (``at``: the freshness
         the result then has; None: unchanged)."""
-        new, now = self._compute(sorted(customers))
+        ranked, now = self._compute(sorted(customers))
+        gaps: dict[str, list[Ranked]] = {c: [] for c in customers}
+        for pair in ranked:
+            gaps.setdefault(pair[1].customer, []).append(pair)
         with self._lock:
             current = self._gaps
             assert current is not None
-            kept = [g for g in current.gaps if g.customer not in customers]
-            merged = list(heapq.merge(kept, new, key=urgency))
-            self._gaps = OpenGaps(merged, current.fresh if at is None else at,
-                                  current.at if at is None else now)
-
-    def _publish(self, gaps: OpenGaps, renewed: set[str]) -> None:
-        with self._lock:
-            self._gaps = gaps
-        if renewed:
-            self._patch(renewed, None)
+            self._gaps = current.with_renewed(gaps, current.fresh if at is None else at,
+                                              current.at if at is None else now)
 
     def refresh_periodic(self) -> None:
         """Recompute each periodic view that is due and whose read models moved."""

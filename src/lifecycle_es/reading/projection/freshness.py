@@ -64,14 +64,32 @@ def freshness(pm: ProjectionManager, names: Sequence[str] = (),
     head = pm.head()
     recorded_at, age = None, None
     if position:
-        page = pm.log.page(position, 1)
-        if page:
-            stamp = pm.log.to_domain_event(page[0]).timestamp
-            recorded_at = stamp.astimezone(UTC)
+        recorded_at = _recorded_at(pm, position)
+        if recorded_at is not None:
             age = max(0.0, ((now or datetime.now(UTC)) - recorded_at).total_seconds())
     return Freshness(read_models=chosen, position=position, recorded_at=recorded_at,
                      age_seconds=None if age is None else round(age, 3), head=head,
                      behind=max(0, head - position))
+
+
+#: recording times kept per read-model manager (the latest positions asked)
+_KEPT = 256
+
+
+def _recorded_at(pm: ProjectionManager, position: int) -> datetime | None:
+    """The recording time (UTC) of the event at ``position`` (None: no such event), read
+    once: decoding an event costs more than the rest of a freshness."""
+    kept = pm.recorded_at
+    if position in kept:
+        return kept[position]
+    page = pm.log.page(position, 1)
+    if not page:
+        return None
+    stamp: datetime = pm.log.to_domain_event(page[0]).timestamp.astimezone(UTC)
+    if len(kept) >= _KEPT:
+        kept.pop(next(iter(kept)))  # the oldest asked
+    kept[position] = stamp
+    return stamp
 
 
 def _age(seconds: float) -> str:

@@ -64,6 +64,9 @@ class ProjectionManager:
         self._rebuild = Rebuild(self.m, self._batches, ByAggregate(self.m, applier, isolation))
         self._catch_up = CatchUp(self.m, self._batches, self._rebuild)
         self._scope = ReadScope()
+        #: the recording time of the events freshness was asked at, by position (an event's
+        #: time never changes; bounded by :func:`freshness`)
+        self.recorded_at: dict[int, datetime] = {}
 
     @property
     def rebuild_backlog(self) -> int:

@@ -3,8 +3,10 @@ filterable by team, owner, kind, segment and "mine", a page at a time."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +20,7 @@ from lifecycle_es.web.auth import Principal, user_of
 from lifecycle_es.web.context import Console, console_of, reading
 from lifecycle_es.web.reads import Freshness, Gap, queries, read_models
 from lifecycle_es.web.render import page
-from lifecycle_es.web.views import aged
+from lifecycle_es.web.views import OpenGaps, aged
 
 PAGE_SIZE = 50
 
@@ -64,37 +66,50 @@ def _check(console: Console, f: Filters) -> None:
         raise InvalidInput(problems, "gaps query")
 
 
+def _selected(console: Console, user: Principal, f: Filters,
+              ) -> tuple[int | None, Iterator[Gap], OpenGaps]:
+    """How many open gaps the filters keep (None: not counted yet) and them, most urgent
+    first, lazily (InvalidInput for a bad filter), from the views' shared list."""
+    _check(console, f)
+    shared = console.views.open_gaps()  # computed in the background: only filtered here
+    counted, wanted = shared.select(f.kind, f.team, f.owner)
+    total: int | None = counted
+    if f.mine:  # owned by the user or assigned to them
+        wanted = (g for g in wanted if user.name in (g.owner, g.assignee))
+        total = None
+    if f.segment:
+        of_segment = {r["customer"] for r in queries.current_stages(
+            read_models(console.engine), segment=f.segment, catch_up=False)}
+        wanted = (g for g in wanted if g.customer in of_segment)
+        total = None
+    return total, wanted, shared
+
+
 def matching_gaps(console: Console, user: Principal, f: Filters,
                   ) -> tuple[list[Gap], Freshness, datetime]:
     """Every open gap of the filters (their page apart), most urgent first, with the
     freshness they were computed at and the time now (InvalidInput for a bad filter)."""
-    _check(console, f)
-    shared = console.views.open_gaps()  # computed in the background: only filtered here
-    now = datetime.now(UTC)
-    wanted = shared.matching(f.kind, f.team, f.owner)
-    if f.mine:  # owned by the user or assigned to them
-        wanted = [g for g in wanted if user.name in (g.owner, g.assignee)]
-    if f.segment:
-        of_segment = {r["customer"] for r in queries.current_stages(
-            read_models(console.engine), segment=f.segment, catch_up=False)}
-        wanted = [g for g in wanted if g.customer in of_segment]
-    return wanted, shared.fresh, now
+    _, wanted, shared = _selected(console, user, f)
+    return list(wanted), shared.fresh, datetime.now(UTC)
 
 
 def work_items(console: Console, user: Principal, f: Filters) -> dict[str, Any]:
     """The gaps of the filters, most urgent first, one page of them with names and money."""
     pm = read_models(console.engine)
-    wanted, at, now = matching_gaps(console, user, f)
+    total, wanted, shared = _selected(console, user, f)
+    now = datetime.now(UTC)
+    if total is None:
+        listed = list(wanted)
+        total, wanted = len(listed), iter(listed)
     start = (f.page - 1) * PAGE_SIZE
-    shown = wanted[start:start + PAGE_SIZE]
+    shown = list(islice(wanted, start, start + PAGE_SIZE))  # reads up to the page's end
     keys = sorted({g.customer for g in shown})
     rows = queries.current_stages(pm, customers=keys, catch_up=False)
     by_customer = {r["customer"]: r for r in rows}
     items = [{"gap": g, "row": by_customer.get(g.customer, {}),
               "late_seconds": max(0.0, (now - g.since).total_seconds())} for g in shown]
-    return {"items": items, "total": len(wanted),
-            "pages": max(1, -(-len(wanted) // PAGE_SIZE)),
-            "fresh": aged(at, pm.head())}
+    return {"items": items, "total": total, "pages": max(1, -(-total // PAGE_SIZE)),
+            "fresh": aged(shared.fresh, pm.head())}
 
 
 async def cockpit(request: Request) -> Response:

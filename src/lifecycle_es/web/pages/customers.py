@@ -21,6 +21,8 @@ from lifecycle_es.web.render import page
 log = get_logger("lifecycle_es.web")
 
 READ_MODELS = ["current_stage", "handover_history", "gaps_facts"]
+#: timeline events shown, newest first (the audit page pages through them all)
+TIMELINE_ROWS = 100
 
 
 def customer_view(console: Console, customer: str, as_of: str | None) -> dict[str, Any]:
@@ -41,7 +43,8 @@ def customer_view(console: Console, customer: str, as_of: str | None) -> dict[st
         "handovers": queries.handovers(pm, customer=key, catch_up=False),
         "gaps": engine.gaps(config=console.config, customer=key, include_snoozed=True,
                             include_dismissed=True),
-        "timeline": list(reversed(timeline)), "answers": answers, "campaigns": campaigns,
+        "timeline": timeline[::-1][:TIMELINE_ROWS], "timeline_total": len(timeline),
+        "answers": answers, "campaigns": campaigns,
         "past": past, "as_of": as_of or "",
         "targets": model.allowed_targets(row["stage"]) if model.has_stage(row["stage"]) else [],
         "teams": model.teams,
