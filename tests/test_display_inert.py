@@ -268,11 +268,11 @@ def test_handovers_table_and_json(cli: Any, hostile_store: tuple[str, str]) -> N
 def test_gaps_and_health(cli: Any, hostile_store: tuple[str, str]) -> None:
     kind = hostile_store[1]
     out, _ = cli("gaps", "--as-of", "2024-06-01")
-    stale = {(r[0], r[2]): r for r in rows_of(out)}  # customer, name, kind, ...
+    stale = {(r[0], r[2]): r for r in rows_of(out)}  # customer, name, kind, ..., stage (9)
     for cust, v in zip(customers(kind), hostile(kind), strict=True):
         row = stale[(shown(cust, kind), "handover_stale")]
         assert row[6] == "success" and row[7] == shown(f"person {v}", kind)
-        assert row[8] == (shown(LATER, kind) if cust == "[/]" else CLIENT)
+        assert row[9] == (shown(LATER, kind) if cust == "[/]" else CLIENT)
     out, _ = cli("health", "--as-of", "2024-06-01")
     seen = {(r[0], r[4], r[5]) for r in rows_of(out)}  # customer, name, score, band, ...
     for cust, v in zip(customers(kind)[1:], hostile(kind)[1:], strict=True):

@@ -37,6 +37,9 @@ def history(path: Path, prefix: str) -> int:
         for field in ("customer", "campaign", "campaign_id"):
             if c.get(field):
                 c[field] = prefix + c[field]
+        if c.get("gap_id"):  # KIND:CUSTOMER:SUBJECT names the customer too
+            kind, customer, subject = c["gap_id"].split(":", 2)
+            c["gap_id"] = f"{kind}:{prefix}{customer}:{subject}"
     path.write_bytes(b"".join(orjson.dumps(c) + b"\n" for c in commands))
     return len(commands)
 

@@ -455,7 +455,7 @@ Reason = Annotated[str, Field(min_length=1, max_length=FREE_TEXT_CHARS),
 class GapCommand(CustomerCommand):
     """Work on one gap of the customer: its id names the customer too (they must agree)."""
 
-    gap_id: GapId
+    gap_id: GapId = Field(description="the gap's id, KIND:CUSTOMER:SUBJECT (gaps --json)")
 
     @property
     def gap(self) -> GapRef:
@@ -473,7 +473,7 @@ class AssignGap(GapCommand):
 class SnoozeGap(GapCommand):
     type: Literal["gap_snoozed"] = "gap_snoozed"
     until: Day = Field(description="the gap shows again from this day (00:00 UTC)")
-    reason: Reason
+    reason: Reason = Field(description="why it waits (personal)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.snooze_gap(self.gap, self.until, self.reason, self.meta())
@@ -481,7 +481,7 @@ class SnoozeGap(GapCommand):
 
 class DismissGap(GapCommand):
     type: Literal["gap_dismissed"] = "gap_dismissed"
-    reason: Reason
+    reason: Reason = Field(description="why it is not a real gap (personal)")
 
     def apply(self, c: Customer, model: StageModel) -> None:
         c.dismiss_gap(self.gap, self.reason, self.meta())

@@ -12,10 +12,10 @@ if TYPE_CHECKING:
 
 
 def with_names(reader: LifecycleEngine, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``rows`` each with the ``name`` of its ``customer`` (read as the query read: the
-    read models were caught up by it, or are read as they are)."""
+    """``rows`` each with the ``name`` of its ``customer``, read as the query read (caught
+    up, unless ``--no-catch-up``: then as they are)."""
     if not rows:
         return []
-    names = queries.customer_names(reader.projections, catch_up=False,
+    names = queries.customer_names(reader.projections,
                                    customers=[r["customer"] for r in rows])
     return [{**r, "name": names.get(r["customer"])} for r in rows]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import getpass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -49,7 +49,8 @@ def add(
     """Issue a token; it is printed alone on stdout, once (only its SHA-256 is kept)."""
     engine = state(ctx).engine(create=True)
     token = new_token(name) if len(name) < 100 else "-"  # bad names are said by the command
-    engine.add_token(token=name, scope=scope, act_for_others=act_as_others,
+    engine.add_token(token=name, scope=cast(Any, scope),  # the command model checks it
+                     act_for_others=act_as_others,
                      token_hash=token_hash(token), **_meta(actor))
     print(token)  # stdout is the token alone, for `TOKEN=$(lifecycle-es tokens add ...)`
 

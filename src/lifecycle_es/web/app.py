@@ -136,7 +136,6 @@ def create_app(engine: LifecycleEngine, settings: Settings | None = None) -> Sta
             if follower is not None:
                 follower.stop()
 
-    console = Console(engine, settings)
     app = Starlette(
         routes=routes(api.create_api(engine, console)),
         middleware=[Middleware(ServerTiming), Middleware(SecurityHeaders),

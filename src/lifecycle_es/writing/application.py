@@ -472,14 +472,6 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
             return None
         return found if found.matches(token) else None
 
-    def add_token(self, **f: Any) -> int:
-        """Issue an API token (``token_added``)."""
-        return self.record("token_added", **f)
-
-    def revoke_token(self, **f: Any) -> int:
-        """Revoke an API token: it is refused from then on (``token_revoked``)."""
-        return self.record("token_revoked", **f)
-
     # ---------------------------------------------------------------- internals
 
     def _write_events(self, events: Sequence[Any]) -> None:

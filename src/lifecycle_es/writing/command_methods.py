@@ -19,7 +19,7 @@ from datetime import date, datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from lifecycle_es.commands import AdvocacyKind, HandoverDocument, Role
+from lifecycle_es.commands import AdvocacyKind, HandoverDocument, Role, Scope
 
 F = TypeVar("F", bound=Callable[..., int])
 #: the default handover document (every list empty, no notes); the model is frozen
@@ -28,7 +28,8 @@ EMPTY_DOCUMENT = HandoverDocument()
 COMMAND_METHODS: dict[str, str] = {}
 
 
-#: method name -> the user command type it records (``lifecycle-es users``, the console)
+#: method name -> the user or token command type it records (``lifecycle-es users``,
+#: ``lifecycle-es tokens``, the console)
 USER_METHODS: dict[str, str] = {}
 
 
@@ -326,4 +327,26 @@ class CommandMethods:
         causation_id: str | None = None,
     ) -> int:
         """Disable a user: they can no longer sign in (``user_disabled``)."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- API tokens
+    # The integrations of the HTTP API (``domain/token.py``); the actor and team are the
+    # administrator's. ``token_hash`` comes from ``domain.token.token_hash``.
+
+    @records("token_added", USER_METHODS)
+    def add_token(
+        self, *, token: str, scope: Scope, token_hash: str, at: datetime | str, actor: str,
+        team: str, act_for_others: bool = False, correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> int:
+        """Issue an API token (``token_added``)."""
+        raise NotImplementedError
+
+    @records("token_revoked", USER_METHODS)
+    def revoke_token(
+        self, *, token: str, at: datetime | str, actor: str, team: str,
+        reason: str | None = None, correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> int:
+        """Revoke an API token: it is refused from then on (``token_revoked``)."""
         raise NotImplementedError
