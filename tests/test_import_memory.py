@@ -173,3 +173,29 @@ def test_rebase_keeps_the_state_whatever_is_voided() -> None:
         agg.void(5, "old", meta)  # before the base: read back through ``stored``
     assert folded.state == full.state and folded.state.last_nps is None
     assert folded.origin.base is not None and folded.origin.base.last_nps is None
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_customers_continued_from_the_store_fold_and_read_back_alike(
+        durable_store_url: str, share: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second import continues customers the store holds (loaded at version 40 to 50):
+    their base state is read from the store first, their old voids from store and
+    transaction together."""
+    lines = history()
+    half = len(lines) // 2
+    reference = LifecycleEngine("memory://")
+    reference.import_lines(lines[:half])
+    expected = summary(reference.import_lines(lines[half:]))
+    engine = LifecycleEngine(durable_store_url)
+    try:
+        engine.import_lines(lines[:half], batch_size=100)
+    finally:
+        engine.close()
+    result, log, _ = import_counting_routes(durable_store_url, lines[half:], share, monkeypatch)
+    assert summary(result) == expected
+    assert log == stored_log(reference)
+    engine = LifecycleEngine(durable_store_url)
+    try:
+        assert states(engine) == states(reference)
+    finally:
+        engine.close()
