@@ -149,10 +149,17 @@ class BulkWrite:
             self._send_lines()
         return True
 
-    def _send_lines(self) -> None:
+    def _send_lines(self, before: int | None = None) -> None:
+        """Send the lines routed to the writer process, with the first line whose rows
+        this side has not sent yet (``before``, else the first pending, else None): the
+        writer process writes its own rows of the lines before it now, so that they are
+        written (and its customers' older events folded away) even when this side has few
+        rows of its own to send."""
         if self._lines and self._writer is not None:
             lines, self._lines = self._lines, []
-            self._writer.send("lines", lines)
+            if before is None and self._pending:
+                before = self._pending[0][0]
+            self._writer.send("lines", (lines, before))
 
     def add(self, line: int, rows: list[Row]) -> None:
         """Queue the ``rows`` of the command on ``line`` (in log order) for writing."""
@@ -173,7 +180,7 @@ class BulkWrite:
         if self._writer is None:
             self._batches.append(batch)
         else:
-            self._send_lines()  # every line before the batch's last is with the writer
+            self._send_lines(batch[0][0])  # every line before the batch's last is with it
             if self._keys is not None and (keys := self._keys.take()):
                 self._writer.send("keys", keys)  # the new keys of the batch's aggregates
             self._writer.send("rows", batch)
@@ -470,12 +477,21 @@ def _merged(own: deque[tuple[int, list[Row]]], batch: Lines,
     ``written`` gets the last version of each aggregate of the ``own`` rows taken."""
     out: list[Row] = []
     for line, rows in batch:
-        while own and own[0][0] < line:
-            mine = own.popleft()[1]
-            out.extend(mine)
-            for row in mine:
-                written[row[0]] = row[1]
+        out.extend(_before(own, line, written))
         out.extend(rows)
+    return out
+
+
+def _before(own: deque[tuple[int, list[Row]]], line: int | None,
+            written: dict[str, int]) -> list[Row]:
+    """The rows of the ``own`` lines before ``line`` (all: None), taken off ``own``;
+    ``written`` gets the last version of each of their aggregates."""
+    out: list[Row] = []
+    while own and (line is None or own[0][0] < line):
+        mine = own.popleft()[1]
+        out.extend(mine)
+        for row in mine:
+            written[row[0]] = row[1]
     return out
 
 
@@ -533,7 +549,8 @@ def serve() -> None:
                     kind, body = pickle.load(inbox)
                     started = time.perf_counter()
                     if kind == "lines":
-                        for number, line in body:
+                        lines, before = body
+                        for number, line in lines:
                             try:
                                 rows = checker.check(number, parse_command(line, number))
                             except InvalidInput as exc:
@@ -541,6 +558,9 @@ def serve() -> None:
                                 continue
                             if rows is not None:
                                 own.append((number, rows))
+                        early = _before(own, before, transaction.own)
+                        if early:  # no row of the engine's comes before them any more
+                            write(early)
                     elif kind == "keys":  # written with the rows of their aggregates
                         assert engine.keyring is not None
                         engine.keyring.adopt(body)
