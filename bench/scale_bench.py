@@ -146,6 +146,13 @@ def backlog(path: str, customers: int, events: int) -> str:
     return out
 
 
+def schema(url: str) -> str:
+    """The PostgreSQL schema of a store URL."""
+    from lifecycle_es.stores.url import StoreURL
+
+    return StoreURL.parse(url).schema
+
+
 def head(url: str) -> int:
     """The events in the store."""
     with LifecycleEngine(url) as engine:
@@ -303,11 +310,11 @@ def main() -> None:
     os.makedirs(work, exist_ok=True)
     if args.store == "sqlite":
         db: str | None = os.path.join(work, f"scale_{uuid.uuid4().hex[:6]}.db")
-        url = f"sqlite:///{db}"
+        url = f"sqlite:///{db}?timeout=120"  # a busy machine: a step's lock waits longer
     else:
         db = None
         sep = "&" if "?" in args.postgres else "?"
-        url = f"{args.postgres}{sep}schema=scale_{uuid.uuid4().hex[:8]}"
+        url = f"{args.postgres}{sep}schema=scale_{uuid.uuid4().hex[:8]}&timeout=120"
     figures: dict[str, Any] = {"store": args.store, "customers": args.customers,
                                "pace": args.pace}
     try:
@@ -347,7 +354,7 @@ def main() -> None:
         with LifecycleEngine(url) as engine:
             table = str(engine.writer.recorder.events_table_name)  # type: ignore[attr-defined]
         sizes = disk(url, db)
-        read_schema = None if db else f"{url.rsplit('schema=', 1)[1]}_read"
+        read_schema = None if db else f"{schema(url)}_read"
         figures["disk_bytes"] = sizes
         figures["disk_per_event"] = per = disk_summary(sizes, table, read_schema, events)
         print("disk per event: " + ", ".join(f"{k} {v:,.0f} B" for k, v in per.items())
@@ -361,8 +368,7 @@ def main() -> None:
                 from import_bench import drop_schema
 
                 drop_schema(url)
-                drop_schema(url.replace(url.rsplit("schema=", 1)[1],
-                                        url.rsplit("schema=", 1)[1] + "_read"))
+                drop_schema(url.replace(schema(url), schema(url) + "_read"))
             elif not args.work:
                 shutil.rmtree(work, ignore_errors=True)
             else:
