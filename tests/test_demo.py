@@ -7,16 +7,18 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.cli.demo import run_demo
 from lifecycle_es.commands import COMMANDS
-from lifecycle_es.demo import generate, parse_all
+from lifecycle_es.demo import generate, parse_all, write_jsonl
 from lifecycle_es.domain.stage_model import CHURNED, CLASSIC, CUSTOMER_SUCCESS, StageModel
-from lifecycle_es.errors import LifecycleError
+from lifecycle_es.errors import InvalidInput, LifecycleError
 
 UNTIL = date(2026, 11, 1)
 PRESETS = [CLASSIC, CUSTOMER_SUCCESS]
@@ -246,3 +248,26 @@ def test_cli_demo_writes_prints_and_refuses_a_second_run(durable_store_url: str)
     assert again.stderr.strip().count("\n") == 0
     assert "already has customers; use a new --store" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_write_jsonl_writes_the_lines_generate_returns(tmp_path: Path) -> None:
+    """Made part by part (bounded memory), merged: the same lines in the same order."""
+    path = tmp_path / "history.jsonl"
+    lines = write_jsonl(str(path), 120, 5, CLASSIC, UNTIL, pace=2.0, part=25)
+    expected = [orjson.dumps(c) for c in generate(120, 5, CLASSIC, UNTIL, pace=2.0)]
+    assert path.read_bytes().splitlines() == expected and lines == len(expected)
+
+
+def test_pace_makes_longer_histories_of_the_same_customers() -> None:
+    slow, busy = generate(60, 3, CLASSIC, UNTIL), generate(60, 3, CLASSIC, UNTIL, pace=4.0)
+    assert len(busy) > 2 * len(slow)
+    assert {c.get("customer") for c in busy} == {c.get("customer") for c in slow}
+    LifecycleEngine("memory://").record_many(parse_all(busy))  # valid as ever
+
+
+@pytest.mark.parametrize("pace", [0, -1, 0.09, 100.5, 10**30, float("nan"), float("inf")])
+def test_a_pace_out_of_range_is_refused(pace: float) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        generate(10, 1, CLASSIC, UNTIL, pace=pace)
+    assert [p.field for p in exc.value.problems] == ["pace"]
+    assert "from 0.1 to 100" in str(exc.value)

@@ -127,7 +127,7 @@ def test_any_share_reports_the_same_problems(durable_store_url: str, history: li
 def test_after_the_engines_first_problem_the_writer_still_reports_its_own(
         durable_store_url: str, history: list[bytes],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine's problem stops all writing, not the writer process's checking."""
+    """The engine's problem means nothing is committed; the writer process still checks."""
     first, last = orjson.loads(history[0]), orjson.loads(history[-1])
     assert first["type"] == "campaign_announced" and last["type"] == "payment"
     registered = next(i for i, line in enumerate(history)

@@ -23,10 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import os
 import random
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from lifecycle_es.domain.gap_ids import gap_id
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
@@ -113,13 +117,17 @@ def _add_months(d: date, months: int) -> date:
 class _World:
     """What all customers share: the model, the people per team, the campaigns, the output."""
 
-    def __init__(self, customers: int, seed: int, model: StageModel, until: date) -> None:
+    def __init__(self, customers: int, seed: int, model: StageModel, until: date,
+                 pace: float = 1.0) -> None:
         self.rng = random.Random(seed)
         #: the work on gaps (assigned, snoozed, dismissed) draws from its own generator, so
         #: the rest of the history is what it was before the demo had any
         self.work_rng = random.Random(f"{seed}-gap-work")
         self.stale_seen = 0  # handovers left pending so far
         self.model = model
+        self.pace = pace  # how many times as often a paying customer's recurring events come
+        self.shoppers = 0  # the last ones buy without a contract (_world sets how many)
+        self.shop_rng = random.Random(seed)
         self.until = until
         self.end = datetime(until.year, until.month, until.day, tzinfo=UTC)
         self.start = self.end - HISTORY_DAYS * DAY
@@ -440,7 +448,7 @@ class _Life:
         heapq.heappush(self.agenda, (at, self.seq, what))
 
     def in_days(self, lo: float, hi: float) -> datetime:
-        return _clock(self.rng, (self.t + self.rng.uniform(lo, hi) * DAY).date())
+        return _clock(self.rng, (self.t + self.rng.uniform(lo, hi) / self.w.pace * DAY).date())
 
     def paying_life(self) -> None:
         """Run the recurring parts of a paying customer's life until churn or ``until``."""
@@ -482,7 +490,7 @@ class _Life:
                       currency=self.currency)
             self.dup = v + 1
             self.schedule(self.in_days(1, 10), "void_payment")
-        self.schedule(self.t + 30 * DAY, "pay")
+        self.schedule(self.t + 30 / self.w.pace * DAY, "pay")
 
     def void_payment(self) -> None:
         self.emit("event_voided", self.w.success, "billing", voided_version=self.dup,
@@ -681,32 +689,79 @@ class _Shopper:
                       team, owner, notes="has not ordered for a while")
 
 
-def generate(customers: int, seed: int, model: StageModel, until: date) -> list[dict[str, Any]]:
+def generate(customers: int, seed: int, model: StageModel, until: date,
+             pace: float = 1.0) -> list[dict[str, Any]]:
     """Import-format command dicts for ``customers`` customers over three years before ``until``.
 
     Deterministic: the same arguments give the same list. Times are UTC and strictly before
     ``until`` (midnight UTC); commands are in time order (each aggregate's own in order).
+    ``pace`` makes a paying customer's recurring events (payments, check-ins, surveys, ...)
+    come that many times as often: longer histories of the same customers (benchmarks).
     """
-    if customers < 1:
-        raise InvalidInput([FieldProblem("customers", customers, "must be at least 1")], "demo")
-    w = _World(customers, seed, model, until)
-    w.announce_campaigns(36 + customers // 100)
-    shoppers = customers // SHOPPER_SHARE
-    shop = random.Random(seed * 7919 + 17)  # their own stream: the others' stories stay
-    with track("demo: generate", "customers") as progress:
-        for n, ext in enumerate(w.ids, start=1):
-            with contextlib.suppress(_Stop):
-                if n > customers - shoppers:
-                    _Shopper(w, ext, shop).live()
-                else:
-                    _Life(w, ext).live()
-            progress(n, customers)
-    w.out.sort(key=lambda item: item[0])
     commands = []
-    for at, cmd in w.out:
+    for at, cmd in (item for part in _parts(_world(customers, seed, model, until, pace),
+                                            customers) for item in part):
         cmd["at"] = at.isoformat()
         commands.append(cmd)
     return commands
+
+
+def write_jsonl(path: str, customers: int, seed: int, model: StageModel, until: date, *,
+                pace: float = 1.0, part: int = 1000) -> int:
+    """Write the history :func:`generate` returns to ``path`` as JSON Lines; its lines.
+
+    The same lines in the same order, made ``part`` customers at a time (each part sorted
+    into a temporary file, then the parts merged), so that memory holds one part, not the
+    whole history (10M events: about 200 MB instead of some 10 GB).
+    """
+    w = _world(customers, seed, model, until, pace)
+    lines = 0
+    with tempfile.TemporaryDirectory(prefix="demo_parts_") as tmp:
+        names = []
+        for n, items in enumerate(_parts(w, part)):
+            names.append(os.path.join(tmp, f"{n}.jsonl"))
+            with open(names[-1], "wb") as f:
+                for at, cmd in items:  # a fixed-width time first, to merge on
+                    cmd["at"] = at.isoformat()
+                    f.write(at.strftime("%Y%m%d%H%M%S%f ").encode() + orjson.dumps(cmd) + b"\n")
+        with contextlib.ExitStack() as stack, open(path, "wb") as out:
+            files = [stack.enter_context(open(name, "rb")) for name in names]
+            # ties keep the order of the parts, as generate's stable sort keeps it
+            for line in heapq.merge(*files, key=lambda line: line[:21]):
+                out.write(line[21:])
+                lines += 1
+    return lines
+
+
+def _world(customers: int, seed: int, model: StageModel, until: date,
+           pace: float) -> _World:
+    """The world of a history, its campaigns announced."""
+    if customers < 1:
+        raise InvalidInput([FieldProblem("customers", customers, "must be at least 1")], "demo")
+    if not 0.1 <= pace <= 100:
+        raise InvalidInput([FieldProblem("pace", pace, "must be from 0.1 to 100")], "demo")
+    w = _World(customers, seed, model, until, pace)
+    w.announce_campaigns(36 + customers // 100)
+    w.shoppers = customers // SHOPPER_SHARE
+    w.shop_rng = random.Random(seed * 7919 + 17)  # their own stream: the others' stories stay
+    return w
+
+
+def _parts(w: _World, size: int) -> Iterator[list[tuple[datetime, dict[str, Any]]]]:
+    """The commands of ``size`` customers at a time (the campaigns with the first part),
+    each part in time order."""
+    with track("demo: generate", "customers") as progress:
+        for start in range(0, len(w.ids), size):
+            for n, ext in enumerate(w.ids[start:start + size], start=start + 1):
+                with contextlib.suppress(_Stop):
+                    if n > len(w.ids) - w.shoppers:
+                        _Shopper(w, ext, w.shop_rng).live()
+                    else:
+                        _Life(w, ext).live()
+                progress(n, len(w.ids))
+            items, w.out = w.out, []
+            items.sort(key=lambda item: item[0])
+            yield items
 
 
 # ------------------------------------------------------------------------ demo

@@ -15,7 +15,7 @@ key, after which they read as placeholders (crypto-shredding; docs/privacy.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -75,16 +75,23 @@ class CustomerState:
     last_event_at: datetime | None = None
     erased_at: datetime | None = None
 
+    def copy(self) -> CustomerState:
+        """An independent copy (the handovers are copied too: folding changes them)."""
+        return replace(self, handovers={k: replace(h) for k, h in self.handovers.items()})
+
 
 @dataclass
 class Origin:
     """Where a customer object comes from: the version it was loaded at (0: created here),
     how many events were folded to load it (after its snapshot, if any), and how to read
-    its stored events up to a version (given by the repository that loaded it)."""
+    its stored events up to a version (given by the repository that loaded it). ``base``,
+    when kept (:meth:`Customer.rebase`), is the state folded from the events up to
+    ``version``: a void of a later event refolds from it instead of reading them."""
 
     version: int = 0
     replayed: int = 0
     stored: Callable[[int], Iterable[Customer.Event]] | None = None
+    base: CustomerState | None = None
 
 
 class Customer(Aggregate):
@@ -378,7 +385,7 @@ class Customer(Aggregate):
         def apply(self, aggregate: Customer) -> None:
             aggregate.recent.append(self)
             aggregate.voided[self.voided_version] = self.originator_version
-            aggregate.refold()
+            aggregate.refold(self.voided_version)
 
     class Erased(Event):
         """The customer's personal data was erased (its data key deleted): who, when, why.
@@ -431,21 +438,55 @@ class Customer(Aggregate):
         agg.origin = Origin(agg._version, len(events))
         return agg
 
-    def refold(self) -> None:
+    def refold(self, voided_version: int = 0) -> None:
         """Recompute the state from the customer's events, skipping voided ones: its stored
-        events up to the version it was loaded at, then those applied since."""
-        stored = self.origin.stored
-        if self.origin.version and stored is None:
+        events up to the version it was loaded at, then those applied since. When the
+        object keeps its base state (:meth:`rebase`) and the event just voided
+        (``voided_version``) is newer than it, from that state instead of the stored events."""
+        o = self.origin
+        if o.base is not None and voided_version > o.version:
+            state = o.base.copy()
+        else:
+            state = self._stored_state()
+            if o.base is not None:  # it held the voided event
+                o.base = state.copy()
+        self.state = self._folded(state, self.recent)
+
+    def _stored_state(self) -> CustomerState:
+        """The state folded from the stored events up to the version it was loaded at."""
+        o = self.origin
+        if o.version and o.stored is None:
             raise RuntimeError("a loaded customer must know how to read its stored events")
-        earlier = stored(self.origin.version) if stored is not None and self.origin.version \
-            else ()
-        self.state = s = CustomerState()
+        return self._folded(CustomerState(), o.stored(o.version)
+                            if o.stored is not None and o.version else ())
+
+    def _folded(self, s: CustomerState, events: Iterable[Customer.Event]) -> CustomerState:
+        """``s`` with ``events`` folded in, but the voided ones and the voids."""
         voided = self.voided
-        for events in (earlier, self.recent):
-            for ev in events:
-                if ev.originator_version not in voided and not isinstance(
-                        ev, Customer.EventVoided):
-                    ev.fold_all(s)
+        for ev in events:
+            if ev.originator_version not in voided and not isinstance(ev, Customer.EventVoided):
+                ev.fold_all(s)
+        return s
+
+    def rebase(self, keep: int, upto: int,
+               stored: Callable[[int], Iterable[Customer.Event]]) -> None:
+        """Fold the events applied since loading into the base state and drop them, but the
+        last ``keep`` and those after version ``upto``: the object then holds its state,
+        the base and at most ``keep`` events (plus those after ``upto``), however long its
+        history (a bulk import keeps its customers this way; ``writing/import_check.py``).
+        ``stored`` reads its events up to a version from then on (a void of an event folded
+        into the base needs them)."""
+        o = self.origin
+        cut = min(self.version - keep, upto)
+        if cut <= o.version:
+            return
+        base = o.base
+        if base is None:  # the state it was loaded at, kept from now on
+            base = self._stored_state()
+        n = cut - o.version  # ``recent`` holds versions o.version + 1, ... in order
+        self._folded(base, self.recent[:n])
+        del self.recent[:n]
+        self.origin = Origin(cut, o.replayed, stored, base)
 
     @property
     def external_id(self) -> str:

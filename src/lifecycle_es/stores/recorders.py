@@ -194,6 +194,11 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
     tables: frozenset[str] | None = None
     _opening: tuple[dict[str, str], str | None] | None = None
 
+    #: reads while a bulk transaction is open run in it, seeing what it wrote (the import's
+    #: writer process reads back its events: writing/bulk_write.py); else on their own
+    #: connection
+    reads_in_bulk = False
+
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         pool = datastore.pool
         self.store = StoreURL(kind="sqlite", path=pool.db_name, timeout=pool.lock_timeout or 5)
@@ -305,7 +310,7 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
         keys = self._key_writes()
         committed = False
         try:
-            with self.datastore.transaction(commit=True) as c:
+            with self.datastore.transaction(commit=True) as c, self._reads_on(c):
                 cache_size = None
                 if big:
                     c.execute("PRAGMA cache_size")
@@ -329,6 +334,29 @@ class ChainedSQLiteRecorder(Guarded, SQLiteApplicationRecorder):
         """Up to ``limit`` rows of the keys table from aggregate id ``start`` on."""
         with self.datastore.transaction(commit=False) as c:
             return _sqlite_keys(c).select(start, limit)
+
+    @contextmanager
+    def _reads_on(self, c: SQLiteCursor) -> Iterator[None]:
+        """With :attr:`reads_in_bulk`, meanwhile every read transaction of the datastore
+        (the library's reads, the keys') is ``c``, the bulk transaction's cursor."""
+        if not self.reads_in_bulk:
+            yield
+            return
+        datastore, opened = self.datastore, self.datastore.transaction
+
+        @contextmanager
+        def transaction(*, commit: bool) -> Iterator[SQLiteCursor]:
+            if commit:  # not a read: as ever
+                with opened(commit=True) as other:
+                    yield other
+            else:
+                yield c
+
+        datastore.transaction = transaction  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            del datastore.transaction
 
     def master_fingerprint(self) -> str | None:
         """The fingerprint of the master key the store's data keys are wrapped by."""

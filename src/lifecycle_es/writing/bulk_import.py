@@ -293,12 +293,14 @@ class BulkImportApplication(LifecycleApplication):
                 for line, cmd in commands:
                     rows = check(line, cmd)
                     if problems:
-                        out.discard()  # nothing will be written: stop writing early
-                    elif rows is not None and not check_only:
+                        out.discard()  # nothing will be committed (see BulkWrite.discard)
+                    if rows is not None and not check_only and not out.discarded:
                         out.add(line, rows)
                         if recorded is not None:
                             recorded.append(Recorded(line, cmd.type, cmd.target, cmd.key,
                                                      [row[1] for row in rows]))
+                        if checker.read_back is None and out.shares_checking:
+                            checker.read_back = out  # customers keep only their last events
                     if line >= report_at:
                         progress(line, total)
                         report_at = line + PROGRESS_EVERY

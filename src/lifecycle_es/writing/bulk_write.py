@@ -28,6 +28,13 @@ engine's.
 
 Messages wait in a queue of up to :data:`BACKLOG_BYTES` on the engine's side when the pipe is
 full (see :class:`WriterProcess`), so neither side waits for the other's bursts.
+
+Once the writer process runs, both sides keep only the last events of each customer in
+memory (``writing/import_check.py``): the rest are in the writer's transaction. A void of an
+older event reads the customer's events back from there: the writer process reads its own
+customers' itself; the engine sends what it has queued, asks (:meth:`BulkWrite.events`) and
+waits for the answer. So that this always works, a bad line does not stop the writing once
+the writer process runs (nothing is committed, as ever).
 """
 
 from __future__ import annotations
@@ -142,10 +149,17 @@ class BulkWrite:
             self._send_lines()
         return True
 
-    def _send_lines(self) -> None:
+    def _send_lines(self, before: int | None = None) -> None:
+        """Send the lines routed to the writer process, with the first line whose rows
+        this side has not sent yet (``before``, else the first pending, else None): the
+        writer process writes its own rows of the lines before it now, so that they are
+        written (and its customers' older events folded away) even when this side has few
+        rows of its own to send."""
         if self._lines and self._writer is not None:
             lines, self._lines = self._lines, []
-            self._writer.send("lines", lines)
+            if before is None and self._pending:
+                before = self._pending[0][0]
+            self._writer.send("lines", (lines, before))
 
     def add(self, line: int, rows: list[Row]) -> None:
         """Queue the ``rows`` of the command on ``line`` (in log order) for writing."""
@@ -166,18 +180,38 @@ class BulkWrite:
         if self._writer is None:
             self._batches.append(batch)
         else:
-            self._send_lines()  # every line before the batch's last is with the writer
+            self._send_lines(batch[0][0])  # every line before the batch's last is with it
             if self._keys is not None and (keys := self._keys.take()):
                 self._writer.send("keys", keys)  # the new keys of the batch's aggregates
             self._writer.send("rows", batch)
 
+    @property
+    def discarded(self) -> bool:
+        """Whether :meth:`discard` dropped the rows: none are taken any more."""
+        return self._discarding
+
     def discard(self) -> None:
-        """Write nothing more (a line was bad); a writer process goes on checking its lines."""
-        if not self._discarding:
+        """Write nothing more (a line was bad): on a ``memory://`` store. On SQLite and
+        PostgreSQL the rows still go to the writer process (started as ever), whose
+        transaction is rolled back at the end: the events checked stay readable there for
+        a void of an old event (see the module doc)."""
+        if not self._discarding and not self._parallel:
             self._discarding = True
             self._pending, self._batches, self._queued = [], [], 0
-            if self._writer is not None:
-                self._writer.send("discard", None)
+
+    def events(self, aggregate_id: UUID, lte: int) -> list[Any]:
+        """The aggregate's events up to version ``lte``, read in the writer process's
+        transaction after everything queued here was sent to it (raises
+        :class:`WriteFailed` if it stopped). For a void of an event a customer no longer
+        keeps in memory; the writer process must run."""
+        assert self._writer is not None
+        if self._pending:
+            self._flush()
+        return self._writer.read(aggregate_id, lte)
+
+    def written(self, row_id: str, version: int) -> int:
+        """Everything: :meth:`events` sends what is queued before it reads."""
+        return version
 
     def finish(self, problems: list[FieldProblem]) -> Tally | None:
         """Send everything; add the writer process's problems to ``problems`` and return its
@@ -336,10 +370,19 @@ class WriterProcess:
             raise _failure(reply) from None
 
     def send(self, kind: str, body: Any) -> None:
-        """Send ``lines`` to check, ``keys`` (data keys made by the engine) and ``rows`` to
-        write, or ``discard`` (raises
-        :class:`WriteFailed` if the child stopped)."""
+        """Send ``lines`` to check, ``keys`` (data keys made by the engine) or ``rows`` to
+        write (raises :class:`WriteFailed` if the child stopped)."""
         self._send((kind, body))
+
+    def read(self, aggregate_id: UUID, lte: int) -> list[Any]:
+        """An aggregate's events up to version ``lte`` as the child's transaction holds
+        them, once it has handled everything sent before (see :meth:`BulkWrite.events`)."""
+        self._send(("read", (aggregate_id, lte)), wait=True)
+        reply = self._reply()
+        if reply[0] != "events":
+            self._close()
+            raise _failure(reply)
+        return list(reply[1])
 
     def finish(self) -> tuple[list[FieldProblem], Tally]:
         """The child's problems and tally, once it has checked and written all it was sent."""
@@ -428,14 +471,43 @@ def _rows_of(lines: Iterable[tuple[int, list[Row]]]) -> list[Row]:
     return [row for _, rows in lines for row in rows]
 
 
-def _merged(own: deque[tuple[int, list[Row]]], batch: Lines) -> list[Row]:
-    """The rows of ``batch`` and of the ``own`` lines before its last, in line order."""
+def _merged(own: deque[tuple[int, list[Row]]], batch: Lines,
+            written: dict[str, int]) -> list[Row]:
+    """The rows of ``batch`` and of the ``own`` lines before its last, in line order;
+    ``written`` gets the last version of each aggregate of the ``own`` rows taken."""
     out: list[Row] = []
     for line, rows in batch:
-        while own and own[0][0] < line:
-            out.extend(own.popleft()[1])
+        out.extend(_before(own, line, written))
         out.extend(rows)
     return out
+
+
+def _before(own: deque[tuple[int, list[Row]]], line: int | None,
+            written: dict[str, int]) -> list[Row]:
+    """The rows of the ``own`` lines before ``line`` (all: None), taken off ``own``;
+    ``written`` gets the last version of each of their aggregates."""
+    out: list[Row] = []
+    while own and (line is None or own[0][0] < line):
+        mine = own.popleft()[1]
+        out.extend(mine)
+        for row in mine:
+            written[row[0]] = row[1]
+    return out
+
+
+class _Transaction:
+    """The writer process's :class:`~lifecycle_es.writing.import_check.ReadBack`: its own
+    customers' events are read back from its open transaction once written."""
+
+    def __init__(self, engine: LifecycleApplication) -> None:
+        self._get = engine.events.get
+        self.own: dict[str, int] = {}  # the last version written of each of its aggregates
+
+    def events(self, aggregate_id: UUID, lte: int) -> list[Any]:
+        return list(self._get(aggregate_id, lte=lte))
+
+    def written(self, row_id: str, version: int) -> int:
+        return self.own.get(row_id, 0)
 
 
 def serve() -> None:
@@ -469,15 +541,16 @@ def serve() -> None:
         problems: list[FieldProblem] = []
         engine.recorder.reads_in_bulk = True  # type: ignore[attr-defined]
         checker = Checker(engine, problems, store_empty=store_empty)
+        checker.read_back = transaction = _Transaction(engine)
         own: deque[tuple[int, list[Row]]] = deque()  # rows of our lines, not written yet
-        writing = True
         try:
             with engine.recorder.bulk() as write:  # type: ignore[attr-defined]
                 while True:
                     kind, body = pickle.load(inbox)
                     started = time.perf_counter()
                     if kind == "lines":
-                        for number, line in body:
+                        lines, before = body
+                        for number, line in lines:
                             try:
                                 rows = checker.check(number, parse_command(line, number))
                             except InvalidInput as exc:
@@ -485,25 +558,24 @@ def serve() -> None:
                                 continue
                             if rows is not None:
                                 own.append((number, rows))
-                        writing = writing and not problems
+                        early = _before(own, before, transaction.own)
+                        if early:  # no row of the engine's comes before them any more
+                            write(early)
                     elif kind == "keys":  # written with the rows of their aggregates
                         assert engine.keyring is not None
                         engine.keyring.adopt(body)
                     elif kind == "rows":
-                        if writing:
-                            write(_merged(own, body))
-                    elif kind == "discard":  # a line was bad: check on, write no more
-                        writing = False
+                        write(_merged(own, body, transaction.own))
+                    elif kind == "read":  # for a void of an old event of the engine's
+                        reply("events", transaction.events(*body))
                     elif kind == "finish":
-                        if writing:
-                            write(_rows_of(own))
+                        write(_rows_of(own))
+                        own.clear()
                         reply("report", (problems, checker.tally))
                     else:
                         break
-                    if not writing:
-                        own.clear()
                     busy += time.perf_counter() - started
-                if kind != "commit" or not writing:
+                if kind != "commit":
                     raise _Aborted  # leaving the block this way rolls back
                 started = time.perf_counter()
                 if body is not None:  # the import's record, committed with its events

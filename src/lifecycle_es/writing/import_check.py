@@ -6,16 +6,26 @@ the events of the commands that passed as rows for the recorders. The engine run
 import's writer process runs a second one on its share of the aggregates
 (``writing/bulk_write.py``): commands of different aggregates never depend on each other, so
 the two check in parallel and see exactly what one checker would.
+
+Memory grows with the customers, not the events: once the events are written somewhere they
+can be read back (a writer process's open transaction: :attr:`Checker.read_back`), a
+customer keeps only its state, the state before its last :data:`KEEP_EVENTS` to
+:data:`2 * KEEP_EVENTS <KEEP_EVENTS>` events, and those events (``Customer.rebase``). A void
+of one of those is folded in memory; a void of an older event reads the customer's events
+back from the transaction (docs/import.md, "Memory").
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from lifecycle_es.commands import COMMANDS, CampaignCommand, Command
+from lifecycle_es.domain.customer import Customer
 from lifecycle_es.domain.ids import normalise_id
 from lifecycle_es.domain.trigger import take_pending
 from lifecycle_es.errors import (
@@ -29,6 +39,8 @@ from lifecycle_es.errors import (
 from lifecycle_es.stores.chain import Row, canonical_id
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from eventsourcing.domain import Aggregate
 
     from lifecycle_es.writing.application import LifecycleApplication
@@ -37,6 +49,21 @@ if TYPE_CHECKING:
 Key = tuple[str, str]
 
 _TARGETS = {name: cls.target for name, cls in COMMANDS.items()}
+
+#: the events a customer keeps in memory during a large import (between this and twice as
+#: many): a void of one of them needs no reading back (the demo's voids are 1 to 4 events back)
+KEEP_EVENTS = 16
+
+
+class ReadBack(Protocol):
+    """Where an import's events can be read back while it runs (its open transaction)."""
+
+    def events(self, aggregate_id: UUID, lte: int) -> Iterable[Any]:
+        """The aggregate's events up to version ``lte``, stored before or by this import."""
+
+    def written(self, row_id: str, version: int) -> int:
+        """Up to which version the events of the aggregate (its id as rows carry it, its
+        current ``version``) can be read back already."""
 
 
 @dataclass
@@ -68,6 +95,9 @@ class Checker:
         self._model = engine.stage_model
         self._teams = frozenset(self._model.teams)
         self._to_row = engine.mapper.to_row  # type: ignore[attr-defined]
+        #: set once the checked events can be read back: customers then keep only their last
+        #: events in memory (see the module doc)
+        self.read_back: ReadBack | None = None
 
     def check(self, line: int, cmd: Command) -> list[Row] | None:
         """Apply ``cmd`` (from ``line``); its events as rows, or None after a problem."""
@@ -106,7 +136,13 @@ class Checker:
         if row_id is None:
             row_id = self._row_ids[key] = canonical_id(agg.id)
         to_row = self._to_row
-        return [to_row(event, row_id) for event in new]
+        rows = [to_row(event, row_id) for event in new]
+        read_back = self.read_back
+        if read_back is not None and isinstance(agg, Customer) \
+                and len(agg.recent) >= 2 * KEEP_EVENTS:
+            agg.rebase(KEEP_EVENTS, read_back.written(row_id, agg.version),
+                       partial(read_back.events, agg.id))
+        return rows
 
     def forget(self) -> None:
         """Drop the aggregates checked so far (their events were returned as rows).
