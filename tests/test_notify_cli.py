@@ -149,7 +149,8 @@ def test_run_once_status_and_no_secret_in_any_output(
         monkeypatch: pytest.MonkeyPatch) -> None:
     password = "hunter2-url-password"
     url = receiver.url.replace("http://", f"http://alice:{password}@")
-    path = _toml(tmp_path, _hook(url))
+    # a retry due at once (full jitter over 0.1 s), so that the second run delivers it
+    path = _toml(tmp_path, _hook(url, "\n[sender]\nbackoff_first_seconds = 0.1\n"))
     with LifecycleEngine(store) as engine:
         engine.notifier(None).baseline()  # the first start
         register(engine, "acme", datetime.now(UTC))

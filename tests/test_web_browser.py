@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,11 @@ def test_filter_the_cockpit_and_accept_a_handover(console: str, browser: Any) ->
         assert "Recorded (accept)" in page.inner_text("main")
         page.goto("/handovers")
         assert page.locator("section.pending a[href='/customers/acme']").count() == 0
-        assert page.locator("section.decided a[href='/customers/acme']").count() == 1
+        deadline = time.monotonic() + 15  # the decided list is a view renewed in a second
+        while page.locator("section.decided a[href='/customers/acme']").count() != 1:
+            assert time.monotonic() < deadline, "the accepted handover never showed as decided"
+            page.wait_for_timeout(200)
+            page.goto("/handovers")
         assert problems == []
     finally:
         context.close()

@@ -179,6 +179,13 @@ class Views:
         view = self._periodic.get(name)
         return None if view is None else view.value
 
+    def expire(self, name: str) -> None:
+        """Make the periodic view ``name`` due: its thread computes it again at its next
+        turn (within ``views_seconds``), whatever its period."""
+        view = self._periodic.get(name)
+        if view is not None:
+            view.position, view.computed = -1, 0.0
+
     def add(self, name: str, compute: Callable[[LifecycleEngine], Any],
             seconds: float) -> None:
         """Keep ``compute(engine)`` (the views' engine) as the view ``name``, recomputed at

@@ -33,6 +33,7 @@ from lifecycle_es.logs import get_logger
 from lifecycle_es.web.auth import Principal, require, user_of
 from lifecycle_es.web.context import Console, blocking, console_of
 from lifecycle_es.web.pages.customers import show
+from lifecycle_es.web.pages.handovers import DECIDED_VIEW
 from lifecycle_es.web.reads import queries, read_models, wait_until_read
 
 log = get_logger("lifecycle_es.web")
@@ -170,11 +171,15 @@ async def _handover(request: Request, decision: str) -> Response:
     if (refused := refuse(user, found["to_team"])) is not None:
         return refused
     if decision == "accept":
-        return await _act(request, "accept", console.engine.accept_handover,
-                          {"handover_id": handover})
-    form = await request.form()
-    return await _act(request, "reject", console.engine.reject_handover,
-                      {"handover_id": handover, "reason": str(form.get("reason") or "")})
+        response = await _act(request, "accept", console.engine.accept_handover,
+                              {"handover_id": handover})
+    else:
+        form = await request.form()
+        response = await _act(request, "reject", console.engine.reject_handover,
+                              {"handover_id": handover,
+                               "reason": str(form.get("reason") or "")})
+    console.views.expire(DECIDED_VIEW)  # the decided list shows it within a second
+    return response
 
 
 async def accept(request: Request) -> Response:
