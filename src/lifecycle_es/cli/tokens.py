@@ -7,30 +7,21 @@ recorded with the OS user as the actor, so the audit trail says who issued what,
 
 from __future__ import annotations
 
-import getpass
-from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 
 import typer
 
 from lifecycle_es.cli.context import NoCatchUp, state
 from lifecycle_es.cli.output import emit, say
-from lifecycle_es.commands import ADMIN_TEAM
+from lifecycle_es.cli.users import Actor, admin_meta
 from lifecycle_es.domain.token import SCOPES, new_token, token_hash
 
 tokens = typer.Typer(help="API tokens of integrations: add, list, revoke (docs/api.md).",
                      no_args_is_help=True)
 
-Actor = Annotated[str | None, typer.Option(
-    metavar="NAME", help="who makes the change (default: the OS user)")]
-
 
 def register(app: typer.Typer) -> None:
     app.add_typer(tokens, name="tokens")
-
-
-def _meta(actor: str | None) -> dict[str, Any]:
-    return {"at": datetime.now(UTC), "actor": actor or getpass.getuser(), "team": ADMIN_TEAM}
 
 
 @tokens.command("add")
@@ -51,7 +42,7 @@ def add(
     token = new_token(name) if len(name) < 100 else "-"  # bad names are said by the command
     engine.add_token(token=name, scope=cast(Any, scope),  # the command model checks it
                      act_for_others=act_as_others,
-                     token_hash=token_hash(token), **_meta(actor))
+                     token_hash=token_hash(token), **admin_meta(actor))
     print(token)  # stdout is the token alone, for `TOKEN=$(lifecycle-es tokens add ...)`
 
 
@@ -78,7 +69,7 @@ def revoke(
     actor: Actor = None,
 ) -> None:
     """Revoke a token: every request with it is refused (401) from then on."""
-    version = state(ctx).engine().revoke_token(token=name, reason=reason, **_meta(actor))
+    version = state(ctx).engine().revoke_token(token=name, reason=reason, **admin_meta(actor))
     say(f"revoked token {name!r} (event {version})")
 
 

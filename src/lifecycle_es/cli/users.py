@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(users, name="users")
 
 
-def _meta(actor: str | None) -> dict[str, Any]:
+def admin_meta(actor: str | None) -> dict[str, Any]:
+    """The time, actor (default: the OS user) and team of an administrative change (users,
+    API tokens)."""
     return {"at": datetime.now(UTC), "actor": actor or getpass.getuser(), "team": ADMIN_TEAM}
 
 
@@ -63,7 +65,7 @@ def add(
 ) -> None:
     """Add a person who can sign in to the console (``lifecycle-es serve``)."""
     engine = state(ctx).engine(create=True)
-    fields = {"user": name, "user_team": team, "role": role, **_meta(actor)}
+    fields = {"user": name, "user_team": team, "role": role, **admin_meta(actor)}
     # bad fields are said before the password is asked for
     build_command("user_added", {**fields, "password_hash": "-"}).check_teams(
         engine.stage_model.teams)
@@ -97,7 +99,7 @@ def role(
 ) -> None:
     """Give a user another role (recorded: who granted what to whom, when)."""
     given = cast("Role", new_role)  # as typed: the command's model refuses another role
-    version = state(ctx).engine().change_user_role(user=name, role=given, **_meta(actor))
+    version = state(ctx).engine().change_user_role(user=name, role=given, **admin_meta(actor))
     say(f"user {name!r} now has role {new_role} (event {version})")
 
 
@@ -112,7 +114,7 @@ def password(
     engine = state(ctx).engine()
     engine.user(name)  # an unknown user is said before the prompt
     version = engine.change_user_password(user=name, password_hash=_password(password_stdin),
-                                          **_meta(actor))
+                                          **admin_meta(actor))
     say(f"changed the password of user {name!r} (event {version})")
 
 
@@ -124,5 +126,5 @@ def disable(
     actor: Actor = None,
 ) -> None:
     """Stop a user from signing in (their sessions end on their next request)."""
-    version = state(ctx).engine().disable_user(user=name, reason=reason, **_meta(actor))
+    version = state(ctx).engine().disable_user(user=name, reason=reason, **admin_meta(actor))
     say(f"disabled user {name!r} (event {version})")
