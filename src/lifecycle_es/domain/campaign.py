@@ -13,11 +13,11 @@ from typing import Any, ClassVar
 from eventsourcing.domain import Aggregate
 
 from lifecycle_es.domain.ids import campaign_id
-from lifecycle_es.domain.trigger import trigger
+from lifecycle_es.domain.trigger import LeanTrigger
 from lifecycle_es.errors import InvariantViolation
 
 
-class Campaign(Aggregate):
+class Campaign(LeanTrigger, Aggregate):
     """One campaign, keyed by UUID5 of its external id."""
 
     class Event(Aggregate.Event):
@@ -75,10 +75,6 @@ class Campaign(Aggregate):
             raise InvariantViolation("ends", fields["ends"], "campaign ends before it starts")
         return cls._create(cls.Announced, id=campaign_id(campaign), campaign=campaign,
                            **meta, **fields)
-
-    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
-        """The library's contract, built leaner (``domain/trigger.py``)."""
-        trigger(self, event_class, kwargs)
 
     def _check_open(self, what: str) -> None:
         if self.ended_at is not None:

@@ -25,7 +25,7 @@ from lifecycle_es.domain.gap_ids import GapRef
 from lifecycle_es.domain.ids import customer_id
 from lifecycle_es.domain.money import Money
 from lifecycle_es.domain.stage_model import CHURNED, StageModel
-from lifecycle_es.domain.trigger import emit, now, take_pending, trigger
+from lifecycle_es.domain.trigger import LeanTrigger, emit, now, take_pending
 from lifecycle_es.errors import InvariantViolation, TransitionNotAllowed
 from lifecycle_es.privacy import ERASED
 
@@ -94,7 +94,7 @@ class Origin:
     base: CustomerState | None = None
 
 
-class Customer(Aggregate):
+class Customer(LeanTrigger, Aggregate):
     """A customer's whole lifecycle. Identity: UUID5 of the caller's external id."""
 
     class Event(Aggregate.Event):
@@ -502,10 +502,6 @@ class Customer(Aggregate):
             cls.Registered, id=customer_id(customer), customer=customer, stage=stage,
             **meta, **fields,
         )
-
-    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
-        """The library's contract, built leaner (``domain/trigger.py``)."""
-        trigger(self, event_class, kwargs)
 
     def record(
         self, event_class: type[Customer.Event], meta: dict[str, Any], **fields: Any

@@ -19,7 +19,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from lifecycle_es.domain.trigger import trigger
+from lifecycle_es.domain.trigger import LeanTrigger
 from lifecycle_es.errors import InvariantViolation
 
 #: Fixed forever, like the other namespaces (domain/ids.py, domain/user.py).
@@ -54,7 +54,7 @@ def name_of(token: str) -> str | None:
     return found.group(1) if found else None
 
 
-class ApiToken(Aggregate):
+class ApiToken(LeanTrigger, Aggregate):
     """One integration's API token, keyed by UUID5 of its name."""
 
     class Event(Aggregate.Event):
@@ -101,10 +101,6 @@ class ApiToken(Aggregate):
     @classmethod
     def add(cls, *, token: str, meta: dict[str, Any], **fields: Any) -> ApiToken:
         return cls._create(cls.Added, id=token_id(token), token=token, **meta, **fields)
-
-    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
-        """The library's contract, built leaner (``domain/trigger.py``)."""
-        trigger(self, event_class, kwargs)
 
     @property
     def active(self) -> bool:

@@ -15,7 +15,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from lifecycle_es.domain.trigger import trigger
+from lifecycle_es.domain.trigger import LeanTrigger
 from lifecycle_es.errors import FieldProblem, InvalidInput, InvariantViolation
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def password_matches(password_hash: str | None, password: str) -> bool:
         return False
 
 
-class User(Aggregate):
+class User(LeanTrigger, Aggregate):
     """One person of the console, keyed by UUID5 of their user name."""
 
     class Event(Aggregate.Event):
@@ -131,10 +131,6 @@ class User(Aggregate):
     @classmethod
     def add(cls, *, user: str, meta: dict[str, Any], **fields: Any) -> User:
         return cls._create(cls.Added, id=user_id(user), user=user, **meta, **fields)
-
-    def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
-        """The library's contract, built leaner (``domain/trigger.py``)."""
-        trigger(self, event_class, kwargs)
 
     @property
     def active(self) -> bool:
