@@ -199,3 +199,49 @@ def test_customers_continued_from_the_store_fold_and_read_back_alike(
         assert states(engine) == states(reference)
     finally:
         engine.close()
+
+
+def test_the_writer_process_keeps_the_events_it_has_not_written_yet(
+        durable_store_url: str, monkeypatch: pytest.MonkeyPatch,
+        read_backs: list[tuple[Any, int]]) -> None:
+    """The writer process holds its own rows until no row of the engine's comes before
+    them. Here the engine's first batch never fills (its rows stay queued to the end), so
+    every event the writer process checks stays unwritten: its customers must not fold them
+    away, or a void of one 20 events back finds nothing to read back (a mutant that ignored
+    ``upto`` in ``Customer.rebase`` passed the tests above)."""
+    at = iter(T0 + timedelta(minutes=m) for m in range(10_000))
+    engine_side = [{**WHO, "customer": f"e{n}", "at": next(at).isoformat(),
+                    **({"type": "customer_registered", "name": f"E {n}", "segment": "smb",
+                        "source": "web", "team": "marketing", "actor": "mia"} if v == 0
+                       else {"type": "check_in", "notes": f"call {v}"})}
+                   for n in range(10) for v in range(25)]  # 250 rows: the writer starts
+    writer_side = []
+    for v in range(1, 61):
+        for n in range(4):
+            if v == 1:
+                cmd: dict[str, Any] = {"type": "customer_registered", "name": f"W {n}",
+                                       "segment": "smb", "source": "web",
+                                       "team": "marketing", "actor": "mia"}
+            elif v == 50:  # 19 events back: past KEEP_EVENTS, never written yet
+                cmd = {"type": "event_voided", "voided_version": 31, "reason": "twice"}
+            elif v % 2:
+                cmd = {"type": "payment", "amount": 100 + v, "currency": "EUR"}
+            else:
+                cmd = {"type": "check_in", "notes": f"call {v}"}
+            writer_side.append({**WHO, **cmd, "customer": f"w{n}",
+                                "at": next(at).isoformat()})
+    lines = [orjson.dumps(c) for c in engine_side + writer_side]
+    reference = LifecycleEngine("memory://")
+    expected = summary(reference.import_lines(lines))
+    result, log, routed = import_counting_routes(durable_store_url, lines, 1.0, monkeypatch,
+                                                 batch_size=400)
+    assert routed >= len(writer_side) and read_backs == []  # the writer checks them
+    assert summary(result) == expected
+    assert log == stored_log(reference)
+    engine = LifecycleEngine(durable_store_url)
+    try:
+        got = [engine.customer(f"w{n}").state for n in range(4)]
+        assert got == [reference.customer(f"w{n}").state for n in range(4)]
+        assert got[0].total_paid == sum(100 + v for v in range(3, 61, 2) if v != 31)
+    finally:
+        engine.close()

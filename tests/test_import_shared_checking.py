@@ -46,7 +46,8 @@ def summary(result: Any) -> tuple[Any, ...]:
 
 
 def import_counting_routes(url: str, lines: list[bytes], share: float,
-                           monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Any], int]:
+                           monkeypatch: pytest.MonkeyPatch,
+                           batch_size: int = BATCH) -> tuple[Any, list[Any], int]:
     """Import ``lines`` with the writer process checking ``share`` of the new aggregates;
     (result or the InvalidInput raised, stored log, lines the writer process checked)."""
     monkeypatch.setattr(bulk_write, "WRITER_CHECK_SHARE", share)
@@ -63,7 +64,7 @@ def import_counting_routes(url: str, lines: list[bytes], share: float,
     engine = LifecycleEngine(url)
     try:
         try:
-            outcome: Any = engine.import_lines(lines, batch_size=BATCH)
+            outcome: Any = engine.import_lines(lines, batch_size=batch_size)
         except InvalidInput as exc:
             outcome = exc
         return outcome, stored_log(engine), routed
