@@ -4,8 +4,8 @@ On one store (``--store sqlite`` or ``postgres``), in this order, each step in a
 process whose time and peak RSS (its own and its largest child's) are reported:
 
 1. *history*: the demo generator over ``--customers`` customers, ``--pace`` times as busy
-   (``lifecycle_es.demo.write_jsonl``: 50,000 customers give about 1.25M events at pace 1,
-   3.1M at 3.5 and 10M at 13.7), written as JSON Lines (or ``--file``, made earlier);
+   (``lifecycle_es.demo.write_jsonl``: 50,000 customers give 1,135,334 events at pace 1,
+   8.33M at 13.7 and 9,981,993 at 16.8), written as JSON Lines (or ``--file``, made earlier);
 2. *import*: the file into a new store as ``lifecycle-es import`` does (the child of
    ``bench/import_bench.py``): seconds, events/s, peak RSS of the importing process and of
    its writer process;
@@ -24,8 +24,8 @@ process whose time and peak RSS (its own and its largest child's) are reported:
 
 The figures go to stdout and, as JSON, to ``--out``. Usage::
 
-    python bench/scale_bench.py --store sqlite --pace 1        # about 1.25M events
-    python bench/scale_bench.py --store postgres --pace 13.7   # about 10M events
+    python bench/scale_bench.py --store sqlite --pace 1        # 1.14M events
+    python bench/scale_bench.py --store postgres --pace 16.8   # 10M events
     python bench/scale_bench.py --store sqlite --file /tmp/h10m.jsonl --work /tmp/scale
 
 Recorded in docs/performance.md ("Scale").

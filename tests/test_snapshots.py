@@ -5,6 +5,7 @@ data in clear; a snapshot of another fold, or one that cannot be written, change
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from lifecycle_es.domain.customer import Customer
 from lifecycle_es.domain.customer_snapshot import CustomerSnapshot
 from lifecycle_es.errors import ConfigError, StoreError
 from lifecycle_es.privacy import ERASED
+from lifecycle_es.writing.application import LifecycleApplication
 
 WHO = {"at": "2025-03-01T10:00:00+01:00", "actor": "ann", "team": "sales"}
 NAME = "Zoë Snapshot-Person"
@@ -140,6 +142,38 @@ def test_an_imported_history_is_snapshotted_by_its_next_command(
     durable.check_in(customer="imp", **WHO)  # its load folded ≥ 10 events: snapshot first
     assert _snapshot_versions(durable, c.id) == [31]
     assert durable.customer("imp").origin.replayed == 1
+
+
+def test_a_large_import_of_known_customers_does_not_wait_on_its_own_write_lock(
+        durable_store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Customers loaded once the import's writer process holds the store's write lock are
+    not snapshotted (on SQLite the snapshot waited for that lock until the URL's timeout,
+    and the import failed); their next command snapshots them."""
+    sep = "&" if "?" in durable_store_url else "?"
+    engine = LifecycleEngine(f"{durable_store_url}{sep}timeout=1", snapshot_every=10)
+    try:
+        keys = [f"known-{n:02d}" for n in range(30)]
+        engine.import_lines([json.dumps(x) for x in [
+            *({"type": "customer_registered", "customer": k, "name": NAME, "segment": "smb",
+               "source": "web", **WHO} for k in keys),
+            *({"type": "check_in", "customer": k, **WHO} for _ in range(20) for k in keys)]])
+        backlog = [json.dumps({"type": "check_in", "customer": k, **WHO})
+                   for _ in range(3) for k in keys]
+        snapshotted: list[int] = []
+        take = LifecycleApplication._snapshot
+        def spy(app: LifecycleApplication, agg: Customer) -> None:
+            snapshotted.append(agg.version)
+            take(app, agg)
+        monkeypatch.setattr(LifecycleApplication, "_snapshot", spy)
+        result = engine.import_lines(backlog, batch_size=8)  # the writer starts after 4
+        assert result.events == len(backlog)
+        assert 0 < len(snapshotted) < 8  # the customers loaded before the writer started
+        c = engine.customer("known-29")  # loaded after the writer process started
+        assert c.version == 24 and _snapshot_versions(engine, c.id) == []
+        engine.check_in(customer="known-29", **WHO)
+        assert _snapshot_versions(engine, c.id) == [24]
+    finally:
+        engine.close()
 
 
 def test_snapshots_hold_no_personal_data_in_clear(durable_store_url: str) -> None:

@@ -334,15 +334,16 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
             raise UnknownCustomer(key)
         return events  # type: ignore[return-value]
 
-    def stored_aggregate(self, command: Command) -> Aggregate | None:
+    def stored_aggregate(self, command: Command, *, snapshot: bool = True) -> Aggregate | None:
         """The recorded aggregate ``command`` targets, or None when there is none yet. A
         customer loaded by folding ``snapshot_every`` events or more (written by an import,
-        or after a void older than its snapshot) is snapshotted first."""
+        or after a void older than its snapshot) is snapshotted first, unless ``snapshot``
+        is false (a bulk import whose writer process holds the store's write lock)."""
         try:
             agg: Aggregate = self.repository.get(command.aggregate_id())
         except AggregateNotFoundError:
             return None
-        if isinstance(agg, Customer) and self.snapshot_every \
+        if snapshot and isinstance(agg, Customer) and self.snapshot_every \
                 and agg.origin.replayed >= self.snapshot_every:
             self._snapshot(agg)
         return agg

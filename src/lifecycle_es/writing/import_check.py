@@ -109,8 +109,11 @@ class Checker:
                     cmd.check_teams(self._model.teams)  # raises, naming every unknown team
             existing = known.get(key, known)  # (the dict itself: not seen yet)
             if existing is known:
-                existing = known[key] = (None if self.store_empty
-                                         else self.engine.stored_aggregate(cmd))
+                # no snapshot once a writer process runs: it holds (or is about to hold)
+                # the store's write lock, which a snapshot would wait for (SQLite)
+                existing = known[key] = (None if self.store_empty else
+                                         self.engine.stored_aggregate(
+                                             cmd, snapshot=self.read_back is None))
             agg = cmd.apply_to(existing, self._model)  # type: ignore[arg-type]
         except (InvariantViolation, UnknownCustomer, UnknownCampaign) as exc:
             self.problems.append(_problem(exc, line))
