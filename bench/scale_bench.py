@@ -52,7 +52,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from import_bench import UNTIL, import_run
+from import_bench import UNTIL, _spent, import_run, server_cpu
 
 from lifecycle_es import LifecycleEngine
 from lifecycle_es.domain.stage_model import PRESETS
@@ -66,6 +66,7 @@ from lifecycle_es.stores.imports import IMPORTS_TABLE
 from lifecycle_es.stores.key_table import MASTER_TABLE
 from lifecycle_es.stores.keys import KEYS_TABLE
 from lifecycle_es.stores.snapshot_table import SQLITE_TABLE
+from lifecycle_es.stores.url import StoreURL
 
 YEAR = (datetime(2025, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
 START, END = (d.date().isoformat() for d in YEAR)
@@ -78,20 +79,28 @@ WRITE_SIDE = {DIGESTS_TABLE, HEADS_TABLE, SETTINGS_TABLE, SETTINGS_HISTORY_TABLE
 # ----------------------------------------------------------------- measured processes
 
 def measured(argv: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
-    """Run ``argv`` under a small wrapper process: its seconds and the peak RSS (MB) of the
-    largest process it ran (the command, or one of its workers: Linux keeps the largest
-    descendant's peak in ``RUSAGE_CHILDREN``)."""
+    """Run ``argv`` under a small wrapper process: its seconds, the CPU seconds of it and
+    its workers (``cpu_s``; and of this machine's PostgreSQL server meanwhile, ``server_cpu_s``:
+    comparable when other work shares the machine) and the peak RSS (MB) of the largest
+    process it ran (the command, or one of its workers: Linux keeps the largest descendant's
+    peak in ``RUSAGE_CHILDREN``)."""
+    before = server_cpu()
     done = subprocess.run([sys.executable, __file__, "--child-run", json.dumps(argv)],
                           stdout=subprocess.PIPE, check=True, env=env)
-    return dict(json.loads(done.stdout.splitlines()[-1]))
+    out = dict(json.loads(done.stdout.splitlines()[-1]))
+    spent = _spent(before)
+    if spent is not None:
+        out["server_cpu_s"] = spent
+    return out
 
 
 def child_run(argv: list[str]) -> None:
     started = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": peak}))
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({"seconds": seconds, "cpu_s": usage.ru_utime + usage.ru_stime,
+                      "peak_mb": usage.ru_maxrss / 1024}))
 
 
 def python_step(code: str, *args: str) -> dict[str, float]:
@@ -148,8 +157,6 @@ def backlog(path: str, customers: int, events: int) -> str:
 
 def schema(url: str) -> str:
     """The PostgreSQL schema of a store URL."""
-    from lifecycle_es.stores.url import StoreURL
-
     return StoreURL.parse(url).schema
 
 
@@ -238,8 +245,6 @@ def disk(url: str, db: str | None) -> dict[str, int]:
                 for n, b in rows}
     import psycopg
 
-    from lifecycle_es.stores.url import StoreURL
-
     store = StoreURL.parse(url)
     with psycopg.connect(store.psycopg_conninfo(), autocommit=True) as conn:
         rows = conn.execute(
@@ -290,6 +295,9 @@ def main() -> None:
     ap.add_argument("--pace", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--file", help="a history made earlier (JSON Lines) instead")
+    ap.add_argument("--imported", metavar="URL", help="a store that holds the history "
+                    "already (no read models): skip the history and the import, start at the "
+                    "rebuild (for --file's backlog: give --file too); the store is kept")
     ap.add_argument("--backlog", type=int, default=100_000)
     ap.add_argument("--calls", type=int, default=10)
     ap.add_argument("--work", help="folder for the history and the SQLite store (kept); "
@@ -308,8 +316,13 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.1f}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     work = args.work or tempfile.mkdtemp(prefix="scale_bench_")
     os.makedirs(work, exist_ok=True)
-    if args.store == "sqlite":
-        db: str | None = os.path.join(work, f"scale_{uuid.uuid4().hex[:6]}.db")
+    db: str | None
+    if args.imported:
+        url = args.imported
+        db = StoreURL.parse(url).path if url.startswith("sqlite") else None
+        args.keep = True
+    elif args.store == "sqlite":
+        db = os.path.join(work, f"scale_{uuid.uuid4().hex[:6]}.db")
         url = f"sqlite:///{db}?timeout=120"  # a busy machine: a step's lock waits longer
     else:
         db = None
@@ -319,19 +332,27 @@ def main() -> None:
                                "pace": args.pace}
     try:
         path = history(args, work)
-        run = import_run(url, path, "classic", None)
+        if not args.imported:
+            before = server_cpu()
+            run = import_run(url, path, "classic", None)
+            spent = _spent(before) if db is None else None
         events = head(url)
         figures["events"] = events
-        figures["import"] = {"seconds": run.seconds, "events_per_s": events / run.seconds,
-                             "peak_mb": run.peak_mb, "writer_peak_mb": run.writer_peak_mb}
-        print(f"import: {events:,} events in {run.seconds:.0f}s, {events / run.seconds:,.0f} "
-              f"ev/s; peak RSS {run.peak_mb:,.0f} MB importing, {run.writer_peak_mb:,.0f} MB "
-              "writer process")
+        if not args.imported:
+            figures["import"] = {"seconds": run.seconds, "events_per_s": events / run.seconds,
+                                 "cpu_s": run.cpu_engine + run.cpu_writer,
+                                 "server_cpu_s": spent, "peak_mb": run.peak_mb,
+                                 "writer_peak_mb": run.writer_peak_mb}
+            print(f"import: {events:,} events in {run.seconds:.0f}s, "
+                  f"{events / run.seconds:,.0f} ev/s, CPU {run.cpu_engine:.0f} + "
+                  f"{run.cpu_writer:.0f} s; peak RSS {run.peak_mb:,.0f} MB importing, "
+                  f"{run.writer_peak_mb:,.0f} MB writer process")
         for jobs in (1, 2):
             r = measured(cli(url, "projections", "rebuild", "--jobs", str(jobs)))
             figures[f"rebuild_jobs{jobs}"] = r
             print(f"rebuild --jobs {jobs}: {r['seconds']:.0f}s ({events / r['seconds']:,.0f} "
-                  f"ev/s), peak RSS {r['peak_mb']:,.0f} MB (largest process)")
+                  f"ev/s), CPU {r['cpu_s']:.0f} s, peak RSS {r['peak_mb']:,.0f} MB (largest "
+                  "process)")
         more = backlog(path, args.customers, args.backlog)
         imported = measured(cli(url, "import", more))
         r = python_step(CATCH_UP, url)
@@ -342,7 +363,8 @@ def main() -> None:
               f"(their import: {imported['seconds']:.1f}s)")
         r = measured(cli(url, "audit", "verify"))
         figures["verify"] = r
-        print(f"audit verify: {r['seconds']:.0f}s, peak RSS {r['peak_mb']:,.0f} MB")
+        print(f"audit verify: {r['seconds']:.0f}s, CPU {r['cpu_s']:.0f} s, peak RSS "
+              f"{r['peak_mb']:,.0f} MB")
         figures["library"] = library_queries(url, args.calls)
         figures["cli"] = cli_queries(url, work)
         print("queries (median; library: warm, one process; CLI: a new process each):")

@@ -20,8 +20,10 @@ from lifecycle_es.reading.projection.failures import one_line as _one_line
 from lifecycle_es.reading.projection.parallel import PROGRESS_EVERY
 from lifecycle_es.reading.projection.runner import ProjectionManager
 
-#: SQLite: how long a worker waits for the write lock another worker holds (milliseconds)
-SQLITE_BUSY_MS = 120_000
+#: SQLite: how long a worker waits for the write lock another worker holds (milliseconds).
+#: A worker holds it while it builds one table's index, which at 10M events takes minutes
+#: (two minutes was too short: docs/performance.md, "Scale"); the rebuild is a batch job
+SQLITE_BUSY_MS = 3_600_000
 
 
 def main() -> None:
