@@ -298,6 +298,9 @@ def main() -> None:
     ap.add_argument("--imported", metavar="URL", help="a store that holds the history "
                     "already (no read models): skip the history and the import, start at the "
                     "rebuild (for --file's backlog: give --file too); the store is kept")
+    ap.add_argument("--jobs", type=lambda v: [int(j) for j in v.split(",") if j],
+                    default=[1, 2], help="the rebuilds' --jobs, in order (default 1,2; "
+                    "'' none: with --imported, the store's read models as they are)")
     ap.add_argument("--backlog", type=int, default=100_000)
     ap.add_argument("--calls", type=int, default=10)
     ap.add_argument("--work", help="folder for the history and the SQLite store (kept); "
@@ -347,7 +350,7 @@ def main() -> None:
                   f"{events / run.seconds:,.0f} ev/s, CPU {run.cpu_engine:.0f} + "
                   f"{run.cpu_writer:.0f} s; peak RSS {run.peak_mb:,.0f} MB importing, "
                   f"{run.writer_peak_mb:,.0f} MB writer process")
-        for jobs in (1, 2):
+        for jobs in args.jobs:
             r = measured(cli(url, "projections", "rebuild", "--jobs", str(jobs)))
             figures[f"rebuild_jobs{jobs}"] = r
             print(f"rebuild --jobs {jobs}: {r['seconds']:.0f}s ({events / r['seconds']:,.0f} "
