@@ -124,8 +124,8 @@ def test_a_concurrent_writer_is_a_409(engine: LifecycleEngine,
     loaded = engine.writer.stored_aggregate
     wrote: list[int] = []
 
-    def then_another_writer(command: Any) -> Any:
-        agg = loaded(command)
+    def then_another_writer(command: Any, **kw: Any) -> Any:
+        agg = loaded(command, **kw)
         if not wrote:  # another writer records on the customer after it was loaded
             wrote.append(1)
             engine.check_in(customer="acme", at="2024-01-05T00:00:00Z", actor="bo",
