@@ -22,8 +22,10 @@ from lifecycle_es import LifecycleEngine
 from lifecycle_es.domain import customer_snapshot
 from lifecycle_es.domain.customer import Customer
 from lifecycle_es.domain.customer_snapshot import CustomerSnapshot
-from lifecycle_es.errors import ConfigError, StoreError
+from lifecycle_es.domain.ids import customer_id
+from lifecycle_es.errors import ConfigError, InvalidInput, StoreError
 from lifecycle_es.privacy import ERASED
+from lifecycle_es.writing import bulk_write
 from lifecycle_es.writing.application import LifecycleApplication
 
 WHO = {"at": "2025-03-01T10:00:00+01:00", "actor": "ann", "team": "sales"}
@@ -129,26 +131,72 @@ def test_a_void_older_than_the_snapshot_refolds_and_snapshots_again(
     assert durable.customer("v").state.total_paid == 1800
 
 
-def test_an_imported_history_is_snapshotted_by_its_next_command(
+def test_an_imported_history_is_snapshotted_once_committed(
         durable: LifecycleEngine, tmp_path: Path) -> None:
     lines = [{"type": "customer_registered", "customer": "imp", "name": NAME,
               "segment": "smb", "source": "web", **WHO}]
     lines += [{"type": "check_in", "customer": "imp", **WHO}] * 30
+    lines += [{"type": "customer_registered", "customer": "short", "name": NAME,
+               "segment": "smb", "source": "web", **WHO}]
     path = tmp_path / "h.jsonl"
-    path.write_text("\n".join(__import__("json").dumps(x) for x in lines) + "\n")
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     durable.import_file(str(path))
     c = durable.customer("imp")
-    assert c.origin.replayed == 31 and _snapshot_versions(durable, c.id) == []
-    durable.check_in(customer="imp", **WHO)  # its load folded ≥ 10 events: snapshot first
+    assert _snapshot_versions(durable, c.id) == [31] and c.origin.replayed == 0
+    assert _snapshot_versions(durable, durable.customer("short").id) == []  # 1 < 10 events
+    durable.check_in(customer="imp", **WHO)
     assert _snapshot_versions(durable, c.id) == [31]
     assert durable.customer("imp").origin.replayed == 1
+
+
+@pytest.mark.parametrize("bad", [False, True], ids=["committed", "refused"])
+def test_a_large_import_snapshots_the_customers_of_both_processes(
+        durable_store_url: str, bad: bool) -> None:
+    """The engine and its writer process each snapshot the customers they checked, after
+    the commit; an import refused for a bad line writes none. Known customers are
+    snapshotted again only once a load would fold ``snapshot_every`` events since."""
+    engine = LifecycleEngine(durable_store_url, snapshot_every=10)
+    try:
+        keys = [f"bulk-{n:02d}" for n in range(40)]
+        lines = [json.dumps(x) for x in [
+            *({"type": "customer_registered", "customer": k, "name": NAME, "segment": "smb",
+               "source": "web", **WHO} for k in keys),
+            *({"type": "check_in", "customer": k, **WHO} for _ in range(12) for k in keys)]]
+        if bad:
+            lines.append(json.dumps({"type": "check_in", "customer": "nobody", **WHO}))
+        spawned = []
+        start = bulk_write.WriterProcess.__init__
+
+        def spy(self: Any, *args: Any, **kw: Any) -> None:
+            spawned.append(1)
+            start(self, *args, **kw)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(bulk_write.WriterProcess, "__init__", spy)
+            m.setattr(bulk_write, "WRITER_CHECK_SHARE", 0.5)
+            try:
+                engine.import_lines(lines, batch_size=20)
+            except InvalidInput:
+                assert bad
+        assert spawned, "the writer process did not run"
+        ids = [customer_id(k) for k in keys]
+        if bad:
+            assert all(_snapshot_versions(engine, i) == [] for i in ids)
+            return
+        assert all(_snapshot_versions(engine, i) == [13] for i in ids)
+        more = [json.dumps({"type": "check_in", "customer": k, **WHO})
+                for n, k in ((3, keys[0]), (10, keys[1])) for _ in range(n)]
+        engine.import_lines(more)
+        assert _snapshot_versions(engine, ids[0]) == [13]
+        assert _snapshot_versions(engine, ids[1]) == [13, 23]
+    finally:
+        engine.close()
 
 
 def test_a_large_import_of_known_customers_does_not_wait_on_its_own_write_lock(
         durable_store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Customers loaded once the import's writer process holds the store's write lock are
-    not snapshotted (on SQLite the snapshot waited for that lock until the URL's timeout,
-    and the import failed); their next command snapshots them."""
+    not snapshotted then (on SQLite the snapshot waited for that lock until the URL's
+    timeout, and the import failed), but after the commit."""
     sep = "&" if "?" in durable_store_url else "?"
     engine = LifecycleEngine(f"{durable_store_url}{sep}timeout=1", snapshot_every=10)
     try:
@@ -157,8 +205,10 @@ def test_a_large_import_of_known_customers_does_not_wait_on_its_own_write_lock(
             *({"type": "customer_registered", "customer": k, "name": NAME, "segment": "smb",
                "source": "web", **WHO} for k in keys),
             *({"type": "check_in", "customer": k, **WHO} for _ in range(20) for k in keys)]])
+        before = {k: _snapshot_versions(engine, customer_id(k)) for k in keys}
+        assert all(v == [21] for v in before.values())  # the first import's
         backlog = [json.dumps({"type": "check_in", "customer": k, **WHO})
-                   for _ in range(3) for k in keys]
+                   for _ in range(12) for k in keys]
         snapshotted: list[int] = []
         take = LifecycleApplication._snapshot
         def spy(app: LifecycleApplication, agg: Customer) -> None:
@@ -167,11 +217,8 @@ def test_a_large_import_of_known_customers_does_not_wait_on_its_own_write_lock(
         monkeypatch.setattr(LifecycleApplication, "_snapshot", spy)
         result = engine.import_lines(backlog, batch_size=8)  # the writer starts after 4
         assert result.events == len(backlog)
-        assert 0 < len(snapshotted) < 8  # the customers loaded before the writer started
-        c = engine.customer("known-29")  # loaded after the writer process started
-        assert c.version == 24 and _snapshot_versions(engine, c.id) == []
-        engine.check_in(customer="known-29", **WHO)
-        assert _snapshot_versions(engine, c.id) == [24]
+        assert snapshotted == []  # none while the import ran: each load folded 0 events
+        assert all(_snapshot_versions(engine, customer_id(k)) == [21, 33] for k in keys)
     finally:
         engine.close()
 

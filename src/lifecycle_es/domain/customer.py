@@ -86,12 +86,15 @@ class Origin:
     how many events were folded to load it (after its snapshot, if any), and how to read
     its stored events up to a version (given by the repository that loaded it). ``base``,
     when kept (:meth:`Customer.rebase`), is the state folded from the events up to
-    ``version``: a void of a later event refolds from it instead of reading them."""
+    ``version``: a void of a later event refolds from it instead of reading them.
+    ``snapshot`` is the version of its latest snapshot (0: none), so a load folds the
+    events after it (:attr:`Customer.unsnapshotted`)."""
 
     version: int = 0
     replayed: int = 0
     stored: Callable[[int], Iterable[Customer.Event]] | None = None
     base: CustomerState | None = None
+    snapshot: int = 0
 
 
 class Customer(LeanTrigger, Aggregate):
@@ -435,7 +438,8 @@ class Customer(LeanTrigger, Aggregate):
         if events:
             agg._version = events[-1].originator_version
             agg._modified_on = events[-1].timestamp
-        agg.origin = Origin(agg._version, len(events))
+        agg.origin = Origin(agg._version, len(events),
+                            snapshot=0 if base is None else base.origin.snapshot)
         return agg
 
     def refold(self, voided_version: int = 0) -> None:
@@ -486,7 +490,12 @@ class Customer(LeanTrigger, Aggregate):
         n = cut - o.version  # ``recent`` holds versions o.version + 1, ... in order
         self._folded(base, self.recent[:n])
         del self.recent[:n]
-        self.origin = Origin(cut, o.replayed, stored, base)
+        self.origin = replace(o, version=cut, stored=stored, base=base)
+
+    @property
+    def unsnapshotted(self) -> int:
+        """The events a load of this customer would fold after its latest snapshot."""
+        return self.version - self.origin.snapshot
 
     @property
     def external_id(self) -> str:

@@ -77,7 +77,7 @@ class CustomerSnapshot(Snapshot):
         fields.update(personal)
         agg.state = from_json(fields)
         agg.voided = {v: by for v, by in self.state["voided"]}
-        agg.origin = Origin(self.originator_version)
+        agg.origin = Origin(self.originator_version, snapshot=self.originator_version)
         return agg
 
 

@@ -69,6 +69,8 @@ log = get_logger("lifecycle_es.writing")
 DEFAULT_SNAPSHOT_EVERY = 100
 SNAPSHOT_ENV = "LIFECYCLE_ES_SNAPSHOT_EVERY"
 MAX_SNAPSHOT_EVERY = 1_000_000
+#: snapshots written per transaction after a bulk write
+SNAPSHOT_BATCH = 1_000
 #: the store's setting holding its stage model (``lifecycle_settings``)
 STAGE_MODEL_KEY = "stage_model"
 
@@ -196,13 +198,34 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
             self._snapshot(agg)
 
     def _snapshot(self, agg: Customer) -> None:
+        if self.put_snapshots([CustomerSnapshot.take(agg)]):
+            agg.origin.snapshot = agg.version
+
+    def snapshot_due(self, agg: Aggregate) -> bool:
+        """Whether ``agg`` is a customer whose load would fold ``snapshot_every`` events or
+        more (snapshots on)."""
+        return bool(self.snapshot_every) and isinstance(agg, Customer) \
+            and agg.unsnapshotted >= self.snapshot_every
+
+    def put_snapshots(self, snapshots: Sequence[CustomerSnapshot]) -> int:
+        """Write ``snapshots`` (a bulk write's, once committed) in transactions of
+        :data:`SNAPSHOT_BATCH`; returns how many were written. A snapshot is a cache: a
+        batch that cannot be written (one another process wrote first, a lock held too
+        long) ends it, and those customers are snapshotted at their next load."""
+        done = 0
         if self.snapshots is None:
-            return
-        try:
-            self.snapshots.put([CustomerSnapshot.take(agg)])
-        except (PersistenceError, LifecycleError) as exc:  # IntegrityError included
-            log.debug("snapshot.skipped", aggregate=str(agg.id), version=agg.version,
-                      reason=type(exc).__name__)
+            return done
+        for start in range(0, len(snapshots), SNAPSHOT_BATCH):
+            batch = snapshots[start:start + SNAPSHOT_BATCH]
+            try:
+                self.snapshots.put(batch)
+            except (PersistenceError, LifecycleError) as exc:  # IntegrityError included
+                log.debug("snapshot.skipped", aggregate=str(batch[0].originator_id),
+                          version=batch[0].originator_version, snapshots=len(batch),
+                          reason=type(exc).__name__)
+                break
+            done += len(batch)
+        return done
 
     def _open_keyring(self) -> Keyring:
         """The store's data keys under the configured master key (``stores/master_key.py``),
@@ -343,9 +366,8 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
             agg: Aggregate = self.repository.get(command.aggregate_id())
         except AggregateNotFoundError:
             return None
-        if snapshot and isinstance(agg, Customer) and self.snapshot_every \
-                and agg.origin.replayed >= self.snapshot_every:
-            self._snapshot(agg)
+        if snapshot and self.snapshot_due(agg):
+            self._snapshot(agg)  # type: ignore[arg-type]  # (a customer)
         return agg
 
     @property

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import orjson
 
 from lifecycle_es.commands import Command, parse_command
+from lifecycle_es.domain.customer_snapshot import CustomerSnapshot
 from lifecycle_es.errors import FieldProblem, InvalidInput, LifecycleError, StoreError
 from lifecycle_es.gcpause import without_cyclic_gc
 from lifecycle_es.logs import get_logger
@@ -285,6 +286,7 @@ class BulkImportApplication(LifecycleApplication):
         store with them (a request's).
         """
         started = time.perf_counter()
+        snapshots = 0
         problems = checker.problems
         check = checker.check
         try:
@@ -323,7 +325,11 @@ class BulkImportApplication(LifecycleApplication):
                 problems.sort(key=lambda p: p.line or 0)
                 raise InvalidInput(problems, "import (nothing written)")
             if not check_only:
-                out.commit(checker.forget, record)
+                # the customers checked here are dropped while a writer process commits,
+                # and snapshotted once their events are (it snapshots its own)
+                due: list[CustomerSnapshot] = []
+                out.commit(lambda: due.extend(checker.forget()), record)
+                snapshots = self.put_snapshots(due)
         except WriteFailed as exc:
             why = str(exc)
             if exc.conflict and source is not None and self._imported_meanwhile(source.digest):
@@ -344,7 +350,7 @@ class BulkImportApplication(LifecycleApplication):
         result.commands = sum(result.by_type.values())
         if not check_only:
             log.info("import", commands=result.commands, events=result.events,
-                     seconds=round(result.seconds, 3))
+                     snapshots=snapshots, seconds=round(result.seconds, 3))
         return result
 
 

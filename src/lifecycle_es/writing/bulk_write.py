@@ -171,7 +171,8 @@ class BulkWrite:
             # Over half a batch: start the writer process now, so that it has started (about
             # 0.6 s of imports on a slow machine) by the time the first batch is full.
             self._writer = WriterProcess(self.engine.store, self.engine.stage_model,
-                                         self._store_empty, self.engine.encrypt)
+                                         self._store_empty, self.engine.encrypt,
+                                         self.engine.snapshot_every)
         if self._queued >= self.batch_size:
             self._flush()
 
@@ -305,7 +306,7 @@ class WriterProcess:
     """
 
     def __init__(self, store: StoreURL, model: StageModel, store_empty: bool,
-                 encrypt: bool = True) -> None:
+                 encrypt: bool = True, snapshot_every: int = 0) -> None:
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-c", _BOOT], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
@@ -327,7 +328,8 @@ class WriterProcess:
         self._backlog_bytes = 0
         # read once the child has started
         self._queue(sys.path)
-        self._send(("start", (store, model.model_dump_json(), store_empty, encrypt)))
+        self._send(("start", (store, model.model_dump_json(), store_empty, encrypt,
+                              snapshot_every)))
 
     def _queue(self, message: Any) -> None:
         data = memoryview(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
@@ -531,13 +533,14 @@ def serve() -> None:
     store: StoreURL | None = None
     gc.disable()  # as the engine's import does (lifecycle_es/gcpause.py)
     try:
-        _, (store, model, store_empty, encrypt) = pickle.load(inbox)
+        _, (store, model, store_empty, encrypt, snapshot_every) = pickle.load(inbox)
         # The store exists (the engine opened it): no schema set-up connection. One
         # connection: its reads during the transaction use the transaction's (the engine's
         # process keeps its own pool; 3 connections for the two, docs/operations.md).
         engine = LifecycleApplication(replace(store, pool_size=1, max_overflow=0),
                                       stage_model=StageModel.model_validate_json(model),
-                                      encrypt=encrypt, create=False)
+                                      encrypt=encrypt, create=False,
+                                      snapshot_every=snapshot_every)
         problems: list[FieldProblem] = []
         engine.recorder.reads_in_bulk = True  # type: ignore[attr-defined]
         checker = Checker(engine, problems, store_empty=store_empty)
@@ -580,9 +583,12 @@ def serve() -> None:
                 started = time.perf_counter()
                 if body is not None:  # the import's record, committed with its events
                     write.record_import(body)
-            busy += time.perf_counter() - started  # leaving the block normally committed
+            # committed: its customers' snapshots, so their loads need not replay them
+            snapshots = engine.put_snapshots(checker.forget())
+            busy += time.perf_counter() - started
         finally:
             engine.close()
+        log.debug("import.writer_snapshots", snapshots=snapshots)
         reply("ok", "")
     except (_Aborted, EOFError):  # rolled back, as asked (or the parent is gone)
         pass

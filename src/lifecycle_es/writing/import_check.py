@@ -26,6 +26,7 @@ import orjson
 
 from lifecycle_es.commands import COMMANDS, CampaignCommand, Command
 from lifecycle_es.domain.customer import Customer
+from lifecycle_es.domain.customer_snapshot import CustomerSnapshot
 from lifecycle_es.domain.ids import normalise_id
 from lifecycle_es.domain.trigger import take_pending
 from lifecycle_es.errors import (
@@ -147,14 +148,22 @@ class Checker:
                        partial(read_back.events, agg.id))
         return rows
 
-    def forget(self) -> None:
-        """Drop the aggregates checked so far (their events were returned as rows).
+    def forget(self) -> list[CustomerSnapshot]:
+        """Drop the aggregates checked so far (their events were returned as rows); returns
+        the snapshots of the customers whose load would replay ``snapshot_every`` events or
+        more, to write once their events are committed.
 
         Freeing a large import's aggregates takes about a second at 1M events; the engine
         does it while the writer process commits.
         """
-        self.known.clear()
+        known, due, take = self.known, self.engine.snapshot_due, CustomerSnapshot.take
+        snapshots = []
+        while known:  # each freed as soon as its snapshot is taken
+            agg = known.popitem()[1]
+            if agg is not None and due(agg):
+                snapshots.append(take(agg))
         self._row_ids.clear()
+        return snapshots
 
 
 def line_key(line: str | bytes) -> Key | None:
