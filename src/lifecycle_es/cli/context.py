@@ -96,3 +96,24 @@ def state(ctx: typer.Context) -> CliState:
     root = ctx.find_root()
     assert isinstance(root.obj, CliState)
     return root.obj
+
+
+def add_list_command(group: typer.Typer, query: str, columns: str, doc: str) -> None:
+    """Add ``list`` to ``group``: the rows of ``reading.projection.queries.<query>`` as a
+    table, JSON or CSV (``columns``: the name of their column list there)."""
+
+    def list_(
+        ctx: typer.Context,
+        no_catch_up: NoCatchUp = False,
+        json: Annotated[bool, typer.Option("--json", help="print them as JSON")] = False,
+        csv: Annotated[bool, typer.Option("--csv", help="print them as CSV")] = False,
+    ) -> None:
+        from lifecycle_es.cli.output import emit
+        from lifecycle_es.reading.projection import queries
+
+        engine = state(ctx).reader(catch_up=not no_catch_up)
+        rows = getattr(queries, query)(engine.projections, catch_up=not no_catch_up)
+        emit(rows, getattr(queries, columns), as_json=json, as_csv=csv)
+
+    list_.__doc__ = doc
+    group.command("list")(list_)

@@ -11,8 +11,8 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from lifecycle_es.cli.context import NoCatchUp, state
-from lifecycle_es.cli.output import emit, say
+from lifecycle_es.cli.context import add_list_command, state
+from lifecycle_es.cli.output import say
 from lifecycle_es.cli.users import Actor, admin_meta
 from lifecycle_es.domain.token import SCOPES, new_token, token_hash
 
@@ -46,19 +46,9 @@ def add(
     print(token)  # stdout is the token alone, for `TOKEN=$(lifecycle-es tokens add ...)`
 
 
-@tokens.command("list")
-def list_(
-    ctx: typer.Context,
-    no_catch_up: NoCatchUp = False,
-    json: Annotated[bool, typer.Option("--json", help="print the tokens as JSON")] = False,
-    csv: Annotated[bool, typer.Option("--csv", help="print the tokens as CSV")] = False,
-) -> None:
-    """The API tokens with their scope, whether revoked, who issued them (never the token)."""
-    from lifecycle_es.reading.projection.queries import TOKEN_COLUMNS, api_tokens
-
-    engine = state(ctx).reader(catch_up=not no_catch_up)
-    rows = api_tokens(engine.projections, catch_up=not no_catch_up)
-    emit(rows, TOKEN_COLUMNS, as_json=json, as_csv=csv)
+add_list_command(tokens, "api_tokens", "TOKEN_COLUMNS",
+                 "The API tokens with their scope, whether revoked, who issued them (never "
+                 "the token).")
 
 
 @tokens.command("revoke")

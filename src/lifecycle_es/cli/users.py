@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from lifecycle_es.cli.context import NoCatchUp, state
-from lifecycle_es.cli.output import emit, say
+from lifecycle_es.cli.context import add_list_command, state
+from lifecycle_es.cli.output import say
 from lifecycle_es.commands import ADMIN_TEAM, build_command
 from lifecycle_es.domain.user import ROLES, hash_password
 
@@ -73,20 +73,8 @@ def add(
     say(f"added user {name!r} (team {team}, role {role}; event {version})")
 
 
-@users.command("list")
-def list_(
-    ctx: typer.Context,
-    no_catch_up: NoCatchUp = False,
-    json: Annotated[bool, typer.Option("--json", help="print the users as JSON")] = False,
-    csv: Annotated[bool, typer.Option("--csv", help="print the users as CSV")] = False,
-) -> None:
-    """The console's users with their team and role (never their password)."""
-    from lifecycle_es.reading.projection.queries import USER_COLUMNS
-    from lifecycle_es.reading.projection.queries import users as users_query
-
-    engine = state(ctx).reader(catch_up=not no_catch_up)
-    rows = users_query(engine.projections, catch_up=not no_catch_up)
-    emit(rows, USER_COLUMNS, as_json=json, as_csv=csv)
+add_list_command(users, "users", "USER_COLUMNS",
+                 "The console's users with their team and role (never their password).")
 
 
 @users.command("role")
