@@ -3,7 +3,7 @@ take it, re-folding a customer's rows when one of its events is voided."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -19,15 +19,30 @@ Route = list[tuple[Tables, BoundHandler]]
 
 
 class Routes(dict[type, Route]):
-    """Per event class, the (tables, handler) pairs that apply it, each built on first use."""
+    """Per event class, the (tables, handler) pairs that apply it, each built on first use.
 
-    def __init__(self, build: Callable[[type], Route]) -> None:
+    Events at the positions in :attr:`settled` go through :attr:`without_refold` instead:
+    the routes without the read models that re-fold on a void (a rebuild's replay by
+    aggregate marks the voided events and their voids, see :meth:`Applier.settle_voids`).
+    """
+
+    def __init__(self, build: Callable[[type], Route],
+                 build_without_refold: Callable[[type], Route] | None = None) -> None:
         super().__init__()
         self._build = build
+        self.settled: set[int] = set()
+        self.without_refold: Routes = (self if build_without_refold is None
+                                       else Routes(build_without_refold))
 
     def __missing__(self, event_class: type) -> Route:
         route = self[event_class] = self._build(event_class)
         return route
+
+    def of(self, position: int, event_class: type) -> Route:
+        """The route of the event of ``event_class`` at ``position``."""
+        settled = self.settled
+        return (self.without_refold if settled and position in settled
+                else self)[event_class]
 
 
 class Applier:
@@ -36,19 +51,19 @@ class Applier:
     def __init__(self, m: Machinery) -> None:
         self.m = m
         self._history_cache: tuple[Any, list[Any]] = (None, [])
-        #: phase one of a rebuild: the current aggregate's events decoded so far
-        self.aggregate_events: list[Any] = []
 
     def routes(self, group: list[Projection], tables: dict[str, Tables]) -> Routes:
         """Routes of ``group``'s handlers, in group order: a void re-folds the customer in
         read models that ask for it."""
 
-        def build(event_class: type) -> Route:
+        def build(event_class: type, refolding: bool = True) -> Route:
             route: Route = []
             for p in group:
                 t = tables[p.name]
                 if event_class is Undecodable:  # an unknown type: no read model can tell
                     route.append((t, fail_undecodable))
+                elif p.refold_on_void and not refolding:
+                    continue
                 elif issubclass(event_class, Customer.EventVoided) and p.refold_on_void:
                     route.append((t, partial(self._refold, p)))
                 else:
@@ -57,7 +72,25 @@ class Applier:
                         route.append((t, blank_personal))
             return route
 
-        return Routes(build)
+        return Routes(build, partial(build, refolding=False))
+
+    @staticmethod
+    def settle_voids(routes: Routes, batch: Sequence[tuple[int, Any]]) -> None:
+        """Mark in ``routes`` the events of ``batch`` voided by a later event of the batch,
+        and those voids: the read models that re-fold on a void skip both, which leaves the
+        rows the void's re-fold would (a re-fold per void reads the customer's whole
+        history: quadratic in its length). For a batch of whole aggregates in version order
+        (a rebuild's replay by aggregate)."""
+        settled = routes.settled
+        settled.clear()
+        at: dict[tuple[Any, int], int] = {}
+        for position, event in batch:
+            at[event.originator_id, event.originator_version] = position
+            if isinstance(event, Customer.EventVoided):
+                voided = at.get((event.originator_id, event.voided_version))
+                if voided is not None:
+                    settled.add(voided)
+                    settled.add(position)
 
     @staticmethod
     def dispatch(routes: Routes, batch: Iterable[tuple[int, Any]],
@@ -70,7 +103,7 @@ class Applier:
             cls = type(event)
             if cls is Undecodable:
                 cls = event.event_class
-            for t, handler in routes[cls]:
+            for t, handler in routes.of(position, cls):
                 if (claimed is not None and position <= claimed[t]) or (broken and t in broken):
                     continue
                 t.position = position  # for handlers that need it
@@ -85,10 +118,6 @@ class Applier:
     def _history_before(self, void: Customer.EventVoided) -> list[Any]:
         """The customer's events before ``void`` (read once for all read models)."""
         key = (void.originator_id, void.originator_version)
-        known = self.aggregate_events
-        if known and known[0].originator_id == void.originator_id \
-                and known[0].originator_version == 1:  # the whole history is in this batch
-            return [e for e in known if e.originator_version < void.originator_version]
         if self._history_cache[0] != key:
             stored = self.m.log.stored(void.originator_id, lte=void.originator_version - 1)
             events = [self.m.decode(e.topic, e.state, e.originator_id, e.originator_version)

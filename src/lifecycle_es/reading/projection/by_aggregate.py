@@ -11,7 +11,7 @@ applied afterwards in recording order (``batches.py``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from lifecycle_es.errors import LifecycleError
@@ -91,7 +91,6 @@ class ByAggregate:
                         self.m.state.ended_phase_one(p.name)
         finally:  # what follows replays in recording order: it must trust no cached row
             pages.close()
-            self.applier.aggregate_events.clear()
             for t in tables.values():
                 t.discard()
         log.info("rebuild.replayed_by_aggregate", projections=names, events=done, bound=bound)
@@ -107,8 +106,9 @@ class ByAggregate:
         # Outside the transaction: phase one's handlers see only the batch's own rows (the
         # tables are "complete"), so they never read the database, and on SQLite other
         # rebuild processes may write meanwhile (--jobs).
-        broken = self.applier.dispatch(routes, self._events(rows, batch), None)
-        self.applier.aggregate_events.clear()
+        self._decode(rows, batch)
+        self.applier.settle_voids(routes, batch)
+        broken = self.applier.dispatch(routes, batch, None)
         with self.m.read.transaction([p.name for p in group]):
             self._cursor(group, tables, cursor)
             for p in group:
@@ -126,20 +126,14 @@ class ByAggregate:
         for p in group:
             tables[p.name].forget()
 
-    def _events(self, rows: Sequence[Any], batch: list[tuple[int, Any]],
-                ) -> Iterator[tuple[int, Any]]:
-        """The page's events decoded, kept in ``batch`` and, for a void's re-fold, the
-        current aggregate's in the applier."""
-        decode, known = self.m.decode, self.applier.aggregate_events
+    def _decode(self, rows: Sequence[Any], batch: list[tuple[int, Any]]) -> None:
+        """The page's events decoded, as (position, event), into ``batch``."""
+        decode = self.m.decode
         last, originator_id = "", None
         for position, key, version, topic, data in rows:
             if key != last:  # the next aggregate
                 last, originator_id = key, uuid.UUID(key)
-                known.clear()
-            event = decode(topic, data, originator_id, version)
-            known.append(event)
-            batch.append((position, event))
-            yield position, event
+            batch.append((position, decode(topic, data, originator_id, version)))
 
     def _cursor(self, group: list[Projection], tables: dict[str, Tables],
                 expected: str | None = None) -> str:

@@ -61,7 +61,7 @@ class Isolation:
         for position, event in batch:
             if position > claimed:
                 cls = class_of(event)
-                handlers = [h for tt, h in routes[cls] if tt is t]
+                handlers = [h for tt, h in routes.of(position, cls) if tt is t]
                 if handlers:
                     items.append((position, event, handlers))
         return self._isolate(p, t, items, skip, bounded)
