@@ -301,7 +301,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=lambda v: [int(j) for j in v.split(",") if j],
                     default=[1, 2], help="the rebuilds' --jobs, in order (default 1,2; "
                     "'' none: with --imported, the store's read models as they are)")
-    ap.add_argument("--backlog", type=int, default=100_000)
+    ap.add_argument("--backlog", type=int, default=100_000, help="new events for the "
+                    "catch-up (0: stop after the rebuilds)")
     ap.add_argument("--calls", type=int, default=10)
     ap.add_argument("--work", help="folder for the history and the SQLite store (kept); "
                     "default: a temporary one, removed")
@@ -356,6 +357,8 @@ def main() -> None:
             print(f"rebuild --jobs {jobs}: {r['seconds']:.0f}s ({events / r['seconds']:,.0f} "
                   f"ev/s), CPU {r['cpu_s']:.0f} s, peak RSS {r['peak_mb']:,.0f} MB (largest "
                   "process)")
+        if not args.backlog:
+            return
         more = backlog(path, args.customers, args.backlog)
         imported = measured(cli(url, "import", more))
         r = python_step(CATCH_UP, url)
