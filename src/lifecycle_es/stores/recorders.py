@@ -710,6 +710,17 @@ class ChainedPostgresRecorder(Guarded, PostgresApplicationRecorder):
             curs.execute(SQL("INSERT INTO {} VALUES (%s, %s)").format(self.answers),
                          (record.digest, record.answer))
 
+    def analyze(self, *others: str) -> None:
+        """``ANALYZE`` the events, their digests and the tables named ``others`` (of this
+        schema): after a bulk write, until autovacuum gets to them (if it runs at all), the
+        planner has no statistics and plans a customer's load as a parallel scan of the
+        whole table (10M events: 60 to 100 ms a load instead of about 1 ms)."""
+        schema = Identifier(self.datastore.schema)
+        tables = [self.table, self.digests,
+                  *(SQL("{}.{}").format(schema, Identifier(n)) for n in others)]
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("ANALYZE {}").format(SQL(", ").join(tables)))
+
     def create_table(self) -> None:
         """Create what is missing, then adopt unchained settings (one path for new and old
         stores). When every table exists no DDL is run: ``CREATE INDEX IF NOT EXISTS`` would

@@ -71,6 +71,9 @@ SNAPSHOT_ENV = "LIFECYCLE_ES_SNAPSHOT_EVERY"
 MAX_SNAPSHOT_EVERY = 1_000_000
 #: snapshots written per transaction after a bulk write
 SNAPSHOT_BATCH = 1_000
+#: events written by a bulk write from which the event store's tables are analyzed (when
+#: they grew by a tenth or more; PostgreSQL)
+ANALYZE_AFTER = 10_000
 #: the store's setting holding its stage model (``lifecycle_settings``)
 STAGE_MODEL_KEY = "stage_model"
 
@@ -200,6 +203,25 @@ class LifecycleApplication(CommandMethods, Application[UUID]):
     def _snapshot(self, agg: Customer) -> None:
         if self.put_snapshots([CustomerSnapshot.take(agg)]):
             agg.origin.snapshot = agg.version
+
+    def analyze(self, written: int) -> None:
+        """After a bulk write of ``written`` events on PostgreSQL: give the planner
+        statistics of the event store's tables when they grew by a tenth or more (as
+        autovacuum would, later). Never fails: the write is committed already."""
+        analyze = getattr(self.recorder, "analyze", None)
+        if analyze is None or written < ANALYZE_AFTER:
+            return
+        try:
+            if written * 10 < (self.recorder.max_notification_id() or 0):
+                return
+            started = time.perf_counter()
+            snapshots = self.snapshots
+            analyze(*([] if snapshots is None else
+                      [getattr(snapshots.recorder, "events_table_name", "")]))
+            log.info("store.analyzed", events=written,
+                     seconds=round(time.perf_counter() - started, 3))
+        except Exception as exc:  # statistics are an optimisation
+            log.warning("store.analyze_failed", error=self.store.scrub(first_line(exc)))
 
     def snapshot_due(self, agg: Aggregate) -> bool:
         """Whether ``agg`` is a customer whose load would fold ``snapshot_every`` events or

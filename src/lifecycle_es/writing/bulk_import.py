@@ -330,6 +330,7 @@ class BulkImportApplication(LifecycleApplication):
                 due: list[CustomerSnapshot] = []
                 out.commit(lambda: due.extend(checker.forget()), record)
                 snapshots = self.put_snapshots(due)
+                self.analyze(sum(t.events for t in tallies))
         except WriteFailed as exc:
             why = str(exc)
             if exc.conflict and source is not None and self._imported_meanwhile(source.digest):
