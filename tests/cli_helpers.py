@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -24,7 +25,17 @@ def cli(store: str, *args: str, check: bool = True,
     return proc
 
 
+def default_signals() -> None:
+    """In a child before it runs: SIGINT and SIGTERM at their default disposition, so a
+    test that interrupts it does not depend on how pytest was started (a background job
+    inherits SIGINT ignored, and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def popen(store: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    """Start ``lifecycle-es --store STORE ARGS...`` (signals at their defaults)."""
+    kwargs.setdefault("preexec_fn", default_signals)
     return subprocess.Popen([*CLI, "--store", store, *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
 

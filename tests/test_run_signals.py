@@ -12,13 +12,9 @@ import sys
 import time
 
 import pytest
+from cli_helpers import default_signals
 
 from lifecycle_es import LifecycleEngine
-
-
-def _default_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -30,7 +26,7 @@ def test_run_stops_cleanly(durable_store_url: str, sig: signal.Signals) -> None:
         [sys.executable, "-m", "lifecycle_es.cli.main", "--log-level", "INFO", "--store",
          durable_store_url, "projections", "run", "--poll", "0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_default_signals)
+        preexec_fn=default_signals)
     try:
         pm = engine.projections
         pm.queries_catch_up = False  # see what the runner did, not catch up here
